@@ -1,0 +1,71 @@
+/** Byte helpers shared by node, CLI and browser code (no Node-only APIs). */
+import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { DatagrantError } from './errors.js';
+
+export { bytesToHex, concatBytes, utf8ToBytes };
+
+const HEX_RE = /^(?:[0-9a-f]{2})*$/;
+
+/** Decodes lower-case hex, naming the field in the error when it is malformed or of the wrong length. */
+export function fromHex(hex: string, field = 'value', length?: number): Uint8Array {
+  if (typeof hex !== 'string' || !HEX_RE.test(hex)) {
+    throw new DatagrantError('CRYPTO_BAD_ENCODING', `${field} must be lower-case hex`);
+  }
+  const bytes = hexToBytes(hex);
+  if (length !== undefined && bytes.length !== length) {
+    throw new DatagrantError('CRYPTO_BAD_ENCODING', `${field} must be ${length} bytes`);
+  }
+  return bytes;
+}
+
+const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const B64_LOOKUP = new Map<string, number>([...B64_ALPHABET].map((c, i) => [c, i]));
+
+/** base64url without padding (RFC 4648 §5); works the same in Node and browsers. */
+export function toBase64url(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out += B64_ALPHABET[n >> 18]! + B64_ALPHABET[(n >> 12) & 63]! + B64_ALPHABET[(n >> 6) & 63]! + B64_ALPHABET[n & 63]!;
+  }
+  const rest = bytes.length - i;
+  if (rest === 1) {
+    const n = bytes[i]! << 16;
+    out += B64_ALPHABET[n >> 18]! + B64_ALPHABET[(n >> 12) & 63]!;
+  } else if (rest === 2) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
+    out += B64_ALPHABET[n >> 18]! + B64_ALPHABET[(n >> 12) & 63]! + B64_ALPHABET[(n >> 6) & 63]!;
+  }
+  return out;
+}
+
+/** Inverse of `toBase64url`; rejects characters outside the alphabet and impossible lengths. */
+export function fromBase64url(text: string, field = 'value'): Uint8Array {
+  if (typeof text !== 'string' || text.length % 4 === 1) {
+    throw new DatagrantError('CRYPTO_BAD_ENCODING', `${field} must be base64url`);
+  }
+  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
+  let bits = 0;
+  let acc = 0;
+  let o = 0;
+  for (const ch of text) {
+    const v = B64_LOOKUP.get(ch);
+    if (v === undefined) throw new DatagrantError('CRYPTO_BAD_ENCODING', `${field} must be base64url`);
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** Constant-time comparison of two byte arrays of equal length. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}

@@ -1,0 +1,142 @@
+/**
+ * Portable cryptography (Node, CLI and browser): Ed25519 signatures, X25519 key wrapping with
+ * HKDF-SHA256 and XChaCha20-Poly1305, SHA-256, and AEAD sealing of payloads. Built only on the
+ * audited noble libraries; the node's hot path uses `crypto-node.ts`, which yields the same bytes.
+ */
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
+import { bytesToHex, concatBytes, fromBase64url, fromHex, toBase64url, utf8ToBytes } from './bytes.js';
+import { DatagrantError } from './errors.js';
+
+/** SHA-256 of bytes. */
+export function sha256(data: Uint8Array): Uint8Array {
+  return nobleSha256(data);
+}
+
+/** SHA-256 as lower-case hex. */
+export function sha256Hex(data: Uint8Array): string {
+  return bytesToHex(nobleSha256(data));
+}
+
+/** Cryptographically secure random bytes. */
+export function randomBytes(length: number): Uint8Array {
+  return nobleRandomBytes(length);
+}
+
+/** An Ed25519 signing key pair (raw 32-byte keys). */
+export interface SigningKeyPair {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
+
+/** An X25519 encryption key pair (raw 32-byte keys). */
+export interface EncryptionKeyPair {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
+
+/** New random Ed25519 key pair, or one derived from a 32-byte seed. */
+export function generateSigningKeyPair(seed?: Uint8Array): SigningKeyPair {
+  const secretKey = seed ?? ed25519.utils.randomSecretKey();
+  return { secretKey, publicKey: ed25519.getPublicKey(secretKey) };
+}
+
+/** New random X25519 key pair, or one derived from a 32-byte seed. */
+export function generateEncryptionKeyPair(seed?: Uint8Array): EncryptionKeyPair {
+  const secretKey = seed ?? x25519.utils.randomSecretKey();
+  return { secretKey, publicKey: x25519.getPublicKey(secretKey) };
+}
+
+/** Ed25519 public key of a secret key. */
+export function signingPublicKey(secretKey: Uint8Array): Uint8Array {
+  return ed25519.getPublicKey(secretKey);
+}
+
+/** X25519 public key of a secret key. */
+export function encryptionPublicKey(secretKey: Uint8Array): Uint8Array {
+  return x25519.getPublicKey(secretKey);
+}
+
+/** Ed25519 signature (RFC 8032, deterministic) of `message`. */
+export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  return ed25519.sign(message, secretKey);
+}
+
+/** Strict Ed25519 verification (non-canonical S and small-order keys refused). Never throws. */
+export function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  try {
+    return ed25519.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+/** A data key wrapped to one recipient's X25519 key (all fields base64url). */
+export interface WrappedKey {
+  /** Ephemeral X25519 public key. */
+  epk: string;
+  /** 24-byte XChaCha20 nonce. */
+  nonce: string;
+  /** The data key sealed with Poly1305 tag. */
+  ct: string;
+}
+
+const WRAP_INFO = utf8ToBytes('datagrant/wrap/v1');
+
+function wrapKek(shared: Uint8Array, epk: Uint8Array, recipient: Uint8Array, context: Uint8Array): Uint8Array {
+  return hkdf(nobleSha256, shared, concatBytes(epk, recipient), concatBytes(WRAP_INFO, context), 32);
+}
+
+/**
+ * Wraps `dataKey` to `recipientPublicKey` (ephemeral-static X25519, HKDF-SHA256, XChaCha20-Poly1305).
+ * The recipient key and `context` are bound into both the KDF and the AEAD associated data, so a
+ * wrapped key moved to another record or recipient no longer opens.
+ */
+export function wrapKey(dataKey: Uint8Array, recipientPublicKey: Uint8Array, context: Uint8Array): WrappedKey {
+  const eph = x25519.utils.randomSecretKey();
+  const epk = x25519.getPublicKey(eph);
+  const shared = x25519.getSharedSecret(eph, recipientPublicKey);
+  const kek = wrapKek(shared, epk, recipientPublicKey, context);
+  const nonce = nobleRandomBytes(24);
+  const ct = xchacha20poly1305(kek, nonce, concatBytes(context, recipientPublicKey)).encrypt(dataKey);
+  return { epk: toBase64url(epk), nonce: toBase64url(nonce), ct: toBase64url(ct) };
+}
+
+/** Opens a wrapped key with the recipient's X25519 secret key; `CRYPTO_UNWRAP_FAILED` if anything differs. */
+export function unwrapKey(wrapped: WrappedKey, recipientSecretKey: Uint8Array, context: Uint8Array): Uint8Array {
+  try {
+    const epk = fromBase64url(wrapped.epk, 'epk');
+    const recipient = x25519.getPublicKey(recipientSecretKey);
+    const shared = x25519.getSharedSecret(recipientSecretKey, epk);
+    const kek = wrapKek(shared, epk, recipient, context);
+    const nonce = fromBase64url(wrapped.nonce, 'nonce');
+    return xchacha20poly1305(kek, nonce, concatBytes(context, recipient)).decrypt(fromBase64url(wrapped.ct, 'ct'));
+  } catch {
+    throw new DatagrantError('CRYPTO_UNWRAP_FAILED', 'the wrapped key does not open with this key and context');
+  }
+}
+
+/** Seals `plaintext` under a 32-byte key: output is nonce (24 bytes) || ciphertext || tag. */
+export function sealPayload(key: Uint8Array, plaintext: Uint8Array, associatedData?: Uint8Array): Uint8Array {
+  const nonce = nobleRandomBytes(24);
+  return concatBytes(nonce, xchacha20poly1305(key, nonce, associatedData).encrypt(plaintext));
+}
+
+/** Opens a payload sealed by `sealPayload`; `CRYPTO_DECRYPT_FAILED` if the key, data or tag is wrong. */
+export function openPayload(key: Uint8Array, sealed: Uint8Array, associatedData?: Uint8Array): Uint8Array {
+  if (sealed.length < 24 + 16) throw new DatagrantError('CRYPTO_DECRYPT_FAILED', 'sealed payload is too short');
+  try {
+    return xchacha20poly1305(key, sealed.subarray(0, 24), associatedData).decrypt(sealed.subarray(24));
+  } catch {
+    throw new DatagrantError('CRYPTO_DECRYPT_FAILED', 'payload does not open with this key');
+  }
+}
+
+/** Parses a hex Ed25519/X25519 public key, naming the field on error. */
+export function publicKeyFromHex(hex: string, field = 'publicKey'): Uint8Array {
+  return fromHex(hex, field, 32);
+}

@@ -1,0 +1,53 @@
+/**
+ * One error base class for the whole project. Every error carries a stable UPPER_SNAKE code
+ * prefixed by its area; the API maps codes to HTTP statuses in one table (`httpStatusOf`).
+ */
+export class DatagrantError extends Error {
+  readonly code: string;
+  readonly meta: Readonly<Record<string, unknown>>;
+
+  constructor(code: string, message: string, meta: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'DatagrantError';
+    this.code = code;
+    this.meta = meta;
+  }
+}
+
+/** True when `err` is a DatagrantError, optionally with the given code. */
+export function isDatagrantError(err: unknown, code?: string): err is DatagrantError {
+  return err instanceof DatagrantError && (code === undefined || err.code === code);
+}
+
+const STATUS_BY_CODE: Record<string, number> = {
+  API_NOT_FOUND: 404,
+  API_BAD_REQUEST: 400,
+  API_BODY_TOO_LARGE: 413,
+  API_UNSUPPORTED_MEDIA_TYPE: 415,
+  API_RATE_LIMITED: 429,
+  API_UNAUTHENTICATED: 401,
+  API_FORBIDDEN: 403,
+  API_NOT_READY: 503,
+  API_INTERNAL: 500,
+  API_TIMEOUT: 504,
+  LEDGER_TX_NOT_FOUND: 404,
+  LEDGER_BLOCK_NOT_FOUND: 404,
+  LEDGER_MEMPOOL_FULL: 503,
+  LEDGER_TX_DUPLICATE: 409,
+  LEDGER_TX_REPLAYED: 409,
+  PLATFORM_REQUEST_NOT_FOUND: 404,
+  PLATFORM_GRANT_REQUIRED: 403,
+  PLATFORM_NOT_GRANTEE: 403,
+  PLATFORM_PAYLOAD_UNAVAILABLE: 502,
+  PLATFORM_PAYLOAD_TAMPERED: 502,
+  PLATFORM_ROLE_DISABLED: 404,
+};
+
+/** HTTP status for an error code: explicit table first, then 400 for the input-validation families. */
+export function httpStatusOf(code: string): number {
+  const explicit = STATUS_BY_CODE[code];
+  if (explicit !== undefined) return explicit;
+  if (code.startsWith('LEDGER_') || code.startsWith('CRYPTO_') || code.startsWith('API_')) return 400;
+  if (code.startsWith('PLATFORM_')) return 400;
+  return 500;
+}

@@ -1,0 +1,18 @@
+/** Structured logging with pino: one root logger per process, one child per module. */
+import { type Logger, pino } from 'pino';
+
+export type { Logger };
+
+/** Root logger; level from DATAGRANT_LOG_LEVEL (default `info`, `silent` under tests). */
+export function createLogger(options: { level?: string; name?: string } = {}): Logger {
+  const level = options.level ?? process.env.DATAGRANT_LOG_LEVEL ?? 'info';
+  return pino({
+    name: options.name ?? 'datagrant',
+    level,
+    // Keys, payloads and personal data are never passed to the logger; this is a second net.
+    redact: { paths: ['*.secretKey', '*.secret', '*.passphrase', '*.authorization', 'req.headers.authorization'], censor: '[redacted]' },
+  });
+}
+
+/** A logger that writes nothing, for tests and library use. */
+export const silentLogger: Logger = pino({ level: 'silent' });

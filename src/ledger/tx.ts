@@ -1,0 +1,143 @@
+/**
+ * Transaction kinds, their JSON schemas and TypeScript types. Every transaction is an envelope
+ * (chain id, kind, signer, nonce, expiry, body) signed by `signer` over its canonical bytes.
+ * Schemas are strict: unknown fields, wrong types and oversize values are refused.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+
+/** Government data types a request can ask for. */
+export const DATA_TYPES = ['social-insurance', 'tax', 'housing-fund', 'property'] as const;
+/** One of DATA_TYPES. */
+export type DataType = (typeof DATA_TYPES)[number];
+
+/** Document formats a platform can assemble. */
+export const DOCUMENT_FORMATS = ['json', 'csv', 'xml'] as const;
+
+const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+const Hex64 = Type.String({ pattern: '^[0-9a-f]{128}$' });
+const Nonce = Type.String({ pattern: '^[0-9a-f]{16,64}$' });
+const Id = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' });
+const B64 = (max: number) => Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: max });
+const Time = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 });
+const DayDate = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
+const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
+const DataTypeSchema = Type.Union(DATA_TYPES.map((t) => Type.Literal(t)));
+const TypeList = Type.Array(DataTypeSchema, { minItems: 1, maxItems: DATA_TYPES.length, uniqueItems: true });
+const strict = { additionalProperties: false } as const;
+
+/** A data key wrapped to one X25519 recipient (see common/crypto `wrapKey`). */
+export const WrappedKeySchema = Type.Object({ epk: B64(64), nonce: B64(64), ct: B64(128) }, strict);
+
+/** Bodies, one schema per kind. */
+export const BODY_SCHEMAS = {
+  'subject.register': Type.Object(
+    { subject: Id, encKey: Hex32, registrar: Hex32, attestation: Hex64 },
+    strict,
+  ),
+  'request.open': Type.Object(
+    {
+      subject: Id,
+      types: TypeList,
+      purpose: Text(200),
+      format: Type.Union(DOCUMENT_FORMATS.map((f) => Type.Literal(f))),
+      fields: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' }), Type.String({ maxLength: 96, pattern: '^[a-z-]+\\.[A-Za-z0-9_]+$' }), {
+        maxProperties: 64,
+      }),
+      dataFrom: Type.Optional(DayDate),
+      dataTo: Type.Optional(DayDate),
+      consentBy: Time,
+    },
+    strict,
+  ),
+  'record.put': Type.Object(
+    {
+      request: Hex32,
+      type: DataTypeSchema,
+      digest: Hex32,
+      size: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024 }),
+      key: WrappedKeySchema,
+      source: Text(200),
+      fetchedAt: Time,
+      sourceDigest: Hex32,
+    },
+    strict,
+  ),
+  'record.fail': Type.Object(
+    { request: Hex32, type: DataTypeSchema, reason: Type.String({ pattern: '^[A-Z][A-Z0-9_]{2,63}$' }), detail: Type.String({ maxLength: 300 }) },
+    strict,
+  ),
+  grant: Type.Object(
+    {
+      request: Hex32,
+      types: TypeList,
+      purpose: Text(200),
+      dataFrom: Type.Optional(DayDate),
+      dataTo: Type.Optional(DayDate),
+      expires: Time,
+      uses: Type.Integer({ minimum: 1, maximum: 1000 }),
+      retainDays: Type.Integer({ minimum: 0, maximum: 3650 }),
+      keys: Type.Array(Type.Object({ record: Hex32, key: WrappedKeySchema }, strict), { minItems: 1, maxItems: 64 }),
+    },
+    strict,
+  ),
+  deny: Type.Object({ request: Hex32, reason: Type.Optional(Type.String({ maxLength: 300 })) }, strict),
+  revoke: Type.Object({ grant: Hex32 }, strict),
+  pause: Type.Object({ grant: Hex32 }, strict),
+  resume: Type.Object({ grant: Hex32 }, strict),
+  usage: Type.Object(
+    { grant: Hex32, document: Hex32, format: Type.Union(DOCUMENT_FORMATS.map((f) => Type.Literal(f))) },
+    strict,
+  ),
+  erase: Type.Object({ request: Hex32 }, strict),
+  'institution.add': Type.Object({ institution: Id, name: Text(120), signKey: Hex32, encKey: Hex32 }, strict),
+  'institution.retire': Type.Object({ institution: Id }, strict),
+} satisfies Record<string, TSchema>;
+
+/** Every transaction kind. */
+export type TxKind = keyof typeof BODY_SCHEMAS;
+/** All kinds, in a stable order. */
+export const TX_KINDS = Object.keys(BODY_SCHEMAS) as TxKind[];
+
+/** Body type of one kind. */
+export type TxBody<K extends TxKind> = Static<(typeof BODY_SCHEMAS)[K]>;
+
+/** The unsigned envelope of a transaction of kind K. */
+export interface UnsignedTx<K extends TxKind = TxKind> {
+  v: 1;
+  chain: string;
+  kind: K;
+  /** Ed25519 public key (hex) of the signer. */
+  signer: string;
+  /** Random hex, so two otherwise equal transactions differ. */
+  nonce: string;
+  /** Unix ms after which the transaction can no longer be included. */
+  expires: number;
+  body: TxBody<K>;
+}
+
+/** A signed transaction. */
+export interface Tx<K extends TxKind = TxKind> extends UnsignedTx<K> {
+  /** Ed25519 signature (hex) over `txSigningBytes`. */
+  sig: string;
+}
+
+/** Any transaction, discriminated by `kind`. */
+export type AnyTx = { [K in TxKind]: Tx<K> }[TxKind];
+
+/** Envelope schema (the body is checked against its kind's schema separately). */
+export const ENVELOPE_SCHEMA = Type.Object(
+  {
+    v: Type.Literal(1),
+    chain: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' }),
+    kind: Type.Union(TX_KINDS.map((k) => Type.Literal(k))),
+    signer: Hex32,
+    nonce: Nonce,
+    expires: Time,
+    body: Type.Object({}, { additionalProperties: true }),
+    sig: Hex64,
+  },
+  strict,
+);
+
+/** Largest accepted canonical encoding of one transaction, in bytes. */
+export const MAX_TX_BYTES = 16 * 1024;
