@@ -27,7 +27,11 @@ export function toBase64url(bytes: Uint8Array): string {
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += B64_ALPHABET[n >> 18]! + B64_ALPHABET[(n >> 12) & 63]! + B64_ALPHABET[(n >> 6) & 63]! + B64_ALPHABET[n & 63]!;
+    out +=
+      B64_ALPHABET[n >> 18]! +
+      B64_ALPHABET[(n >> 12) & 63]! +
+      B64_ALPHABET[(n >> 6) & 63]! +
+      B64_ALPHABET[n & 63]!;
   }
   const rest = bytes.length - i;
   if (rest === 1) {

@@ -7,7 +7,13 @@
 import { DatagrantError } from './errors.js';
 
 /** A JSON value in the canonical domain. */
-export type CanonicalValue = null | boolean | number | string | CanonicalValue[] | { [key: string]: CanonicalValue };
+export type CanonicalValue =
+  | null
+  | boolean
+  | number
+  | string
+  | CanonicalValue[]
+  | { [key: string]: CanonicalValue };
 
 const MAX_DEPTH = 32;
 

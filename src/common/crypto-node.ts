@@ -3,7 +3,13 @@
  * than the portable implementation and byte-compatible with it (tested both ways). Imported key
  * objects are cached, since importing costs about as much as verifying.
  */
-import { createPrivateKey, createPublicKey, type KeyObject, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto';
 import { bytesToHex } from './bytes.js';
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');

@@ -87,7 +87,12 @@ export interface WrappedKey {
 
 const WRAP_INFO = utf8ToBytes('datagrant/wrap/v1');
 
-function wrapKek(shared: Uint8Array, epk: Uint8Array, recipient: Uint8Array, context: Uint8Array): Uint8Array {
+function wrapKek(
+  shared: Uint8Array,
+  epk: Uint8Array,
+  recipient: Uint8Array,
+  context: Uint8Array,
+): Uint8Array {
   return hkdf(nobleSha256, shared, concatBytes(epk, recipient), concatBytes(WRAP_INFO, context), 32);
 }
 
@@ -96,7 +101,11 @@ function wrapKek(shared: Uint8Array, epk: Uint8Array, recipient: Uint8Array, con
  * The recipient key and `context` are bound into both the KDF and the AEAD associated data, so a
  * wrapped key moved to another record or recipient no longer opens.
  */
-export function wrapKey(dataKey: Uint8Array, recipientPublicKey: Uint8Array, context: Uint8Array): WrappedKey {
+export function wrapKey(
+  dataKey: Uint8Array,
+  recipientPublicKey: Uint8Array,
+  context: Uint8Array,
+): WrappedKey {
   const eph = x25519.utils.randomSecretKey();
   const epk = x25519.getPublicKey(eph);
   const shared = x25519.getSharedSecret(eph, recipientPublicKey);
@@ -107,16 +116,25 @@ export function wrapKey(dataKey: Uint8Array, recipientPublicKey: Uint8Array, con
 }
 
 /** Opens a wrapped key with the recipient's X25519 secret key; `CRYPTO_UNWRAP_FAILED` if anything differs. */
-export function unwrapKey(wrapped: WrappedKey, recipientSecretKey: Uint8Array, context: Uint8Array): Uint8Array {
+export function unwrapKey(
+  wrapped: WrappedKey,
+  recipientSecretKey: Uint8Array,
+  context: Uint8Array,
+): Uint8Array {
   try {
     const epk = fromBase64url(wrapped.epk, 'epk');
     const recipient = x25519.getPublicKey(recipientSecretKey);
     const shared = x25519.getSharedSecret(recipientSecretKey, epk);
     const kek = wrapKek(shared, epk, recipient, context);
     const nonce = fromBase64url(wrapped.nonce, 'nonce');
-    return xchacha20poly1305(kek, nonce, concatBytes(context, recipient)).decrypt(fromBase64url(wrapped.ct, 'ct'));
+    return xchacha20poly1305(kek, nonce, concatBytes(context, recipient)).decrypt(
+      fromBase64url(wrapped.ct, 'ct'),
+    );
   } catch {
-    throw new DatagrantError('CRYPTO_UNWRAP_FAILED', 'the wrapped key does not open with this key and context');
+    throw new DatagrantError(
+      'CRYPTO_UNWRAP_FAILED',
+      'the wrapped key does not open with this key and context',
+    );
   }
 }
 
@@ -128,7 +146,8 @@ export function sealPayload(key: Uint8Array, plaintext: Uint8Array, associatedDa
 
 /** Opens a payload sealed by `sealPayload`; `CRYPTO_DECRYPT_FAILED` if the key, data or tag is wrong. */
 export function openPayload(key: Uint8Array, sealed: Uint8Array, associatedData?: Uint8Array): Uint8Array {
-  if (sealed.length < 24 + 16) throw new DatagrantError('CRYPTO_DECRYPT_FAILED', 'sealed payload is too short');
+  if (sealed.length < 24 + 16)
+    throw new DatagrantError('CRYPTO_DECRYPT_FAILED', 'sealed payload is too short');
   try {
     return xchacha20poly1305(key, sealed.subarray(0, 24), associatedData).decrypt(sealed.subarray(24));
   } catch {

@@ -11,7 +11,10 @@ export async function writeKeyFile(
 ): Promise<void> {
   const json = encodeKeyFile(keys, options.passphrase, options.scrypt);
   try {
-    await writeFile(path, `${JSON.stringify(json, null, 2)}\n`, { mode: 0o600, flag: options.overwrite ? 'w' : 'wx' });
+    await writeFile(path, `${JSON.stringify(json, null, 2)}\n`, {
+      mode: 0o600,
+      flag: options.overwrite ? 'w' : 'wx',
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new DatagrantError('KEYFILE_EXISTS', `${path} already exists`);

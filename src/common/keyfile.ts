@@ -44,7 +44,15 @@ export interface KeyFileJson {
   /** Present when unsealed: hex secret keys. */
   secret?: { sign: string; enc: string };
   /** Present when sealed with a passphrase. */
-  sealed?: { kdf: 'scrypt'; N: number; r: number; p: number; salt: string; nonce: string; ciphertext: string };
+  sealed?: {
+    kdf: 'scrypt';
+    N: number;
+    r: number;
+    p: number;
+    salt: string;
+    nonce: string;
+    ciphertext: string;
+  };
 }
 
 /** A fresh key set. */
@@ -57,10 +65,20 @@ function sealAad(signPub: string, encPub: string): Uint8Array {
 }
 
 /** Encodes a key set as key-file JSON, sealed when a non-empty passphrase is given. */
-export function encodeKeyFile(keys: KeySet, passphrase?: string, params: ScryptParams = DEFAULT_SCRYPT): KeyFileJson {
+export function encodeKeyFile(
+  keys: KeySet,
+  passphrase?: string,
+  params: ScryptParams = DEFAULT_SCRYPT,
+): KeyFileJson {
   const signPublicKey = bytesToHex(keys.signing.publicKey);
   const encPublicKey = bytesToHex(keys.encryption.publicKey);
-  const base = { type: 'datagrant-key' as const, version: 1 as const, label: keys.label, signPublicKey, encPublicKey };
+  const base = {
+    type: 'datagrant-key' as const,
+    version: 1 as const,
+    label: keys.label,
+    signPublicKey,
+    encPublicKey,
+  };
   if (!passphrase) {
     return {
       ...base,
@@ -76,7 +94,13 @@ export function encodeKeyFile(keys: KeySet, passphrase?: string, params: ScryptP
   const ciphertext = xchacha20poly1305(kek, nonce, sealAad(signPublicKey, encPublicKey)).encrypt(plain);
   return {
     ...base,
-    sealed: { kdf: 'scrypt', ...params, salt: toBase64url(salt), nonce: toBase64url(nonce), ciphertext: toBase64url(ciphertext) },
+    sealed: {
+      kdf: 'scrypt',
+      ...params,
+      salt: toBase64url(salt),
+      nonce: toBase64url(nonce),
+      ciphertext: toBase64url(ciphertext),
+    },
   };
 }
 
@@ -105,17 +129,29 @@ export function decodeKeyFile(input: unknown, passphrase?: string): KeySet {
   let encSecret: Uint8Array;
   try {
     if (json.sealed) {
-      if (!passphrase) throw new DatagrantError('KEYFILE_PASSPHRASE_REQUIRED', 'this key file is sealed: give its passphrase');
+      if (!passphrase)
+        throw new DatagrantError(
+          'KEYFILE_PASSPHRASE_REQUIRED',
+          'this key file is sealed: give its passphrase',
+        );
       const { N, r, p, salt, nonce, ciphertext, kdf } = json.sealed;
-      if (kdf !== 'scrypt' || !Number.isInteger(N) || N > 1 << 20 || !Number.isInteger(r) || !Number.isInteger(p)) {
+      if (
+        kdf !== 'scrypt' ||
+        !Number.isInteger(N) ||
+        N > 1 << 20 ||
+        !Number.isInteger(r) ||
+        !Number.isInteger(p)
+      ) {
         throw new DatagrantError('KEYFILE_MALFORMED', 'unsupported key-file sealing parameters');
       }
       const kek = scrypt(passphrase.normalize('NFKC'), fromBase64url(salt, 'salt'), { N, r, p, dkLen: 32 });
       let plain: Uint8Array;
       try {
-        plain = xchacha20poly1305(kek, fromBase64url(nonce, 'nonce'), sealAad(json.signPublicKey, json.encPublicKey)).decrypt(
-          fromBase64url(ciphertext, 'ciphertext'),
-        );
+        plain = xchacha20poly1305(
+          kek,
+          fromBase64url(nonce, 'nonce'),
+          sealAad(json.signPublicKey, json.encPublicKey),
+        ).decrypt(fromBase64url(ciphertext, 'ciphertext'));
       } catch {
         throw new DatagrantError('KEYFILE_BAD_PASSPHRASE', 'wrong passphrase, or the key file was altered');
       }
@@ -133,8 +169,14 @@ export function decodeKeyFile(input: unknown, passphrase?: string): KeySet {
   }
   const signing = { secretKey: signSecret, publicKey: signingPublicKey(signSecret) };
   const encryption = { secretKey: encSecret, publicKey: encryptionPublicKey(encSecret) };
-  if (bytesToHex(signing.publicKey) !== json.signPublicKey || bytesToHex(encryption.publicKey) !== json.encPublicKey) {
-    throw new DatagrantError('KEYFILE_TAMPERED', 'the public keys in the key file do not match its secret keys');
+  if (
+    bytesToHex(signing.publicKey) !== json.signPublicKey ||
+    bytesToHex(encryption.publicKey) !== json.encPublicKey
+  ) {
+    throw new DatagrantError(
+      'KEYFILE_TAMPERED',
+      'the public keys in the key file do not match its secret keys',
+    );
   }
   return { label: typeof json.label === 'string' ? json.label : '', signing, encryption };
 }

@@ -10,7 +10,10 @@ export function createLogger(options: { level?: string; name?: string } = {}): L
     name: options.name ?? 'datagrant',
     level,
     // Keys, payloads and personal data are never passed to the logger; this is a second net.
-    redact: { paths: ['*.secretKey', '*.secret', '*.passphrase', '*.authorization', 'req.headers.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['*.secretKey', '*.secret', '*.passphrase', '*.authorization', 'req.headers.authorization'],
+      censor: '[redacted]',
+    },
   });
 }
 

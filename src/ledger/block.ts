@@ -98,7 +98,8 @@ export function checkCertificate(
 ): CertificateFault | null {
   if (!cert || !Array.isArray(cert.votes)) return 'MALFORMED';
   const hash = blockHash(header);
-  if (cert.block !== hash || cert.height !== header.height || !(cert.view >= header.view)) return 'WRONG_BLOCK';
+  if (cert.block !== hash || cert.height !== header.height || !(cert.view >= header.view))
+    return 'WRONG_BLOCK';
   const validators = new Set(genesis.validators.map((v) => v.key));
   const seen = new Set<string>();
   const message = commitSigningBytes(genesis.chain, cert.height, cert.view, cert.block);

@@ -64,7 +64,15 @@ export const GenesisSchema = Type.Object(
     registrars: Type.Array(Hex32, { maxItems: 100 }),
     admins: Type.Array(Hex32, { maxItems: 100 }),
     institutions: Type.Array(
-      Type.Object({ institution: Id, name: Type.String({ minLength: 1, maxLength: 120 }), signKey: Hex32, encKey: Hex32 }, { additionalProperties: false }),
+      Type.Object(
+        {
+          institution: Id,
+          name: Type.String({ minLength: 1, maxLength: 120 }),
+          signKey: Hex32,
+          encKey: Hex32,
+        },
+        { additionalProperties: false },
+      ),
       { maxItems: 1000 },
     ),
     params: ChainParamsSchema,

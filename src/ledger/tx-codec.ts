@@ -3,7 +3,7 @@
  * untrusted input into a typed transaction. Portable (the browser portal signs with it).
  */
 import type { TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
 import { bytesToHex, concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
 import { canonicalBytes } from '../common/canonical.js';
 import { randomBytes, sha256, sign, verify } from '../common/crypto.js';
@@ -22,7 +22,11 @@ import {
 const TX_DOMAIN = utf8ToBytes('datagrant/tx/v1\n');
 
 /** Signature check used by the ledger: the portable one by default, OpenSSL's on the node. */
-export type SignatureVerifier = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
+export type SignatureVerifier = (
+  signature: Uint8Array,
+  message: Uint8Array,
+  publicKey: Uint8Array,
+) => boolean;
 
 /** The bytes a transaction's signature covers: a domain tag and the canonical unsigned envelope. */
 export function txSigningBytes(tx: UnsignedTx): Uint8Array {

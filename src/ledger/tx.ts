@@ -40,9 +40,13 @@ export const BODY_SCHEMAS = {
       types: TypeList,
       purpose: Text(200),
       format: Type.Union(DOCUMENT_FORMATS.map((f) => Type.Literal(f))),
-      fields: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' }), Type.String({ maxLength: 96, pattern: '^[a-z-]+\\.[A-Za-z0-9_]+$' }), {
-        maxProperties: 64,
-      }),
+      fields: Type.Record(
+        Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' }),
+        Type.String({ maxLength: 96, pattern: '^[a-z-]+\\.[A-Za-z0-9_]+$' }),
+        {
+          maxProperties: 64,
+        },
+      ),
       dataFrom: Type.Optional(DayDate),
       dataTo: Type.Optional(DayDate),
       consentBy: Time,
@@ -63,7 +67,12 @@ export const BODY_SCHEMAS = {
     strict,
   ),
   'record.fail': Type.Object(
-    { request: Hex32, type: DataTypeSchema, reason: Type.String({ pattern: '^[A-Z][A-Z0-9_]{2,63}$' }), detail: Type.String({ maxLength: 300 }) },
+    {
+      request: Hex32,
+      type: DataTypeSchema,
+      reason: Type.String({ pattern: '^[A-Z][A-Z0-9_]{2,63}$' }),
+      detail: Type.String({ maxLength: 300 }),
+    },
     strict,
   ),
   grant: Type.Object(
@@ -76,7 +85,10 @@ export const BODY_SCHEMAS = {
       expires: Time,
       uses: Type.Integer({ minimum: 1, maximum: 1000 }),
       retainDays: Type.Integer({ minimum: 0, maximum: 3650 }),
-      keys: Type.Array(Type.Object({ record: Hex32, key: WrappedKeySchema }, strict), { minItems: 1, maxItems: 64 }),
+      keys: Type.Array(Type.Object({ record: Hex32, key: WrappedKeySchema }, strict), {
+        minItems: 1,
+        maxItems: 64,
+      }),
     },
     strict,
   ),

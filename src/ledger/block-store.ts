@@ -1,0 +1,293 @@
+/**
+ * Block storage behind one interface, with a LevelDB implementation and an in-memory one that
+ * pass the same test suite. Each block is written in one atomic batch together with its
+ * indexes (height, block hash, tx hash, subject) and the state writes it caused, so a crash at
+ * any point leaves either the whole block or none of it.
+ */
+import { Level } from 'level';
+import { DatagrantError } from '../common/errors.js';
+import { blockHash, type CertifiedBlock } from './block.js';
+import type { CommittedState, StateValue, StateWrites } from './state.js';
+
+/** Where a transaction sits in the chain. */
+export interface TxLocation {
+  height: number;
+  index: number;
+}
+
+/** The latest committed block, as the store knows it. */
+export interface ChainTip {
+  height: number;
+  hash: string;
+  time: number;
+  stateRoot: string;
+}
+
+/** What committing a block changes besides the block itself. */
+export interface CommitEffects {
+  writes: StateWrites;
+  /** Per transaction, the subject it concerns (for the audit index). */
+  subjects: (string | undefined)[];
+  /** Per transaction, its hash. */
+  hashes: string[];
+}
+
+/** One entry of the subject index. */
+export interface SubjectTxRef extends TxLocation {
+  hash: string;
+}
+
+/** Storage of certified blocks, indexes, committed state and small metadata. */
+export interface BlockStore {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Tip after `open`; `height` 0 before the first block. */
+  tip(): ChainTip;
+  /** Atomically stores the next block (height = tip + 1) with its effects. */
+  commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void>;
+  getBlock(height: number): Promise<CertifiedBlock | undefined>;
+  getBlockByHash(hash: string): Promise<CertifiedBlock | undefined>;
+  getTxLocation(hash: string): Promise<TxLocation | undefined>;
+  /** Transactions concerning `subject`, oldest first. */
+  txsBySubject(subject: string, options?: { limit?: number; afterHeight?: number }): Promise<SubjectTxRef[]>;
+  /** Loads the committed state into `into` (its root and height included). */
+  loadState(into: CommittedState): Promise<void>;
+  /** Durable metadata (consensus write-ahead state); written alone, synchronously flushed. */
+  putMeta(key: string, value: string): Promise<void>;
+  getMeta(key: string): Promise<string | undefined>;
+}
+
+/** Genesis state written once into an empty store (height 0). */
+export interface GenesisInit {
+  genesisHash: string;
+  time: number;
+  stateRoot: string;
+  writes: StateWrites;
+}
+
+const pad = (n: number): string => n.toString().padStart(12, '0');
+
+const K = {
+  tip: 'm:tip',
+  meta: (k: string) => `m:x:${k}`,
+  block: (h: number) => `b:${pad(h)}`,
+  hash: (hash: string) => `h:${hash}`,
+  tx: (hash: string) => `t:${hash}`,
+  subject: (s: string, h: number, i: number) => `x:${s}:${pad(h)}:${i.toString().padStart(6, '0')}`,
+  subjectPrefix: (s: string) => `x:${s}:`,
+  state: (k: string) => `s:${k}`,
+} as const;
+
+function checkNext(tip: ChainTip, certified: CertifiedBlock): void {
+  const header = certified.block.header;
+  if (header.height !== tip.height + 1 || header.prev !== tip.hash) {
+    throw new DatagrantError(
+      'LEDGER_BLOCK_OUT_OF_ORDER',
+      `block ${header.height} does not extend tip ${tip.height}`,
+    );
+  }
+}
+
+function tipOf(certified: CertifiedBlock): ChainTip {
+  const header = certified.block.header;
+  return { height: header.height, hash: blockHash(header), time: header.time, stateRoot: header.stateRoot };
+}
+
+type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+function blockOps(certified: CertifiedBlock, effects: CommitEffects): Op[] {
+  const header = certified.block.header;
+  const tip = tipOf(certified);
+  const ops: Op[] = [
+    { type: 'put', key: K.block(header.height), value: JSON.stringify(certified) },
+    { type: 'put', key: K.hash(tip.hash), value: String(header.height) },
+  ];
+  effects.hashes.forEach((hash, index) => {
+    ops.push({ type: 'put', key: K.tx(hash), value: `${header.height}:${index}` });
+    const subject = effects.subjects[index];
+    if (subject) ops.push({ type: 'put', key: K.subject(subject, header.height, index), value: hash });
+  });
+  for (const [key, value] of effects.writes) {
+    ops.push(
+      value === null
+        ? { type: 'del', key: K.state(key) }
+        : { type: 'put', key: K.state(key), value: JSON.stringify(value) },
+    );
+  }
+  ops.push({ type: 'put', key: K.tip, value: JSON.stringify(tip) });
+  return ops;
+}
+
+function parseLocation(value: string): TxLocation {
+  const [height, index] = value.split(':').map(Number);
+  return { height: height!, index: index! };
+}
+
+/** LevelDB-backed block store in one directory. */
+export class LevelBlockStore implements BlockStore {
+  private readonly db: Level<string, string>;
+  private current: ChainTip = { height: 0, hash: '', time: 0, stateRoot: '' };
+
+  constructor(private readonly options: { path: string; genesis: GenesisInit }) {
+    this.db = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  }
+
+  async open(): Promise<void> {
+    await this.db.open();
+    const raw = await this.db.get(K.tip);
+    if (raw === undefined) {
+      const g = this.options.genesis;
+      const tip: ChainTip = { height: 0, hash: g.genesisHash, time: g.time, stateRoot: g.stateRoot };
+      const ops: Op[] = [];
+      for (const [key, value] of g.writes) {
+        if (value !== null) ops.push({ type: 'put', key: K.state(key), value: JSON.stringify(value) });
+      }
+      ops.push({ type: 'put', key: K.tip, value: JSON.stringify(tip) });
+      await this.db.batch(ops, { sync: true });
+      this.current = tip;
+    } else {
+      this.current = JSON.parse(raw) as ChainTip;
+      if (this.current.height === 0 && this.current.hash !== this.options.genesis.genesisHash) {
+        throw new DatagrantError('LEDGER_GENESIS_MISMATCH', 'store was created for another genesis');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  tip(): ChainTip {
+    return this.current;
+  }
+
+  async commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
+    checkNext(this.current, certified);
+    await this.db.batch(blockOps(certified, effects), { sync: false });
+    this.current = tipOf(certified);
+  }
+
+  async getBlock(height: number): Promise<CertifiedBlock | undefined> {
+    if (!Number.isSafeInteger(height) || height < 1 || height > this.current.height) return undefined;
+    const raw = await this.db.get(K.block(height));
+    return raw === undefined ? undefined : (JSON.parse(raw) as CertifiedBlock);
+  }
+
+  async getBlockByHash(hash: string): Promise<CertifiedBlock | undefined> {
+    const raw = await this.db.get(K.hash(hash));
+    return raw === undefined ? undefined : this.getBlock(Number(raw));
+  }
+
+  async getTxLocation(hash: string): Promise<TxLocation | undefined> {
+    const raw = await this.db.get(K.tx(hash));
+    return raw === undefined ? undefined : parseLocation(raw);
+  }
+
+  async txsBySubject(
+    subject: string,
+    options: { limit?: number; afterHeight?: number } = {},
+  ): Promise<SubjectTxRef[]> {
+    const prefix = K.subjectPrefix(subject);
+    const gt = options.afterHeight !== undefined ? `${prefix}${pad(options.afterHeight)}:~` : prefix;
+    const out: SubjectTxRef[] = [];
+    for await (const [key, hash] of this.db.iterator({
+      gt,
+      lt: `${prefix}~`,
+      limit: options.limit ?? 10_000,
+    })) {
+      const [height, index] = key.slice(prefix.length).split(':').map(Number);
+      out.push({ height: height!, index: index!, hash });
+    }
+    return out;
+  }
+
+  async loadState(into: CommittedState): Promise<void> {
+    for await (const [key, value] of this.db.iterator({ gt: 's:', lt: 's;' })) {
+      into.load(key.slice(2), JSON.parse(value) as StateValue);
+    }
+    into.root = this.current.stateRoot;
+    into.height = this.current.height;
+  }
+
+  async putMeta(key: string, value: string): Promise<void> {
+    await this.db.put(K.meta(key), value, { sync: true });
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.db.get(K.meta(key));
+  }
+}
+
+/** In-memory block store with the same behaviour, for tests and simulations. */
+export class MemoryBlockStore implements BlockStore {
+  private readonly kv = new Map<string, string>();
+  private current: ChainTip;
+
+  constructor(genesis: GenesisInit) {
+    this.current = { height: 0, hash: genesis.genesisHash, time: genesis.time, stateRoot: genesis.stateRoot };
+    for (const [key, value] of genesis.writes)
+      if (value !== null) this.kv.set(K.state(key), JSON.stringify(value));
+  }
+
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  tip(): ChainTip {
+    return this.current;
+  }
+
+  async commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
+    checkNext(this.current, certified);
+    for (const op of blockOps(certified, effects)) {
+      if (op.type === 'put') this.kv.set(op.key, op.value);
+      else this.kv.delete(op.key);
+    }
+    this.current = tipOf(certified);
+  }
+
+  async getBlock(height: number): Promise<CertifiedBlock | undefined> {
+    const raw = this.kv.get(K.block(height));
+    return raw === undefined ? undefined : (JSON.parse(raw) as CertifiedBlock);
+  }
+
+  async getBlockByHash(hash: string): Promise<CertifiedBlock | undefined> {
+    const raw = this.kv.get(K.hash(hash));
+    return raw === undefined ? undefined : this.getBlock(Number(raw));
+  }
+
+  async getTxLocation(hash: string): Promise<TxLocation | undefined> {
+    const raw = this.kv.get(K.tx(hash));
+    return raw === undefined ? undefined : parseLocation(raw);
+  }
+
+  async txsBySubject(
+    subject: string,
+    options: { limit?: number; afterHeight?: number } = {},
+  ): Promise<SubjectTxRef[]> {
+    const prefix = K.subjectPrefix(subject);
+    const keys = [...this.kv.keys()].filter((k) => k.startsWith(prefix)).sort();
+    const out: SubjectTxRef[] = [];
+    for (const key of keys) {
+      const [height, index] = key.slice(prefix.length).split(':').map(Number);
+      if (options.afterHeight !== undefined && height! <= options.afterHeight) continue;
+      out.push({ height: height!, index: index!, hash: this.kv.get(key)! });
+      if (out.length >= (options.limit ?? 10_000)) break;
+    }
+    return out;
+  }
+
+  async loadState(into: CommittedState): Promise<void> {
+    for (const [key, value] of this.kv)
+      if (key.startsWith('s:')) into.load(key.slice(2), JSON.parse(value) as StateValue);
+    into.root = this.current.stateRoot;
+    into.height = this.current.height;
+  }
+
+  async putMeta(key: string, value: string): Promise<void> {
+    this.kv.set(K.meta(key), value);
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.kv.get(K.meta(key));
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Block execution on top of the committed state: prunes expired replay-protection entries,
+ * applies transactions in order and computes the resulting state root. Proposers use
+ * `buildBlockTxs` (drops transactions that no longer apply); validators use `executeBlock`
+ * (any transaction that does not apply makes the whole block invalid).
+ */
+import type { Genesis } from './genesis.js';
+import { CommittedState, EMPTY_STATE_ROOT, nextStateRoot, StateOverlay, type StateWrites } from './state.js';
+import {
+  type Accepted,
+  type ApplyOptions,
+  applyTx,
+  type BlockContext,
+  genesisWrites,
+  type LedgerConfig,
+  type Rejection,
+} from './state-machine.js';
+import type { AnyTx } from './tx.js';
+
+/** Effects of an executed block, ready to persist. */
+export interface BlockEffects {
+  writes: StateWrites;
+  stateRoot: string;
+  outcomes: Accepted[];
+}
+
+/** A transaction a proposer left out, and why. */
+export interface Dropped {
+  tx: AnyTx;
+  rejection: Rejection;
+}
+
+function startBlock(committed: CommittedState, ctx: BlockContext): StateOverlay {
+  const overlay = new StateOverlay(committed);
+  for (const key of committed.expiredSeenKeys(ctx.time)) overlay.delete(key);
+  return overlay;
+}
+
+/**
+ * Executes a proposed block's transactions; returns the effects, or the first rejection with its
+ * index (the block is then invalid as a whole).
+ */
+export function executeBlock(
+  committed: CommittedState,
+  txs: readonly AnyTx[],
+  ctx: BlockContext,
+  config: LedgerConfig,
+  options: ApplyOptions = {},
+  checked?: (tx: AnyTx) => boolean,
+): ({ ok: true } & BlockEffects) | { ok: false; index: number; rejection: Rejection } {
+  const overlay = startBlock(committed, ctx);
+  const outcomes: Accepted[] = [];
+  for (let i = 0; i < txs.length; i++) {
+    const tx = txs[i]!;
+    const outcome = applyTx(overlay, tx, ctx, config, {
+      ...options,
+      signatureChecked: checked?.(tx) ?? false,
+    });
+    if (!outcome.ok) return { ok: false, index: i, rejection: outcome };
+    outcomes.push(outcome);
+  }
+  return {
+    ok: true,
+    writes: overlay.writes,
+    stateRoot: nextStateRoot(committed.root, overlay.writes),
+    outcomes,
+  };
+}
+
+/** Builds a block body from candidates: keeps those that apply in order, up to `maxTxs`. */
+export function buildBlockTxs(
+  committed: CommittedState,
+  candidates: Iterable<AnyTx>,
+  ctx: BlockContext,
+  config: LedgerConfig,
+  maxTxs: number,
+  options: ApplyOptions = {},
+  checked?: (tx: AnyTx) => boolean,
+): BlockEffects & { txs: AnyTx[]; dropped: Dropped[] } {
+  const overlay = startBlock(committed, ctx);
+  const txs: AnyTx[] = [];
+  const outcomes: Accepted[] = [];
+  const dropped: Dropped[] = [];
+  for (const tx of candidates) {
+    if (txs.length >= maxTxs) break;
+    const outcome = applyTx(overlay, tx, ctx, config, {
+      ...options,
+      signatureChecked: checked?.(tx) ?? false,
+    });
+    if (outcome.ok) {
+      txs.push(tx);
+      outcomes.push(outcome);
+    } else {
+      dropped.push({ tx, rejection: outcome });
+    }
+  }
+  return {
+    txs,
+    dropped,
+    outcomes,
+    writes: overlay.writes,
+    stateRoot: nextStateRoot(committed.root, overlay.writes),
+  };
+}
+
+/** The committed state at height 0: genesis institutions, root over their writes. */
+export function genesisState(genesis: Genesis): { state: CommittedState; writes: StateWrites } {
+  const state = new CommittedState(EMPTY_STATE_ROOT, 0);
+  const overlay = new StateOverlay(state);
+  genesisWrites(genesis, overlay);
+  state.apply(overlay.writes, nextStateRoot(EMPTY_STATE_ROOT, overlay.writes), 0);
+  return { state, writes: overlay.writes };
+}

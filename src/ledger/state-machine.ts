@@ -1,0 +1,562 @@
+/**
+ * The application: a pure, deterministic state machine. `applyTx(state, tx, ctx)` either writes
+ * the transaction's effects into the overlay and returns them, or returns a typed rejection and
+ * writes nothing. Every privacy rule of the ledger lives here: only a request's subject can
+ * decide on it, a grant never widens a request, time is block time, use counts are enforced,
+ * records come only from extractors serving the type, replays are refused.
+ */
+import { concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
+import { canonicalBytes } from '../common/canonical.js';
+import { verify } from '../common/crypto.js';
+import type { ChainParams, Genesis, ValidatorInfo } from './genesis.js';
+import {
+  type GrantState,
+  type InstitutionState,
+  type RecordState,
+  type RequestState,
+  type SubjectState,
+  stateKey,
+} from './records.js';
+import type { StateOverlay, StateReader, StateValue } from './state.js';
+import type { AnyTx, DataType, Tx } from './tx.js';
+import { type SignatureVerifier, txHash, verifyTxSignature } from './tx-codec.js';
+
+/** Static facts of the chain the state machine judges against (from genesis). */
+export interface LedgerConfig {
+  chain: string;
+  params: ChainParams;
+  validators: ReadonlyMap<string, ValidatorInfo>;
+  registrars: ReadonlySet<string>;
+  admins: ReadonlySet<string>;
+}
+
+/** Builds the ledger config from a genesis document. */
+export function ledgerConfigOf(genesis: Genesis): LedgerConfig {
+  return {
+    chain: genesis.chain,
+    params: genesis.params,
+    validators: new Map(genesis.validators.map((v) => [v.key, v])),
+    registrars: new Set(genesis.registrars),
+    admins: new Set(genesis.admins),
+  };
+}
+
+/** The block a transaction is executed in. */
+export interface BlockContext {
+  height: number;
+  /** Block time (unix ms): the only clock the ledger knows. */
+  time: number;
+  proposer: string;
+}
+
+/** Why a transaction was refused. */
+export interface Rejection {
+  ok: false;
+  code: string;
+  message: string;
+}
+
+/** What an accepted transaction did. */
+export interface Accepted {
+  ok: true;
+  hash: string;
+  /** The data subject this transaction concerns, for the audit index. */
+  subject?: string;
+}
+
+/** Outcome of `applyTx`. */
+export type TxOutcome = Accepted | Rejection;
+
+function reject(code: string, message: string): Rejection {
+  return { ok: false, code, message };
+}
+
+const ATTEST_DOMAIN = utf8ToBytes('datagrant/attest/v1\n');
+
+/** The bytes a registrar signs to bind a subject id to its keys. */
+export function attestationBytes(
+  chain: string,
+  subject: string,
+  signKey: string,
+  encKey: string,
+): Uint8Array {
+  return concatBytes(ATTEST_DOMAIN, canonicalBytes({ chain, subject, signKey, encKey }));
+}
+
+function read<T>(state: StateReader, key: string): T | undefined {
+  return state.get(key) as T | undefined;
+}
+
+function write<T>(state: StateOverlay, key: string, value: T): void {
+  state.set(key, value as unknown as StateValue);
+}
+
+function verifyHex(
+  verifier: SignatureVerifier,
+  sigHex: string,
+  message: Uint8Array,
+  keyHex: string,
+): boolean {
+  try {
+    return verifier(fromHex(sigHex, 'sig', 64), message, fromHex(keyHex, 'key', 32));
+  } catch {
+    return false;
+  }
+}
+
+/** Options of `applyTx`. */
+export interface ApplyOptions {
+  /** Signature check; the node passes a cached OpenSSL verifier. */
+  verifier?: SignatureVerifier;
+  /** Set when the signature was already checked (e.g. at mempool admission) for this exact tx. */
+  signatureChecked?: boolean;
+}
+
+/**
+ * Applies one transaction. On success its writes are in `state`; on rejection `state` is
+ * untouched. Pure: the result depends only on the arguments.
+ */
+export function applyTx(
+  state: StateOverlay,
+  tx: AnyTx,
+  ctx: BlockContext,
+  config: LedgerConfig,
+  options: ApplyOptions = {},
+): TxOutcome {
+  const verifier = options.verifier ?? verify;
+  if (tx.chain !== config.chain) return reject('LEDGER_WRONG_CHAIN', `tx is for chain ${tx.chain}`);
+  if (tx.expires <= ctx.time) return reject('LEDGER_TX_EXPIRED', 'tx expired before this block');
+  if (tx.expires > ctx.time + config.params.maxTxTtlMs) {
+    return reject('LEDGER_TX_TTL_TOO_LONG', `tx expiry is more than ${config.params.maxTxTtlMs} ms ahead`);
+  }
+  const hash = txHash(tx);
+  if (state.get(stateKey.seen(hash)) !== undefined)
+    return reject('LEDGER_TX_REPLAYED', 'tx was already included');
+  if (!options.signatureChecked && !verifyTxSignature(tx, verifier)) {
+    return reject('LEDGER_BAD_SIGNATURE', 'signature does not verify for signer');
+  }
+  const layer = state.child();
+  const outcome = dispatch(layer, tx, hash, ctx, config, verifier);
+  if (!outcome.ok) return outcome;
+  layer.set(stateKey.seen(hash), tx.expires);
+  state.absorb(layer);
+  return outcome;
+}
+
+function dispatch(
+  s: StateOverlay,
+  tx: AnyTx,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+  verifier: SignatureVerifier,
+): TxOutcome {
+  switch (tx.kind) {
+    case 'subject.register':
+      return subjectRegister(s, tx, hash, ctx, config, verifier);
+    case 'request.open':
+      return requestOpen(s, tx, hash, ctx, config);
+    case 'record.put':
+      return recordPut(s, tx, hash, ctx, config);
+    case 'record.fail':
+      return recordFail(s, tx, hash, ctx, config);
+    case 'grant':
+      return grant(s, tx, hash, ctx, config);
+    case 'deny':
+      return deny(s, tx, hash, ctx);
+    case 'revoke':
+    case 'pause':
+    case 'resume':
+      return grantControl(s, tx, hash);
+    case 'usage':
+      return usage(s, tx, hash, ctx, config);
+    case 'erase':
+      return erase(s, tx, hash);
+    case 'institution.add':
+      return institutionAdd(s, tx, hash, ctx, config);
+    case 'institution.retire':
+      return institutionRetire(s, tx, hash, config);
+  }
+}
+
+function subjectRegister(
+  s: StateOverlay,
+  tx: Tx<'subject.register'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+  verifier: SignatureVerifier,
+): TxOutcome {
+  const { subject, encKey, registrar, attestation } = tx.body;
+  if (!config.registrars.has(registrar))
+    return reject('LEDGER_UNKNOWN_REGISTRAR', 'registrar is not in genesis');
+  if (
+    !verifyHex(verifier, attestation, attestationBytes(config.chain, subject, tx.signer, encKey), registrar)
+  ) {
+    return reject('LEDGER_BAD_ATTESTATION', 'registrar attestation does not verify');
+  }
+  if (s.get(stateKey.subject(subject)) !== undefined)
+    return reject('LEDGER_SUBJECT_EXISTS', 'subject already registered');
+  if (s.get(stateKey.subjectByKey(tx.signer)) !== undefined) {
+    return reject('LEDGER_KEY_IN_USE', 'signing key already bound to a subject');
+  }
+  const record: SubjectState = { id: subject, signKey: tx.signer, encKey, registrar, height: ctx.height };
+  write(s, stateKey.subject(subject), record);
+  s.set(stateKey.subjectByKey(tx.signer), subject);
+  return { ok: true, hash, subject };
+}
+
+function activeInstitutionOf(s: StateReader, signKey: string): InstitutionState | undefined {
+  const id = s.get(stateKey.institutionByKey(signKey));
+  if (typeof id !== 'string') return undefined;
+  const inst = read<InstitutionState>(s, stateKey.institution(id));
+  return inst?.active ? inst : undefined;
+}
+
+function requestOpen(
+  s: StateOverlay,
+  tx: Tx<'request.open'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): TxOutcome {
+  const body = tx.body;
+  const inst = activeInstitutionOf(s, tx.signer);
+  if (!inst) return reject('LEDGER_NOT_INSTITUTION', 'signer is not an active institution');
+  const subject = read<SubjectState>(s, stateKey.subject(body.subject));
+  if (!subject) return reject('LEDGER_UNKNOWN_SUBJECT', 'subject is not registered');
+  if (body.consentBy <= ctx.time || body.consentBy > ctx.time + config.params.maxConsentMs) {
+    return reject('LEDGER_BAD_DEADLINE', 'consentBy must be in the future and within the chain limit');
+  }
+  if (body.dataFrom && body.dataTo && body.dataFrom > body.dataTo) {
+    return reject('LEDGER_BAD_RANGE', 'dataFrom is after dataTo');
+  }
+  for (const [column, source] of Object.entries(body.fields)) {
+    const type = source.slice(0, source.indexOf('.'));
+    if (!(body.types as string[]).includes(type)) {
+      return reject(
+        'LEDGER_FIELD_OUT_OF_SCOPE',
+        `field ${column} reads ${type}, which the request does not ask for`,
+      );
+    }
+  }
+  const request: RequestState = {
+    id: hash,
+    institution: inst.id,
+    subject: body.subject,
+    types: [...body.types],
+    purpose: body.purpose,
+    format: body.format,
+    fields: { ...body.fields },
+    ...(body.dataFrom ? { dataFrom: body.dataFrom } : {}),
+    ...(body.dataTo ? { dataTo: body.dataTo } : {}),
+    consentBy: body.consentBy,
+    openedAt: ctx.time,
+    height: ctx.height,
+    records: {},
+    failures: {},
+    decision: 'pending',
+    erased: false,
+  };
+  write(s, stateKey.request(hash), request);
+  return { ok: true, hash, subject: body.subject };
+}
+
+function extractorServes(config: LedgerConfig, key: string, type: DataType): boolean {
+  const v = config.validators.get(key);
+  if (!v) return false;
+  return v.roles.includes('extractor') && v.types.includes(type);
+}
+
+function openRequestFor(
+  s: StateReader,
+  requestId: string,
+  type: DataType,
+  ctx: BlockContext,
+): RequestState | Rejection {
+  const request = read<RequestState>(s, stateKey.request(requestId));
+  if (!request) return reject('LEDGER_UNKNOWN_REQUEST', 'no such request');
+  if (!request.types.includes(type))
+    return reject('LEDGER_TYPE_NOT_REQUESTED', `request does not ask for ${type}`);
+  if (request.decision !== 'pending' || request.erased)
+    return reject('LEDGER_REQUEST_CLOSED', 'request is no longer open');
+  if (request.consentBy <= ctx.time)
+    return reject('LEDGER_REQUEST_EXPIRED', 'request consent deadline has passed');
+  if (request.records[type] !== undefined)
+    return reject('LEDGER_RECORD_EXISTS', `a ${type} record is already on the request`);
+  return request;
+}
+
+function recordPut(
+  s: StateOverlay,
+  tx: Tx<'record.put'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): TxOutcome {
+  const body = tx.body;
+  if (!extractorServes(config, tx.signer, body.type)) {
+    return reject('LEDGER_NOT_EXTRACTOR', `signer is not an extractor serving ${body.type}`);
+  }
+  const request = openRequestFor(s, body.request, body.type, ctx);
+  if ('ok' in request) return request;
+  if (s.get(stateKey.record(body.digest)) !== undefined)
+    return reject('LEDGER_DIGEST_EXISTS', 'record digest already used');
+  const record: RecordState = {
+    digest: body.digest,
+    request: body.request,
+    subject: request.subject,
+    type: body.type,
+    size: body.size,
+    key: { ...body.key },
+    source: body.source,
+    fetchedAt: body.fetchedAt,
+    sourceDigest: body.sourceDigest,
+    extractor: tx.signer,
+    height: ctx.height,
+    erased: false,
+  };
+  write(s, stateKey.record(body.digest), record);
+  const { [body.type]: _failed, ...failures } = request.failures;
+  write(s, stateKey.request(request.id), {
+    ...request,
+    records: { ...request.records, [body.type]: body.digest },
+    failures,
+  });
+  return { ok: true, hash, subject: request.subject };
+}
+
+function recordFail(
+  s: StateOverlay,
+  tx: Tx<'record.fail'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): TxOutcome {
+  const body = tx.body;
+  if (!extractorServes(config, tx.signer, body.type)) {
+    return reject('LEDGER_NOT_EXTRACTOR', `signer is not an extractor serving ${body.type}`);
+  }
+  const request = openRequestFor(s, body.request, body.type, ctx);
+  if ('ok' in request) return request;
+  const failure = { reason: body.reason, detail: body.detail, extractor: tx.signer, height: ctx.height };
+  write(s, stateKey.request(request.id), {
+    ...request,
+    failures: { ...request.failures, [body.type]: failure },
+  });
+  return { ok: true, hash, subject: request.subject };
+}
+
+function subjectOwns(s: StateReader, request: RequestState, signer: string): boolean {
+  const subject = read<SubjectState>(s, stateKey.subject(request.subject));
+  return subject !== undefined && subject.signKey === signer;
+}
+
+function grant(
+  s: StateOverlay,
+  tx: Tx<'grant'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): TxOutcome {
+  const body = tx.body;
+  const request = read<RequestState>(s, stateKey.request(body.request));
+  if (!request) return reject('LEDGER_UNKNOWN_REQUEST', 'no such request');
+  if (!subjectOwns(s, request, tx.signer))
+    return reject('LEDGER_NOT_SUBJECT', 'only the request subject can grant');
+  if (request.decision !== 'pending' || request.erased)
+    return reject('LEDGER_REQUEST_CLOSED', 'request was already decided');
+  if (request.consentBy <= ctx.time)
+    return reject('LEDGER_REQUEST_EXPIRED', 'request consent deadline has passed');
+  for (const type of body.types) {
+    if (!request.types.includes(type))
+      return reject('LEDGER_SCOPE_WIDENED', `grant adds ${type}, which was not requested`);
+  }
+  if (body.purpose !== request.purpose)
+    return reject('LEDGER_PURPOSE_MISMATCH', 'grant purpose differs from the request');
+  const from = body.dataFrom ?? request.dataFrom;
+  const to = body.dataTo ?? request.dataTo;
+  if (
+    (request.dataFrom && (!from || from < request.dataFrom)) ||
+    (request.dataTo && (!to || to > request.dataTo))
+  ) {
+    return reject('LEDGER_SCOPE_WIDENED', 'grant date range is wider than the request');
+  }
+  if (from && to && from > to) return reject('LEDGER_BAD_RANGE', 'dataFrom is after dataTo');
+  if (body.expires <= ctx.time || body.expires > ctx.time + config.params.maxGrantMs) {
+    return reject('LEDGER_BAD_EXPIRY', 'grant expiry must be in the future and within the chain limit');
+  }
+  const expected = new Set<string>();
+  for (const type of body.types) {
+    const digest = request.records[type];
+    if (digest === undefined) return reject('LEDGER_RECORD_MISSING', `no ${type} record to grant yet`);
+    expected.add(digest);
+  }
+  const given = new Set(body.keys.map((k) => k.record));
+  if (
+    given.size !== body.keys.length ||
+    given.size !== expected.size ||
+    [...given].some((d) => !expected.has(d))
+  ) {
+    return reject('LEDGER_KEYS_MISMATCH', 'grant must carry exactly one key per granted record');
+  }
+  const record: GrantState = {
+    id: hash,
+    request: request.id,
+    subject: request.subject,
+    institution: request.institution,
+    types: [...body.types],
+    purpose: body.purpose,
+    ...(from ? { dataFrom: from } : {}),
+    ...(to ? { dataTo: to } : {}),
+    expires: body.expires,
+    uses: body.uses,
+    used: 0,
+    retainDays: body.retainDays,
+    keys: body.keys.map((k) => ({ record: k.record, key: { ...k.key } })),
+    paused: false,
+    revoked: false,
+    grantedAt: ctx.time,
+    height: ctx.height,
+  };
+  write(s, stateKey.grant(hash), record);
+  write(s, stateKey.request(request.id), { ...request, decision: 'granted', grant: hash });
+  return { ok: true, hash, subject: request.subject };
+}
+
+function deny(s: StateOverlay, tx: Tx<'deny'>, hash: string, ctx: BlockContext): TxOutcome {
+  const request = read<RequestState>(s, stateKey.request(tx.body.request));
+  if (!request) return reject('LEDGER_UNKNOWN_REQUEST', 'no such request');
+  if (!subjectOwns(s, request, tx.signer))
+    return reject('LEDGER_NOT_SUBJECT', 'only the request subject can deny');
+  if (request.decision !== 'pending' || request.erased)
+    return reject('LEDGER_REQUEST_CLOSED', 'request was already decided');
+  if (request.consentBy <= ctx.time)
+    return reject('LEDGER_REQUEST_EXPIRED', 'request consent deadline has passed');
+  write(s, stateKey.request(request.id), {
+    ...request,
+    decision: 'denied',
+    ...(tx.body.reason ? { denyReason: tx.body.reason } : {}),
+  });
+  return { ok: true, hash, subject: request.subject };
+}
+
+function grantControl(s: StateOverlay, tx: Tx<'revoke' | 'pause' | 'resume'>, hash: string): TxOutcome {
+  const g = read<GrantState>(s, stateKey.grant(tx.body.grant));
+  if (!g) return reject('LEDGER_UNKNOWN_GRANT', 'no such grant');
+  const subject = read<SubjectState>(s, stateKey.subject(g.subject));
+  if (!subject || subject.signKey !== tx.signer)
+    return reject('LEDGER_NOT_SUBJECT', `only the grant's subject can ${tx.kind}`);
+  if (g.revoked) return reject('LEDGER_GRANT_REVOKED', 'grant is already revoked');
+  if (tx.kind === 'revoke') write(s, stateKey.grant(g.id), { ...g, revoked: true });
+  else if (tx.kind === 'pause') {
+    if (g.paused) return reject('LEDGER_GRANT_PAUSED', 'grant is already paused');
+    write(s, stateKey.grant(g.id), { ...g, paused: true });
+  } else {
+    if (!g.paused) return reject('LEDGER_GRANT_NOT_PAUSED', 'grant is not paused');
+    write(s, stateKey.grant(g.id), { ...g, paused: false });
+  }
+  return { ok: true, hash, subject: g.subject };
+}
+
+function usage(
+  s: StateOverlay,
+  tx: Tx<'usage'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): TxOutcome {
+  const g = read<GrantState>(s, stateKey.grant(tx.body.grant));
+  if (!g) return reject('LEDGER_UNKNOWN_GRANT', 'no such grant');
+  const inst = read<InstitutionState>(s, stateKey.institution(g.institution));
+  const signerIsGrantee = inst !== undefined && inst.signKey === tx.signer;
+  const signerIsPlatform = config.validators.get(tx.signer)?.roles.includes('platform') === true;
+  if (!signerIsGrantee && !signerIsPlatform)
+    return reject('LEDGER_NOT_GRANTEE', 'usage must come from the grantee or a platform');
+  if (!inst?.active) return reject('LEDGER_NOT_INSTITUTION', 'grantee institution is retired');
+  const request = read<RequestState>(s, stateKey.request(g.request));
+  if (!request || request.erased) return reject('LEDGER_ERASED', 'the data was erased');
+  if (g.revoked) return reject('LEDGER_GRANT_REVOKED', 'grant was revoked');
+  if (g.paused) return reject('LEDGER_GRANT_PAUSED', 'grant is paused');
+  if (g.expires <= ctx.time) return reject('LEDGER_GRANT_EXPIRED', 'grant has expired');
+  if (g.used >= g.uses) return reject('LEDGER_GRANT_USED_UP', 'grant has no uses left');
+  write(s, stateKey.grant(g.id), { ...g, used: g.used + 1 });
+  return { ok: true, hash, subject: g.subject };
+}
+
+function erase(s: StateOverlay, tx: Tx<'erase'>, hash: string): TxOutcome {
+  const request = read<RequestState>(s, stateKey.request(tx.body.request));
+  if (!request) return reject('LEDGER_UNKNOWN_REQUEST', 'no such request');
+  if (!subjectOwns(s, request, tx.signer))
+    return reject('LEDGER_NOT_SUBJECT', 'only the request subject can erase');
+  if (request.erased) return reject('LEDGER_ERASED', 'request data is already erased');
+  for (const digest of Object.values(request.records)) {
+    const record = read<RecordState>(s, stateKey.record(digest));
+    if (record) write(s, stateKey.record(digest), { ...record, erased: true });
+  }
+  if (request.grant) {
+    const g = read<GrantState>(s, stateKey.grant(request.grant));
+    if (g && !g.revoked) write(s, stateKey.grant(g.id), { ...g, revoked: true });
+  }
+  write(s, stateKey.request(request.id), { ...request, erased: true });
+  return { ok: true, hash, subject: request.subject };
+}
+
+function institutionAdd(
+  s: StateOverlay,
+  tx: Tx<'institution.add'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): TxOutcome {
+  if (!config.admins.has(tx.signer))
+    return reject('LEDGER_NOT_ADMIN', 'only a governance key can add institutions');
+  const { institution, name, signKey, encKey } = tx.body;
+  if (s.get(stateKey.institution(institution)) !== undefined) {
+    return reject('LEDGER_INSTITUTION_EXISTS', 'institution id already used');
+  }
+  if (s.get(stateKey.institutionByKey(signKey)) !== undefined)
+    return reject('LEDGER_KEY_IN_USE', 'signing key already used');
+  const record: InstitutionState = {
+    id: institution,
+    name,
+    signKey,
+    encKey,
+    active: true,
+    height: ctx.height,
+  };
+  write(s, stateKey.institution(institution), record);
+  s.set(stateKey.institutionByKey(signKey), institution);
+  return { ok: true, hash };
+}
+
+function institutionRetire(
+  s: StateOverlay,
+  tx: Tx<'institution.retire'>,
+  hash: string,
+  config: LedgerConfig,
+): TxOutcome {
+  if (!config.admins.has(tx.signer))
+    return reject('LEDGER_NOT_ADMIN', 'only a governance key can retire institutions');
+  const inst = read<InstitutionState>(s, stateKey.institution(tx.body.institution));
+  if (!inst) return reject('LEDGER_UNKNOWN_INSTITUTION', 'no such institution');
+  if (!inst.active) return reject('LEDGER_INSTITUTION_RETIRED', 'institution is already retired');
+  write(s, stateKey.institution(inst.id), { ...inst, active: false });
+  return { ok: true, hash };
+}
+
+/** State writes of the genesis document (institutions present from the start). */
+export function genesisWrites(genesis: Genesis, state: StateOverlay): void {
+  for (const inst of genesis.institutions) {
+    const record: InstitutionState = {
+      id: inst.institution,
+      name: inst.name,
+      signKey: inst.signKey,
+      encKey: inst.encKey,
+      active: true,
+      height: 0,
+    };
+    write(state, stateKey.institution(inst.institution), record);
+    state.set(stateKey.institutionByKey(inst.signKey), inst.institution);
+  }
+}
