@@ -1,0 +1,226 @@
+/** Chain query routes: status, genesis, validators, blocks, transactions and their proofs, submission. */
+import type {} from '@fastify/swagger';
+import type { FastifyInstance } from 'fastify';
+import { DatagrantError } from '../common/errors.js';
+import { blockHash, buildTxProof, quorumSize, txHash } from '../ledger/index.js';
+import type { Chain } from '../node/chain.js';
+import type { Mempool } from '../node/mempool.js';
+import { ErrorBodySchema } from './errors.js';
+
+/** Live facts about the node that only its consensus and network layers know. */
+export interface NodeStatusSource {
+  status(): {
+    mode: 'dev' | 'pbft';
+    view: number;
+    primary: string;
+    peers: string[];
+    lastCommitAt: number | null;
+    self: string;
+  };
+  /** Last time each validator was heard from (unix ms), by key. */
+  liveness?(): Record<string, number | null>;
+}
+
+/** What the chain routes need. */
+export interface ChainRouteModules {
+  chain: Chain;
+  mempool: Mempool;
+  node: NodeStatusSource;
+  /** Called after a transaction is admitted (to gossip it and wake the producer). */
+  onAdmitted?: (hash: string, tx: unknown) => void;
+}
+
+const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const errors = { 400: ErrorBodySchema, 404: ErrorBodySchema };
+
+/** Registers the chain routes under /v1. */
+export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModules): Promise<void> {
+  const { chain, mempool, node } = modules;
+
+  app.get(
+    '/v1/status',
+    { schema: { tags: ['chain'], summary: 'Height, view, primary, peers and last commit time' } },
+    async () => {
+      const tip = chain.store.tip();
+      const s = node.status();
+      return {
+        chain: chain.genesis.chain,
+        height: tip.height,
+        hash: tip.hash,
+        time: tip.time,
+        stateRoot: tip.stateRoot,
+        mode: s.mode,
+        view: s.view,
+        primary: s.primary,
+        self: s.self,
+        peers: s.peers,
+        lastCommitAt: s.lastCommitAt,
+        mempool: mempool.size,
+        validators: chain.genesis.validators.length,
+        quorum: quorumSize(chain.genesis.validators.length),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/genesis',
+    { schema: { tags: ['chain'], summary: 'The genesis document' } },
+    async () => chain.genesis,
+  );
+
+  app.get(
+    '/v1/validators',
+    { schema: { tags: ['chain'], summary: 'Validator set with roles and liveness' } },
+    async () => {
+      const s = node.status();
+      const seen = node.liveness?.() ?? {};
+      return {
+        quorum: quorumSize(chain.genesis.validators.length),
+        validators: chain.genesis.validators.map((v) => ({
+          ...v,
+          self: v.key === s.self,
+          primary: v.key === s.primary,
+          connected: v.key === s.self || s.peers.includes(v.key),
+          lastSeenAt: v.key === s.self ? Date.now() : (seen[v.key] ?? null),
+        })),
+      };
+    },
+  );
+
+  app.get<{ Querystring: { before?: number; limit?: number } }>(
+    '/v1/blocks',
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'Latest block headers, newest first',
+        querystring: {
+          type: 'object',
+          properties: {
+            before: { type: 'integer', minimum: 1 },
+            limit: { type: 'integer', minimum: 1, maximum: 100 },
+          },
+          additionalProperties: false,
+        },
+        response: { 400: ErrorBodySchema },
+      },
+    },
+    async (request) => {
+      const tip = chain.store.tip().height;
+      const start = Math.min(tip, (request.query.before ?? tip + 1) - 1);
+      const limit = request.query.limit ?? 20;
+      const out = [];
+      for (let h = start; h >= 1 && out.length < limit; h--) {
+        const certified = await chain.store.getBlock(h);
+        if (certified)
+          out.push({
+            hash: blockHash(certified.block.header),
+            header: certified.block.header,
+            votes: certified.cert.votes.length,
+          });
+      }
+      return { height: tip, blocks: out };
+    },
+  );
+
+  app.get<{ Params: { height: string } }>(
+    '/v1/blocks/:height',
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'A certified block by height, by hash, or `latest`',
+        params: {
+          type: 'object',
+          properties: { height: { type: 'string', pattern: '^(latest|[0-9]{1,15}|[0-9a-f]{64})$' } },
+        },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const { height } = request.params;
+      const certified =
+        height.length === 64
+          ? await chain.store.getBlockByHash(height)
+          : await chain.store.getBlock(height === 'latest' ? chain.store.tip().height : Number(height));
+      if (!certified) throw new DatagrantError('LEDGER_BLOCK_NOT_FOUND', `no block ${height}`);
+      return {
+        hash: blockHash(certified.block.header),
+        ...certified,
+        txHashes: certified.block.txs.map((tx) => txHash(tx)),
+      };
+    },
+  );
+
+  app.get<{ Params: { hash: string } }>(
+    '/v1/txs/:hash',
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'A transaction: committed (with its block), pending, or rejected (with the code)',
+        params: { type: 'object', properties: { hash: HASH } },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const { hash } = request.params;
+      const location = await chain.store.getTxLocation(hash);
+      if (location) {
+        const certified = await chain.store.getBlock(location.height);
+        return {
+          status: 'committed',
+          hash,
+          height: location.height,
+          index: location.index,
+          blockHash: certified ? blockHash(certified.block.header) : null,
+          time: certified?.block.header.time ?? null,
+          tx: certified?.block.txs[location.index] ?? null,
+        };
+      }
+      const pending = mempool.get(hash);
+      if (pending) return { status: 'pending', hash, tx: pending };
+      const rejected = mempool.rejection(hash);
+      if (rejected)
+        return { status: 'rejected', hash, error: { code: rejected.code, message: rejected.message } };
+      throw new DatagrantError('LEDGER_TX_NOT_FOUND', 'no such transaction');
+    },
+  );
+
+  app.get<{ Params: { hash: string } }>(
+    '/v1/txs/:hash/proof',
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'Inclusion proof of a committed transaction (verifiable with the genesis alone)',
+        params: { type: 'object', properties: { hash: HASH } },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const location = await chain.store.getTxLocation(request.params.hash);
+      const certified = location ? await chain.store.getBlock(location.height) : undefined;
+      if (!location || !certified)
+        throw new DatagrantError('LEDGER_TX_NOT_FOUND', 'no committed transaction with this hash');
+      return buildTxProof(certified, location.index);
+    },
+  );
+
+  app.post(
+    '/v1/txs',
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'Submit a signed transaction',
+        body: { type: 'object' },
+        response: {
+          202: { type: 'object', properties: { hash: HASH, status: { type: 'string' } } },
+          ...errors,
+          409: ErrorBodySchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const hash = await mempool.add(request.body);
+      modules.onAdmitted?.(hash, request.body);
+      return reply.status(202).send({ hash, status: 'pending' });
+    },
+  );
+}

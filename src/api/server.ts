@@ -1,0 +1,44 @@
+/**
+ * The HTTP API app, built in one function (listen is called by the node): JSON schemas on every
+ * route, a body size limit, coded errors, and OpenAPI at /openapi.json.
+ */
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from '../common/logger.js';
+import { installErrorHandling } from './errors.js';
+
+/** API options. */
+export interface ApiOptions {
+  /** Largest accepted request body in bytes. */
+  bodyLimit: number;
+  logger: Logger;
+}
+
+/** Default largest request body. */
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+/** Creates the Fastify app with error handling and OpenAPI; routes are registered by the caller. */
+export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit,
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    return503OnClosing: true,
+    requestTimeout: 30_000,
+  });
+  installErrorHandling(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'datagrant node API',
+        description:
+          'Chain queries, transaction submission, and the platform API for institutions and subjects.',
+        version: '1',
+      },
+    },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,66 @@
+/** A small client of the node's HTTP API, used by the CLI and scripts. */
+import { DatagrantError } from '../common/errors.js';
+
+/** Error body returned by the API. */
+interface ApiErrorBody {
+  error?: { code?: string; message?: string };
+}
+
+/** Calls the API; resolves with the JSON body or throws a DatagrantError with the API's code. */
+export async function apiCall<T>(
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, base), {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (err) {
+    throw new DatagrantError('CLI_UNREACHABLE', `cannot reach ${base}: ${(err as Error).message}`);
+  }
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!response.ok) {
+    const e = (json as ApiErrorBody | undefined)?.error;
+    throw new DatagrantError(e?.code ?? 'CLI_HTTP_ERROR', e?.message ?? `HTTP ${response.status}`, {
+      status: response.status,
+    });
+  }
+  return json as T;
+}
+
+/** Polls until a submitted transaction is committed (or rejected, or the timeout passes). */
+export async function waitForTx(
+  base: string,
+  hash: string,
+  timeoutMs = 30_000,
+): Promise<{ status: string; height?: number; error?: { code: string; message: string } }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await apiCall<{ status: string; height?: number; error?: { code: string; message: string } }>(
+        base,
+        'GET',
+        `/v1/txs/${hash}`,
+      );
+      if (r.status !== 'pending') return r;
+    } catch (err) {
+      if (!(err instanceof DatagrantError && err.code === 'LEDGER_TX_NOT_FOUND')) throw err;
+    }
+    if (Date.now() > deadline)
+      throw new DatagrantError('CLI_TIMEOUT', `tx ${hash} not committed within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

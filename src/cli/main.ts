@@ -1,0 +1,255 @@
+/**
+ * The `datagrant` command line: keys, testnet init, running a node, chain queries, transaction
+ * submission and offline proof verification. Every command has `--help`.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { DatagrantError } from '../common/errors.js';
+import { generateKeySet } from '../common/keyfile.js';
+import { readKeyFile, writeKeyFile } from '../common/keyfile-fs.js';
+import { createLogger } from '../common/logger.js';
+import { decodeTx, type TxProof, txHash, verifyTxProof } from '../ledger/index.js';
+import { loadNodeConfig } from '../node/config.js';
+import { initTestnet } from '../node/init.js';
+import { DatagrantNode, readGenesis } from '../node/node.js';
+import { apiCall, waitForTx } from './client.js';
+
+const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
+
+/** Passphrase from --passphrase-file or the DATAGRANT_PASSPHRASE environment variable. */
+export async function passphraseFrom(options: { passphraseFile?: string }): Promise<string | undefined> {
+  if (options.passphraseFile) return (await readFile(options.passphraseFile, 'utf8')).replace(/\r?\n$/, '');
+  return process.env.DATAGRANT_PASSPHRASE || undefined;
+}
+
+function print(value: unknown, json: boolean, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+}
+
+/** Builds the command tree (exported for tests). */
+export function buildCli(): Command {
+  const program = new Command('datagrant')
+    .description('datagrant: consent-based access to government-held personal data on a permissioned chain')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('keygen')
+    .description('write a new key file (Ed25519 signing + X25519 encryption keys), mode 0600')
+    .requiredOption('--out <file>', 'where to write the key file')
+    .option('--label <text>', 'a label stored in the file', '')
+    .option(
+      '--passphrase-file <file>',
+      'seal the key file with the passphrase in this file (or set DATAGRANT_PASSPHRASE)',
+    )
+    .option('--force', 'overwrite an existing file')
+    .action(async (o: { out: string; label: string; passphraseFile?: string; force?: boolean }) => {
+      const keys = generateKeySet(o.label);
+      const passphrase = await passphraseFrom(o);
+      await writeKeyFile(o.out, keys, { ...(passphrase ? { passphrase } : {}), overwrite: o.force === true });
+      const signKey = Buffer.from(keys.signing.publicKey).toString('hex');
+      const encKey = Buffer.from(keys.encryption.publicKey).toString('hex');
+      print({ file: o.out, signKey, encKey, sealed: Boolean(passphrase) }, false, () =>
+        [`wrote ${o.out}${passphrase ? ' (sealed)' : ''}`, `sign key ${signKey}`, `enc key  ${encKey}`].join(
+          '\n',
+        ),
+      );
+    });
+
+  program
+    .command('init')
+    .description('write genesis, keys and node homes for a local testnet')
+    .requiredOption('--dir <dir>', 'directory to create the testnet in')
+    .option('--validators <n>', 'number of validators (3f+1)', '4')
+    .option('--chain <id>', 'chain id', 'datagrant-local')
+    .option('--base-port <port>', 'API port of node0 (node i: +i; p2p: +100+i)', '26650')
+    .option('--block-interval <ms>', 'longest pause between blocks when idle', '1000')
+    .action(
+      async (o: {
+        dir: string;
+        validators: string;
+        chain: string;
+        basePort: string;
+        blockInterval: string;
+      }) => {
+        const dir = resolve(o.dir);
+        if (existsSync(join(dir, 'genesis.json')))
+          throw new DatagrantError('CLI_EXISTS', `${dir} already holds a testnet`);
+        const result = await initTestnet({
+          dir,
+          validators: Number(o.validators),
+          chain: o.chain,
+          basePort: Number(o.basePort),
+          blockIntervalMs: Number(o.blockInterval),
+        });
+        print(result, false, () =>
+          [
+            `testnet ${result.genesis.chain} written to ${dir}`,
+            ...result.nodes.map((n) => `  ${n.name}  ${n.roles.join('+')}  ${n.apiUrl}  ${n.configPath}`),
+          ].join('\n'),
+        );
+      },
+    );
+
+  const node = program.command('node').description('run a node');
+  node
+    .command('start')
+    .description('start a node from its config (or a one-validator dev chain with --dev)')
+    .option('--config <file>', 'node config file')
+    .option(
+      '--home <dir>',
+      'node home (config.json inside); with --dev, created if missing',
+      '.datagrant/dev',
+    )
+    .option('--dev', 'run a one-validator dev chain, initialising it on first start')
+    .option('--api-port <port>', 'with --dev on first start: API port', '26650')
+    .action(async (o: { config?: string; home: string; dev?: boolean; apiPort: string }) => {
+      let configPath = o.config ? resolve(o.config) : join(resolve(o.home), 'config.json');
+      if (o.dev && !o.config) {
+        const home = resolve(o.home);
+        configPath = join(home, 'node0', 'config.json');
+        if (!existsSync(configPath)) {
+          await initTestnet({
+            dir: home,
+            validators: 1,
+            chain: 'datagrant-dev',
+            basePort: Number(o.apiPort),
+          });
+        }
+      }
+      const config = await loadNodeConfig(configPath);
+      const logger = createLogger({ ...(config.logLevel ? { level: config.logLevel } : {}) }).child({
+        node: config.name,
+      });
+      const instance = new DatagrantNode(config, logger);
+      await instance.start();
+      process.stdout.write(
+        `${JSON.stringify({ event: 'started', node: config.name, api: instance.apiUrl })}\n`,
+      );
+      await new Promise<void>((done) => {
+        const shutdown = (signal: string) => {
+          logger.info({ signal }, 'stopping');
+          instance.stop().then(done, done);
+        };
+        process.once('SIGINT', () => shutdown('SIGINT'));
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+      });
+    });
+
+  program
+    .command('status')
+    .description("show a node's chain status")
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(async (o: { api: string; json?: boolean }) => {
+      const s = await apiCall<Record<string, unknown>>(o.api, 'GET', '/v1/status');
+      print(s, o.json === true, () =>
+        [
+          `chain     ${s.chain}`,
+          `height    ${s.height}`,
+          `hash      ${s.hash}`,
+          `mode      ${s.mode}  view ${s.view}`,
+          `primary   ${s.primary}`,
+          `peers     ${(s.peers as string[]).length}`,
+          `mempool   ${s.mempool}`,
+        ].join('\n'),
+      );
+    });
+
+  const tx = program.command('tx').description('transactions');
+  tx.command('submit')
+    .description('submit a signed transaction (JSON file, or - for stdin)')
+    .argument('<file>', 'signed transaction JSON')
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--wait', 'wait until it is committed')
+    .action(async (file: string, o: { api: string; wait?: boolean }) => {
+      const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+      const r = await apiCall<{ hash: string }>(o.api, 'POST', '/v1/txs', text);
+      if (!o.wait) return print(r, false, () => `submitted ${r.hash}`);
+      const done = await waitForTx(o.api, r.hash);
+      if (done.status === 'rejected') throw new DatagrantError(done.error!.code, done.error!.message);
+      print({ ...r, ...done }, false, () => `committed ${r.hash} at height ${done.height}`);
+    });
+  tx.command('show')
+    .description('show a transaction and where it is')
+    .argument('<hash>')
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .action(async (hash: string, o: { api: string }) => {
+      print(await apiCall(o.api, 'GET', `/v1/txs/${hash}`), true, () => '');
+    });
+
+  program
+    .command('verify')
+    .description('verify a transaction inclusion proof offline against a genesis file')
+    .requiredOption('--genesis <file>', 'genesis.json of the chain')
+    .option('--proof <file>', 'proof JSON file (from GET /v1/txs/:hash/proof)')
+    .option('--tx <hash>', 'fetch the proof of this tx from --api, then verify it locally')
+    .option('--api <url>', 'node API URL (with --tx)', DEFAULT_API)
+    .action(async (o: { genesis: string; proof?: string; tx?: string; api: string }) => {
+      const genesis = await readGenesis(o.genesis);
+      let proof: TxProof;
+      if (o.proof) proof = JSON.parse(await readFile(o.proof, 'utf8')) as TxProof;
+      else if (o.tx) proof = await apiCall<TxProof>(o.api, 'GET', `/v1/txs/${o.tx}/proof`);
+      else throw new DatagrantError('CLI_USAGE', 'give --proof <file> or --tx <hash>');
+      const result = verifyTxProof(genesis, proof);
+      if (!result.ok) throw new DatagrantError(result.code, result.message);
+      if (o.tx && result.hash !== o.tx)
+        throw new DatagrantError('PROOF_WRONG_TX', 'the proof is for another transaction');
+      print(
+        result,
+        false,
+        () =>
+          `verified: tx ${result.hash} is in block ${result.height} (${result.blockHash}), certified by a validator quorum`,
+      );
+    });
+
+  program
+    .command('hash')
+    .description('print the hash of a transaction JSON file (checks its schema)')
+    .argument('<file>')
+    .action(async (file: string) => {
+      const parsed = decodeTx(JSON.parse(await readFile(file, 'utf8')));
+      print({ hash: txHash(parsed) }, false, () => txHash(parsed));
+    });
+
+  program
+    .command('key')
+    .description('show the public keys of a key file')
+    .argument('<file>')
+    .option('--passphrase-file <file>', 'passphrase of a sealed key file (or DATAGRANT_PASSPHRASE)')
+    .action(async (file: string, o: { passphraseFile?: string }) => {
+      const keys = await readKeyFile(file, await passphraseFrom(o));
+      const signKey = Buffer.from(keys.signing.publicKey).toString('hex');
+      const encKey = Buffer.from(keys.encryption.publicKey).toString('hex');
+      print({ label: keys.label, signKey, encKey }, false, () => `sign key ${signKey}\nenc key  ${encKey}`);
+    });
+
+  return program;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Runs the CLI; prints `error CODE: message` and exits non-zero on failure. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof DatagrantError) {
+      process.stderr.write(`error ${err.code}: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

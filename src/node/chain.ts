@@ -1,0 +1,180 @@
+/**
+ * The chain as the node runs it: committed state in memory over the block store, block building
+ * for proposers, validation for voters, and commit with an event per block. Consensus (the
+ * one-validator dev producer or PBFT) decides *which* block commits; this decides what it means.
+ */
+import { EventEmitter } from 'node:events';
+import { DatagrantError } from '../common/errors.js';
+import {
+  type AnyTx,
+  type Block,
+  type BlockContext,
+  type BlockEffects,
+  type BlockStore,
+  blockHash,
+  buildBlockTxs,
+  type CertifiedBlock,
+  CommittedState,
+  checkCertificate,
+  executeBlock,
+  type Genesis,
+  type LedgerConfig,
+  ledgerConfigOf,
+  type SignatureVerifier,
+  txHash,
+  txRootOf,
+} from '../ledger/index.js';
+import type { Mempool } from './mempool.js';
+
+/** Emitted once per committed block, after it is durable. */
+export interface CommittedBlockEvent {
+  certified: CertifiedBlock;
+  hash: string;
+  txHashes: string[];
+}
+
+/** Typed events of the chain. */
+export interface ChainEvents {
+  committed: [CommittedBlockEvent];
+}
+
+/** Why a proposed block is invalid, or null. */
+export interface BlockFault {
+  code: string;
+  message: string;
+}
+
+/** Committed state, block building, validation and commit. */
+export class Chain extends EventEmitter<ChainEvents> {
+  readonly state: CommittedState;
+  readonly config: LedgerConfig;
+  private readonly executed = new Map<string, BlockEffects>();
+
+  constructor(
+    readonly genesis: Genesis,
+    readonly store: BlockStore,
+    private readonly modules: { mempool: Mempool; verifier: SignatureVerifier },
+  ) {
+    super();
+    this.config = ledgerConfigOf(genesis);
+    this.state = new CommittedState();
+  }
+
+  /** Loads committed state from the store (the store must be open). */
+  async load(): Promise<void> {
+    await this.store.loadState(this.state);
+  }
+
+  /** Height of the last committed block (0 before the first). */
+  get height(): number {
+    return this.store.tip().height;
+  }
+
+  private checked = (tx: AnyTx): boolean => this.modules.mempool.isVerified(tx);
+
+  /** Builds the next block from the mempool; refused transactions leave the mempool with their reason. */
+  buildBlock(proposer: string, view: number, time: number): Block {
+    const tip = this.store.tip();
+    const blockTime = Math.max(time, tip.time + 1);
+    const ctx: BlockContext = { height: tip.height + 1, time: blockTime, proposer };
+    const built = buildBlockTxs(
+      this.state,
+      this.modules.mempool.values(),
+      ctx,
+      this.config,
+      this.genesis.params.maxBlockTxs,
+      { verifier: this.modules.verifier },
+      this.checked,
+    );
+    for (const { tx, rejection } of built.dropped)
+      this.modules.mempool.reject(txHash(tx), rejection.code, rejection.message);
+    const header = {
+      chain: this.genesis.chain,
+      height: ctx.height,
+      prev: tip.hash,
+      txRoot: txRootOf(built.txs),
+      txCount: built.txs.length,
+      stateRoot: built.stateRoot,
+      proposer,
+      view,
+      time: blockTime,
+    };
+    this.executed.set(blockHash(header), built);
+    return { header, txs: built.txs };
+  }
+
+  /**
+   * Validates a block proposed for the next height: header fields, tx root, every transaction
+   * applying in order, and the state root. Caches the effects for the commit.
+   */
+  validateBlock(block: Block, now?: number, maxClockSkewMs = 30_000): BlockFault | null {
+    const tip = this.store.tip();
+    const h = block.header;
+    if (h.chain !== this.genesis.chain)
+      return { code: 'CONSENSUS_WRONG_CHAIN', message: 'block is for another chain' };
+    if (h.height !== tip.height + 1)
+      return { code: 'CONSENSUS_WRONG_HEIGHT', message: `expected height ${tip.height + 1}` };
+    if (h.prev !== tip.hash)
+      return { code: 'CONSENSUS_WRONG_PREV', message: 'block does not extend the committed tip' };
+    if (!(h.time > tip.time)) return { code: 'CONSENSUS_BAD_TIME', message: 'block time does not advance' };
+    if (now !== undefined && h.time > now + maxClockSkewMs) {
+      return { code: 'CONSENSUS_BAD_TIME', message: 'block time is too far in the future' };
+    }
+    if (!this.config.validators.has(h.proposer))
+      return { code: 'CONSENSUS_BAD_PROPOSER', message: 'proposer is not a validator' };
+    if (h.txCount !== block.txs.length || block.txs.length > this.genesis.params.maxBlockTxs) {
+      return { code: 'CONSENSUS_BAD_TX_COUNT', message: 'tx count mismatch or over the limit' };
+    }
+    if (txRootOf(block.txs) !== h.txRoot)
+      return { code: 'CONSENSUS_BAD_TX_ROOT', message: 'tx root mismatch' };
+    const hash = blockHash(h);
+    if (this.executed.has(hash)) return null;
+    const result = executeBlock(
+      this.state,
+      block.txs,
+      { height: h.height, time: h.time, proposer: h.proposer },
+      this.config,
+      { verifier: this.modules.verifier },
+      this.checked,
+    );
+    if (!result.ok) {
+      return { code: 'CONSENSUS_BAD_TX', message: `tx ${result.index} is invalid: ${result.rejection.code}` };
+    }
+    if (result.stateRoot !== h.stateRoot)
+      return { code: 'CONSENSUS_BAD_STATE_ROOT', message: 'state root mismatch' };
+    for (const tx of block.txs) this.modules.mempool.markVerified(tx);
+    this.executed.set(hash, result);
+    return null;
+  }
+
+  /**
+   * Commits a certified block for the next height: validates it (unless already validated),
+   * checks the certificate, persists block, indexes and state in one batch, then emits `committed`.
+   */
+  async commit(
+    certified: CertifiedBlock,
+    options: { checkCertificate?: boolean } = {},
+  ): Promise<CommittedBlockEvent> {
+    const { block, cert } = certified;
+    const hash = blockHash(block.header);
+    if (options.checkCertificate) {
+      const fault = checkCertificate(this.genesis, block.header, cert, this.modules.verifier);
+      if (fault) throw new DatagrantError('CONSENSUS_BAD_CERTIFICATE', `certificate refused: ${fault}`);
+    }
+    const fault = this.validateBlock(block);
+    if (fault) throw new DatagrantError(fault.code, fault.message);
+    const effects = this.executed.get(hash)!;
+    const txHashes = block.txs.map((tx) => txHash(tx));
+    await this.store.commit(certified, {
+      writes: effects.writes,
+      subjects: effects.outcomes.map((o) => o.subject),
+      hashes: txHashes,
+    });
+    this.state.apply(effects.writes, effects.stateRoot, block.header.height);
+    this.executed.clear();
+    this.modules.mempool.removeCommitted(txHashes);
+    const event = { certified, hash, txHashes };
+    this.emit('committed', event);
+    return event;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Node configuration: one JSON file per node home, validated once at start-up (failing fast with
+ * the bad field named), paths resolved relative to the file.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { type Static, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { DatagrantError } from '../common/errors.js';
+
+/** Schema of `config.json`. */
+export const NodeConfigSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    genesis: Type.String({ minLength: 1 }),
+    key: Type.String({ minLength: 1 }),
+    data: Type.String({ minLength: 1 }),
+    api: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535 }),
+        bodyLimit: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
+      },
+      { additionalProperties: false },
+    ),
+    p2p: Type.Object(
+      {
+        listen: Type.Array(Type.String(), { maxItems: 8 }),
+        /** Other validators: key and dialable multiaddr (without /p2p/). */
+        peers: Type.Array(
+          Type.Object(
+            { key: Type.String({ pattern: '^[0-9a-f]{64}$' }), addr: Type.String() },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    consensus: Type.Object(
+      {
+        /** Longest pause between blocks when idle (ms). */
+        blockIntervalMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
+        /** Shortest pause between blocks while transactions wait (ms). */
+        minBlockIntervalMs: Type.Integer({ minimum: 0, maximum: 60_000 }),
+        /** Base view-change timeout (ms). */
+        viewTimeoutMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 600_000 })),
+      },
+      { additionalProperties: false },
+    ),
+    mempool: Type.Object(
+      { maxTxs: Type.Integer({ minimum: 1, maximum: 1_000_000 }) },
+      { additionalProperties: false },
+    ),
+    platform: Type.Optional(
+      Type.Object(
+        {
+          /** Institutions this platform serves: their key files (for decrypting granted documents). */
+          institutions: Type.Array(
+            Type.Object({ id: Type.String(), key: Type.String() }, { additionalProperties: false }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    extractor: Type.Optional(
+      Type.Object(
+        {
+          sources: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+          timeoutMs: Type.Optional(Type.Integer({ minimum: 10 })),
+          retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    logLevel: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+/** A node's configuration, paths absolute. */
+export type NodeConfig = Static<typeof NodeConfigSchema> & { home: string };
+
+const check = TypeCompiler.Compile(NodeConfigSchema);
+
+/** Validates a parsed config and resolves its paths against `home`. */
+export function parseNodeConfig(input: unknown, home: string): NodeConfig {
+  if (!check.Check(input)) {
+    const e = check.Errors(input).First();
+    throw new DatagrantError('CONFIG_INVALID', `config${e?.path ?? ''}: ${e?.message ?? 'invalid'}`);
+  }
+  const abs = (p: string) => resolve(home, p);
+  return {
+    ...input,
+    home,
+    genesis: abs(input.genesis),
+    key: abs(input.key),
+    data: abs(input.data),
+    ...(input.platform
+      ? {
+          platform: { institutions: input.platform.institutions.map((i) => ({ id: i.id, key: abs(i.key) })) },
+        }
+      : {}),
+  };
+}
+
+/** Reads and validates `<home>/config.json`. */
+export async function loadNodeConfig(path: string): Promise<NodeConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new DatagrantError(
+      'CONFIG_NOT_FOUND',
+      `no node config at ${path} (run datagrant init, or start with --dev)`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new DatagrantError('CONFIG_INVALID', `${path} is not JSON`);
+  }
+  return parseNodeConfig(json, dirname(path));
+}

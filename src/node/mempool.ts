@@ -1,0 +1,137 @@
+/**
+ * The mempool: admits transactions from the API and gossip after decoding, a local expiry
+ * check and one signature verification (remembered, so block execution does not verify again),
+ * and hands them to the block builder in arrival order. Bounded in count.
+ */
+import { DatagrantError } from '../common/errors.js';
+import { type AnyTx, decodeTx, type SignatureVerifier, txHash, verifyTxSignature } from '../ledger/index.js';
+
+/** Mempool options. */
+export interface MempoolOptions {
+  chain: string;
+  maxTxs: number;
+  maxTxTtlMs: number;
+}
+
+/** What the mempool needs from the node. */
+export interface MempoolModules {
+  verifier: SignatureVerifier;
+  /** True when the transaction is already in a committed block. */
+  isCommitted: (hash: string) => Promise<boolean>;
+  now: () => number;
+}
+
+/** Why a transaction left the mempool without being committed. */
+export interface RejectedTx {
+  code: string;
+  message: string;
+  at: number;
+}
+
+const VERIFIED_LIMIT = 200_000;
+const REJECTED_LIMIT = 10_000;
+
+/** Pending transactions in arrival order. */
+export class Mempool {
+  private readonly pending = new Map<string, AnyTx>();
+  private readonly verified = new Set<string>();
+  private readonly rejected = new Map<string, RejectedTx>();
+
+  constructor(
+    private readonly options: MempoolOptions,
+    private readonly modules: MempoolModules,
+  ) {}
+
+  /** Number of pending transactions. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Decodes and admits a transaction; returns its hash. Throws a coded DatagrantError:
+   * LEDGER_TX_MALFORMED, LEDGER_WRONG_CHAIN, LEDGER_TX_EXPIRED, LEDGER_TX_TTL_TOO_LONG,
+   * LEDGER_BAD_SIGNATURE, LEDGER_TX_DUPLICATE (already pending), LEDGER_TX_REPLAYED
+   * (already committed), LEDGER_MEMPOOL_FULL.
+   */
+  async add(input: unknown): Promise<string> {
+    const tx = decodeTx(input);
+    const hash = txHash(tx);
+    if (tx.chain !== this.options.chain) {
+      throw new DatagrantError(
+        'LEDGER_WRONG_CHAIN',
+        `tx is for chain ${tx.chain}, this is ${this.options.chain}`,
+      );
+    }
+    const now = this.modules.now();
+    if (tx.expires <= now) throw new DatagrantError('LEDGER_TX_EXPIRED', 'tx has expired');
+    if (tx.expires > now + this.options.maxTxTtlMs) {
+      throw new DatagrantError(
+        'LEDGER_TX_TTL_TOO_LONG',
+        `tx expiry is more than ${this.options.maxTxTtlMs} ms ahead`,
+      );
+    }
+    const existing = this.pending.get(hash);
+    if (existing) {
+      if (existing.sig === tx.sig)
+        throw new DatagrantError('LEDGER_TX_DUPLICATE', 'tx is already pending', { hash });
+      throw new DatagrantError('LEDGER_TX_REPLAYED', 'a tx with this hash is already pending', { hash });
+    }
+    if (!this.isVerified(tx)) {
+      if (!verifyTxSignature(tx, this.modules.verifier)) {
+        throw new DatagrantError('LEDGER_BAD_SIGNATURE', 'signature does not verify for signer');
+      }
+      this.markVerified(tx);
+    }
+    if (await this.modules.isCommitted(hash)) {
+      throw new DatagrantError('LEDGER_TX_REPLAYED', 'tx is already committed', { hash });
+    }
+    if (this.pending.size >= this.options.maxTxs)
+      throw new DatagrantError('LEDGER_MEMPOOL_FULL', 'mempool is full');
+    this.pending.set(hash, tx);
+    this.rejected.delete(hash);
+    return hash;
+  }
+
+  /** Pending transactions, oldest first. */
+  values(): IterableIterator<AnyTx> {
+    return this.pending.values();
+  }
+
+  has(hash: string): boolean {
+    return this.pending.has(hash);
+  }
+
+  get(hash: string): AnyTx | undefined {
+    return this.pending.get(hash);
+  }
+
+  /** Removes committed transactions. */
+  removeCommitted(hashes: readonly string[]): void {
+    for (const hash of hashes) this.pending.delete(hash);
+  }
+
+  /** Removes a transaction the ledger refused, remembering why for status queries. */
+  reject(hash: string, code: string, message: string): void {
+    if (!this.pending.delete(hash)) return;
+    if (this.rejected.size >= REJECTED_LIMIT)
+      this.rejected.delete(this.rejected.keys().next().value as string);
+    this.rejected.set(hash, { code, message, at: this.modules.now() });
+  }
+
+  /** Why a transaction was dropped, if it was. */
+  rejection(hash: string): RejectedTx | undefined {
+    return this.rejected.get(hash);
+  }
+
+  /** True when this exact transaction (hash and signature) was verified here before. */
+  isVerified(tx: AnyTx): boolean {
+    return this.verified.has(`${txHash(tx)}:${tx.sig}`);
+  }
+
+  /** Records that a transaction's signature verified (e.g. while validating a proposal). */
+  markVerified(tx: AnyTx): void {
+    if (this.verified.size >= VERIFIED_LIMIT)
+      this.verified.delete(this.verified.values().next().value as string);
+    this.verified.add(`${txHash(tx)}:${tx.sig}`);
+  }
+}
