@@ -28,6 +28,8 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     requestTimeout: 30_000,
   });
   installErrorHandling(app);
+  // Only JSON bodies are accepted; anything else is a coded 415.
+  app.removeContentTypeParser('text/plain');
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
