@@ -26,8 +26,8 @@ export interface ChainRouteModules {
   chain: Chain;
   mempool: Mempool;
   node: NodeStatusSource;
-  /** Called after a transaction is admitted (to gossip it and wake the producer). */
-  onAdmitted?: (hash: string, tx: unknown) => void;
+  /** Admits a transaction (mempool, gossip, producer wake-up); returns its hash. */
+  submit: (tx: unknown) => Promise<string>;
 }
 
 const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
@@ -218,8 +218,7 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
       },
     },
     async (request, reply) => {
-      const hash = await mempool.add(request.body);
-      modules.onAdmitted?.(hash, request.body);
+      const hash = await modules.submit(request.body);
       return reply.status(202).send({ hash, status: 'pending' });
     },
   );

@@ -46,10 +46,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     return reply.status(500).send({ error: { code: 'API_INTERNAL', message: 'internal error' } });
   });
   app.setNotFoundHandler((request, reply) => {
-    reply
-      .status(404)
-      .send({
-        error: { code: 'API_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
-      });
+    reply.status(404).send({
+      error: { code: 'API_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+    });
   });
 }

@@ -4,8 +4,16 @@
  */
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { installErrorHandling } from './errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request body exactly as received (JSON bodies only). */
+    rawBody: string;
+  }
+}
 
 /** API options. */
 export interface ApiOptions {
@@ -28,8 +36,19 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     requestTimeout: 30_000,
   });
   installErrorHandling(app);
-  // Only JSON bodies are accepted; anything else is a coded 415.
-  app.removeContentTypeParser('text/plain');
+  // Only JSON bodies are accepted (anything else is a coded 415); the raw text is kept because
+  // signed institution requests cover the exact bytes of the body.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.decorateRequest('rawBody', '');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    request.rawBody = body as string;
+    if ((body as string).length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new DatagrantError('API_BAD_JSON', 'body is not valid JSON'), undefined);
+    }
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',

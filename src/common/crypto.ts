@@ -6,7 +6,8 @@
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { bytesToNumberLE } from '@noble/curves/utils.js';
+import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { bytesToHex, concatBytes, fromBase64url, fromHex, toBase64url, utf8ToBytes } from './bytes.js';
 import { DatagrantError } from './errors.js';
@@ -65,11 +66,38 @@ export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
   return ed25519.sign(message, secretKey);
 }
 
-/** Strict Ed25519 verification (non-canonical S and small-order keys refused). Never throws. */
+const Point = ed25519.Point;
+const GROUP_ORDER = Point.Fn.ORDER;
+
+/**
+ * Strict Ed25519 verification (RFC 8032 §5.1.7): canonical encodings of A and R, S below the group
+ * order, small-order keys refused, and the cofactorless equation [S]B = R + [k]A checked exactly.
+ * It accepts precisely what OpenSSL (`crypto-node.ts`) accepts for keys that pass `isStrictPublicKey`,
+ * so every node, browser and proof verifier agrees on every signature. Never throws.
+ */
 export function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
   try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
+    // noble's own verify uses the cofactored equation, which also accepts signatures whose R has a
+    // small-order component; OpenSSL refuses those, so the two would disagree on crafted signatures.
+    const A = Point.fromBytes(publicKey, false);
+    if (A.isSmallOrder()) return false;
+    const rBytes = signature.subarray(0, 32);
+    const R = Point.fromBytes(rBytes, false);
+    const s = bytesToNumberLE(signature.subarray(32, 64));
+    if (s >= GROUP_ORDER) return false;
+    const k = bytesToNumberLE(nobleSha512(concatBytes(rBytes, publicKey, message))) % GROUP_ORDER;
+    return Point.BASE.multiplyUnsafe(s).subtract(A.multiplyUnsafe(k)).equals(R);
+  } catch {
+    return false;
+  }
+}
+
+/** True when `publicKey` is a canonically encoded Ed25519 point that is not of small order. */
+export function isStrictPublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== 32) return false;
+  try {
+    return !Point.fromBytes(publicKey, false).isSmallOrder();
   } catch {
     return false;
   }
@@ -99,18 +127,20 @@ function wrapKek(
 /**
  * Wraps `dataKey` to `recipientPublicKey` (ephemeral-static X25519, HKDF-SHA256, XChaCha20-Poly1305).
  * The recipient key and `context` are bound into both the KDF and the AEAD associated data, so a
- * wrapped key moved to another record or recipient no longer opens.
+ * wrapped key moved to another record or recipient no longer opens. `random` is injectable only
+ * so that two implementations can be compared byte for byte; callers leave it to the CSPRNG.
  */
 export function wrapKey(
   dataKey: Uint8Array,
   recipientPublicKey: Uint8Array,
   context: Uint8Array,
+  random: (length: number) => Uint8Array = nobleRandomBytes,
 ): WrappedKey {
-  const eph = x25519.utils.randomSecretKey();
+  const eph = random(32);
   const epk = x25519.getPublicKey(eph);
   const shared = x25519.getSharedSecret(eph, recipientPublicKey);
   const kek = wrapKek(shared, epk, recipientPublicKey, context);
-  const nonce = nobleRandomBytes(24);
+  const nonce = random(24);
   const ct = xchacha20poly1305(kek, nonce, concatBytes(context, recipientPublicKey)).encrypt(dataKey);
   return { epk: toBase64url(epk), nonce: toBase64url(nonce), ct: toBase64url(ct) };
 }

@@ -41,6 +41,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   PLATFORM_PAYLOAD_UNAVAILABLE: 502,
   PLATFORM_PAYLOAD_TAMPERED: 502,
   PLATFORM_ROLE_DISABLED: 404,
+  PLATFORM_ERASED: 410,
+  PLATFORM_SUBJECT_NOT_FOUND: 404,
+  PLATFORM_INSTITUTION_NOT_SERVED: 403,
+  LEDGER_TX_TIMEOUT: 504,
+  CONSENSUS_NOT_READY: 503,
 };
 
 /** HTTP status for an error code: explicit table first, then 400 for the input-validation families. */

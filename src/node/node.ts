@@ -1,23 +1,39 @@
 /**
- * A datagrant node: wires storage, chain, mempool, consensus, network and the API from one
- * config, starts them in order and stops them in reverse.
+ * A datagrant node: wires storage, chain, mempool, consensus, network, roles and the API from
+ * one config, starts them in order and stops them in reverse.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chainRoutes, type NodeStatusSource } from '../api/chain-routes.js';
 import { createApi, DEFAULT_BODY_LIMIT } from '../api/server.js';
-import { bytesToHex } from '../common/bytes.js';
+import { bytesToHex, utf8ToBytes } from '../common/bytes.js';
+import { sha256Hex } from '../common/crypto.js';
 import { signFast, verifyFast } from '../common/crypto-node.js';
 import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
 import type { Logger } from '../common/logger.js';
-import { type Genesis, genesisHash, genesisState, LevelBlockStore, parseGenesis } from '../ledger/index.js';
+import { checkDigest, DEFAULT_EXTRACTOR_OPTIONS, Extractor, LevelPayloadStore } from '../extractor/index.js';
+import {
+  type AnyTx,
+  type Genesis,
+  genesisHash,
+  genesisState,
+  LevelBlockStore,
+  parseGenesis,
+} from '../ledger/index.js';
+import { Libp2pNetwork, type Network, peerIdFromValidatorKey as peerIdOf } from '../p2p/index.js';
+import { HttpAuthVerifier } from '../platform/http-auth.js';
+import { DEFAULT_PLATFORM_OPTIONS, Platform } from '../platform/platform.js';
+import { platformRoutes } from '../platform/routes.js';
+import { createDataSource } from '../plugins/index.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
 import { Mempool } from './mempool.js';
+import { ErasureRole, ExtractorRole } from './roles.js';
+import { TxGateway } from './tx-gateway.js';
 
 /** Reads and validates a genesis file. */
 export async function readGenesis(path: string): Promise<Genesis> {
@@ -33,15 +49,29 @@ export async function readGenesis(path: string): Promise<Genesis> {
   return parseGenesis(json);
 }
 
+/** A long-lived part of the node. */
+interface Service {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Time an extractor that is not first in line waits before covering for the first. */
+const EXTRACTOR_FALLBACK_MS = 15_000;
+
 /** One running node. */
 export class DatagrantNode implements NodeStatusSource {
   genesis!: Genesis;
   keys!: KeySet;
   chain!: Chain;
   mempool!: Mempool;
+  gateway!: TxGateway;
   api!: FastifyInstance;
+  platform: Platform | undefined;
+  network: Network | undefined;
+  payloads!: LevelPayloadStore;
   private store!: LevelBlockStore;
   private producer: DevProducer | undefined;
+  private readonly started: Service[] = [];
   private lastCommitAt: number | null = null;
   private selfKey = '';
   apiUrl = '';
@@ -51,18 +81,19 @@ export class DatagrantNode implements NodeStatusSource {
     private readonly logger: Logger,
   ) {}
 
-  /** Opens storage, loads state, starts consensus and the API. */
+  /** Opens storage, loads state, starts network, consensus, roles and the API. */
   async start(): Promise<void> {
     const log = this.logger;
-    this.genesis = await readGenesis(this.config.genesis);
-    this.keys = await readKeyFile(this.config.key);
+    const config = this.config;
+    this.genesis = await readGenesis(config.genesis);
+    this.keys = await readKeyFile(config.key);
     this.selfKey = bytesToHex(this.keys.signing.publicKey);
-    if (!this.genesis.validators.some((v) => v.key === this.selfKey)) {
-      throw new DatagrantError('CONFIG_INVALID', 'this node key is not a validator in genesis');
-    }
+    const self = this.genesis.validators.find((v) => v.key === this.selfKey);
+    if (!self) throw new DatagrantError('CONFIG_INVALID', 'this node key is not a validator in genesis');
+
     const init = genesisState(this.genesis);
     this.store = new LevelBlockStore({
-      path: join(this.config.data, 'chain'),
+      path: join(config.data, 'chain'),
       genesis: {
         genesisHash: genesisHash(this.genesis),
         time: this.genesis.time,
@@ -70,11 +101,15 @@ export class DatagrantNode implements NodeStatusSource {
         writes: init.writes,
       },
     });
-    await this.store.open();
+    await this.run({ start: () => this.store.open(), stop: () => this.store.close() });
+    const payloads = new LevelPayloadStore({ location: join(config.data, 'payloads') });
+    this.payloads = payloads;
+    await this.run({ start: () => payloads.open(), stop: () => payloads.close() });
+
     this.mempool = new Mempool(
       {
         chain: this.genesis.chain,
-        maxTxs: this.config.mempool.maxTxs,
+        maxTxs: config.mempool.maxTxs,
         maxTxTtlMs: this.genesis.params.maxTxTtlMs,
       },
       {
@@ -85,20 +120,45 @@ export class DatagrantNode implements NodeStatusSource {
     );
     this.chain = new Chain(this.genesis, this.store, { mempool: this.mempool, verifier: verifyFast });
     await this.chain.load();
-    this.chain.on('committed', (event) => {
+    this.chain.on('committed', () => {
       this.lastCommitAt = Date.now();
-      log.debug(
-        { height: event.certified.block.header.height, txs: event.txHashes.length },
-        'block committed',
-      );
     });
     log.info({ height: this.store.tip().height, stateKeys: this.chain.state.size }, 'chain loaded');
+
+    if (this.genesis.validators.length > 1) this.network = this.createNetwork();
+    this.gateway = new TxGateway({
+      chain: this.chain,
+      mempool: this.mempool,
+      gossip: (tx) => this.publish(tx.kind === 'request.open' ? 'requests' : 'txs', tx),
+      onAdmitted: () => this.producer?.poke(),
+    });
+    if (this.network) {
+      for (const topic of ['txs', 'requests'] as const) {
+        this.network.subscribe(topic, (data) => {
+          let tx: unknown;
+          try {
+            tx = JSON.parse(new TextDecoder().decode(data));
+          } catch {
+            return;
+          }
+          this.gateway.submit(tx, { gossip: false }).catch(() => {});
+        });
+      }
+      this.network.handle('payload', async (req) => {
+        const digest = new TextDecoder().decode(req);
+        checkDigest(digest);
+        const bytes = await this.payloads.get(digest);
+        if (!bytes) throw new DatagrantError('PAYLOAD_NOT_FOUND', 'no payload with this digest here');
+        return bytes;
+      });
+      await this.run(this.network);
+    }
 
     if (this.genesis.validators.length === 1) {
       this.producer = new DevProducer(
         {
-          minIntervalMs: this.config.consensus.minBlockIntervalMs,
-          maxIntervalMs: this.config.consensus.blockIntervalMs,
+          minIntervalMs: config.consensus.minBlockIntervalMs,
+          maxIntervalMs: config.consensus.blockIntervalMs,
           publicKey: this.keys.signing.publicKey,
           secretKey: this.keys.signing.secretKey,
         },
@@ -114,27 +174,89 @@ export class DatagrantNode implements NodeStatusSource {
       throw new DatagrantError('CONFIG_INVALID', 'multi-validator consensus is not wired into this build');
     }
 
+    await this.run(
+      new ErasureRole({
+        chain: this.chain,
+        payloads: this.payloads,
+        logger: log.child({ module: 'erasure' }),
+      }),
+    );
+    if (self.roles.includes('extractor') && config.extractor) {
+      const sources = config.extractor.sources.map((s) => createDataSource(s, { baseDir: config.home }));
+      const extractor = new Extractor(
+        {
+          chain: this.genesis.chain,
+          nodeKey: this.keys.signing,
+          timeoutMs: config.extractor.timeoutMs ?? DEFAULT_EXTRACTOR_OPTIONS.timeoutMs,
+          retries: config.extractor.retries ?? DEFAULT_EXTRACTOR_OPTIONS.retries,
+          backoffMs: DEFAULT_EXTRACTOR_OPTIONS.backoffMs,
+          maxBackoffMs: DEFAULT_EXTRACTOR_OPTIONS.maxBackoffMs,
+        },
+        {
+          sources,
+          payloads: this.payloads,
+          submit: async (tx) => {
+            await this.gateway.submit(tx);
+          },
+          logger: log,
+          now: Date.now,
+        },
+      );
+      await this.run(
+        new ExtractorRole(
+          { selfKey: this.selfKey, fallbackMs: EXTRACTOR_FALLBACK_MS },
+          { chain: this.chain, extractor, logger: log.child({ module: 'extractor-role' }) },
+        ),
+      );
+    }
+
     this.api = await createApi({
-      bodyLimit: this.config.api.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      bodyLimit: config.api.bodyLimit ?? DEFAULT_BODY_LIMIT,
       logger: log.child({ module: 'api' }),
     });
     await chainRoutes(this.api, {
       chain: this.chain,
       mempool: this.mempool,
       node: this,
-      onAdmitted: () => this.producer?.poke(),
+      submit: (tx) => this.gateway.submit(tx),
     });
-    await this.producer.start();
-    const address = await this.api.listen({ host: this.config.api.host, port: this.config.api.port });
+    if (self.roles.includes('platform')) {
+      const institutions = new Map<string, KeySet>();
+      for (const entry of config.platform?.institutions ?? [])
+        institutions.set(entry.id, await readKeyFile(entry.key));
+      const platform = new Platform(DEFAULT_PLATFORM_OPTIONS, {
+        chain: this.chain,
+        gateway: this.gateway,
+        payloads: this.payloads,
+        fetchRemote: (digest) => this.fetchPayload(digest),
+        institutions,
+        now: Date.now,
+        logger: log.child({ module: 'platform' }),
+      });
+      this.platform = platform;
+      const auth = new HttpAuthVerifier(
+        { maxSkewMs: 5 * 60 * 1000 },
+        { institutionKey: (id) => platform.institutionKey(id), verifier: verifyFast, now: Date.now },
+      );
+      await platformRoutes(this.api, { platform, auth });
+    }
+    await this.run(this.producer);
+    const address = await this.api.listen({ host: config.api.host, port: config.api.port });
+    this.started.push({ start: async () => {}, stop: () => this.api.close() });
     this.apiUrl = address;
-    log.info({ api: address, validators: this.genesis.validators.length }, 'node started');
+    log.info({ api: address, roles: self.roles, validators: this.genesis.validators.length }, 'node started');
   }
 
-  /** Stops in reverse order; safe to call twice. */
+  /** Stops everything started, in reverse order; safe to call twice. */
   async stop(): Promise<void> {
-    await this.api?.close();
-    await this.producer?.stop();
-    await this.store?.close();
+    while (this.started.length > 0) {
+      const service = this.started.pop()!;
+      try {
+        await service.stop();
+      } catch (err) {
+        this.logger.error({ err }, 'stop failed');
+      }
+    }
   }
 
   status(): ReturnType<NodeStatusSource['status']> {
@@ -142,9 +264,48 @@ export class DatagrantNode implements NodeStatusSource {
       mode: this.genesis.validators.length === 1 ? 'dev' : 'pbft',
       view: 0,
       primary: this.selfKey,
-      peers: [],
+      peers: this.network?.peers() ?? [],
       lastCommitAt: this.lastCommitAt,
       self: this.selfKey,
     };
+  }
+
+  private async run(service: Service): Promise<void> {
+    await service.start();
+    this.started.push(service);
+  }
+
+  private createNetwork(): Network {
+    const config = this.config;
+    return new Libp2pNetwork(
+      {
+        secretKey: this.keys.signing.secretKey,
+        listen: config.p2p.listen,
+        bootstrap: config.p2p.peers.map((p) => `${p.addr}/p2p/${peerIdOf(p.key)}`),
+        allowedKeys: this.genesis.validators.map((v) => v.key),
+      },
+      { logger: this.logger },
+    );
+  }
+
+  private publish(topic: 'txs' | 'requests', tx: AnyTx): void {
+    this.network?.publish(topic, utf8ToBytes(JSON.stringify(tx))).catch(() => {});
+  }
+
+  /** Asks the other nodes for a ciphertext by digest; the first that matches the digest wins. */
+  private async fetchPayload(digest: string): Promise<Uint8Array | undefined> {
+    if (!this.network) return undefined;
+    for (const peer of this.network.peers()) {
+      try {
+        const bytes = await this.network.request(peer, 'payload', utf8ToBytes(digest), { timeoutMs: 5000 });
+        if (sha256Hex(bytes) === digest) {
+          await this.payloads.put(digest, bytes);
+          return bytes;
+        }
+      } catch {
+        // Try the next peer.
+      }
+    }
+    return undefined;
   }
 }

@@ -19,7 +19,14 @@ async function json(response: Response): Promise<{ status: number; body: Record<
 t.test('one-validator dev chain: commit, query, prove, refuse bad input and keep running', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'datagrant-dev-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const net = await initTestnet({ dir, validators: 1, chain: 'datagrant-test', basePort: 0, blockIntervalMs: 100, minBlockIntervalMs: 5 });
+  const net = await initTestnet({
+    dir,
+    validators: 1,
+    chain: 'datagrant-test',
+    basePort: 0,
+    blockIntervalMs: 100,
+    minBlockIntervalMs: 5,
+  });
   const config = await loadNodeConfig(net.nodes[0]!.configPath);
   const node = new DatagrantNode({ ...config, api: { ...config.api, port: 0 } }, silentLogger);
   await node.start();
@@ -50,7 +57,7 @@ t.test('one-validator dev chain: commit, query, prove, refuse bad input and keep
   const hash = submitted.body.hash as string;
 
   let committed: Record<string, unknown> = {};
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 400; i++) {
     committed = (await fetch(`${api}/v1/txs/${hash}`).then(json)).body;
     if (committed.status === 'committed') break;
     await new Promise((r) => setTimeout(r, 50));

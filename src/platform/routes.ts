@@ -1,0 +1,184 @@
+/**
+ * Platform HTTP routes: institutions (signed requests) open requests and fetch documents;
+ * anyone on the network can follow a request's state (JSON or server-sent events); subjects
+ * list their pending requests and read their audit trail with proofs.
+ */
+import type {} from '@fastify/swagger';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ErrorBodySchema } from '../api/errors.js';
+import { DatagrantError } from '../common/errors.js';
+import { BODY_SCHEMAS, DOCUMENT_FORMATS, stateKey } from '../ledger/index.js';
+import type { HttpAuthVerifier } from './http-auth.js';
+import type { Platform, RequestInput } from './platform.js';
+
+const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
+const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 403: ErrorBodySchema, 404: ErrorBodySchema };
+
+const { consentBy: _c, ...requestProps } = BODY_SCHEMAS['request.open'].properties;
+/** Body of POST /v1/requests: the request.open body, consentBy optional. */
+const RequestBodySchema = {
+  type: 'object',
+  properties: { ...requestProps, consentBy: { type: 'integer', minimum: 0 } },
+  required: ['subject', 'types', 'purpose', 'format', 'fields'],
+  additionalProperties: false,
+};
+
+/** Registers the platform routes. */
+export async function platformRoutes(
+  app: FastifyInstance,
+  modules: { platform: Platform; auth: HttpAuthVerifier },
+): Promise<void> {
+  const { platform, auth } = modules;
+  const authenticate = (request: FastifyRequest): string =>
+    auth.verify(request.method, request.url, request.rawBody ?? '', request.headers);
+
+  app.post<{ Body: RequestInput }>(
+    '/v1/requests',
+    {
+      schema: {
+        tags: ['institutions'],
+        summary: 'Open a data request about a subject (signed by the institution); multicast to extractors',
+        body: RequestBodySchema,
+        response: { ...errors, 201: { type: 'object', additionalProperties: true } },
+      },
+    },
+    async (request, reply) => {
+      const institution = authenticate(request);
+      const opened = await platform.openRequest(institution, request.body);
+      return reply.status(201).send({ ...opened, ...platform.view(opened.request) });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/requests/:id',
+    {
+      schema: {
+        tags: ['institutions'],
+        summary:
+          'State of a request: waiting-for-data, waiting-for-consent, granted, denied, expired, revoked, delivered, failed',
+        params: { type: 'object', properties: { id: HASH } },
+        response: errors,
+      },
+    },
+    async (request) => platform.view(request.params.id),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/requests/:id/events',
+    {
+      schema: {
+        tags: ['institutions'],
+        summary: 'Server-sent events: the request view each time a committed tx changes it',
+        params: { type: 'object', properties: { id: HASH } },
+        response: errors,
+      },
+    },
+    async (request, reply) => {
+      const id = request.params.id;
+      platform.view(id);
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      const send = (kind: string) =>
+        raw.write(`event: ${kind}\ndata: ${JSON.stringify(platform.view(id))}\n\n`);
+      send('state');
+      const listener = (changed: string, kind: string) => {
+        if (changed === id) send(kind);
+      };
+      const ping = setInterval(() => raw.write(': ping\n\n'), 15_000);
+      platform.on('request', listener);
+      request.raw.on('close', () => {
+        clearInterval(ping);
+        platform.off('request', listener);
+      });
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { format?: 'json' | 'csv' | 'xml' } }>(
+    '/v1/requests/:id/document',
+    {
+      schema: {
+        tags: ['institutions'],
+        summary: 'The assembled document, only under a live grant; records a usage tx first (signed request)',
+        params: { type: 'object', properties: { id: HASH } },
+        querystring: {
+          type: 'object',
+          properties: { format: { type: 'string', enum: [...DOCUMENT_FORMATS] } },
+          additionalProperties: false,
+        },
+        response: { ...errors, 410: ErrorBodySchema, 502: ErrorBodySchema },
+      },
+    },
+    async (request, reply) => {
+      const institution = authenticate(request);
+      const doc = await platform.document(institution, request.params.id, request.query.format);
+      return reply
+        .header('content-type', doc.contentType)
+        .header('x-datagrant-usage-tx', doc.usageTx)
+        .header('x-datagrant-document-digest', doc.digest)
+        .header('x-datagrant-grant', doc.grant)
+        .header('x-datagrant-retain-until', new Date(doc.retainUntil).toISOString())
+        .send(doc.body);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/subjects/:id',
+    {
+      schema: {
+        tags: ['subjects'],
+        summary: 'A registered subject: its public keys and registrar',
+        params: { type: 'object', properties: { id: ID } },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const subject = platformState(platform).get(stateKey.subject(request.params.id));
+      if (!subject) throw new DatagrantError('PLATFORM_SUBJECT_NOT_FOUND', 'no such subject');
+      return subject;
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { all?: boolean } }>(
+    '/v1/subjects/:id/requests',
+    {
+      schema: {
+        tags: ['subjects'],
+        summary: "A subject's requests awaiting a decision (all of them with ?all=true), newest first",
+        params: { type: 'object', properties: { id: ID } },
+        querystring: {
+          type: 'object',
+          properties: { all: { type: 'boolean' } },
+          additionalProperties: false,
+        },
+        response: errors,
+      },
+    },
+    async (request) => ({
+      requests: await platform.subjectRequests(request.params.id, request.query.all !== true),
+    }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/subjects/:id/audit',
+    {
+      schema: {
+        tags: ['subjects'],
+        summary:
+          'Every request, record, grant, denial, usage and erasure about a subject, with inclusion proofs',
+        params: { type: 'object', properties: { id: ID } },
+        response: errors,
+      },
+    },
+    async (request) => ({ subject: request.params.id, entries: await platform.audit(request.params.id) }),
+  );
+}
+
+function platformState(platform: Platform): { get(key: string): unknown } {
+  return platform.stateReader();
+}
