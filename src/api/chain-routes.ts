@@ -2,7 +2,7 @@
 import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
-import { blockHash, buildTxProof, quorumSize, txHash } from '../ledger/index.js';
+import { blockHash, buildTxProof, quorumSize, stateKey, txHash } from '../ledger/index.js';
 import type { Chain } from '../node/chain.js';
 import type { Mempool } from '../node/mempool.js';
 import { ErrorBodySchema } from './errors.js';
@@ -84,6 +84,23 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
           lastSeenAt: v.key === s.self ? Date.now() : (seen[v.key] ?? null),
         })),
       };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/institutions/:id',
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'An institution: name, public keys, whether active',
+        params: { type: 'object', properties: { id: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } } },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const inst = chain.state.get(stateKey.institution(request.params.id));
+      if (!inst) throw new DatagrantError('LEDGER_INSTITUTION_NOT_FOUND', 'no such institution');
+      return inst;
     },
   );
 

@@ -15,14 +15,10 @@ import { loadNodeConfig } from '../node/config.js';
 import { initTestnet } from '../node/init.js';
 import { DatagrantNode, readGenesis } from '../node/node.js';
 import { apiCall, waitForTx } from './client.js';
+import { addFlowCommands } from './flow-commands.js';
+import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
-
-/** Passphrase from --passphrase-file or the DATAGRANT_PASSPHRASE environment variable. */
-export async function passphraseFrom(options: { passphraseFile?: string }): Promise<string | undefined> {
-  if (options.passphraseFile) return (await readFile(options.passphraseFile, 'utf8')).replace(/\r?\n$/, '');
-  return process.env.DATAGRANT_PASSPHRASE || undefined;
-}
 
 function print(value: unknown, json: boolean, text: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
@@ -226,6 +222,7 @@ export function buildCli(): Command {
       print({ label: keys.label, signKey, encKey }, false, () => `sign key ${signKey}\nenc key  ${encKey}`);
     });
 
+  addFlowCommands(program);
   return program;
 }
 

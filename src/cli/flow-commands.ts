@@ -1,0 +1,413 @@
+/**
+ * CLI commands of the business flow: identity registration, institution requests and
+ * documents, the subject's grant / deny / revoke / pause / resume / erase, and the audit trail
+ * verified offline against genesis.
+ */
+import { writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { bytesToHex } from '../common/bytes.js';
+import { DatagrantError } from '../common/errors.js';
+import type { KeySet } from '../common/keyfile.js';
+import { readKeyFile } from '../common/keyfile-fs.js';
+import { DATA_TYPES, type DataType, type TxProof, verifyTxProof } from '../ledger/index.js';
+import { readGenesis } from '../node/node.js';
+import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
+import { signHttpRequest } from '../platform/http-auth.js';
+import type { AuditEntry, RequestView } from '../platform/platform.js';
+import { apiCall, waitForTx } from './client.js';
+import { passphraseFrom } from './passphrase.js';
+
+const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
+
+/** Parses durations like `90s`, `30m`, `12h`, `7d` into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new DatagrantError('CLI_USAGE', `bad duration ${text}: use e.g. 30m, 12h, 7d`);
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
+
+function parseTypes(text: string | undefined): DataType[] | undefined {
+  if (!text) return undefined;
+  const types = text.split(',').map((t) => t.trim());
+  for (const t of types) {
+    if (!(DATA_TYPES as readonly string[]).includes(t)) {
+      throw new DatagrantError('CLI_USAGE', `unknown data type ${t}: one of ${DATA_TYPES.join(', ')}`);
+    }
+  }
+  return types as DataType[];
+}
+
+async function keysFrom(o: { key: string; passphraseFile?: string }): Promise<KeySet> {
+  return readKeyFile(o.key, await passphraseFrom(o));
+}
+
+async function chainId(api: string): Promise<string> {
+  return (await apiCall<{ chain: string }>(api, 'GET', '/v1/status')).chain;
+}
+
+async function submitAndWait(api: string, tx: unknown): Promise<{ hash: string; height: number }> {
+  const { hash } = await apiCall<{ hash: string }>(api, 'POST', '/v1/txs', tx);
+  const done = await waitForTx(api, hash);
+  if (done.status === 'rejected') throw new DatagrantError(done.error!.code, done.error!.message, { hash });
+  return { hash, height: done.height! };
+}
+
+async function signedCall<T>(
+  api: string,
+  method: 'GET' | 'POST',
+  path: string,
+  institution: string,
+  keys: KeySet,
+  body?: unknown,
+): Promise<T> {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const headers = signHttpRequest(method, path, text, institution, keys.signing.secretKey);
+  return apiCall<T>(api, method, path, body === undefined ? undefined : text, headers);
+}
+
+function out(json: boolean | undefined, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+const KEY_OPTS = [
+  '--passphrase-file <file>',
+  'passphrase of a sealed key file (or DATAGRANT_PASSPHRASE)',
+] as const;
+
+/** Adds the flow commands to the program. */
+export function addFlowCommands(program: Command): void {
+  program
+    .command('register')
+    .description(
+      "register a subject: the registrar attests the subject's keys, the subject signs subject.register",
+    )
+    .requiredOption('--key <file>', "the subject's key file")
+    .requiredOption('--subject <id>', 'pseudonymous subject id assigned by the registrar')
+    .requiredOption('--registrar-key <file>', "the registrar's key file")
+    .option(...KEY_OPTS)
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        key: string;
+        subject: string;
+        registrarKey: string;
+        passphraseFile?: string;
+        api: string;
+        json?: boolean;
+      }) => {
+        const subject = await keysFrom(o);
+        const registrar = await readKeyFile(o.registrarKey);
+        const chain = await chainId(o.api);
+        const signKey = bytesToHex(subject.signing.publicKey);
+        const attestation = attestSubject(
+          chain,
+          o.subject,
+          { signKey, encKey: bytesToHex(subject.encryption.publicKey) },
+          registrar,
+        );
+        const tx = buildRegisterTx(
+          { chain, now: Date.now() },
+          o.subject,
+          subject,
+          bytesToHex(registrar.signing.publicKey),
+          attestation,
+        );
+        const r = await submitAndWait(o.api, tx);
+        out(
+          o.json,
+          { subject: o.subject, ...r },
+          `registered ${o.subject} (tx ${r.hash}, height ${r.height})`,
+        );
+      },
+    );
+
+  program
+    .command('request')
+    .description("institution: ask for a subject's data (a signed call to a platform node)")
+    .requiredOption('--key <file>', "the institution's key file")
+    .requiredOption('--institution <id>', 'institution id')
+    .requiredOption('--subject <id>', 'subject id')
+    .requiredOption('--types <list>', `comma-separated: ${DATA_TYPES.join(',')}`)
+    .requiredOption('--purpose <text>', 'why the data is needed')
+    .option('--format <format>', 'json, csv or xml', 'json')
+    .option('--field <column=type.field...>', 'output column mapping (repeatable)')
+    .option('--consent <duration>', 'time the subject has to decide', '7d')
+    .option(...KEY_OPTS)
+    .option('--api <url>', 'platform node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        key: string;
+        institution: string;
+        subject: string;
+        types: string;
+        purpose: string;
+        format: string;
+        field?: string[];
+        consent: string;
+        passphraseFile?: string;
+        api: string;
+        json?: boolean;
+      }) => {
+        const keys = await keysFrom(o);
+        const fields = Object.fromEntries(
+          (o.field ?? []).map((f) => {
+            const eq = f.indexOf('=');
+            if (eq < 1) throw new DatagrantError('CLI_USAGE', `bad --field ${f}: use column=type.field`);
+            return [f.slice(0, eq), f.slice(eq + 1)];
+          }),
+        );
+        const body = {
+          subject: o.subject,
+          types: parseTypes(o.types)!,
+          purpose: o.purpose,
+          format: o.format,
+          fields,
+          consentBy: Date.now() + parseDuration(o.consent),
+        };
+        const view = await signedCall<RequestView & { request: string }>(
+          o.api,
+          'POST',
+          '/v1/requests',
+          o.institution,
+          keys,
+          body,
+        );
+        out(o.json, view, `request ${view.id} opened at height ${view.height}: ${view.status}`);
+      },
+    );
+
+  program
+    .command('requests')
+    .description("list a subject's requests awaiting a decision")
+    .requiredOption('--subject <id>', 'subject id')
+    .option('--all', 'every request, decided or not')
+    .option('--api <url>', 'platform node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(async (o: { subject: string; all?: boolean; api: string; json?: boolean }) => {
+      const r = await apiCall<{ requests: RequestView[] }>(
+        o.api,
+        'GET',
+        `/v1/subjects/${o.subject}/requests${o.all ? '?all=true' : ''}`,
+      );
+      out(
+        o.json,
+        r,
+        r.requests.length === 0
+          ? 'no requests'
+          : r.requests
+              .map((q) => `${q.id}  ${q.status}  ${q.institution}  ${q.types.join(',')}  "${q.purpose}"`)
+              .join('\n'),
+      );
+    });
+
+  program
+    .command('grant')
+    .description(
+      'subject: consent to a request with your key file (re-wraps each record key to the institution)',
+    )
+    .requiredOption('--key <file>', 'your key file')
+    .requiredOption('--request <id>', 'request id')
+    .option('--types <list>', 'grant only these types (default: every extracted type)')
+    .option('--expires <duration>', 'grant lifetime', '7d')
+    .option('--uses <n>', 'how many document fetches are allowed', '1')
+    .option('--retain-days <n>', 'how long the institution may keep the data', '30')
+    .option('--data-from <date>', 'earliest date of the data (YYYY-MM-DD)')
+    .option('--data-to <date>', 'latest date of the data (YYYY-MM-DD)')
+    .option(...KEY_OPTS)
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        key: string;
+        request: string;
+        types?: string;
+        expires: string;
+        uses: string;
+        retainDays: string;
+        dataFrom?: string;
+        dataTo?: string;
+        passphraseFile?: string;
+        api: string;
+        json?: boolean;
+      }) => {
+        const keys = await keysFrom(o);
+        const chain = await chainId(o.api);
+        const view = await apiCall<RequestView>(o.api, 'GET', `/v1/requests/${o.request}`);
+        const inst = await apiCall<{ encKey: string }>(o.api, 'GET', `/v1/institutions/${view.institution}`);
+        const types = parseTypes(o.types);
+        const tx = buildGrantTx({ chain, now: Date.now() }, view, keys, inst.encKey, {
+          ...(types ? { types } : {}),
+          expiresInMs: parseDuration(o.expires),
+          uses: Number(o.uses),
+          retainDays: Number(o.retainDays),
+          ...(o.dataFrom ? { dataFrom: o.dataFrom } : {}),
+          ...(o.dataTo ? { dataTo: o.dataTo } : {}),
+        });
+        const r = await submitAndWait(o.api, tx);
+        out(
+          o.json,
+          { grant: r.hash, ...r },
+          `granted ${tx.body.types.join(',')} to ${view.institution}: grant ${r.hash} at height ${r.height}`,
+        );
+      },
+    );
+
+  for (const kind of ['deny', 'erase'] as const) {
+    program
+      .command(kind)
+      .description(
+        kind === 'deny'
+          ? 'subject: refuse a request'
+          : "subject: erase a request's encrypted records on every node (the ledger keeps digests)",
+      )
+      .requiredOption('--key <file>', 'your key file')
+      .requiredOption('--request <id>', 'request id')
+      .option('--reason <text>', 'reason (deny only)')
+      .option(...KEY_OPTS)
+      .option('--api <url>', 'node API URL', DEFAULT_API)
+      .option('--json', 'print JSON')
+      .action(
+        async (o: {
+          key: string;
+          request: string;
+          reason?: string;
+          passphraseFile?: string;
+          api: string;
+          json?: boolean;
+        }) => {
+          const keys = await keysFrom(o);
+          const ctx = { chain: await chainId(o.api), now: Date.now() };
+          const tx =
+            kind === 'deny'
+              ? buildSubjectTx(
+                  ctx,
+                  'deny',
+                  { request: o.request, ...(o.reason ? { reason: o.reason } : {}) },
+                  keys,
+                )
+              : buildSubjectTx(ctx, 'erase', { request: o.request }, keys);
+          const r = await submitAndWait(o.api, tx);
+          out(o.json, r, `${kind} committed: tx ${r.hash} at height ${r.height}`);
+        },
+      );
+  }
+
+  for (const kind of ['revoke', 'pause', 'resume'] as const) {
+    program
+      .command(kind)
+      .description(`subject: ${kind} a grant`)
+      .requiredOption('--key <file>', 'your key file')
+      .option('--grant <id>', 'grant id')
+      .option('--request <id>', 'or the request whose grant it is')
+      .option(...KEY_OPTS)
+      .option('--api <url>', 'node API URL', DEFAULT_API)
+      .option('--json', 'print JSON')
+      .action(
+        async (o: {
+          key: string;
+          grant?: string;
+          request?: string;
+          passphraseFile?: string;
+          api: string;
+          json?: boolean;
+        }) => {
+          const keys = await keysFrom(o);
+          let grant = o.grant;
+          if (!grant && o.request)
+            grant = (await apiCall<RequestView>(o.api, 'GET', `/v1/requests/${o.request}`)).grant?.id;
+          if (!grant)
+            throw new DatagrantError('CLI_USAGE', 'give --grant, or --request of a granted request');
+          const tx = buildSubjectTx({ chain: await chainId(o.api), now: Date.now() }, kind, { grant }, keys);
+          const r = await submitAndWait(o.api, tx);
+          out(o.json, r, `${kind} committed: tx ${r.hash} at height ${r.height}`);
+        },
+      );
+  }
+
+  program
+    .command('document')
+    .description('institution: fetch the assembled document of a granted request (records a usage tx)')
+    .requiredOption('--key <file>', "the institution's key file")
+    .requiredOption('--institution <id>', 'institution id')
+    .requiredOption('--request <id>', 'request id')
+    .option('--format <format>', 'json, csv or xml (default: as requested)')
+    .option('--out <file>', 'write the document here instead of stdout')
+    .option(...KEY_OPTS)
+    .option('--api <url>', 'platform node API URL', DEFAULT_API)
+    .action(
+      async (o: {
+        key: string;
+        institution: string;
+        request: string;
+        format?: string;
+        out?: string;
+        passphraseFile?: string;
+        api: string;
+      }) => {
+        const keys = await keysFrom(o);
+        const path = `/v1/requests/${o.request}/document${o.format ? `?format=${o.format}` : ''}`;
+        const headers = signHttpRequest('GET', path, '', o.institution, keys.signing.secretKey);
+        const response = await fetch(new URL(path, o.api), { headers, signal: AbortSignal.timeout(60_000) });
+        const text = await response.text();
+        if (!response.ok) {
+          const e = (JSON.parse(text) as { error?: { code: string; message: string } }).error;
+          throw new DatagrantError(e?.code ?? 'CLI_HTTP_ERROR', e?.message ?? `HTTP ${response.status}`);
+        }
+        if (o.out) await writeFile(o.out, text, { mode: 0o600 });
+        else process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+        process.stderr.write(
+          `usage tx ${response.headers.get('x-datagrant-usage-tx')}, document sha256 ${response.headers.get('x-datagrant-document-digest')}, keep until ${response.headers.get('x-datagrant-retain-until')}\n`,
+        );
+      },
+    );
+
+  program
+    .command('audit')
+    .description(
+      "a subject's audit trail: every request, record, grant, usage and erasure, optionally verified offline",
+    )
+    .requiredOption('--subject <id>', 'subject id')
+    .option('--verify', 'check every inclusion proof against --genesis, offline')
+    .option('--genesis <file>', 'genesis.json of the chain (with --verify)')
+    .option('--api <url>', 'platform node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(
+      async (o: { subject: string; verify?: boolean; genesis?: string; api: string; json?: boolean }) => {
+        const trail = await apiCall<{ entries: AuditEntry[] }>(
+          o.api,
+          'GET',
+          `/v1/subjects/${o.subject}/audit`,
+        );
+        const genesis = o.verify ? await readGenesis(o.genesis ?? '') : undefined;
+        let failures = 0;
+        const rows = trail.entries.map((e) => {
+          let verified: string | undefined;
+          if (genesis) {
+            const r = verifyTxProof(genesis, e.proof as TxProof);
+            const ok = r.ok && r.hash === e.hash;
+            if (!ok) failures++;
+            verified = ok ? 'verified' : `FAILED ${r.ok ? 'PROOF_WRONG_TX' : r.code}`;
+          }
+          return { ...e, proof: undefined, verified };
+        });
+        out(
+          o.json,
+          { subject: o.subject, entries: rows, failures },
+          [
+            ...rows.map(
+              (r) =>
+                `${new Date(r.time).toISOString()}  h${String(r.height).padEnd(6)} ${r.kind.padEnd(16)} ${r.hash.slice(0, 16)}…${r.verified ? `  ${r.verified}` : ''}`,
+            ),
+            genesis
+              ? `${rows.length - failures}/${rows.length} entries verified against genesis`
+              : `${rows.length} entries`,
+          ].join('\n'),
+        );
+        if (failures > 0)
+          throw new DatagrantError('AUDIT_PROOF_FAILED', `${failures} audit entries failed verification`);
+      },
+    );
+}
