@@ -2,7 +2,6 @@
  * Public surface of the networking layer: the `Network` contract, the libp2p implementation,
  * the simulated one for tests, and the helpers that turn validator keys into libp2p identities.
  */
-export { Backoff, type BackoffOptions } from './backoff.js';
 export { Libp2pNetwork, type Libp2pNetworkModules, type Libp2pNetworkOptions } from './libp2p-network.js';
 export {
   copyStats,

@@ -262,9 +262,9 @@ export class Libp2pNetwork implements Network {
     return `${this.settings.protocolPrefix}/${protocol}/1`;
   }
 
-  /** This node's libp2p peer id, once started. */
-  peerId(): string | undefined {
-    return this.node?.peerId.toString();
+  /** This node's libp2p peer id (derived from its node key; known before start). */
+  peerId(): string {
+    return this.selfPeerId;
   }
 
   async start(): Promise<void> {
@@ -452,6 +452,7 @@ export class Libp2pNetwork implements Network {
       if (!this.validators.keyByPeer.has(id)) this.targets.delete(id);
       else target.backoff.reset();
     }
+    this.loadBootstrap();
     for (const peerId of node.getPeers()) {
       if (!this.validators.keyByPeer.has(peerId.toString())) {
         this.log.info({ peer: peerId.toString() }, 'disconnecting peer no longer in the validator set');
@@ -554,8 +555,8 @@ export class Libp2pNetwork implements Network {
         continue;
       }
       const existing = this.targets.get(id);
-      if (existing !== undefined) existing.addrs.push(ma);
-      else this.addTarget(peerIdFromString(id), [ma]);
+      if (existing === undefined) this.addTarget(peerIdFromString(id), [ma]);
+      else if (!existing.addrs.some((known) => known.equals(ma))) existing.addrs.push(ma);
     }
   }
 
@@ -722,10 +723,13 @@ export class Libp2pNetwork implements Network {
         if (stream.status !== 'open') throw err;
         response = encodeErrorResponse(err);
         this.counters.requestsRejected++;
-        this.log.debug(
-          { protocol, code: isDatagrantError(err) ? err.code : 'P2P_HANDLER_FAILED' },
-          'request rejected',
-        );
+        if (isDatagrantError(err)) this.log.debug({ protocol, code: err.code }, 'request rejected');
+        // Only the error's class is logged: its message could carry request data.
+        else
+          this.log.warn(
+            { protocol, error: err instanceof Error ? err.name : typeof err },
+            'request handler threw',
+          );
       }
       await stream.sink([encodeFrame(response)]);
       await stream.close();

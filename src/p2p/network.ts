@@ -124,7 +124,8 @@ export interface Network {
   /**
    * Gossips `data` on `topic` to the other validators. Best effort: delivery and order are not
    * guaranteed, and publishing with no peer subscribed returns quietly. Identical bytes published
-   * again on the same topic within the duplicate window are not sent twice.
+   * again on the same topic within the duplicate window are not sent twice. Throws only
+   * `P2P_MESSAGE_TOO_LARGE` (over `maxMessageBytes`) and `P2P_NOT_STARTED`.
    */
   publish(topic: Topic, data: Uint8Array): Promise<void>;
   /** Adds a handler for `topic` (may be called before or after `start`). Not called for own messages. */
