@@ -64,3 +64,44 @@ export async function waitForTx(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Signed calls of an institution to a platform node. */
+export async function institutionCall<T>(
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  institution: string,
+  secretKey: Uint8Array,
+  body?: unknown,
+): Promise<T> {
+  const { signHttpRequest } = await import('../platform/http-auth.js');
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const headers = signHttpRequest(method, path, text, institution, secretKey);
+  return apiCall<T>(base, method, path, body === undefined ? undefined : text, headers);
+}
+
+/** Submits a signed transaction and waits for its commit; throws the ledger's code if refused. */
+export async function submitAndWait(base: string, tx: unknown, timeoutMs?: number): Promise<{ hash: string; height: number }> {
+  const { hash } = await apiCall<{ hash: string }>(base, 'POST', '/v1/txs', tx);
+  const done = await waitForTx(base, hash, timeoutMs);
+  if (done.status === 'rejected') throw new DatagrantError(done.error!.code, done.error!.message, { hash });
+  return { hash, height: done.height! };
+}
+
+/** Polls a request until its status is one of `wanted`. */
+export async function waitForRequest<T extends { status: string }>(
+  base: string,
+  id: string,
+  wanted: readonly string[],
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const view = await apiCall<T>(base, 'GET', `/v1/requests/${id}`);
+    if (wanted.includes(view.status)) return view;
+    if (Date.now() > deadline) {
+      throw new DatagrantError('CLI_TIMEOUT', `request ${id} is ${view.status}, not ${wanted.join('/')}, after ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -14,7 +14,7 @@ import { readGenesis } from '../node/node.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
 import { signHttpRequest } from '../platform/http-auth.js';
 import type { AuditEntry, RequestView } from '../platform/platform.js';
-import { apiCall, waitForTx } from './client.js';
+import { apiCall, institutionCall, submitAndWait } from './client.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
@@ -46,24 +46,8 @@ async function chainId(api: string): Promise<string> {
   return (await apiCall<{ chain: string }>(api, 'GET', '/v1/status')).chain;
 }
 
-async function submitAndWait(api: string, tx: unknown): Promise<{ hash: string; height: number }> {
-  const { hash } = await apiCall<{ hash: string }>(api, 'POST', '/v1/txs', tx);
-  const done = await waitForTx(api, hash);
-  if (done.status === 'rejected') throw new DatagrantError(done.error!.code, done.error!.message, { hash });
-  return { hash, height: done.height! };
-}
-
-async function signedCall<T>(
-  api: string,
-  method: 'GET' | 'POST',
-  path: string,
-  institution: string,
-  keys: KeySet,
-  body?: unknown,
-): Promise<T> {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  const headers = signHttpRequest(method, path, text, institution, keys.signing.secretKey);
-  return apiCall<T>(api, method, path, body === undefined ? undefined : text, headers);
+async function signedCall<T>(api: string, method: 'GET' | 'POST', path: string, institution: string, keys: KeySet, body?: unknown): Promise<T> {
+  return institutionCall<T>(api, method, path, institution, keys.signing.secretKey, body);
 }
 
 function out(json: boolean | undefined, value: unknown, text: string): void {

@@ -1,0 +1,142 @@
+/**
+ * Running a local testnet of real node processes on loopback: used by `npm run testnet`, the
+ * demo, the end-to-end and fault suites and the benchmarks. Each node is a separate
+ * `datagrant node start` process with its own home; the runner can kill, pause and restart them.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DatagrantError } from '../common/errors.js';
+import { type InitOptions, type InitResult, initTestnet } from './init.js';
+
+const BIN = resolve(fileURLToPath(new URL('../../bin/datagrant.js', import.meta.url)));
+
+async function portFree(port: number, host: string): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen(port, host, () => server.close(() => done(true)));
+  });
+}
+
+/** A base port such that base..base+n-1 (API) and base+100..base+100+n-1 (p2p) are free. */
+export async function findFreeBasePort(n: number, host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = (await portFree(base + i, host)) && (await portFree(base + 100 + i, host));
+    if (ok) return base;
+  }
+  throw new DatagrantError('TESTNET_NO_PORTS', 'could not find free loopback ports');
+}
+
+/** Options of the runner. */
+export interface LocalTestnetOptions extends Omit<InitOptions, 'basePort'> {
+  basePort?: number;
+  /** Log level of the node processes. */
+  logLevel?: string;
+  /** Extra environment for the node processes. */
+  env?: Record<string, string>;
+}
+
+/** A testnet of node processes. */
+export class LocalTestnet {
+  net!: InitResult;
+  private readonly procs = new Map<number, ChildProcess>();
+
+  constructor(private readonly options: LocalTestnetOptions) {}
+
+  /** Writes the testnet (genesis, keys, homes). */
+  async init(): Promise<InitResult> {
+    const basePort = this.options.basePort ?? (await findFreeBasePort(this.options.validators));
+    this.net = await initTestnet({ ...this.options, basePort });
+    return this.net;
+  }
+
+  /** Number of nodes. */
+  get size(): number {
+    return this.net.nodes.length;
+  }
+
+  /** API URL of node i. */
+  api(i: number): string {
+    return this.net.nodes[i]!.apiUrl;
+  }
+
+  /** Whether node i's process is running. */
+  running(i: number): boolean {
+    const p = this.procs.get(i);
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  /** Starts node i's process (logs appended to `<home>/node.log`). */
+  start(i: number): void {
+    if (this.running(i)) return;
+    const node = this.net.nodes[i]!;
+    const log = createWriteStream(join(node.home, 'node.log'), { flags: 'a' });
+    const child = spawn(process.execPath, [BIN, 'node', 'start', '--config', node.configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DATAGRANT_LOG_LEVEL: this.options.logLevel ?? 'info', ...this.options.env },
+    });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    this.procs.set(i, child);
+  }
+
+  /** Starts every node. */
+  startAll(): void {
+    for (let i = 0; i < this.size; i++) this.start(i);
+  }
+
+  /** Sends a signal to node i (SIGKILL, SIGTERM, SIGSTOP, SIGCONT); resolves when it exited, for terminating signals. */
+  async signal(i: number, signal: NodeJS.Signals): Promise<void> {
+    const p = this.procs.get(i);
+    if (!p || !this.running(i)) return;
+    if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
+      p.kill(signal);
+      return;
+    }
+    const exited = new Promise<void>((done) => p.once('exit', () => done()));
+    p.kill(signal);
+    await exited;
+  }
+
+  /** Waits until node i answers /v1/status. */
+  async waitReady(i: number, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.running(i)) throw new DatagrantError('TESTNET_NODE_EXITED', `node${i} exited; see ${join(this.net.nodes[i]!.home, 'node.log')}`);
+      try {
+        const r = await fetch(`${this.api(i)}/v1/status`, { signal: AbortSignal.timeout(2000) });
+        if (r.ok) return;
+      } catch {
+        // Not up yet.
+      }
+      if (Date.now() > deadline) throw new DatagrantError('TESTNET_TIMEOUT', `node${i} did not come up within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Waits until every running node is ready. */
+  async waitAllReady(timeoutMs?: number): Promise<void> {
+    await Promise.all(this.net.nodes.map((_, i) => (this.running(i) ? this.waitReady(i, timeoutMs) : Promise.resolve())));
+  }
+
+  /** Stops every node: SIGTERM, then SIGKILL after a grace period. */
+  async stopAll(graceMs = 5000): Promise<void> {
+    await Promise.all(
+      [...this.procs.keys()].map(async (i) => {
+        const p = this.procs.get(i)!;
+        if (!this.running(i)) return;
+        p.kill('SIGCONT');
+        const exited = new Promise<void>((done) => p.once('exit', () => done()));
+        p.kill('SIGTERM');
+        const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+}
