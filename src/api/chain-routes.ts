@@ -3,7 +3,7 @@ import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
 import { blockHash, buildTxProof, quorumSize, stateKey, txHash } from '../ledger/index.js';
-import type { Chain } from '../node/chain.js';
+import type { Chain, CommittedBlockEvent } from '../node/chain.js';
 import type { Mempool } from '../node/mempool.js';
 import { ErrorBodySchema } from './errors.js';
 
@@ -84,6 +84,29 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
           lastSeenAt: v.key === s.self ? Date.now() : (seen[v.key] ?? null),
         })),
       };
+    },
+  );
+
+  app.get(
+    '/v1/events',
+    { schema: { tags: ['chain'], summary: 'Server-sent events: one `block` event per committed block (header summary)' } },
+    async (request, reply) => {
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      const tip = chain.store.tip();
+      raw.write(`event: tip\ndata: ${JSON.stringify({ height: tip.height, hash: tip.hash, time: tip.time })}\n\n`);
+      const listener = (event: CommittedBlockEvent) => {
+        const h = event.certified.block.header;
+        const data = { height: h.height, hash: event.hash, time: h.time, txCount: h.txCount, proposer: h.proposer, view: h.view };
+        raw.write(`event: block\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      const ping = setInterval(() => raw.write(': ping\n\n'), 15_000);
+      chain.on('committed', listener);
+      request.raw.on('close', () => {
+        clearInterval(ping);
+        chain.off('committed', listener);
+      });
     },
   );
 
