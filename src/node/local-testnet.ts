@@ -5,10 +5,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatagrantError } from '../common/errors.js';
+import { parseGenesis } from '../ledger/index.js';
+import { loadNodeConfig } from './config.js';
 import { type InitOptions, type InitResult, initTestnet } from './init.js';
 
 const BIN = resolve(fileURLToPath(new URL('../../bin/datagrant.js', import.meta.url)));
@@ -26,7 +29,8 @@ export async function findFreeBasePort(n: number, host = '127.0.0.1'): Promise<n
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 20_000);
     let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = (await portFree(base + i, host)) && (await portFree(base + 100 + i, host));
+    for (let i = 0; i < n && ok; i++)
+      ok = (await portFree(base + i, host)) && (await portFree(base + 100 + i, host));
     if (ok) return base;
   }
   throw new DatagrantError('TESTNET_NO_PORTS', 'could not find free loopback ports');
@@ -52,6 +56,41 @@ export class LocalTestnet {
   async init(): Promise<InitResult> {
     const basePort = this.options.basePort ?? (await findFreeBasePort(this.options.validators));
     this.net = await initTestnet({ ...this.options, basePort });
+    return this.net;
+  }
+
+  /** Loads a testnet written earlier by `init` (or `datagrant init`) in `dir`. */
+  async load(): Promise<InitResult> {
+    const dir = this.options.dir;
+    const genesisPath = join(dir, 'genesis.json');
+    const genesis = parseGenesis(JSON.parse(await readFile(genesisPath, 'utf8')));
+    const nodes: InitResult['nodes'] = [];
+    for (let i = 0; i < genesis.validators.length; i++) {
+      const v = genesis.validators[i]!;
+      const configPath = join(dir, v.name, 'config.json');
+      const config = await loadNodeConfig(configPath);
+      nodes.push({
+        name: v.name,
+        home: config.home,
+        configPath,
+        apiUrl: `http://${config.api.host}:${config.api.port}`,
+        key: v.key,
+        roles: v.roles,
+      });
+    }
+    const keys = join(dir, 'keys');
+    const institutionId = genesis.institutions[0]?.institution ?? 'demo-bank';
+    this.net = {
+      genesisPath,
+      genesis,
+      nodes,
+      keys: {
+        registrar: join(keys, 'registrar.json'),
+        admin: join(keys, 'admin.json'),
+        institution: join(keys, `${institutionId}.json`),
+      },
+      institutionId,
+    };
     return this.net;
   }
 
@@ -107,21 +146,28 @@ export class LocalTestnet {
   async waitReady(i: number, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (!this.running(i)) throw new DatagrantError('TESTNET_NODE_EXITED', `node${i} exited; see ${join(this.net.nodes[i]!.home, 'node.log')}`);
+      if (!this.running(i))
+        throw new DatagrantError(
+          'TESTNET_NODE_EXITED',
+          `node${i} exited; see ${join(this.net.nodes[i]!.home, 'node.log')}`,
+        );
       try {
         const r = await fetch(`${this.api(i)}/v1/status`, { signal: AbortSignal.timeout(2000) });
         if (r.ok) return;
       } catch {
         // Not up yet.
       }
-      if (Date.now() > deadline) throw new DatagrantError('TESTNET_TIMEOUT', `node${i} did not come up within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new DatagrantError('TESTNET_TIMEOUT', `node${i} did not come up within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
 
   /** Waits until every running node is ready. */
   async waitAllReady(timeoutMs?: number): Promise<void> {
-    await Promise.all(this.net.nodes.map((_, i) => (this.running(i) ? this.waitReady(i, timeoutMs) : Promise.resolve())));
+    await Promise.all(
+      this.net.nodes.map((_, i) => (this.running(i) ? this.waitReady(i, timeoutMs) : Promise.resolve())),
+    );
   }
 
   /** Stops every node: SIGTERM, then SIGKILL after a grace period. */
