@@ -31,6 +31,8 @@ import { createDataSource } from '../plugins/index.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
+import { NodeMetrics } from './metrics.js';
+import { PbftDriver } from './pbft-driver.js';
 import { Mempool } from './mempool.js';
 import { ErasureRole, ExtractorRole } from './roles.js';
 import { TxGateway } from './tx-gateway.js';
@@ -71,6 +73,8 @@ export class DatagrantNode implements NodeStatusSource {
   payloads!: LevelPayloadStore;
   private store!: LevelBlockStore;
   private producer: DevProducer | undefined;
+  private consensus: PbftDriver | undefined;
+  metrics!: NodeMetrics;
   private readonly started: Service[] = [];
   private lastCommitAt: number | null = null;
   private selfKey = '';
@@ -123,6 +127,14 @@ export class DatagrantNode implements NodeStatusSource {
     this.chain.on('committed', () => {
       this.lastCommitAt = Date.now();
     });
+    this.metrics = new NodeMetrics({
+      height: () => this.chain.height,
+      view: () => this.consensus?.status().view ?? 0,
+      peers: () => this.network?.peers().length ?? 0,
+      mempool: () => this.mempool.size,
+      votesDropped: () => this.consensus?.dropped() ?? {},
+      networkDropped: () => ({ ...(this.network?.stats().dropped ?? {}) }),
+    });
     log.info({ height: this.store.tip().height, stateKeys: this.chain.state.size }, 'chain loaded');
 
     if (this.genesis.validators.length > 1) this.network = this.createNetwork();
@@ -130,7 +142,10 @@ export class DatagrantNode implements NodeStatusSource {
       chain: this.chain,
       mempool: this.mempool,
       gossip: (tx) => this.publish(tx.kind === 'request.open' ? 'requests' : 'txs', tx),
-      onAdmitted: () => this.producer?.poke(),
+      onAdmitted: () => {
+        this.producer?.poke();
+        this.consensus?.poke();
+      },
     });
     if (this.network) {
       for (const topic of ['txs', 'requests'] as const) {
@@ -171,7 +186,28 @@ export class DatagrantNode implements NodeStatusSource {
         },
       );
     } else {
-      throw new DatagrantError('CONFIG_INVALID', 'multi-validator consensus is not wired into this build');
+      this.consensus = new PbftDriver(
+        {
+          self: this.selfKey,
+          secretKey: this.keys.signing.secretKey,
+          timing: {
+            blockIntervalMs: config.consensus.blockIntervalMs,
+            ...(config.consensus.viewTimeoutMs ? { viewTimeoutMs: config.consensus.viewTimeoutMs } : {}),
+          },
+          minBlockIntervalMs: config.consensus.minBlockIntervalMs,
+        },
+        {
+          chain: this.chain,
+          mempool: this.mempool,
+          network: this.network!,
+          metrics: this.metrics,
+          logger: log.child({ module: 'consensus' }),
+          onFatal: () => {
+            process.exitCode = 70;
+            void this.stop();
+          },
+        },
+      );
     }
 
     await this.run(
@@ -240,7 +276,8 @@ export class DatagrantNode implements NodeStatusSource {
       );
       await platformRoutes(this.api, { platform, auth });
     }
-    await this.run(this.producer);
+    this.metrics.route(this.api);
+    await this.run(this.producer ?? this.consensus!);
     const address = await this.api.listen({ host: config.api.host, port: config.api.port });
     this.started.push({ start: async () => {}, stop: () => this.api.close() });
     this.apiUrl = address;
@@ -260,14 +297,19 @@ export class DatagrantNode implements NodeStatusSource {
   }
 
   status(): ReturnType<NodeStatusSource['status']> {
+    const consensus = this.consensus?.status();
     return {
       mode: this.genesis.validators.length === 1 ? 'dev' : 'pbft',
-      view: 0,
-      primary: this.selfKey,
+      view: consensus?.view ?? 0,
+      primary: consensus?.primary ?? this.selfKey,
       peers: this.network?.peers() ?? [],
       lastCommitAt: this.lastCommitAt,
       self: this.selfKey,
     };
+  }
+
+  liveness(): Record<string, number | null> {
+    return this.consensus?.liveness() ?? {};
   }
 
   private async run(service: Service): Promise<void> {
@@ -283,6 +325,8 @@ export class DatagrantNode implements NodeStatusSource {
         listen: config.p2p.listen,
         bootstrap: config.p2p.peers.map((p) => `${p.addr}/p2p/${peerIdOf(p.key)}`),
         allowedKeys: this.genesis.validators.map((v) => v.key),
+        maxMessageBytes: 16 * 1024 * 1024,
+        protocolPrefix: `/datagrant/${this.genesis.chain}`,
       },
       { logger: this.logger },
     );

@@ -1,0 +1,877 @@
+/**
+ * The PBFT-style consensus core: synchronous and free of I/O. Each input (a message, a timer, a
+ * certified block from sync) returns a `StepOutput` telling the shell what to persist, commit,
+ * send, schedule and sync.
+ *
+ * Protocol, per height h (one block per height, heights strictly in sequence):
+ * - The primary of view v is `validators[(h + v) % n]` in genesis order, so the first proposer
+ *   rotates with the height and a faulty primary costs one view at a time.
+ * - View 0: the primary proposes; a validator prepares the first valid proposal of the view; with
+ *   2f+1 prepares for block B it is *prepared* (remembers the certificate) and commit-votes B; 2f+1
+ *   commit votes for B in any one view make B final, with those votes as its commit certificate.
+ * - On timeout a validator asks for view v+1 with a view-change carrying its highest prepared
+ *   certificate; timeouts double with each view. The primary of v+1 gathers 2f+1 view-changes and
+ *   sends a new-view re-proposing the highest prepared block among them (or a fresh block when
+ *   there is none). Any block that may have committed was prepared by f+1 honest validators, one of
+ *   whom is in every such quorum, so it is re-proposed, and no other block can gather 2f+1 prepares.
+ * - A validator that sees view-changes from f+1 others for later views joins the view-change, so
+ *   one slow timer cannot keep it behind.
+ * - Everything a validator signed for the current height (its view, votes, proposal, prepared
+ *   certificate) is in the WAL snapshot emitted before the signatures leave, so a restart cannot
+ *   make it sign a second, different thing.
+ */
+import { fromHex } from '../common/bytes.js';
+import { DatagrantError } from '../common/errors.js';
+import {
+  type Block,
+  type CertifiedBlock,
+  type CommitCertificate,
+  checkCertificate,
+  txRootOf,
+} from '../ledger/block.js';
+import { faultTolerance, quorumSize } from '../ledger/genesis.js';
+import type { ConsensusApp } from './consensus-app.js';
+import { type DropReason, emptyDropCounters } from './drop-reason.js';
+import { decodeMessage } from './message-codec.js';
+import {
+  blockHashOf,
+  type ConsensusMessage,
+  type DecidedMessage,
+  type NewViewMessage,
+  type PreparedCertificate,
+  type ProposalMessage,
+  type Signer,
+  signingBytesOf,
+  signProposal,
+  signViewChange,
+  signVote,
+  stripViewChange,
+  type ViewChangeMessage,
+  type VoteMessage,
+  type VotePhase,
+  voteSigningBytes,
+} from './messages.js';
+import {
+  type ChainTip,
+  type ConsensusInit,
+  type ConsensusModules,
+  type ConsensusOptions,
+  type ConsensusTiming,
+  DEFAULT_TIMING,
+} from './options.js';
+import type { OutMessage, StepOutput, TimerKind, TimerRequest } from './step-output.js';
+import { VoteTally } from './vote-tally.js';
+import type { ConsensusWal } from './wal.js';
+
+/** A snapshot of where the core is, for status pages and tests. */
+export interface ConsensusStatus {
+  /** Height being decided (last committed + 1). */
+  height: number;
+  view: number;
+  /** False while waiting for the new-view of `view`. */
+  active: boolean;
+  /** Validator key of the primary of the current view. */
+  primary: string;
+  tip: ChainTip;
+  /** View of the highest prepared certificate at this height, if any. */
+  preparedView: number | null;
+  /** Highest height peers are known to have committed, when above this node's tip. */
+  syncTarget: number | null;
+}
+
+const MAX_VIEW_EXPONENT = 20;
+const rootCache = new WeakMap<Block, string>();
+
+function txRootOfBlock(block: Block): string {
+  let root = rootCache.get(block);
+  if (root === undefined) {
+    root = txRootOf(block.txs);
+    rootCache.set(block, root);
+  }
+  return root;
+}
+
+/** The consensus state machine of one node. Call `start()` once, then feed it inputs one at a time. */
+export class ConsensusCore {
+  private readonly options: ConsensusOptions;
+  private readonly app: ConsensusApp;
+  private readonly modules: ConsensusModules;
+  private readonly chain: string;
+  private readonly validators: string[];
+  private readonly validatorKeys = new Map<string, Uint8Array>();
+  private readonly f: number;
+  private readonly quorum: number;
+  private readonly timing: ConsensusTiming;
+  private readonly self: string | undefined;
+  private readonly signer: Signer | undefined;
+  private readonly viewWindow: number;
+  private readonly bufferPerValidator: number;
+  private readonly counters = emptyDropCounters();
+  private readonly verified = new WeakSet<object>();
+
+  private tip: ChainTip;
+  private last: CertifiedBlock | undefined;
+  private restored = false;
+
+  // State of the height being decided.
+  private height: number;
+  private view = 0;
+  private active = true;
+  /** False between a commit and the next step: the shell has not applied the block yet, so the app must not be called. */
+  private started = false;
+  private prepareVote: string | null = null;
+  private commitVote: string | null = null;
+  private ownProposal: ProposalMessage | NewViewMessage | null = null;
+  private ownPrepare: VoteMessage | null = null;
+  private ownCommit: VoteMessage | null = null;
+  private ownViewChange: ViewChangeMessage | null = null;
+  private prepared: { cert: PreparedCertificate; block: Block | null } | null = null;
+  /** Set once the new-view of the current view (> 0) is accepted: the block it forces, or null for a fresh one. */
+  private constraint: { forced: string | null } | null = null;
+  /** Hash of the proposal accepted in the current view. */
+  private accepted: string | null = null;
+  private blocks = new Map<string, Block>();
+  private verdicts = new Map<string, boolean>();
+  private prepares = new Map<number, VoteTally>();
+  private commits = new Map<number, VoteTally>();
+  private viewChanges = new Map<string, ViewChangeMessage>();
+
+  // Across heights.
+  private future: ConsensusMessage[] = [];
+  private futureCount = new Map<string, number>();
+  private highestSeen = new Map<string, number>();
+  private syncTarget = 0;
+  private syncAsked = 0;
+  private viewTimerSeq = 0;
+  private retransmitSeq = 0;
+  private retransmitDelay: number;
+  private answered = new Set<string>();
+
+  private out: StepOutput = { send: [], timers: [] };
+  private dirty = false;
+
+  /** Builds a core from configuration, collaborators and the state to resume from (see `ConsensusInit`). */
+  constructor(options: ConsensusOptions, modules: ConsensusModules, init: ConsensusInit) {
+    this.options = options;
+    this.modules = modules;
+    this.app = modules.app;
+    this.chain = options.genesis.chain;
+    this.validators = options.genesis.validators.map((v) => v.key);
+    for (const key of this.validators) this.validatorKeys.set(key, fromHex(key, 'validator', 32));
+    const n = this.validators.length;
+    this.f = faultTolerance(n);
+    this.quorum = options.unsafeQuorumForTesting ?? quorumSize(n);
+    this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    this.viewWindow = options.viewWindow ?? 64;
+    this.bufferPerValidator = options.futureBufferPerValidator ?? 16;
+    if (options.self !== undefined) {
+      if (!this.validatorKeys.has(options.self)) {
+        throw new DatagrantError('CONSENSUS_NOT_A_VALIDATOR', 'self is not in the genesis validator set');
+      }
+      if (modules.signer === undefined) {
+        throw new DatagrantError('CONSENSUS_NO_SIGNER', 'a validator core needs a signer');
+      }
+      this.self = options.self;
+      this.signer = modules.signer;
+    }
+    this.tip = init.tip;
+    this.last = init.last;
+    this.height = init.tip.height + 1;
+    this.retransmitDelay = this.timing.retransmitMs;
+    if (init.wal !== undefined) this.restore(init.wal);
+  }
+
+  /** Drop counters by reason (a copy). */
+  get dropped(): Record<DropReason, number> {
+    return { ...this.counters };
+  }
+
+  /** Where the core is now. */
+  status(): ConsensusStatus {
+    return {
+      height: this.height,
+      view: this.view,
+      active: this.active,
+      primary: this.primary(this.view),
+      tip: { ...this.tip },
+      preparedView: this.prepared?.cert.view ?? null,
+      syncTarget: this.syncTarget >= this.height ? this.syncTarget : null,
+    };
+  }
+
+  /** The current WAL snapshot (what the last `persist` output held, or would hold). */
+  wal(): ConsensusWal {
+    return {
+      v: 1,
+      chain: this.chain,
+      height: this.height,
+      view: this.view,
+      active: this.active,
+      prepareVote: this.prepareVote,
+      commitVote: this.commitVote,
+      proposal: this.ownProposal,
+      prepared: this.prepared,
+    };
+  }
+
+  /** First step: schedules the timers and re-sends whatever the restored WAL says this node already signed. */
+  start(): StepOutput {
+    return this.step(() => {
+      if (this.restored) this.sendOwn();
+    });
+  }
+
+  /** A message from the network: wire bytes or parsed JSON, untrusted. Malformed input is dropped and counted. */
+  onMessage(input: unknown): StepOutput {
+    return this.step(() => {
+      const decoded = decodeMessage(input);
+      this.count(decoded.ok ? this.handleMessage(decoded.message) : 'malformed');
+    });
+  }
+
+  /**
+   * A message the shell already decoded with `decodeMessage` (e.g. in a gossip validator), so it is
+   * not decoded twice. Never pass anything that did not come out of `decodeMessage`.
+   */
+  onDecodedMessage(message: ConsensusMessage): StepOutput {
+    return this.step(() => this.count(this.handleMessage(message)));
+  }
+
+  /** A timer this core asked for has fired. */
+  onTimer(timer: TimerRequest): StepOutput {
+    return this.step(() => this.handleTimer(timer));
+  }
+
+  /**
+   * A block with its commit certificate fetched by sync (feed them in height order). Checked here
+   * again; refused ones are counted as `bad-certificate`.
+   */
+  onCertifiedBlock(block: Block, cert: CommitCertificate): StepOutput {
+    return this.step(() => this.count(this.handleDecided(block, cert)));
+  }
+
+  // ---- step plumbing
+
+  private step(body: () => void): StepOutput {
+    this.out = { send: [], timers: [] };
+    this.dirty = false;
+    if (!this.started) this.startHeight();
+    body();
+    const out = this.out;
+    if (this.dirty) out.persist = this.wal();
+    this.out = { send: [], timers: [] };
+    return out;
+  }
+
+  private count(reason: DropReason | undefined): void {
+    if (reason !== undefined) this.counters[reason]++;
+  }
+
+  private send(message: ConsensusMessage, to?: string): void {
+    const item: OutMessage = to === undefined ? { message } : { to, message };
+    this.out.send.push(item);
+  }
+
+  private timer(kind: TimerKind, delayMs: number, seq = 0): void {
+    this.out.timers.push({ kind, height: this.height, view: this.view, seq, delayMs });
+  }
+
+  private primary(view: number): string {
+    return this.validators[(this.height + view) % this.validators.length]!;
+  }
+
+  private isPrimary(view: number): boolean {
+    return this.self !== undefined && this.primary(view) === this.self;
+  }
+
+  private viewTimeout(view: number): number {
+    const base = this.timing.viewTimeoutMs * 2 ** Math.min(view, MAX_VIEW_EXPONENT);
+    return Math.min(base, this.timing.maxViewTimeoutMs) + this.timing.blockIntervalMs;
+  }
+
+  // ---- restore and height transitions
+
+  private restore(wal: ConsensusWal): void {
+    if (wal.chain !== this.chain)
+      throw new DatagrantError('CONSENSUS_WAL_INVALID', 'the WAL is for another chain');
+    if (wal.height < this.height) return;
+    if (wal.height > this.height) {
+      throw new DatagrantError(
+        'CONSENSUS_WAL_AHEAD',
+        `the WAL is for height ${wal.height} but the block store ends at ${this.tip.height}: commits must be stored no later than the WAL`,
+      );
+    }
+    this.view = wal.view;
+    this.active = wal.active;
+    this.prepared = wal.prepared;
+    if (wal.prepared?.block) this.learnBlock(wal.prepared.block);
+    if (this.signer === undefined || this.self === undefined) return;
+    if (wal.proposal !== null && wal.proposal.view === wal.view) {
+      const proposal = wal.proposal.type === 'new-view' ? wal.proposal.proposal : wal.proposal;
+      const hash = this.learnBlock(proposal.block);
+      this.verdicts.set(hash, true);
+      this.ownProposal = wal.proposal;
+      this.accepted = hash;
+      if (wal.view > 0) this.constraint = { forced: proposal.block.header.view < wal.view ? hash : null };
+    }
+    if (wal.prepareVote !== null) this.castVote('prepare', wal.prepareVote);
+    if (wal.commitVote !== null) this.castVote('commit', wal.commitVote);
+    if (!this.active) this.signOwnViewChange();
+    this.out = { send: [], timers: [] };
+    this.restored = true;
+  }
+
+  private startHeight(): void {
+    this.started = true;
+    this.setViewTimer();
+    this.resetRetransmit();
+    if (this.view === 0 && this.active && this.isPrimary(0) && this.ownProposal === null) {
+      if (this.timing.blockIntervalMs > 0) this.timer('propose', this.timing.blockIntervalMs);
+      else this.propose();
+    }
+    const buffered = this.future;
+    this.future = [];
+    this.futureCount.clear();
+    for (const message of buffered) this.count(this.handleMessage(message));
+    if (this.started) this.tryNewView();
+  }
+
+  private decide(block: Block, cert: CommitCertificate): void {
+    const hash = cert.block;
+    this.out.commits ??= [];
+    this.out.commits.push({ block, cert });
+    this.tip = { height: block.header.height, hash, time: block.header.time };
+    this.last = { block, cert };
+    this.height = this.tip.height + 1;
+    this.view = 0;
+    this.active = true;
+    this.started = false;
+    this.prepareVote = null;
+    this.commitVote = null;
+    this.ownProposal = null;
+    this.ownPrepare = null;
+    this.ownCommit = null;
+    this.ownViewChange = null;
+    this.prepared = null;
+    this.constraint = null;
+    this.accepted = null;
+    this.blocks = new Map();
+    this.verdicts = new Map();
+    this.prepares = new Map();
+    this.commits = new Map();
+    this.viewChanges = new Map();
+    // Votes for the decided height still in flight come from validators about to decide it too:
+    // answer laggards only once they retransmit (the first retransmit tick clears this).
+    this.answered = new Set(this.validators);
+    this.dirty = true;
+    // The shell applies the block after this step; the next step starts the height (see `started`).
+    this.timer('start', 0);
+  }
+
+  private enterView(view: number, active: boolean): void {
+    this.view = view;
+    this.active = active;
+    this.prepareVote = null;
+    this.commitVote = null;
+    this.ownProposal = null;
+    this.ownPrepare = null;
+    this.ownCommit = null;
+    this.ownViewChange = null;
+    this.constraint = null;
+    this.accepted = null;
+    for (const v of this.prepares.keys()) if (v < view) this.prepares.delete(v);
+    this.dirty = true;
+    this.setViewTimer();
+    this.resetRetransmit();
+  }
+
+  private setViewTimer(): void {
+    if (this.signer === undefined) return;
+    this.timer('view', this.viewTimeout(this.view), ++this.viewTimerSeq);
+  }
+
+  private resetRetransmit(): void {
+    this.retransmitDelay = this.timing.retransmitMs;
+    this.timer('retransmit', this.retransmitDelay, ++this.retransmitSeq);
+  }
+
+  // ---- timers
+
+  private handleTimer(timer: TimerRequest): void {
+    if (timer.height !== this.height) return;
+    switch (timer.kind) {
+      case 'start':
+        return;
+      case 'propose':
+        if (timer.view === 0 && this.view === 0 && this.isPrimary(0) && this.ownProposal === null)
+          this.propose();
+        return;
+      case 'view':
+        if (timer.view === this.view && timer.seq === this.viewTimerSeq) this.startViewChange(this.view + 1);
+        return;
+      case 'retransmit':
+        if (timer.seq === this.retransmitSeq) this.retransmit();
+        return;
+    }
+  }
+
+  private retransmit(): void {
+    this.answered.clear();
+    this.sendOwn();
+    if (this.syncTarget >= this.height) this.out.syncTo = Math.max(this.out.syncTo ?? 0, this.syncTarget);
+    this.retransmitDelay = Math.min(this.retransmitDelay * 2, this.timing.maxRetransmitMs);
+    this.timer('retransmit', this.retransmitDelay, ++this.retransmitSeq);
+  }
+
+  private sendOwn(): void {
+    if (this.ownProposal !== null) this.send(this.ownProposal);
+    if (this.ownPrepare !== null) this.send(this.ownPrepare);
+    if (this.ownCommit !== null) this.send(this.ownCommit);
+    if (!this.active && this.ownViewChange !== null) this.send(this.ownViewChange);
+  }
+
+  // ---- proposing
+
+  private blockTime(): number {
+    return Math.max(this.modules.clock.now(), this.tip.time + 1);
+  }
+
+  private propose(): void {
+    const self = this.self!;
+    const block = this.app.propose({
+      height: this.height,
+      view: this.view,
+      prev: this.tip.hash,
+      time: this.blockTime(),
+      proposer: self,
+    });
+    const proposal = signProposal(this.chain, this.height, this.view, block, self, this.signer!);
+    this.ownProposal = proposal;
+    this.dirty = true;
+    this.send(proposal);
+    this.acceptOwn(proposal, true);
+  }
+
+  private acceptOwn(proposal: ProposalMessage, valid: boolean): void {
+    const hash = this.learnBlock(proposal.block);
+    if (valid) this.verdicts.set(hash, true);
+    this.accepted = hash;
+    this.castVote('prepare', hash);
+    this.progress();
+  }
+
+  /** As primary of a view after 0, with a quorum of view-changes for it: sends the new-view. */
+  private tryNewView(): void {
+    if (this.active || !this.started || !this.isPrimary(this.view) || this.ownProposal !== null) return;
+    const viewChanges = [...this.viewChanges.values()].filter((vc) => vc.view === this.view);
+    if (viewChanges.length < this.quorum) return;
+    const forced = highestPrepared(viewChanges);
+    let block: Block;
+    if (forced !== null) {
+      const known = this.blocks.get(forced);
+      // Without the block (nobody attached it) or with one this node's app refuses, wait for the next view.
+      if (known === undefined || !this.validBlock(forced)) return;
+      block = known;
+    } else {
+      block = this.app.propose({
+        height: this.height,
+        view: this.view,
+        prev: this.tip.hash,
+        time: this.blockTime(),
+        proposer: this.self!,
+      });
+    }
+    const proposal = signProposal(this.chain, this.height, this.view, block, this.self!, this.signer!);
+    const newView: NewViewMessage = {
+      type: 'new-view',
+      chain: this.chain,
+      height: this.height,
+      view: this.view,
+      sender: this.self!,
+      viewChanges: viewChanges.map(stripViewChange),
+      proposal,
+    };
+    this.ownProposal = newView;
+    this.active = true;
+    this.constraint = { forced };
+    this.dirty = true;
+    this.send(newView);
+    this.acceptOwn(proposal, forced === null);
+  }
+
+  // ---- voting
+
+  private castVote(phase: VotePhase, hash: string): void {
+    const vote = signVote(phase, this.chain, this.height, this.view, hash, this.self!, this.signer!);
+    this.tally(phase, this.view, true).add(vote.sender, hash, vote.sig);
+    if (phase === 'prepare') {
+      this.prepareVote = hash;
+      this.ownPrepare = vote;
+    } else {
+      this.commitVote = hash;
+      this.ownCommit = vote;
+    }
+    this.dirty = true;
+    this.send(vote);
+  }
+
+  private tally(phase: VotePhase, view: number, create: true): VoteTally;
+  private tally(phase: VotePhase, view: number, create: false): VoteTally | undefined;
+  private tally(phase: VotePhase, view: number, create: boolean): VoteTally | undefined {
+    const tallies = phase === 'prepare' ? this.prepares : this.commits;
+    let tally = tallies.get(view);
+    if (tally === undefined && create) {
+      tally = new VoteTally();
+      tallies.set(view, tally);
+    }
+    return tally;
+  }
+
+  /** Moves the height forward as far as the votes allow: decide, become prepared, commit-vote. */
+  private progress(): void {
+    if (this.tryDecide()) return;
+    if (!this.active) return;
+    const hash = this.tally('prepare', this.view, false)?.quorumBlock(this.quorum);
+    if (hash === undefined) return;
+    if (this.prepared === null || this.prepared.cert.view < this.view) {
+      const votes = this.tally('prepare', this.view, true).certificate(hash, this.quorum);
+      this.prepared = { cert: { view: this.view, block: hash, votes }, block: this.blocks.get(hash) ?? null };
+      this.dirty = true;
+    } else if (this.prepared.block === null && this.blocks.has(hash)) {
+      this.prepared = { cert: this.prepared.cert, block: this.blocks.get(hash)! };
+      this.dirty = true;
+    }
+    if (this.commitVote === null && this.signer !== undefined && this.validBlock(hash)) {
+      this.castVote('commit', hash);
+      this.tryDecide();
+    }
+  }
+
+  private tryDecide(): boolean {
+    for (const [view, tally] of this.commits) {
+      const hash = tally.quorumBlock(this.quorum);
+      if (hash === undefined) continue;
+      const block = this.blocks.get(hash);
+      if (block === undefined) {
+        // Final, but this node never got the block: peers that committed it will serve it.
+        this.noteBehind(this.height, true);
+        continue;
+      }
+      this.decide(block, {
+        height: this.height,
+        view,
+        block: hash,
+        votes: tally.certificate(hash, this.quorum),
+      });
+      return true;
+    }
+    return false;
+  }
+
+  // ---- blocks
+
+  private learnBlock(block: Block): string {
+    const hash = blockHashOf(block);
+    if (!this.blocks.has(hash)) this.blocks.set(hash, block);
+    return hash;
+  }
+
+  private validBlock(hash: string): boolean {
+    const known = this.verdicts.get(hash);
+    if (known !== undefined) return known;
+    const block = this.blocks.get(hash);
+    if (block === undefined || !this.started) return false;
+    const verdict = this.app.validate(block).ok;
+    this.verdicts.set(hash, verdict);
+    return verdict;
+  }
+
+  /** Header and body checks that need no application state; why not, or null. */
+  private checkBody(block: Block): string | null {
+    const { header, txs } = block;
+    if (header.chain !== this.chain) return 'chain';
+    if (header.txCount !== txs.length || txs.length > this.options.genesis.params.maxBlockTxs)
+      return 'txCount';
+    if (txRootOfBlock(block) !== header.txRoot) return 'txRoot';
+    return null;
+  }
+
+  private checkProposal(proposal: ProposalMessage, hash: string): string | null {
+    const { header } = proposal.block;
+    if (header.height !== this.height) return 'height';
+    if (header.prev !== this.tip.hash) return 'prev';
+    if (header.time <= this.tip.time) return 'time not after the previous block';
+    if (header.time > this.modules.clock.now() + this.timing.maxClockSkewMs) return 'time in the future';
+    const forced = this.constraint?.forced ?? null;
+    if (forced !== null) {
+      if (hash !== forced) return 'not the block the new-view forces';
+    } else if (header.view !== proposal.view || header.proposer !== proposal.sender) {
+      return 'view or proposer';
+    }
+    return this.checkBody(proposal.block);
+  }
+
+  // ---- signatures
+
+  private verifySignature(message: ProposalMessage | VoteMessage | ViewChangeMessage): boolean {
+    if (this.verified.has(message)) return true;
+    const key = this.validatorKeys.get(message.sender);
+    if (key === undefined) return false;
+    const ok = this.verifyRaw(message.sig, signingBytesOf(message), key);
+    if (ok) this.verified.add(message);
+    return ok;
+  }
+
+  private verifyRaw(sig: string, bytes: Uint8Array, key: Uint8Array): boolean {
+    try {
+      return this.modules.verifier(fromHex(sig, 'sig', 64), bytes, key);
+    } catch {
+      return false;
+    }
+  }
+
+  private validPrepared(cert: PreparedCertificate, beforeView: number): boolean {
+    if (cert.view >= beforeView) return false;
+    const bytes = voteSigningBytes('prepare', this.chain, this.height, cert.view, cert.block);
+    const seen = new Set<string>();
+    for (const vote of cert.votes) {
+      const key = this.validatorKeys.get(vote.validator);
+      if (key === undefined || seen.has(vote.validator)) return false;
+      seen.add(vote.validator);
+      if (!this.verifyRaw(vote.sig, bytes, key)) return false;
+    }
+    return seen.size >= this.quorum;
+  }
+
+  private validViewChange(vc: ViewChangeMessage): boolean {
+    if (!this.verifySignature(vc)) return false;
+    return vc.prepared === null || this.validPrepared(vc.prepared, vc.view);
+  }
+
+  // ---- messages
+
+  private handleMessage(message: ConsensusMessage): DropReason | undefined {
+    if (message.chain !== this.chain) return 'wrong-chain';
+    if (message.type === 'decided') return this.handleDecided(message.block, message.cert);
+    if (!this.validatorKeys.has(message.sender)) return 'unknown-validator';
+    if (message.height < this.height) {
+      this.answerLaggard(message.sender, message.height);
+      return 'stale-height';
+    }
+    if (message.height > this.height || !this.started) return this.buffer(message);
+    switch (message.type) {
+      case 'proposal':
+        return this.handleProposal(message);
+      case 'prepare':
+      case 'commit':
+        return this.handleVote(message);
+      case 'view-change':
+        return this.handleViewChange(message);
+      case 'new-view':
+        return this.handleNewView(message);
+    }
+    return undefined;
+  }
+
+  /** Messages for the next height wait for it; any later height is evidence this node is behind. */
+  private buffer(message: Exclude<ConsensusMessage, DecidedMessage>): DropReason | undefined {
+    const signed = message.type === 'new-view' ? message.proposal : message;
+    if (signed.sender !== message.sender || !this.verifySignature(signed)) return 'bad-signature';
+    this.noteHeight(message.sender, message.height);
+    const count = this.futureCount.get(message.sender) ?? 0;
+    if (message.height > this.height + 1 || count >= this.bufferPerValidator) return 'future';
+    this.futureCount.set(message.sender, count + 1);
+    this.future.push(message);
+    return undefined;
+  }
+
+  /** A validator still voting on the height this node just committed gets the block and its certificate. */
+  private answerLaggard(sender: string, height: number): void {
+    if (this.last === undefined || height !== this.tip.height || this.answered.has(sender)) return;
+    if (sender === this.self) return;
+    this.answered.add(sender);
+    const { block, cert } = this.last;
+    this.send({ type: 'decided', chain: this.chain, block, cert }, sender);
+  }
+
+  private noteHeight(sender: string, height: number): void {
+    if ((this.highestSeen.get(sender) ?? 0) >= height) return;
+    this.highestSeen.set(sender, height);
+    const heights = [...this.highestSeen.values()].sort((a, b) => b - a);
+    if (heights.length <= this.f) return;
+    // f+1 validators are at this height or above, so at least one honest one committed the one below.
+    const committed = heights[this.f]! - 1;
+    // One height behind is normal for a moment (votes race the commit); ask on the next retransmit.
+    this.noteBehind(committed, committed > this.height);
+  }
+
+  private noteBehind(committed: number, now: boolean): void {
+    if (committed < this.height) return;
+    this.syncTarget = Math.max(this.syncTarget, committed);
+    if (now && committed > this.syncAsked) {
+      this.syncAsked = committed;
+      this.out.syncTo = Math.max(this.out.syncTo ?? 0, committed);
+    }
+  }
+
+  private handleProposal(proposal: ProposalMessage): DropReason | undefined {
+    if (proposal.view < this.view) return 'stale-view';
+    // A proposal for a later view only counts inside its new-view.
+    if (proposal.view > this.view || (proposal.view > 0 && this.constraint === null)) return 'future';
+    if (proposal.sender !== this.primary(proposal.view)) return 'not-primary';
+    const hash = blockHashOf(proposal.block);
+    if (this.accepted === hash) return 'duplicate';
+    if (!this.verifySignature(proposal)) return 'bad-signature';
+    if (this.accepted !== null) return 'equivocation';
+    if (this.checkProposal(proposal, hash) !== null) return 'bad-proposal';
+    this.learnBlock(proposal.block);
+    // After a restart the WAL may hold a prepare for another block of this view: never sign a second one.
+    if (this.prepareVote !== null && this.prepareVote !== hash) {
+      this.progress();
+      return 'equivocation';
+    }
+    if (!this.validBlock(hash)) {
+      this.progress();
+      return 'invalid-block';
+    }
+    this.accepted = hash;
+    if (this.prepareVote === null && this.signer !== undefined) this.castVote('prepare', hash);
+    this.progress();
+    return undefined;
+  }
+
+  private handleVote(vote: VoteMessage): DropReason | undefined {
+    if (vote.type === 'prepare' && vote.view < this.view) return 'stale-view';
+    if (vote.view > this.view + this.viewWindow) return 'future';
+    const existing = this.tally(vote.type, vote.view, false)?.get(vote.sender);
+    if (existing !== undefined && existing.block === vote.block) return 'duplicate';
+    if (!this.verifySignature(vote)) return 'bad-signature';
+    if (existing !== undefined) return 'equivocation';
+    this.tally(vote.type, vote.view, true).add(vote.sender, vote.block, vote.sig);
+    this.progress();
+    return undefined;
+  }
+
+  private handleViewChange(vc: ViewChangeMessage): DropReason | undefined {
+    if (vc.view < this.view || (vc.view === this.view && this.active)) return 'stale-view';
+    const existing = this.viewChanges.get(vc.sender);
+    if (existing !== undefined && existing.view >= vc.view) {
+      return existing.view === vc.view ? 'duplicate' : 'stale-view';
+    }
+    if (!this.verifySignature(vc)) return 'bad-signature';
+    if (vc.prepared !== null && !this.validPrepared(vc.prepared, vc.view)) return 'bad-view-change';
+    this.viewChanges.set(vc.sender, vc);
+    const attached = vc.preparedBlock;
+    if (
+      attached !== undefined &&
+      blockHashOf(attached) === vc.prepared?.block &&
+      this.checkBody(attached) === null
+    ) {
+      this.learnBlock(attached);
+    }
+    this.followViewChanges();
+    this.tryNewView();
+    return undefined;
+  }
+
+  /** f+1 validators asking for later views include an honest one: join the highest view f+1 of them reached. */
+  private followViewChanges(): void {
+    const later = [...this.viewChanges.values()]
+      .filter((vc) => vc.view > this.view && vc.sender !== this.self)
+      .map((vc) => vc.view)
+      .sort((a, b) => b - a);
+    if (later.length > this.f) this.startViewChange(later[this.f]!);
+  }
+
+  private startViewChange(view: number): void {
+    this.enterView(view, false);
+    if (this.signer === undefined) return;
+    this.signOwnViewChange();
+    this.send(this.ownViewChange!);
+    this.tryNewView();
+  }
+
+  private signOwnViewChange(): void {
+    const prepared = this.prepared;
+    const vc = signViewChange(
+      this.chain,
+      this.height,
+      this.view,
+      prepared?.cert ?? null,
+      this.self!,
+      this.signer!,
+      prepared?.block ?? undefined,
+    );
+    this.ownViewChange = vc;
+    this.viewChanges.set(this.self!, vc);
+  }
+
+  private handleNewView(newView: NewViewMessage): DropReason | undefined {
+    const { proposal } = newView;
+    if (
+      newView.view === 0 ||
+      proposal.chain !== this.chain ||
+      proposal.height !== newView.height ||
+      proposal.view !== newView.view ||
+      proposal.sender !== newView.sender
+    ) {
+      return 'bad-new-view';
+    }
+    if (newView.view < this.view) return 'stale-view';
+    // Already in this view with its new-view: only the proposal can still be news (a retransmission).
+    if (newView.view === this.view && this.active && this.constraint !== null)
+      return this.handleProposal(proposal);
+    if (newView.sender !== this.primary(newView.view)) return 'not-primary';
+    const forced = this.justify(newView);
+    if (forced === undefined) return 'bad-new-view';
+    if (newView.view > this.view) this.enterView(newView.view, true);
+    else {
+      this.active = true;
+      this.dirty = true;
+    }
+    this.constraint = { forced };
+    this.handleProposal(proposal);
+    return undefined;
+  }
+
+  /** The block a new-view must re-propose (null: any fresh block), or undefined when it is not justified. */
+  private justify(newView: NewViewMessage): string | null | undefined {
+    const senders = new Set<string>();
+    for (const vc of newView.viewChanges) {
+      if (vc.chain !== this.chain || vc.height !== this.height || vc.view !== newView.view) return undefined;
+      if (!this.validatorKeys.has(vc.sender) || senders.has(vc.sender)) return undefined;
+      senders.add(vc.sender);
+      if (!this.validViewChange(vc)) return undefined;
+    }
+    if (senders.size < this.quorum) return undefined;
+    return highestPrepared(newView.viewChanges);
+  }
+
+  private handleDecided(block: Block, cert: CommitCertificate): DropReason | undefined {
+    const { header } = block;
+    if (header.chain !== this.chain) return 'wrong-chain';
+    if (header.height < this.height) return 'stale-height';
+    if (cert.height !== header.height) return 'bad-certificate';
+    if (checkCertificate(this.options.genesis, header, cert, this.modules.verifier) !== null) {
+      return 'bad-certificate';
+    }
+    if (header.height > this.height) {
+      this.noteBehind(header.height, true);
+      return undefined;
+    }
+    if (header.prev !== this.tip.hash || this.checkBody(block) !== null) return 'bad-certificate';
+    this.decide(block, cert);
+    return undefined;
+  }
+}
+
+/** The block of the highest prepared certificate among view-changes (ties broken by hash), or null. */
+function highestPrepared(viewChanges: readonly ViewChangeMessage[]): string | null {
+  let best: PreparedCertificate | null = null;
+  for (const vc of viewChanges) {
+    const p = vc.prepared;
+    if (p === null) continue;
+    if (best === null || p.view > best.view || (p.view === best.view && p.block > best.block)) best = p;
+  }
+  return best?.block ?? null;
+}

@@ -1,0 +1,272 @@
+/**
+ * The I/O shell around the pure PBFT core: feeds it messages, timer ticks and synced blocks one
+ * at a time; for each step stores commits and the consensus write-ahead state durably BEFORE the
+ * step's messages leave the node; gossips messages; runs timers; fetches missing certified blocks
+ * from peers. It also paces proposals: an idle primary proposes every `blockIntervalMs`, a busy
+ * one as soon as `minBlockIntervalMs` has passed.
+ */
+import { utf8ToBytes } from '../common/bytes.js';
+import { signFast, verifyFast } from '../common/crypto-node.js';
+import { DatagrantError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import {
+  ConsensusCore,
+  type ConsensusStatus,
+  type ConsensusTiming,
+  decodeWal,
+  type StepOutput,
+  type TimerRequest,
+} from '../consensus/index.js';
+import type { CertifiedBlock } from '../ledger/index.js';
+import type { Network } from '../p2p/index.js';
+import type { Chain } from './chain.js';
+import type { Mempool } from './mempool.js';
+import type { NodeMetrics } from './metrics.js';
+
+const WAL_KEY = 'consensus-wal';
+/** Most blocks one sync response carries. */
+const SYNC_BATCH = 32;
+/** Largest sync response, in bytes. */
+const SYNC_MAX_BYTES = 8 * 1024 * 1024;
+
+/** Driver options. */
+export interface PbftDriverOptions {
+  self: string;
+  secretKey: Uint8Array;
+  timing: Partial<ConsensusTiming>;
+  /** Shortest pause before a primary proposes while transactions wait. */
+  minBlockIntervalMs: number;
+}
+
+/** Runs consensus for one validator node. */
+export class PbftDriver {
+  private core!: ConsensusCore;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private proposeTimer: { timer: TimerRequest; setAt: number } | undefined;
+  private running = false;
+  private syncing = false;
+  private syncTarget = 0;
+  private sendSeq = 0;
+  private lastView = 0;
+  private readonly lastHeard = new Map<string, number>();
+
+  constructor(
+    private readonly options: PbftDriverOptions,
+    private readonly modules: {
+      chain: Chain;
+      mempool: Mempool;
+      network: Network;
+      metrics?: NodeMetrics;
+      logger: Logger;
+      /** Called when the node can no longer safely take part (e.g. its disk refuses writes). */
+      onFatal: (err: unknown) => void;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    const { chain, network } = this.modules;
+    const store = chain.store;
+    const tip = store.tip();
+    const rawWal = await store.getMeta(WAL_KEY);
+    const wal = rawWal ? decodeWal(JSON.parse(rawWal)) : undefined;
+    const last = tip.height > 0 ? await store.getBlock(tip.height) : undefined;
+    this.core = new ConsensusCore(
+      { genesis: chain.genesis, self: this.options.self, timing: this.options.timing },
+      {
+        app: {
+          propose: (ctx) => chain.buildBlock(ctx.proposer, ctx.view, ctx.time),
+          validate: (block) => {
+            const fault = chain.validateBlock(block, Date.now());
+            return fault ? { ok: false, fault: fault.code } : { ok: true };
+          },
+        },
+        clock: { now: Date.now },
+        verifier: verifyFast,
+        signer: (bytes) => signFast(bytes, this.options.secretKey),
+      },
+      { tip: { height: tip.height, hash: tip.hash, time: tip.time }, ...(last ? { last } : {}), ...(wal ? { wal } : {}) },
+    );
+    this.lastView = this.core.status().view;
+    network.subscribe('consensus', (data, from) => {
+      this.lastHeard.set(from, Date.now());
+      let envelope: unknown;
+      try {
+        envelope = JSON.parse(new TextDecoder().decode(data));
+      } catch {
+        envelope = data;
+      }
+      const inner = envelope !== null && typeof envelope === 'object' && 'm' in envelope ? (envelope as { m: unknown }).m : envelope;
+      this.enqueue(() => this.core.onMessage(inner));
+    });
+    network.handle('sync', (req) => this.serveSync(req));
+    this.running = true;
+    this.enqueue(() => this.core.start());
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.queue.catch(() => {});
+  }
+
+  /** Where consensus is now. */
+  status(): ConsensusStatus {
+    return this.core.status();
+  }
+
+  /** Consensus messages dropped by reason. */
+  dropped(): Record<string, number> {
+    return this.core ? this.core.dropped : {};
+  }
+
+  /** Last time a consensus message arrived through each neighbour. */
+  liveness(): Record<string, number | null> {
+    return Object.fromEntries(this.lastHeard);
+  }
+
+  /** Called when a transaction is admitted: a waiting primary may propose early. */
+  poke(): void {
+    const pending = this.proposeTimer;
+    if (!pending || !this.running) return;
+    const wait = pending.setAt + this.options.minBlockIntervalMs - Date.now();
+    if (wait <= 0) this.fire(pending.timer);
+    else this.schedule({ ...pending.timer }, wait, 'propose-early');
+  }
+
+  private enqueue(input: () => StepOutput): void {
+    this.queue = this.queue.then(async () => {
+      if (!this.running) return;
+      let out: StepOutput;
+      try {
+        out = input();
+      } catch (err) {
+        this.modules.logger.error({ err }, 'consensus step failed');
+        return;
+      }
+      try {
+        await this.apply(out);
+      } catch (err) {
+        this.running = false;
+        this.modules.logger.fatal({ err }, 'cannot persist consensus state; leaving consensus');
+        this.modules.onFatal(err);
+      }
+    });
+  }
+
+  private async apply(out: StepOutput): Promise<void> {
+    const { chain, network, metrics } = this.modules;
+    for (const certified of out.commits ?? []) {
+      await chain.commit(certified);
+      metrics?.commitLatency.observe(Math.max(0, Date.now() - certified.block.header.time) / 1000);
+      metrics?.txsCommitted.inc(certified.block.txs.length);
+    }
+    if (out.persist) await chain.store.putMeta(WAL_KEY, JSON.stringify(out.persist));
+    const view = this.core.status().view;
+    if (view > this.lastView) metrics?.viewChanges.inc(view - this.lastView);
+    this.lastView = view;
+    for (const { message } of out.send) {
+      // A sequence number makes retransmissions distinct bytes, so gossip's duplicate filter lets them through.
+      const bytes = utf8ToBytes(`{"r":${++this.sendSeq},"m":${JSON.stringify(message)}}`);
+      network.publish('consensus', bytes).catch((err: unknown) => this.modules.logger.debug({ err }, 'consensus publish failed'));
+    }
+    for (const timer of out.timers) {
+      if (timer.kind === 'propose') {
+        this.proposeTimer = { timer, setAt: Date.now() };
+        if (this.modules.mempool.size > 0) this.schedule(timer, Math.min(timer.delayMs, this.options.minBlockIntervalMs), 'propose-early');
+      }
+      this.schedule(timer, timer.delayMs, timer.kind);
+    }
+    if (out.syncTo !== undefined && out.syncTo > this.syncTarget) this.syncTarget = out.syncTo;
+    if (this.syncTarget > chain.height && !this.syncing) void this.sync();
+  }
+
+  private schedule(timer: TimerRequest, delayMs: number, slot: string): void {
+    const old = this.timers.get(slot);
+    if (old) clearTimeout(old);
+    const handle = setTimeout(() => {
+      this.timers.delete(slot);
+      this.fire(timer);
+    }, delayMs);
+    this.timers.set(slot, handle);
+  }
+
+  private fire(timer: TimerRequest): void {
+    if (timer.kind === 'propose') {
+      // The idle and the early timer share one proposal: whichever fires first takes it.
+      const pending = this.proposeTimer;
+      if (!pending) return;
+      this.proposeTimer = undefined;
+      for (const slot of ['propose', 'propose-early']) {
+        const t = this.timers.get(slot);
+        if (t) clearTimeout(t);
+        this.timers.delete(slot);
+      }
+      this.enqueue(() => this.core.onTimer(pending.timer));
+      return;
+    }
+    this.enqueue(() => this.core.onTimer(timer));
+  }
+
+  // ---- block sync
+
+  private async serveSync(req: Uint8Array): Promise<Uint8Array> {
+    let from: number;
+    try {
+      const parsed = JSON.parse(new TextDecoder().decode(req)) as { from?: unknown };
+      from = Number(parsed.from);
+    } catch {
+      throw new DatagrantError('SYNC_BAD_REQUEST', 'sync request is not JSON');
+    }
+    if (!Number.isSafeInteger(from) || from < 1) throw new DatagrantError('SYNC_BAD_REQUEST', 'from must be a height >= 1');
+    const store = this.modules.chain.store;
+    const blocks: CertifiedBlock[] = [];
+    let bytes = 0;
+    for (let h = from; h <= store.tip().height && blocks.length < SYNC_BATCH; h++) {
+      const b = await store.getBlock(h);
+      if (!b) break;
+      bytes += JSON.stringify(b).length;
+      if (bytes > SYNC_MAX_BYTES && blocks.length > 0) break;
+      blocks.push(b);
+    }
+    return utf8ToBytes(JSON.stringify({ tip: store.tip().height, blocks }));
+  }
+
+  private async sync(): Promise<void> {
+    this.syncing = true;
+    const { chain, network, logger } = this.modules;
+    try {
+      while (this.running && chain.height < this.syncTarget) {
+        const peers = network.peers();
+        if (peers.length === 0) break;
+        const start = chain.height;
+        let progressed = false;
+        for (const peer of peers.sort(() => Math.random() - 0.5)) {
+          let response: { tip: number; blocks: CertifiedBlock[] };
+          try {
+            const raw = await network.request(peer, 'sync', utf8ToBytes(JSON.stringify({ from: start + 1 })), { timeoutMs: 10_000 });
+            response = JSON.parse(new TextDecoder().decode(raw)) as { tip: number; blocks: CertifiedBlock[] };
+            if (!Array.isArray(response.blocks)) continue;
+          } catch (err) {
+            logger.debug({ err, peer }, 'sync request failed');
+            continue;
+          }
+          for (const b of response.blocks) {
+            if (!b || typeof b !== 'object' || !b.block || !b.cert) break;
+            this.enqueue(() => this.core.onCertifiedBlock(b.block, b.cert));
+          }
+          await this.queue;
+          if (chain.height > start) {
+            progressed = true;
+            logger.info({ from: start + 1, to: chain.height, peer }, 'synced blocks');
+            break;
+          }
+        }
+        if (!progressed) break;
+      }
+    } finally {
+      this.syncing = false;
+    }
+  }
+}
