@@ -44,7 +44,7 @@ export function toBase64url(bytes: Uint8Array): string {
   return out;
 }
 
-/** Inverse of `toBase64url`; rejects characters outside the alphabet and impossible lengths. */
+/** Inverse of `toBase64url`; rejects characters outside the alphabet, impossible lengths and non-zero padding bits. */
 export function fromBase64url(text: string, field = 'value'): Uint8Array {
   if (typeof text !== 'string' || text.length % 4 === 1) {
     throw new DatagrantError('CRYPTO_BAD_ENCODING', `${field} must be base64url`);
@@ -62,6 +62,10 @@ export function fromBase64url(text: string, field = 'value'): Uint8Array {
       bits -= 8;
       out[o++] = (acc >> bits) & 0xff;
     }
+  }
+  // Leftover bits must be zero (RFC 4648 §3.5), so each byte string has exactly one encoding.
+  if ((acc & ((1 << bits) - 1)) !== 0) {
+    throw new DatagrantError('CRYPTO_BAD_ENCODING', `${field} must be canonical base64url`);
   }
   return out;
 }

@@ -11,6 +11,7 @@ import {
   verify as nodeVerify,
 } from 'node:crypto';
 import { bytesToHex } from './bytes.js';
+import { isStrictPublicKey } from './crypto.js';
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -23,9 +24,12 @@ function importPublic(publicKey: Uint8Array): KeyObject | null {
   const id = bytesToHex(publicKey);
   const cached = publicKeys.get(id);
   if (cached !== undefined) return cached;
-  let key: KeyObject | null;
+  let key: KeyObject | null = null;
   try {
-    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    // OpenSSL accepts non-canonical and small-order keys, for which anyone can forge signatures;
+    // the portable verifier refuses them, and both must agree.
+    if (isStrictPublicKey(publicKey))
+      key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
   } catch {
     key = null;
   }

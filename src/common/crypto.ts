@@ -5,8 +5,8 @@
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { bytesToNumberLE } from '@noble/curves/utils.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { bytesToHex, concatBytes, fromBase64url, fromHex, toBase64url, utf8ToBytes } from './bytes.js';

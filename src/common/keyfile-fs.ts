@@ -1,5 +1,5 @@
 /** Reading and writing key files on disk: written 0600, refused when group- or world-readable. */
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { DatagrantError } from './errors.js';
 import { decodeKeyFile, encodeKeyFile, type KeySet, type ScryptParams } from './keyfile.js';
 
@@ -10,16 +10,21 @@ export async function writeKeyFile(
   options: { passphrase?: string; overwrite?: boolean; scrypt?: ScryptParams } = {},
 ): Promise<void> {
   const json = encodeKeyFile(keys, options.passphrase, options.scrypt);
+  let file: FileHandle;
   try {
-    await writeFile(path, `${JSON.stringify(json, null, 2)}\n`, {
-      mode: 0o600,
-      flag: options.overwrite ? 'w' : 'wx',
-    });
+    file = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new DatagrantError('KEYFILE_EXISTS', `${path} already exists`);
     }
     throw err;
+  }
+  try {
+    // The mode given to open applies only to a new file; an overwritten one keeps its old mode.
+    await file.chmod(0o600);
+    await file.writeFile(`${JSON.stringify(json, null, 2)}\n`);
+  } finally {
+    await file.close();
   }
 }
 

@@ -267,11 +267,12 @@ export class MemoryBlockStore implements BlockStore {
     const prefix = K.subjectPrefix(subject);
     const keys = [...this.kv.keys()].filter((k) => k.startsWith(prefix)).sort();
     const out: SubjectTxRef[] = [];
+    const limit = options.limit ?? 10_000;
     for (const key of keys) {
+      if (out.length >= limit) break;
       const [height, index] = key.slice(prefix.length).split(':').map(Number);
       if (options.afterHeight !== undefined && height! <= options.afterHeight) continue;
       out.push({ height: height!, index: index!, hash: this.kv.get(key)! });
-      if (out.length >= (options.limit ?? 10_000)) break;
     }
     return out;
   }

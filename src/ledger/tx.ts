@@ -43,9 +43,7 @@ export const BODY_SCHEMAS = {
       fields: Type.Record(
         Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' }),
         Type.String({ maxLength: 96, pattern: '^[a-z-]+\\.[A-Za-z0-9_]+$' }),
-        {
-          maxProperties: 64,
-        },
+        { maxProperties: 64, additionalProperties: false },
       ),
       dataFrom: Type.Optional(DayDate),
       dataTo: Type.Optional(DayDate),

@@ -1,0 +1,854 @@
+import { readFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { bytesToHex, utf8ToBytes } from '../../../src/common/bytes.js';
+import {
+  openPayload,
+  randomBytes,
+  sealPayload,
+  sha256Hex,
+  sign,
+  unwrapKey,
+  wrapKey,
+} from '../../../src/common/crypto.js';
+import { verifyFast } from '../../../src/common/crypto-node.js';
+import {
+  type AnyTx,
+  applyTx,
+  requestStatus,
+  StateOverlay,
+  stateKey,
+  txHash,
+  txSigningBytes,
+} from '../../../src/ledger/index.js';
+import { fakeWrappedKey, hexOf, makeTestChain, type TestChainOptions } from '../../helpers/chain.js';
+import { TestLedger } from '../../helpers/ledger.js';
+
+const DAY = 24 * 3600 * 1000;
+
+/** Codes exercised by `expectReject`; checked against the source at the end. */
+const covered = new Set<string>();
+
+/**
+ * Applies `tx` alone on an overlay of the committed state and checks it is refused with exactly
+ * `code` and that nothing was written.
+ */
+function expectReject(
+  t: Test,
+  ledger: TestLedger,
+  tx: AnyTx,
+  code: string,
+  name: string,
+  time = ledger.now,
+): void {
+  const overlay = new StateOverlay(ledger.state);
+  const outcome = applyTx(overlay, tx, ledger.ctx(time), ledger.chain.config);
+  t.match(outcome, { ok: false, code }, `${name}: refused with ${code}`);
+  t.equal(overlay.writes.size, 0, `${name}: nothing written`);
+  if (!outcome.ok && outcome.code === code) covered.add(code);
+}
+
+/** Checks `tx` would apply in the next block (at `time`), without committing it. */
+function expectAccept(t: Test, ledger: TestLedger, tx: AnyTx, name: string, time = ledger.now): void {
+  const outcome = ledger.try(tx, time);
+  t.match(outcome, { ok: true }, `${name}: accepted`);
+}
+
+function setup(options: TestChainOptions = {}) {
+  const chain = makeTestChain(options);
+  const ledger = new TestLedger(chain);
+  return {
+    chain,
+    ledger,
+    bank: chain.institutions[0]!,
+    otherBank: chain.institutions[1]!,
+    alice: chain.subjects[0]!,
+    bob: chain.subjects[1]!,
+    /** node-0: platform and extractor of every type. */
+    allTypes: chain.validator(['platform', 'extractor']),
+    /** node-1: extractor of social-insurance and tax only. */
+    siTax: chain.validator(['extractor']),
+    platformOnly: chain.validator(['platform']),
+    noRole: chain.validator([]),
+  };
+}
+
+t.test('envelope rules: chain, expiry, TTL, replay, signature', async (t) => {
+  const { chain, ledger, bank, alice } = setup();
+  const open = (opts = {}) => ledger.openRequest(bank, alice, {}, opts);
+  expectAccept(t, ledger, open(), 'control');
+  expectReject(t, ledger, open({ chain: 'other-chain' }), 'LEDGER_WRONG_CHAIN', 'signed for another chain');
+  expectReject(t, ledger, open({ expires: ledger.now }), 'LEDGER_TX_EXPIRED', 'expires at block time');
+  expectReject(t, ledger, open({ expires: ledger.now - 1 }), 'LEDGER_TX_EXPIRED', 'expired before block');
+  expectAccept(
+    t,
+    ledger,
+    open({ expires: ledger.now + chain.genesis.params.maxTxTtlMs }),
+    'expiry at the TTL limit',
+  );
+  expectReject(
+    t,
+    ledger,
+    open({ expires: ledger.now + chain.genesis.params.maxTxTtlMs + 1 }),
+    'LEDGER_TX_TTL_TOO_LONG',
+    'expiry beyond the TTL limit',
+  );
+  const tx = open();
+  const forged = { ...tx, sig: bytesToHex(sign(txSigningBytes(tx), chain.outsider.signing.secretKey)) };
+  expectReject(t, ledger, forged, 'LEDGER_BAD_SIGNATURE', 'signed by another key');
+  const flipped = { ...tx, body: { ...tx.body, purpose: 'something else' } };
+  expectReject(t, ledger, flipped, 'LEDGER_BAD_SIGNATURE', 'body altered after signing');
+  ledger.commit([tx]);
+  expectReject(t, ledger, tx, 'LEDGER_TX_REPLAYED', 'same tx again');
+  const resigned = { ...tx, sig: bytesToHex(sign(txSigningBytes(tx), bank.signing.secretKey)) };
+  expectReject(t, ledger, resigned, 'LEDGER_TX_REPLAYED', 'same tx, signature recomputed');
+  // A block-level check: the same tx twice in one block makes the block invalid.
+  const twice = ledger.openRequest(bank, alice);
+  t.throws(
+    () => ledger.commit([twice, twice]),
+    { index: 1, code: 'LEDGER_TX_REPLAYED' },
+    'duplicate within a block',
+  );
+});
+
+t.test('subject.register rules', async (t) => {
+  const { chain, ledger } = setup();
+  const dave = { ...chain.keys('dave'), id: 'subject-dave' };
+  expectAccept(t, ledger, ledger.register(dave), 'control');
+  expectReject(
+    t,
+    ledger,
+    ledger.register(dave, { registrar: chain.outsider.pub, attestation: chain.attest(dave, chain.outsider) }),
+    'LEDGER_UNKNOWN_REGISTRAR',
+    'attested by a key not in genesis',
+  );
+  const cases: [string, string][] = [
+    ['attestation for another subject id', chain.attest({ ...dave, id: 'subject-eve' })],
+    ['attestation for another encryption key', chain.attest({ ...dave, encPub: chain.outsider.encPub })],
+    ['attestation for another signing key', chain.attest({ ...dave, pub: chain.outsider.pub })],
+    ['attestation signed by a non-registrar', chain.attest(dave, chain.outsider)],
+    ['garbage attestation', 'ab'.repeat(64)],
+  ];
+  for (const [name, attestation] of cases) {
+    expectReject(t, ledger, ledger.register(dave, { attestation }), 'LEDGER_BAD_ATTESTATION', name);
+  }
+  expectReject(
+    t,
+    ledger,
+    ledger.register(dave, { encKey: chain.outsider.encPub }),
+    'LEDGER_BAD_ATTESTATION',
+    'encKey differs from the attested one',
+  );
+  // subject-0 exists; a different key with a valid attestation for that id.
+  const impostor = { ...chain.keys('impostor'), id: 'subject-0' };
+  expectReject(t, ledger, ledger.register(impostor), 'LEDGER_SUBJECT_EXISTS', 'id already registered');
+  // subject-0's key under a new id, validly attested.
+  const again = { ...chain.subjects[0]!, id: 'subject-zero-again' };
+  expectReject(t, ledger, ledger.register(again), 'LEDGER_KEY_IN_USE', 'key already bound to a subject');
+});
+
+t.test('request.open rules', async (t) => {
+  const { chain, ledger, bank, otherBank, alice } = setup();
+  expectAccept(t, ledger, ledger.openRequest(bank, alice), 'control');
+  expectReject(t, ledger, ledger.openRequest(chain.outsider, alice), 'LEDGER_NOT_INSTITUTION', 'unknown key');
+  expectReject(t, ledger, ledger.openRequest(alice, 'subject-1'), 'LEDGER_NOT_INSTITUTION', 'a subject');
+  expectReject(t, ledger, ledger.openRequest(chain.admin, alice), 'LEDGER_NOT_INSTITUTION', 'the admin');
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(bank, 'subject-99'),
+    'LEDGER_UNKNOWN_SUBJECT',
+    'unregistered subject',
+  );
+  const max = chain.genesis.params.maxConsentMs;
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice, { consentBy: ledger.now }),
+    'LEDGER_BAD_DEADLINE',
+    'deadline now',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice, { consentBy: ledger.now - 1 }),
+    'LEDGER_BAD_DEADLINE',
+    'deadline past',
+  );
+  expectAccept(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice, { consentBy: ledger.now + max }),
+    'deadline at the limit',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice, { consentBy: ledger.now + max + 1 }),
+    'LEDGER_BAD_DEADLINE',
+    'deadline beyond the limit',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice, { dataFrom: '2021-01-01', dataTo: '2020-12-31' }),
+    'LEDGER_BAD_RANGE',
+    'dataFrom after dataTo',
+  );
+  expectAccept(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice, { dataFrom: '2021-01-01', dataTo: '2021-01-01' }),
+    'one-day range',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice, { types: ['tax'], fields: { a: 'tax.paid', b: 'property.address' } }),
+    'LEDGER_FIELD_OUT_OF_SCOPE',
+    'field reads a type not requested',
+  );
+  ledger.commit([ledger.retireInstitution(chain.admin, otherBank.id)]);
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(otherBank, alice),
+    'LEDGER_NOT_INSTITUTION',
+    'retired institution',
+  );
+});
+
+t.test('record.put and record.fail rules', async (t) => {
+  const { chain, ledger, bank, alice, bob, allTypes, siTax, platformOnly, noRole } = setup();
+  const { request } = ledger.requestWithRecords(bank, alice, ['social-insurance']);
+  const open = ledger.openRequest(bank, alice, { types: ['social-insurance', 'tax'] });
+  ledger.commit([open]);
+  const req = txHash(open);
+
+  expectAccept(t, ledger, ledger.putRecord(siTax, req, 'tax'), 'control put');
+  expectAccept(t, ledger, ledger.failRecord(siTax, req, 'tax'), 'control fail');
+  for (const [kind, build] of [
+    ['record.put', ledger.putRecord.bind(ledger)],
+    ['record.fail', ledger.failRecord.bind(ledger)],
+  ] as const) {
+    expectReject(
+      t,
+      ledger,
+      build(platformOnly, req, 'tax'),
+      'LEDGER_NOT_EXTRACTOR',
+      `${kind}: platform-only validator`,
+    );
+    expectReject(
+      t,
+      ledger,
+      build(noRole, req, 'tax'),
+      'LEDGER_NOT_EXTRACTOR',
+      `${kind}: validator with no role`,
+    );
+    expectReject(t, ledger, build(bank, req, 'tax'), 'LEDGER_NOT_EXTRACTOR', `${kind}: an institution`);
+    expectReject(
+      t,
+      ledger,
+      build(chain.outsider, req, 'tax'),
+      'LEDGER_NOT_EXTRACTOR',
+      `${kind}: unknown key`,
+    );
+    expectReject(
+      t,
+      ledger,
+      build(siTax, req, 'property'),
+      'LEDGER_NOT_EXTRACTOR',
+      `${kind}: extractor of other types`,
+    );
+    expectReject(
+      t,
+      ledger,
+      build(allTypes, hexOf('nope'), 'tax'),
+      'LEDGER_UNKNOWN_REQUEST',
+      `${kind}: unknown request`,
+    );
+    expectReject(
+      t,
+      ledger,
+      build(allTypes, req, 'property'),
+      'LEDGER_TYPE_NOT_REQUESTED',
+      `${kind}: type not requested`,
+    );
+    expectReject(
+      t,
+      ledger,
+      build(allTypes, request, 'social-insurance'),
+      'LEDGER_RECORD_EXISTS',
+      `${kind}: type already has a record`,
+    );
+  }
+  // A record.fail then a record.put for the same type: the put replaces the failure.
+  ledger.commit([ledger.failRecord(siTax, req, 'tax')]);
+  t.ok(ledger.request(req)!.failures.tax, 'failure recorded');
+  const put = ledger.putRecord(siTax, req, 'tax');
+  ledger.commit([put]);
+  t.equal(ledger.request(req)!.failures.tax, undefined, 'failure cleared by the record');
+  t.equal(ledger.request(req)!.records.tax, put.body.digest);
+
+  const open2 = ledger.openRequest(bank, bob, { types: ['tax'] });
+  ledger.commit([open2]);
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(siTax, txHash(open2), 'tax', { digest: put.body.digest }),
+    'LEDGER_DIGEST_EXISTS',
+    'digest already used by another record',
+  );
+
+  const late = ledger.openRequest(bank, bob, { types: ['tax'], consentBy: ledger.now + DAY });
+  ledger.commit([late]);
+  ledger.advance(DAY);
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(siTax, txHash(late), 'tax'),
+    'LEDGER_REQUEST_EXPIRED',
+    'put at the deadline',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.failRecord(siTax, txHash(late), 'tax'),
+    'LEDGER_REQUEST_EXPIRED',
+    'fail after the deadline',
+  );
+});
+
+t.test('closed requests take no records', async (t) => {
+  const { ledger, bank, alice, siTax } = setup();
+  const o = ledger.openRequest(bank, alice, { types: ['social-insurance', 'tax'] });
+  ledger.commit([o]);
+  ledger.commit([ledger.putRecord(siTax, txHash(o), 'social-insurance')]);
+  ledger.commit([ledger.grant(alice, txHash(o), { types: ['social-insurance'] })]);
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(siTax, txHash(o), 'tax'),
+    'LEDGER_REQUEST_CLOSED',
+    'put after grant',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.failRecord(siTax, txHash(o), 'tax'),
+    'LEDGER_REQUEST_CLOSED',
+    'fail after grant',
+  );
+
+  const d = ledger.openRequest(bank, alice, { types: ['tax'] });
+  ledger.commit([d]);
+  ledger.commit([ledger.deny(alice, txHash(d), { reason: 'not now' })]);
+  t.equal(ledger.request(txHash(d))!.denyReason, 'not now');
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(siTax, txHash(d), 'tax'),
+    'LEDGER_REQUEST_CLOSED',
+    'put after deny',
+  );
+
+  const e = ledger.openRequest(bank, alice, { types: ['tax'] });
+  ledger.commit([e]);
+  ledger.commit([ledger.erase(alice, txHash(e))]);
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(siTax, txHash(e), 'tax'),
+    'LEDGER_REQUEST_CLOSED',
+    'put after erase',
+  );
+});
+
+t.test('grant rules', async (t) => {
+  const { chain, ledger, bank, alice, bob } = setup();
+  const ranged = ledger.requestWithRecords(bank, alice, ['social-insurance', 'tax'], {
+    dataFrom: '2020-01-01',
+    dataTo: '2020-12-31',
+  });
+  const req = ranged.request;
+  const siKey = { record: ranged.records['social-insurance']!, key: fakeWrappedKey('si') };
+  const taxKey = { record: ranged.records.tax!, key: fakeWrappedKey('tax') };
+  const g = (body = {}, opts = {}) => ledger.grant(alice, req, body, opts);
+
+  expectAccept(t, ledger, g(), 'control: both types');
+  expectAccept(t, ledger, g({ types: ['tax'], keys: [taxKey] }), 'control: narrower types');
+  expectAccept(t, ledger, g({ dataFrom: '2020-03-01', dataTo: '2020-06-30' }), 'control: narrower range');
+
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, hexOf('x'), { types: ['tax'], keys: [taxKey] }),
+    'LEDGER_UNKNOWN_REQUEST',
+    'unknown request',
+  );
+  expectReject(t, ledger, ledger.grant(bob, req), 'LEDGER_NOT_SUBJECT', 'granted by another subject');
+  expectReject(t, ledger, ledger.grant(bank, req), 'LEDGER_NOT_SUBJECT', 'granted by the institution');
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(chain.registrar, req),
+    'LEDGER_NOT_SUBJECT',
+    'granted by the registrar',
+  );
+
+  const narrow = ledger.requestWithRecords(bank, alice, ['tax']);
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, narrow.request, {
+      types: ['tax', 'social-insurance'],
+      keys: [{ record: narrow.records.tax!, key: fakeWrappedKey('t') }, siKey],
+    }),
+    'LEDGER_SCOPE_WIDENED',
+    'grant adds a type',
+  );
+  expectReject(t, ledger, g({ dataFrom: '2019-12-31' }), 'LEDGER_SCOPE_WIDENED', 'grant starts earlier');
+  expectReject(t, ledger, g({ dataTo: '2021-01-01' }), 'LEDGER_SCOPE_WIDENED', 'grant ends later');
+  expectReject(
+    t,
+    ledger,
+    g({ dataFrom: '2019-01-01', dataTo: '2021-12-31' }),
+    'LEDGER_SCOPE_WIDENED',
+    'grant wider both ways',
+  );
+  expectReject(
+    t,
+    ledger,
+    g({ dataFrom: '2020-09-01', dataTo: '2020-03-01' }),
+    'LEDGER_BAD_RANGE',
+    'range inverted',
+  );
+  expectReject(t, ledger, g({ purpose: 'marketing' }), 'LEDGER_PURPOSE_MISMATCH', 'other purpose');
+  expectReject(t, ledger, g({ expires: ledger.now }), 'LEDGER_BAD_EXPIRY', 'expires at block time');
+  expectReject(
+    t,
+    ledger,
+    g({ expires: ledger.now + chain.genesis.params.maxGrantMs + 1 }),
+    'LEDGER_BAD_EXPIRY',
+    'expires beyond the limit',
+  );
+  expectAccept(
+    t,
+    ledger,
+    g({ expires: ledger.now + chain.genesis.params.maxGrantMs }),
+    'expiry at the limit',
+  );
+
+  // Unbounded request: any range is narrower.
+  const open = ledger.requestWithRecords(bank, alice, ['tax']);
+  expectAccept(
+    t,
+    ledger,
+    ledger.grant(alice, open.request, { dataFrom: '2000-01-01' }),
+    'range on an unbounded request',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, open.request, { dataFrom: '2001-01-01', dataTo: '2000-01-01' }),
+    'LEDGER_BAD_RANGE',
+    'inverted range on an unbounded request',
+  );
+
+  // Records must exist for every granted type, and keys match them exactly.
+  const partial = ledger.openRequest(bank, alice, { types: ['social-insurance', 'tax'] });
+  ledger.commit([partial]);
+  const put = ledger.putRecord(chain.extractorFor('tax'), txHash(partial), 'tax');
+  ledger.commit([put]);
+  const pKey = { record: put.body.digest, key: fakeWrappedKey('p') };
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, txHash(partial), { types: ['social-insurance', 'tax'], keys: [pKey, siKey] }),
+    'LEDGER_RECORD_MISSING',
+    'type without a record',
+  );
+  expectAccept(
+    t,
+    ledger,
+    ledger.grant(alice, txHash(partial), { types: ['tax'], keys: [pKey] }),
+    'granting the extracted type',
+  );
+
+  const keyCases: [string, object][] = [
+    ['missing a key', { keys: [siKey] }],
+    ['extra key', { types: ['tax'], keys: [taxKey, siKey] }],
+    ['duplicate key', { types: ['tax'], keys: [taxKey, taxKey] }],
+    ['key for a record of another request', { types: ['tax'], keys: [pKey] }],
+    [
+      'key for an unknown record',
+      { types: ['tax'], keys: [{ record: hexOf('unknown'), key: fakeWrappedKey('u') }] },
+    ],
+    ['keys for both but duplicated', { keys: [siKey, siKey, taxKey] }],
+  ];
+  for (const [name, body] of keyCases) expectReject(t, ledger, g(body), 'LEDGER_KEYS_MISMATCH', name);
+
+  ledger.commit([g()]);
+  expectReject(t, ledger, g(), 'LEDGER_REQUEST_CLOSED', 'second grant');
+  expectReject(t, ledger, ledger.deny(alice, req), 'LEDGER_REQUEST_CLOSED', 'deny after grant');
+
+  const expiring = ledger.requestWithRecords(bank, alice, ['tax'], { consentBy: ledger.now + DAY });
+  ledger.advance(DAY);
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, expiring.request),
+    'LEDGER_REQUEST_EXPIRED',
+    'grant after the deadline',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.deny(alice, expiring.request),
+    'LEDGER_REQUEST_EXPIRED',
+    'deny after the deadline',
+  );
+});
+
+t.test('deny and erase rules', async (t) => {
+  const { ledger, bank, alice, bob } = setup();
+  const { request } = ledger.requestWithRecords(bank, alice, ['tax']);
+  expectAccept(t, ledger, ledger.deny(alice, request), 'control deny');
+  expectReject(
+    t,
+    ledger,
+    ledger.deny(alice, hexOf('none')),
+    'LEDGER_UNKNOWN_REQUEST',
+    'deny unknown request',
+  );
+  expectReject(t, ledger, ledger.deny(bob, request), 'LEDGER_NOT_SUBJECT', 'deny by another subject');
+  expectReject(t, ledger, ledger.deny(bank, request), 'LEDGER_NOT_SUBJECT', 'deny by the institution');
+  ledger.commit([ledger.deny(alice, request)]);
+  expectReject(t, ledger, ledger.deny(alice, request), 'LEDGER_REQUEST_CLOSED', 'deny twice');
+  expectReject(t, ledger, ledger.grant(alice, request), 'LEDGER_REQUEST_CLOSED', 'grant after deny');
+
+  expectAccept(t, ledger, ledger.erase(alice, request), 'control erase (of a denied request)');
+  expectReject(
+    t,
+    ledger,
+    ledger.erase(alice, hexOf('none')),
+    'LEDGER_UNKNOWN_REQUEST',
+    'erase unknown request',
+  );
+  expectReject(t, ledger, ledger.erase(bob, request), 'LEDGER_NOT_SUBJECT', 'erase by another subject');
+  expectReject(t, ledger, ledger.erase(bank, request), 'LEDGER_NOT_SUBJECT', 'erase by the institution');
+  ledger.commit([ledger.erase(alice, request)]);
+  expectReject(t, ledger, ledger.erase(alice, request), 'LEDGER_ERASED', 'erase twice');
+  expectReject(t, ledger, ledger.grant(alice, request), 'LEDGER_REQUEST_CLOSED', 'grant after erase');
+});
+
+t.test('revoke, pause, resume rules', async (t) => {
+  const { ledger, bank, alice, bob } = setup();
+  const { grant } = ledger.granted(bank, alice, ['tax']);
+  for (const kind of ['revoke', 'pause'] as const) {
+    expectAccept(t, ledger, ledger[kind](alice, grant), `control ${kind}`);
+  }
+  for (const kind of ['revoke', 'pause', 'resume'] as const) {
+    expectReject(
+      t,
+      ledger,
+      ledger[kind](alice, hexOf('none')),
+      'LEDGER_UNKNOWN_GRANT',
+      `${kind} unknown grant`,
+    );
+    expectReject(t, ledger, ledger[kind](bob, grant), 'LEDGER_NOT_SUBJECT', `${kind} by another subject`);
+    expectReject(t, ledger, ledger[kind](bank, grant), 'LEDGER_NOT_SUBJECT', `${kind} by the grantee`);
+  }
+  expectReject(t, ledger, ledger.resume(alice, grant), 'LEDGER_GRANT_NOT_PAUSED', 'resume an active grant');
+  ledger.commit([ledger.pause(alice, grant)]);
+  t.equal(ledger.grantState(grant)!.paused, true);
+  expectReject(t, ledger, ledger.pause(alice, grant), 'LEDGER_GRANT_PAUSED', 'pause twice');
+  expectReject(t, ledger, ledger.usage(bank, grant), 'LEDGER_GRANT_PAUSED', 'usage while paused');
+  ledger.commit([ledger.resume(alice, grant)]);
+  t.equal(ledger.grantState(grant)!.paused, false);
+  expectAccept(t, ledger, ledger.usage(bank, grant), 'usage after resume');
+  ledger.commit([ledger.pause(alice, grant)]);
+  ledger.commit([ledger.revoke(alice, grant)]);
+  t.equal(ledger.grantState(grant)!.revoked, true, 'a paused grant can be revoked');
+  for (const kind of ['revoke', 'pause', 'resume'] as const) {
+    expectReject(t, ledger, ledger[kind](alice, grant), 'LEDGER_GRANT_REVOKED', `${kind} after revoke`);
+  }
+  expectReject(t, ledger, ledger.usage(bank, grant), 'LEDGER_GRANT_REVOKED', 'usage after revoke');
+});
+
+t.test('usage rules', async (t) => {
+  const { chain, ledger, bank, otherBank, alice, siTax, platformOnly } = setup();
+  const { grant } = ledger.granted(bank, alice, ['tax'], { uses: 2 });
+  expectAccept(t, ledger, ledger.usage(bank, grant), 'grantee');
+  expectAccept(t, ledger, ledger.usage(platformOnly, grant), 'a platform validator');
+  expectReject(t, ledger, ledger.usage(bank, hexOf('none')), 'LEDGER_UNKNOWN_GRANT', 'unknown grant');
+  expectReject(t, ledger, ledger.usage(otherBank, grant), 'LEDGER_NOT_GRANTEE', 'another institution');
+  expectReject(t, ledger, ledger.usage(alice, grant), 'LEDGER_NOT_GRANTEE', 'the subject');
+  expectReject(t, ledger, ledger.usage(siTax, grant), 'LEDGER_NOT_GRANTEE', 'an extractor-only validator');
+  expectReject(t, ledger, ledger.usage(chain.outsider, grant), 'LEDGER_NOT_GRANTEE', 'unknown key');
+
+  ledger.commit([ledger.usage(bank, grant)]);
+  ledger.commit([ledger.usage(platformOnly, grant)]);
+  t.equal(ledger.grantState(grant)!.used, 2);
+  expectReject(t, ledger, ledger.usage(bank, grant), 'LEDGER_GRANT_USED_UP', 'third use of a 2-use grant');
+
+  const second = ledger.granted(bank, alice, ['tax']);
+  ledger.commit([ledger.retireInstitution(chain.admin, bank.id)]);
+  expectReject(t, ledger, ledger.usage(bank, second.grant), 'LEDGER_NOT_INSTITUTION', 'grantee retired');
+  expectReject(
+    t,
+    ledger,
+    ledger.usage(platformOnly, second.grant),
+    'LEDGER_NOT_INSTITUTION',
+    'platform, grantee retired',
+  );
+
+  const third = ledger.granted(otherBank, alice, ['tax']);
+  ledger.commit([ledger.erase(alice, third.request)]);
+  const g = ledger.grantState(third.grant)!;
+  t.equal(g.revoked, true, 'erase revokes the grant');
+  expectReject(t, ledger, ledger.usage(otherBank, third.grant), 'LEDGER_ERASED', 'usage after erase');
+});
+
+t.test('grant expiry is judged by block time, never the wall clock', async (t) => {
+  // Genesis in 2023: by the wall clock this grant expired long ago; by block time it has not.
+  {
+    const { ledger, bank, alice } = setup({ time: Date.UTC(2023, 0, 1) });
+    const { grant } = ledger.granted(bank, alice, ['tax'], { expires: ledger.now + 60_000 });
+    const expires = ledger.grantState(grant)!.expires;
+    t.ok(expires < Date.now(), 'expired by the wall clock');
+    const use = ledger.usage(bank, grant);
+    expectAccept(t, ledger, use, '2023 chain: one ms before expiry', expires - 1);
+    expectReject(t, ledger, use, 'LEDGER_GRANT_EXPIRED', '2023 chain: at expiry', expires);
+    expectReject(t, ledger, use, 'LEDGER_GRANT_EXPIRED', '2023 chain: after expiry', expires + 1000);
+  }
+  // Genesis in 2200: by the wall clock the grant is far from expired; by block time it is.
+  {
+    const { ledger, bank, alice } = setup({ time: Date.UTC(2200, 0, 1) });
+    const { grant } = ledger.granted(bank, alice, ['tax'], { expires: ledger.now + 60_000 });
+    const expires = ledger.grantState(grant)!.expires;
+    t.ok(expires > Date.now(), 'not expired by the wall clock');
+    const use = ledger.usage(bank, grant);
+    expectAccept(t, ledger, use, '2200 chain: one ms before expiry', expires - 1);
+    expectReject(t, ledger, use, 'LEDGER_GRANT_EXPIRED', '2200 chain: at expiry', expires);
+  }
+});
+
+t.test('governance rules', async (t) => {
+  const { chain, ledger, bank, alice } = setup();
+  const newKeys = chain.keys('bank-new');
+  expectAccept(t, ledger, ledger.addInstitution(chain.admin, 'bank-new', newKeys), 'control add');
+  expectReject(
+    t,
+    ledger,
+    ledger.addInstitution(bank, 'bank-new', newKeys),
+    'LEDGER_NOT_ADMIN',
+    'add by an institution',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.addInstitution(chain.validators[0]!, 'bank-new', newKeys),
+    'LEDGER_NOT_ADMIN',
+    'add by a validator',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.addInstitution(chain.admin, bank.id, newKeys),
+    'LEDGER_INSTITUTION_EXISTS',
+    'id taken',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.addInstitution(chain.admin, 'bank-new', bank),
+    'LEDGER_KEY_IN_USE',
+    'key taken',
+  );
+  expectReject(t, ledger, ledger.retireInstitution(bank, bank.id), 'LEDGER_NOT_ADMIN', 'retire by itself');
+  expectReject(
+    t,
+    ledger,
+    ledger.retireInstitution(chain.admin, 'bank-99'),
+    'LEDGER_UNKNOWN_INSTITUTION',
+    'retire unknown',
+  );
+
+  ledger.commit([ledger.addInstitution(chain.admin, 'bank-new', newKeys)]);
+  t.match(ledger.institution('bank-new'), { active: true, signKey: newKeys.pub, encKey: newKeys.encPub });
+  expectAccept(t, ledger, ledger.openRequest(newKeys, alice), 'a new institution can open requests');
+  ledger.commit([ledger.retireInstitution(chain.admin, 'bank-new')]);
+  t.equal(ledger.institution('bank-new')!.active, false);
+  expectReject(
+    t,
+    ledger,
+    ledger.retireInstitution(chain.admin, 'bank-new'),
+    'LEDGER_INSTITUTION_RETIRED',
+    'retire twice',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.addInstitution(chain.admin, 'bank-new', chain.keys('bank-newer')),
+    'LEDGER_INSTITUTION_EXISTS',
+    'a retired id is not reusable',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.addInstitution(chain.admin, 'bank-newest', newKeys),
+    'LEDGER_KEY_IN_USE',
+    'a retired key is not reusable',
+  );
+});
+
+t.test('happy path: register, request, records, grant, usage, revoke, erase', async (t) => {
+  const chain = makeTestChain();
+  const ledger = new TestLedger(chain, { verifier: verifyFast });
+  const bank = chain.institutions[0]!;
+  const alice = chain.subjects[0]!;
+  const platform = chain.validator(['platform']);
+
+  t.match(ledger.subject(alice.id), {
+    signKey: alice.pub,
+    encKey: alice.encPub,
+    registrar: chain.registrar.pub,
+  });
+  t.equal(ledger.state.get(stateKey.subjectByKey(alice.pub)), alice.id);
+
+  // 1. The bank opens a request.
+  const open = ledger.openRequest(bank, alice, {
+    types: ['social-insurance', 'tax'],
+    dataFrom: '2020-01-01',
+  });
+  const b1 = ledger.commit([open]);
+  const requestId = txHash(open);
+  t.same(b1.effects.outcomes, [{ ok: true, hash: requestId, subject: alice.id }], 'audit subject recorded');
+  t.equal(requestStatus(ledger.request(requestId)!, undefined, ledger.now), 'waiting-for-data');
+
+  // 2. Extractors encrypt each record and wrap its data key to the subject.
+  const plain: Record<string, string> = { 'social-insurance': '{"monthly":812}', tax: '{"paid":4521}' };
+  const dataKeys: Record<string, Uint8Array> = {};
+  const puts = (['social-insurance', 'tax'] as const).map((type) => {
+    const dataKey = randomBytes(32);
+    const sealed = sealPayload(dataKey, utf8ToBytes(plain[type]!));
+    const digest = sha256Hex(sealed);
+    dataKeys[digest] = sealed;
+    const ctx = utf8ToBytes(`datagrant/record/${digest}`);
+    return ledger.putRecord(chain.extractorFor(type), requestId, type, {
+      digest,
+      size: sealed.length,
+      key: wrapKey(dataKey, alice.encryption.publicKey, ctx),
+    });
+  });
+  ledger.commit(puts);
+  const req = ledger.request(requestId)!;
+  t.same(Object.keys(req.records).sort(), ['social-insurance', 'tax']);
+  t.equal(requestStatus(req, undefined, ledger.now), 'waiting-for-consent');
+
+  // 3. The subject re-wraps each data key to the bank and grants, narrowing to tax only.
+  const taxDigest = req.records.tax!;
+  const taxRecord = ledger.record(taxDigest)!;
+  t.match(taxRecord, {
+    request: requestId,
+    subject: alice.id,
+    type: 'tax',
+    extractor: puts[1]!.signer,
+    erased: false,
+  });
+  const ctx = utf8ToBytes(`datagrant/record/${taxDigest}`);
+  const dataKey = unwrapKey(taxRecord.key, alice.encryption.secretKey, ctx);
+  const grantTx = ledger.grant(alice, requestId, {
+    types: ['tax'],
+    uses: 2,
+    keys: [{ record: taxDigest, key: wrapKey(dataKey, bank.encryption.publicKey, ctx) }],
+  });
+  ledger.commit([grantTx]);
+  const grantId = txHash(grantTx);
+  const g = ledger.grantState(grantId)!;
+  t.match(g, {
+    request: requestId,
+    institution: bank.id,
+    types: ['tax'],
+    uses: 2,
+    used: 0,
+    dataFrom: '2020-01-01',
+  });
+  t.equal(ledger.request(requestId)!.grant, grantId);
+  t.equal(requestStatus(ledger.request(requestId)!, g, ledger.now), 'granted');
+
+  // 4. The bank opens the record with its own key and records the use.
+  const bankKey = unwrapKey(g.keys[0]!.key, bank.encryption.secretKey, ctx);
+  t.equal(
+    new TextDecoder().decode(openPayload(bankKey, dataKeys[taxDigest]!)),
+    plain.tax,
+    'bank reads the granted record',
+  );
+  t.throws(() => unwrapKey(g.keys[0]!.key, chain.institutions[1]!.encryption.secretKey, ctx), {
+    code: 'CRYPTO_UNWRAP_FAILED',
+  });
+  ledger.commit([ledger.usage(bank, grantId)]);
+  t.equal(requestStatus(ledger.request(requestId)!, ledger.grantState(grantId), ledger.now), 'delivered');
+  ledger.commit([ledger.usage(platform, grantId, { format: 'csv' })]);
+  t.equal(ledger.grantState(grantId)!.used, 2);
+  t.equal(requestStatus(ledger.request(requestId)!, ledger.grantState(grantId), ledger.now), 'used-up');
+
+  // 5. Revoke, then erase.
+  ledger.commit([ledger.revoke(alice, grantId)]);
+  t.equal(requestStatus(ledger.request(requestId)!, ledger.grantState(grantId), ledger.now), 'revoked');
+  const erase = ledger.erase(alice, requestId);
+  const last = ledger.commit([erase]);
+  t.equal(last.commitEffects.subjects[0], alice.id);
+  for (const digest of Object.values(ledger.request(requestId)!.records)) {
+    t.equal(ledger.record(digest)!.erased, true, `record ${digest.slice(0, 8)} marked erased`);
+  }
+  t.equal(ledger.request(requestId)!.erased, true);
+  t.equal(requestStatus(ledger.request(requestId)!, ledger.grantState(grantId), ledger.now), 'erased');
+  t.equal(ledger.height, 8, 'one block per step');
+});
+
+t.test('rejected transactions inside a block: executeBlock refuses, buildBlockTxs drops', async (t) => {
+  const { ledger, bank, alice, siTax } = setup();
+  const good1 = ledger.openRequest(bank, alice);
+  const bad = ledger.putRecord(siTax, hexOf('missing'), 'tax');
+  const good2 = ledger.openRequest(bank, alice, { purpose: 'second' });
+  t.throws(() => ledger.commit([good1, bad, good2]), { index: 1, code: 'LEDGER_UNKNOWN_REQUEST' });
+  t.equal(ledger.height, 1, 'refused block not applied');
+  const built = ledger.commitBuilt([good1, bad, good2, good1]);
+  t.same(
+    built.certified.block.txs.map((x) => txHash(x)),
+    [txHash(good1), txHash(good2)],
+    'kept in order',
+  );
+  t.same(
+    built.dropped.map((d) => d.rejection.code),
+    ['LEDGER_UNKNOWN_REQUEST', 'LEDGER_TX_REPLAYED'],
+    'dropped with reasons',
+  );
+  const capped = ledger.commitBuilt(
+    [ledger.openRequest(bank, alice), ledger.openRequest(bank, alice), ledger.openRequest(bank, alice)],
+    { maxTxs: 2 },
+  );
+  t.equal(capped.certified.block.txs.length, 2, 'maxTxs respected');
+});
+
+t.test('replay protection entries are pruned after expiry, and expired txs stay refused', async (t) => {
+  const { ledger, bank, alice } = setup();
+  const tx = ledger.openRequest(bank, alice, {}, { expires: ledger.now + 5_000 });
+  ledger.commit([tx]);
+  const seen = stateKey.seen(txHash(tx));
+  t.equal(ledger.state.get(seen), tx.expires, 'seen entry holds the expiry');
+  ledger.advance(3 * 60_000);
+  const block = ledger.commit([]);
+  t.equal(block.effects.writes.get(seen), null, 'pruned (deleted) once its bucket has passed');
+  t.equal(ledger.state.get(seen), undefined);
+  expectReject(t, ledger, tx, 'LEDGER_TX_EXPIRED', 'replay after pruning');
+});
+
+t.test('every rejection code of the state machine is exercised', async (t) => {
+  const source = readFileSync(new URL('../../../src/ledger/state-machine.ts', import.meta.url), 'utf8');
+  const codes = new Set([...source.matchAll(/reject\(\s*'([A-Z_]+)'/g)].map((m) => m[1]!));
+  t.ok(codes.size >= 30, `found ${codes.size} codes in the source`);
+  const missing = [...codes].filter((c) => !covered.has(c)).sort();
+  t.same(missing, [], 'codes without a test that triggers them');
+});
