@@ -29,7 +29,9 @@ const { values: args } = parseArgs({
   },
 });
 
-const color = process.stdout.isTTY ? (c: number, s: string) => `\x1b[${c}m${s}\x1b[0m` : (_c: number, s: string) => s;
+const color = process.stdout.isTTY
+  ? (c: number, s: string) => `\x1b[${c}m${s}\x1b[0m`
+  : (_c: number, s: string) => s;
 let step = 0;
 let checked = 0;
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -58,7 +60,9 @@ async function main(): Promise<void> {
     logLevel: 'info',
   });
   try {
-    title(`A local testnet: ${n} validator${n > 1 ? 's' : ''} as separate processes, and the SYNTHETIC public data platform`);
+    title(
+      `A local testnet: ${n} validator${n > 1 ? 's' : ''} as separate processes, and the SYNTHETIC public data platform`,
+    );
     const net = await testnet.init();
     testnet.startAll();
     await testnet.waitAllReady(90_000);
@@ -87,26 +91,45 @@ async function main(): Promise<void> {
     );
     const reg = await submitAndWait(
       api,
-      buildRegisterTx({ chain: genesis.chain, now: Date.now() }, subject, alice, bytesToHex(registrar.signing.publicKey), attestation),
+      buildRegisterTx(
+        { chain: genesis.chain, now: Date.now() },
+        subject,
+        alice,
+        bytesToHex(registrar.signing.publicKey),
+        attestation,
+      ),
     );
-    check(true, `sealed key file ${alicePath}; subject ${subject} registered at height ${reg.height} (no ID number on chain)`);
+    check(
+      true,
+      `sealed key file ${alicePath}; subject ${subject} registered at height ${reg.height} (no ID number on chain)`,
+    );
 
     title('The bank asks the platform for her tax and social-insurance records (a signed API call)');
     const bank = await readKeyFile(net.keys.institution);
-    const request = await institutionCall<RequestView>(api, 'POST', '/v1/requests', 'demo-bank', bank.signing.secretKey, {
-      subject,
-      types: ['tax', 'social-insurance'],
-      purpose: 'mortgage application',
-      format: 'csv',
-      fields: {
-        annual_income: 'tax.annualIncome',
-        tax_paid: 'tax.taxPaid',
-        tax_year: 'tax.taxYear',
-        insured_months: 'social-insurance.contributionMonths',
-        monthly_base: 'social-insurance.monthlyBase',
+    const request = await institutionCall<RequestView>(
+      api,
+      'POST',
+      '/v1/requests',
+      'demo-bank',
+      bank.signing.secretKey,
+      {
+        subject,
+        types: ['tax', 'social-insurance'],
+        purpose: 'mortgage application',
+        format: 'csv',
+        fields: {
+          annual_income: 'tax.annualIncome',
+          tax_paid: 'tax.taxPaid',
+          tax_year: 'tax.taxYear',
+          insured_months: 'social-insurance.contributionMonths',
+          monthly_base: 'social-insurance.monthlyBase',
+        },
       },
-    });
-    check(request.status === 'waiting-for-data' || request.status === 'waiting-for-consent', `request ${short(request.id)} opened on chain at height ${request.height}`);
+    );
+    check(
+      request.status === 'waiting-for-data' || request.status === 'waiting-for-consent',
+      `request ${short(request.id)} opened on chain at height ${request.height}`,
+    );
 
     title('The platform multicasts it; every node sees the committed request');
     for (let i = 0; i < testnet.size; i++) {
@@ -118,7 +141,10 @@ async function main(): Promise<void> {
     const ready = await waitForRequest<RequestView>(api, request.id, ['waiting-for-consent'], 60_000);
     for (const r of ready.records) {
       const who = net.nodes.find((x) => x.key === r.extractor)?.name ?? short(r.extractor);
-      check(true, `${r.type}: ${r.size} encrypted bytes, digest ${short(r.digest)}, extracted by ${who} from ${r.source}`);
+      check(
+        true,
+        `${r.type}: ${r.size} encrypted bytes, digest ${short(r.digest)}, extracted by ${who} from ${r.source}`,
+      );
     }
     check(ready.records.length === 2, 'both records are on chain, only as digests and wrapped keys');
 
@@ -130,44 +156,76 @@ async function main(): Promise<void> {
       retainDays: 30,
     });
     const grant = await submitAndWait(api, grantTx);
-    check(true, `grant ${short(grant.hash)} committed at height ${grant.height}; keys re-wrapped to the bank`);
+    check(
+      true,
+      `grant ${short(grant.hash)} committed at height ${grant.height}; keys re-wrapped to the bank`,
+    );
 
     title('The platform assembles the document in the format the bank asked for (CSV)');
     const path = `/v1/requests/${request.id}/document`;
     const { signHttpRequest } = await import('../src/platform/http-auth.js');
-    const response = await fetch(`${api}${path}`, { headers: signHttpRequest('GET', path, '', 'demo-bank', bank.signing.secretKey) });
+    const response = await fetch(`${api}${path}`, {
+      headers: signHttpRequest('GET', path, '', 'demo-bank', bank.signing.secretKey),
+    });
     const csv = await response.text();
-    check(response.ok && csv.startsWith('annual_income,tax_paid,tax_year,insured_months,monthly_base'), 'document delivered as CSV:');
+    check(
+      response.ok && csv.startsWith('annual_income,tax_paid,tax_year,insured_months,monthly_base'),
+      'document delivered as CSV:',
+    );
     for (const line of csv.trim().split('\r\n')) say(`      ${line}`);
     const usageHash = response.headers.get('x-datagrant-usage-tx')!;
 
     title('The use is on the ledger, identical on every node');
     const seen = new Set<string>();
     for (let i = 0; i < testnet.size; i++) {
-      let tx = await apiCall<{ status: string; blockHash?: string }>(testnet.api(i), 'GET', `/v1/txs/${usageHash}`).catch(() => ({ status: 'missing' }) as { status: string; blockHash?: string });
+      let tx = await apiCall<{ status: string; blockHash?: string }>(
+        testnet.api(i),
+        'GET',
+        `/v1/txs/${usageHash}`,
+      ).catch(() => ({ status: 'missing' }) as { status: string; blockHash?: string });
       for (let k = 0; k < 50 && tx.status !== 'committed'; k++) {
         await new Promise((r) => setTimeout(r, 100));
-        tx = await apiCall<{ status: string; blockHash?: string }>(testnet.api(i), 'GET', `/v1/txs/${usageHash}`).catch(() => tx);
+        tx = await apiCall<{ status: string; blockHash?: string }>(
+          testnet.api(i),
+          'GET',
+          `/v1/txs/${usageHash}`,
+        ).catch(() => tx);
       }
-      check(tx.status === 'committed', `${net.nodes[i]!.name}: usage ${short(usageHash)} in block ${short(tx.blockHash ?? '')}`);
+      check(
+        tx.status === 'committed',
+        `${net.nodes[i]!.name}: usage ${short(usageHash)} in block ${short(tx.blockHash ?? '')}`,
+      );
       seen.add(tx.blockHash ?? '');
     }
     check(seen.size === 1, 'all nodes hold the same block');
-    const second = await fetch(`${api}${path}`, { headers: signHttpRequest('GET', path, '', 'demo-bank', bank.signing.secretKey) });
+    const second = await fetch(`${api}${path}`, {
+      headers: signHttpRequest('GET', path, '', 'demo-bank', bank.signing.secretKey),
+    });
     const refusal = (await second.json()) as { error: { code: string } };
-    check(second.status === 403, `a second fetch is refused (${refusal.error.code}): the grant allowed one use`);
+    check(
+      second.status === 403,
+      `a second fetch is refused (${refusal.error.code}): the grant allowed one use`,
+    );
 
-    title("Her audit trail, every entry verified offline against genesis.json alone");
+    title('Her audit trail, every entry verified offline against genesis.json alone');
     const audit = await apiCall<{ entries: AuditEntry[] }>(api, 'GET', `/v1/subjects/${subject}/audit`);
     await writeFile(join(dir, 'audit.json'), JSON.stringify(audit, null, 2));
     for (const e of audit.entries) {
       const r = verifyTxProof(genesis, e.proof as TxProof);
-      check(r.ok && r.hash === e.hash, `${new Date(e.time).toISOString()}  ${e.kind.padEnd(17)} ${short(e.hash)} height ${e.height}  verified`);
+      check(
+        r.ok && r.hash === e.hash,
+        `${new Date(e.time).toISOString()}  ${e.kind.padEnd(17)} ${short(e.hash)} height ${e.height}  verified`,
+      );
     }
     const kinds = new Set(audit.entries.map((e) => e.kind));
-    check(['request.open', 'record.put', 'grant', 'usage'].every((k) => kinds.has(k)), 'request, extraction, consent and use are all on the trail');
+    check(
+      ['request.open', 'record.put', 'grant', 'usage'].every((k) => kinds.has(k)),
+      'request, extraction, consent and use are all on the trail',
+    );
 
-    say(`\n${color(32, `All ${step} steps checked (${checked} checks).`)} Testnet files: ${dir}${args.keep ? '' : ' (removed)'}`);
+    say(
+      `\n${color(32, `All ${step} steps checked (${checked} checks).`)} Testnet files: ${dir}${args.keep ? '' : ' (removed)'}`,
+    );
   } finally {
     await testnet.stopAll().catch(() => {});
     await source.close().catch(() => {});

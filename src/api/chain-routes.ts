@@ -89,16 +89,34 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
 
   app.get(
     '/v1/events',
-    { schema: { tags: ['chain'], summary: 'Server-sent events: one `block` event per committed block (header summary)' } },
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'Server-sent events: one `block` event per committed block (header summary)',
+      },
+    },
     async (request, reply) => {
       reply.hijack();
       const raw = reply.raw;
-      raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
       const tip = chain.store.tip();
-      raw.write(`event: tip\ndata: ${JSON.stringify({ height: tip.height, hash: tip.hash, time: tip.time })}\n\n`);
+      raw.write(
+        `event: tip\ndata: ${JSON.stringify({ height: tip.height, hash: tip.hash, time: tip.time })}\n\n`,
+      );
       const listener = (event: CommittedBlockEvent) => {
         const h = event.certified.block.header;
-        const data = { height: h.height, hash: event.hash, time: h.time, txCount: h.txCount, proposer: h.proposer, view: h.view };
+        const data = {
+          height: h.height,
+          hash: event.hash,
+          time: h.time,
+          txCount: h.txCount,
+          proposer: h.proposer,
+          view: h.view,
+        };
         raw.write(`event: block\ndata: ${JSON.stringify(data)}\n\n`);
       };
       const ping = setInterval(() => raw.write(': ping\n\n'), 15_000);
@@ -116,7 +134,10 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
       schema: {
         tags: ['chain'],
         summary: 'An institution: name, public keys, whether active',
-        params: { type: 'object', properties: { id: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } } },
+        params: {
+          type: 'object',
+          properties: { id: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } },
+        },
         response: errors,
       },
     },

@@ -81,7 +81,11 @@ export async function institutionCall<T>(
 }
 
 /** Submits a signed transaction and waits for its commit; throws the ledger's code if refused. */
-export async function submitAndWait(base: string, tx: unknown, timeoutMs?: number): Promise<{ hash: string; height: number }> {
+export async function submitAndWait(
+  base: string,
+  tx: unknown,
+  timeoutMs?: number,
+): Promise<{ hash: string; height: number }> {
   const { hash } = await apiCall<{ hash: string }>(base, 'POST', '/v1/txs', tx);
   const done = await waitForTx(base, hash, timeoutMs);
   if (done.status === 'rejected') throw new DatagrantError(done.error!.code, done.error!.message, { hash });
@@ -100,7 +104,10 @@ export async function waitForRequest<T extends { status: string }>(
     const view = await apiCall<T>(base, 'GET', `/v1/requests/${id}`);
     if (wanted.includes(view.status)) return view;
     if (Date.now() > deadline) {
-      throw new DatagrantError('CLI_TIMEOUT', `request ${id} is ${view.status}, not ${wanted.join('/')}, after ${timeoutMs} ms`);
+      throw new DatagrantError(
+        'CLI_TIMEOUT',
+        `request ${id} is ${view.status}, not ${wanted.join('/')}, after ${timeoutMs} ms`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -46,7 +46,14 @@ async function chainId(api: string): Promise<string> {
   return (await apiCall<{ chain: string }>(api, 'GET', '/v1/status')).chain;
 }
 
-async function signedCall<T>(api: string, method: 'GET' | 'POST', path: string, institution: string, keys: KeySet, body?: unknown): Promise<T> {
+async function signedCall<T>(
+  api: string,
+  method: 'GET' | 'POST',
+  path: string,
+  institution: string,
+  keys: KeySet,
+  body?: unknown,
+): Promise<T> {
   return institutionCall<T>(api, method, path, institution, keys.signing.secretKey, body);
 }
 

@@ -31,9 +31,9 @@ import { createDataSource } from '../plugins/index.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
+import { Mempool } from './mempool.js';
 import { NodeMetrics } from './metrics.js';
 import { PbftDriver } from './pbft-driver.js';
-import { Mempool } from './mempool.js';
 import { ErasureRole, ExtractorRole } from './roles.js';
 import { TxGateway } from './tx-gateway.js';
 

@@ -85,7 +85,11 @@ export class PbftDriver {
         verifier: verifyFast,
         signer: (bytes) => signFast(bytes, this.options.secretKey),
       },
-      { tip: { height: tip.height, hash: tip.hash, time: tip.time }, ...(last ? { last } : {}), ...(wal ? { wal } : {}) },
+      {
+        tip: { height: tip.height, hash: tip.hash, time: tip.time },
+        ...(last ? { last } : {}),
+        ...(wal ? { wal } : {}),
+      },
     );
     this.lastView = this.core.status().view;
     network.subscribe('consensus', (data, from) => {
@@ -96,7 +100,10 @@ export class PbftDriver {
       } catch {
         envelope = data;
       }
-      const inner = envelope !== null && typeof envelope === 'object' && 'm' in envelope ? (envelope as { m: unknown }).m : envelope;
+      const inner =
+        envelope !== null && typeof envelope === 'object' && 'm' in envelope
+          ? (envelope as { m: unknown }).m
+          : envelope;
       this.enqueue(() => this.core.onMessage(inner));
     });
     network.handle('sync', (req) => this.serveSync(req));
@@ -169,12 +176,15 @@ export class PbftDriver {
     for (const { message } of out.send) {
       // A sequence number makes retransmissions distinct bytes, so gossip's duplicate filter lets them through.
       const bytes = utf8ToBytes(`{"r":${++this.sendSeq},"m":${JSON.stringify(message)}}`);
-      network.publish('consensus', bytes).catch((err: unknown) => this.modules.logger.debug({ err }, 'consensus publish failed'));
+      network
+        .publish('consensus', bytes)
+        .catch((err: unknown) => this.modules.logger.debug({ err }, 'consensus publish failed'));
     }
     for (const timer of out.timers) {
       if (timer.kind === 'propose') {
         this.proposeTimer = { timer, setAt: Date.now() };
-        if (this.modules.mempool.size > 0) this.schedule(timer, Math.min(timer.delayMs, this.options.minBlockIntervalMs), 'propose-early');
+        if (this.modules.mempool.size > 0)
+          this.schedule(timer, Math.min(timer.delayMs, this.options.minBlockIntervalMs), 'propose-early');
       }
       this.schedule(timer, timer.delayMs, timer.kind);
     }
@@ -219,7 +229,8 @@ export class PbftDriver {
     } catch {
       throw new DatagrantError('SYNC_BAD_REQUEST', 'sync request is not JSON');
     }
-    if (!Number.isSafeInteger(from) || from < 1) throw new DatagrantError('SYNC_BAD_REQUEST', 'from must be a height >= 1');
+    if (!Number.isSafeInteger(from) || from < 1)
+      throw new DatagrantError('SYNC_BAD_REQUEST', 'from must be a height >= 1');
     const store = this.modules.chain.store;
     const blocks: CertifiedBlock[] = [];
     let bytes = 0;
@@ -245,7 +256,12 @@ export class PbftDriver {
         for (const peer of peers.sort(() => Math.random() - 0.5)) {
           let response: { tip: number; blocks: CertifiedBlock[] };
           try {
-            const raw = await network.request(peer, 'sync', utf8ToBytes(JSON.stringify({ from: start + 1 })), { timeoutMs: 10_000 });
+            const raw = await network.request(
+              peer,
+              'sync',
+              utf8ToBytes(JSON.stringify({ from: start + 1 })),
+              { timeoutMs: 10_000 },
+            );
             response = JSON.parse(new TextDecoder().decode(raw)) as { tip: number; blocks: CertifiedBlock[] };
             if (!Array.isArray(response.blocks)) continue;
           } catch (err) {

@@ -64,7 +64,7 @@ export class ExtractorRole {
   private handle(id: string, types: DataType[], fallback = false): void {
     const state = this.modules.chain.state;
     const request = state.get(stateKey.request(id)) as RequestState | undefined;
-    if (!request || request.decision !== 'pending' || request.erased) return;
+    if (request?.decision !== 'pending' || request.erased) return;
     const open = fallback ? types.filter((t) => !request.records[t] && !request.failures[t]) : types;
     if (open.length === 0) return;
     const subject = state.get(stateKey.subject(request.subject)) as SubjectState | undefined;
