@@ -1,0 +1,267 @@
+/**
+ * The `datagrant` command as a user runs it: keygen writes a 0600 key file, `node start --dev`
+ * commits blocks, `status` shows the height growing, a submitted tx is committed and its proof
+ * verifies offline, forged and replayed txs are refused with codes, and the business flow runs
+ * from the command line down to `audit --verify`.
+ */
+import '../../src/common/polyfill.js';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
+import { bytesToHex } from '../../src/common/bytes.js';
+import { generateKeySet } from '../../src/common/keyfile.js';
+import { readKeyFile } from '../../src/common/keyfile-fs.js';
+import { signTx } from '../../src/ledger/index.js';
+import { findFreeBasePort } from '../../src/node/local-testnet.js';
+
+const run = promisify(execFile);
+const BIN = resolve('bin/datagrant.js');
+
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+t.test('datagrant CLI on a dev chain', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'datagrant-cli-'));
+  const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
+  let node: ChildProcess | undefined;
+  t.teardown(async () => {
+    node?.kill('SIGTERM');
+    await source.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const keygen = await cli(['keygen', '--out', join(dir, 'k.json')]);
+  t.equal(keygen.code, 0, 'keygen exits 0');
+  t.equal((await stat(join(dir, 'k.json'))).mode & 0o777, 0o600, 'key file is written 0600');
+  const again = await cli(['keygen', '--out', join(dir, 'k.json')]);
+  t.match(again.stderr, /KEYFILE_EXISTS/, 'keygen refuses to overwrite');
+
+  const port = await findFreeBasePort(1);
+  const home = join(dir, 'dev');
+  node = spawn(
+    process.execPath,
+    [BIN, 'node', 'start', '--dev', '--home', home, '--api-port', String(port)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DATAGRANT_LOG_LEVEL: 'warn' },
+    },
+  );
+  const api = `http://127.0.0.1:${port}`;
+  const opts = ['--api', api];
+  let first = { code: 1, stdout: '', stderr: '' };
+  for (let i = 0; i < 150 && first.code !== 0; i++) {
+    first = await cli(['status', ...opts, '--json']);
+    if (first.code !== 0) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.equal(first.code, 0, `status answers: ${first.stderr}`);
+  const h1 = (JSON.parse(first.stdout) as { height: number }).height;
+  await new Promise((r) => setTimeout(r, 2500));
+  const h2 = (JSON.parse((await cli(['status', ...opts, '--json'])).stdout) as { height: number }).height;
+  t.ok(h2 > h1, `height grows (${h1} → ${h2})`);
+
+  // Configure the dev node's extractor with the synthetic source for the flow below, via a restart.
+  const configPath = join(home, 'node0', 'config.json');
+  const config = JSON.parse(await readFile(configPath, 'utf8')) as { extractor: { sources: unknown[] } };
+  config.extractor.sources = [syntheticSourceConfig(source.url)];
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+  const stopped = new Promise((r) => node!.once('exit', r));
+  node.kill('SIGTERM');
+  await stopped;
+  node = spawn(
+    process.execPath,
+    [BIN, 'node', 'start', '--dev', '--home', home, '--api-port', String(port)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DATAGRANT_LOG_LEVEL: 'warn' },
+    },
+  );
+  for (let i = 0; i < 150 && (await cli(['status', ...opts])).code !== 0; i++)
+    await new Promise((r) => setTimeout(r, 200));
+  const h3 = (JSON.parse((await cli(['status', ...opts, '--json'])).stdout) as { height: number }).height;
+  t.ok(h3 >= h2, `restarted node keeps its chain (height ${h3})`);
+
+  // A tx through the API, into a block, with a proof that verifies offline.
+  const admin = await readKeyFile(join(home, 'keys', 'admin.json'));
+  const bank = generateKeySet();
+  const tx = signTx(
+    {
+      chain: 'datagrant-dev',
+      kind: 'institution.add',
+      body: {
+        institution: 'cli-bank',
+        name: 'CLI Bank',
+        signKey: bytesToHex(bank.signing.publicKey),
+        encKey: bytesToHex(bank.encryption.publicKey),
+      },
+    },
+    admin.signing.publicKey,
+    admin.signing.secretKey,
+  );
+  await writeFile(join(dir, 'tx.json'), JSON.stringify(tx));
+  const submitted = await cli(['tx', 'submit', join(dir, 'tx.json'), '--wait', ...opts]);
+  t.equal(submitted.code, 0, `tx submit --wait: ${submitted.stderr}`);
+  const hash = /committed ([0-9a-f]{64})/.exec(submitted.stdout)?.[1];
+  t.ok(hash, 'tx committed');
+  const verified = await cli(['verify', '--tx', hash!, '--genesis', join(home, 'genesis.json'), ...opts]);
+  t.equal(verified.code, 0, `verify: ${verified.stderr}`);
+  t.match(verified.stdout, /verified/);
+  const proofRes = await fetch(`${api}/v1/txs/${hash}/proof`);
+  const proof = (await proofRes.json()) as { path: string[]; index: number };
+  proof.index += 1;
+  await writeFile(join(dir, 'bad-proof.json'), JSON.stringify(proof));
+  const tampered = await cli([
+    'verify',
+    '--proof',
+    join(dir, 'bad-proof.json'),
+    '--genesis',
+    join(home, 'genesis.json'),
+  ]);
+  t.not(tampered.code, 0, 'a tampered proof fails verification');
+  t.match(tampered.stderr, /PROOF_/);
+
+  const replayed = await cli(['tx', 'submit', join(dir, 'tx.json'), ...opts]);
+  t.match(replayed.stderr, /LEDGER_TX_REPLAYED/, 'replayed tx refused with a code');
+  await writeFile(join(dir, 'forged.json'), JSON.stringify({ ...tx, body: { ...tx.body, name: 'Forged' } }));
+  const forged = await cli(['tx', 'submit', join(dir, 'forged.json'), ...opts]);
+  t.match(forged.stderr, /LEDGER_BAD_SIGNATURE/, 'forged tx refused with a code');
+  t.equal((await cli(['status', ...opts])).code, 0, 'node still running');
+
+  // The business flow from the command line.
+  const keys = join(home, 'keys');
+  const passFile = join(dir, 'pass.txt');
+  await writeFile(passFile, 'alice passphrase\n', { mode: 0o600 });
+  t.equal((await cli(['keygen', '--out', join(dir, 'alice.json'), '--passphrase-file', passFile])).code, 0);
+  const reg = await cli([
+    'register',
+    '--key',
+    join(dir, 'alice.json'),
+    '--passphrase-file',
+    passFile,
+    '--subject',
+    'alice-cli',
+    '--registrar-key',
+    join(keys, 'registrar.json'),
+    ...opts,
+  ]);
+  t.equal(reg.code, 0, `register: ${reg.stderr}`);
+  const wrongPass = await cli(
+    [
+      'register',
+      '--key',
+      join(dir, 'alice.json'),
+      '--subject',
+      'alice-cli2',
+      '--registrar-key',
+      join(keys, 'registrar.json'),
+      ...opts,
+    ],
+    {
+      DATAGRANT_PASSPHRASE: 'wrong',
+    },
+  );
+  t.match(wrongPass.stderr, /KEYFILE_BAD_PASSPHRASE/, 'wrong passphrase refused');
+  const req = await cli([
+    'request',
+    '--key',
+    join(keys, 'demo-bank.json'),
+    '--institution',
+    'demo-bank',
+    '--subject',
+    'alice-cli',
+    '--types',
+    'tax,housing-fund',
+    '--purpose',
+    'loan',
+    '--format',
+    'csv',
+    '--field',
+    'income=tax.annualIncome',
+    '--field',
+    'fund=housing-fund.balance',
+    '--json',
+    ...opts,
+  ]);
+  t.equal(req.code, 0, `request: ${req.stderr}`);
+  const requestId = (JSON.parse(req.stdout) as { id: string }).id;
+  let pending = '';
+  for (let i = 0; i < 100; i++) {
+    pending = (await cli(['requests', '--subject', 'alice-cli', ...opts])).stdout;
+    if (pending.includes('waiting-for-consent')) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.match(pending, requestId, 'the subject sees the pending request');
+  const grant = await cli([
+    'grant',
+    '--key',
+    join(dir, 'alice.json'),
+    '--passphrase-file',
+    passFile,
+    '--request',
+    requestId,
+    '--types',
+    'tax',
+    '--expires',
+    '1d',
+    '--uses',
+    '1',
+    ...opts,
+  ]);
+  t.equal(grant.code, 0, `grant: ${grant.stderr}`);
+  const doc = await cli([
+    'document',
+    '--key',
+    join(keys, 'demo-bank.json'),
+    '--institution',
+    'demo-bank',
+    '--request',
+    requestId,
+    ...opts,
+  ]);
+  t.equal(doc.code, 0, `document: ${doc.stderr}`);
+  t.match(doc.stdout, /^income\r?\n\d+/, 'CSV with the granted column only');
+  const audit = await cli([
+    'audit',
+    '--subject',
+    'alice-cli',
+    '--verify',
+    '--genesis',
+    join(home, 'genesis.json'),
+    ...opts,
+  ]);
+  t.equal(audit.code, 0, `audit --verify: ${audit.stderr}`);
+  t.match(
+    audit.stdout,
+    /6\/6 entries verified against genesis/,
+    'register, request, two records, grant, usage',
+  );
+  const revoke = await cli([
+    'revoke',
+    '--key',
+    join(dir, 'alice.json'),
+    '--passphrase-file',
+    passFile,
+    '--request',
+    requestId,
+    ...opts,
+  ]);
+  t.equal(revoke.code, 0, `revoke: ${revoke.stderr}`);
+  const helpText = await cli(['grant', '--help']);
+  t.match(helpText.stdout, /--uses/, 'every command has --help');
+});
