@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { installErrorHandling } from './errors.js';
+import { installRateLimit, type RateLimitOptions } from './rate-limit.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,6 +21,8 @@ export interface ApiOptions {
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
   logger: Logger;
+  /** Request rate limits (defaults: `DEFAULT_RATE_LIMIT`); `false` turns them off. */
+  rateLimit?: Partial<RateLimitOptions> | false;
 }
 
 /** Default largest request body. */
@@ -36,6 +39,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     requestTimeout: 30_000,
   });
   installErrorHandling(app);
+  if (options.rateLimit !== false) installRateLimit(app, options.rateLimit ?? {});
   // Only JSON bodies are accepted (anything else is a coded 415); the raw text is kept because
   // signed institution requests cover the exact bytes of the body.
   app.removeContentTypeParser(['text/plain', 'application/json']);

@@ -8,6 +8,15 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { DatagrantError } from '../common/errors.js';
 
+/** One token bucket: sustained requests per second and largest burst. */
+const BucketSchema = Type.Object(
+  {
+    ratePerSecond: Type.Number({ minimum: 0, maximum: 1_000_000 }),
+    burst: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+  },
+  { additionalProperties: false },
+);
+
 /** Schema of `config.json`. */
 export const NodeConfigSchema = Type.Object(
   {
@@ -20,6 +29,18 @@ export const NodeConfigSchema = Type.Object(
         host: Type.String({ default: '127.0.0.1' }),
         port: Type.Integer({ minimum: 0, maximum: 65535 }),
         bodyLimit: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
+        /** Request rate limits (token buckets); defaults in api/rate-limit `DEFAULT_RATE_LIMIT`. */
+        rateLimit: Type.Optional(
+          Type.Object(
+            {
+              enabled: Type.Optional(Type.Boolean()),
+              perIp: Type.Optional(BucketSchema),
+              loopback: Type.Optional(BucketSchema),
+              perInstitution: Type.Optional(BucketSchema),
+            },
+            { additionalProperties: false },
+          ),
+        ),
       },
       { additionalProperties: false },
     ),

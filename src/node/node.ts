@@ -17,20 +17,28 @@ import type { Logger } from '../common/logger.js';
 import { checkDigest, DEFAULT_EXTRACTOR_OPTIONS, Extractor, LevelPayloadStore } from '../extractor/index.js';
 import {
   type AnyTx,
+  type BlockStore,
   type Genesis,
   genesisHash,
   genesisState,
   LevelBlockStore,
   parseGenesis,
 } from '../ledger/index.js';
-import { Libp2pNetwork, type Network, peerIdFromValidatorKey as peerIdOf } from '../p2p/index.js';
+import {
+  Libp2pNetwork,
+  type Libp2pNetworkOptions,
+  type Network,
+  peerIdFromValidatorKey as peerIdOf,
+} from '../p2p/index.js';
 import { HttpAuthVerifier } from '../platform/http-auth.js';
 import { DEFAULT_PLATFORM_OPTIONS, Platform } from '../platform/platform.js';
 import { platformRoutes } from '../platform/routes.js';
 import { createDataSource } from '../plugins/index.js';
+import { BYZANTINE_ENV, ByzantineNetwork, parseByzantine } from './byzantine.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
+import { FaultyBlockStore, faultInjectionEnabled, faultInjectionRoutes } from './fault-injection.js';
 import { Mempool } from './mempool.js';
 import { NodeMetrics } from './metrics.js';
 import { PbftDriver } from './pbft-driver.js';
@@ -60,6 +68,14 @@ interface Service {
 /** Time an extractor that is not first in line waits before covering for the first. */
 const EXTRACTOR_FALLBACK_MS = 15_000;
 
+/** Collaborators a node can be given instead of building its own (tests, fuzzing). */
+export interface NodeModules {
+  /** Builds the peer-to-peer network (default: libp2p from the config). */
+  createNetwork?: (options: Libp2pNetworkOptions) => Network;
+  /** Environment read for the fault-suite switches (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+}
+
 /** One running node. */
 export class DatagrantNode implements NodeStatusSource {
   genesis!: Genesis;
@@ -71,7 +87,9 @@ export class DatagrantNode implements NodeStatusSource {
   platform: Platform | undefined;
   network: Network | undefined;
   payloads!: LevelPayloadStore;
-  private store!: LevelBlockStore;
+  private store!: BlockStore;
+  /** Gossiped transactions dropped, by reason (not JSON or malformed; refused by the mempool). */
+  readonly gossipDropped = { 'tx-malformed': 0, 'tx-refused': 0 };
   private producer: DevProducer | undefined;
   private consensus: PbftDriver | undefined;
   metrics!: NodeMetrics;
@@ -83,6 +101,7 @@ export class DatagrantNode implements NodeStatusSource {
   constructor(
     readonly config: NodeConfig,
     private readonly logger: Logger,
+    private readonly modules: NodeModules = {},
   ) {}
 
   /** Opens storage, loads state, starts network, consensus, roles and the API. */
@@ -96,7 +115,8 @@ export class DatagrantNode implements NodeStatusSource {
     if (!self) throw new DatagrantError('CONFIG_INVALID', 'this node key is not a validator in genesis');
 
     const init = genesisState(this.genesis);
-    this.store = new LevelBlockStore({
+    const env = this.modules.env ?? process.env;
+    const levelStore = new LevelBlockStore({
       path: join(config.data, 'chain'),
       genesis: {
         genesisHash: genesisHash(this.genesis),
@@ -105,6 +125,8 @@ export class DatagrantNode implements NodeStatusSource {
         writes: init.writes,
       },
     });
+    const faulty = faultInjectionEnabled(env) ? new FaultyBlockStore(levelStore) : undefined;
+    this.store = faulty ?? levelStore;
     await this.run({ start: () => this.store.open(), stop: () => this.store.close() });
     const payloads = new LevelPayloadStore({ location: join(config.data, 'payloads') });
     this.payloads = payloads;
@@ -133,7 +155,7 @@ export class DatagrantNode implements NodeStatusSource {
       peers: () => this.network?.peers().length ?? 0,
       mempool: () => this.mempool.size,
       votesDropped: () => this.consensus?.dropped() ?? {},
-      networkDropped: () => ({ ...(this.network?.stats().dropped ?? {}) }),
+      networkDropped: () => ({ ...(this.network?.stats().dropped ?? {}), ...this.gossipDropped }),
     });
     log.info({ height: this.store.tip().height, stateKeys: this.chain.state.size }, 'chain loaded');
 
@@ -154,9 +176,15 @@ export class DatagrantNode implements NodeStatusSource {
           try {
             tx = JSON.parse(new TextDecoder().decode(data));
           } catch {
+            this.gossipDropped['tx-malformed']++;
             return;
           }
-          this.gateway.submit(tx, { gossip: false }).catch(() => {});
+          this.gateway.submit(tx, { gossip: false }).catch((err: unknown) => {
+            const code = (err as { code?: unknown }).code;
+            if (code === 'LEDGER_TX_MALFORMED' || code === 'LEDGER_TX_TOO_LARGE')
+              this.gossipDropped['tx-malformed']++;
+            else this.gossipDropped['tx-refused']++;
+          });
         });
       }
       this.network.handle('payload', async (req) => {
@@ -186,6 +214,16 @@ export class DatagrantNode implements NodeStatusSource {
         },
       );
     } else {
+      const behaviours = parseByzantine(env[BYZANTINE_ENV]);
+      let consensusNetwork = this.network!;
+      if (behaviours.size > 0) {
+        const byzantine = new ByzantineNetwork(
+          { behaviours, self: this.selfKey, secretKey: this.keys.signing.secretKey },
+          { inner: consensusNetwork, logger: log.child({ module: 'byzantine' }) },
+        );
+        await this.run(byzantine);
+        consensusNetwork = byzantine;
+      }
       this.consensus = new PbftDriver(
         {
           self: this.selfKey,
@@ -199,7 +237,7 @@ export class DatagrantNode implements NodeStatusSource {
         {
           chain: this.chain,
           mempool: this.mempool,
-          network: this.network!,
+          network: consensusNetwork,
           metrics: this.metrics,
           logger: log.child({ module: 'consensus' }),
           onFatal: () => {
@@ -246,9 +284,11 @@ export class DatagrantNode implements NodeStatusSource {
       );
     }
 
+    const { enabled: rateLimited, ...rateLimit } = config.api.rateLimit ?? {};
     this.api = await createApi({
       bodyLimit: config.api.bodyLimit ?? DEFAULT_BODY_LIMIT,
       logger: log.child({ module: 'api' }),
+      rateLimit: rateLimited === false ? false : rateLimit,
     });
     await chainRoutes(this.api, {
       chain: this.chain,
@@ -256,6 +296,16 @@ export class DatagrantNode implements NodeStatusSource {
       node: this,
       submit: (tx) => this.gateway.submit(tx),
     });
+    if (faulty) {
+      await faultInjectionRoutes(this.api, {
+        network: this.network,
+        store: faulty,
+        validators: this.genesis.validators.map((v) => v.key),
+        self: this.selfKey,
+        logger: log.child({ module: 'faults' }),
+      });
+      log.warn('fault injection is enabled (POST /v1/admin/faults)');
+    }
     if (self.roles.includes('platform')) {
       const institutions = new Map<string, KeySet>();
       for (const entry of config.platform?.institutions ?? [])
@@ -319,17 +369,15 @@ export class DatagrantNode implements NodeStatusSource {
 
   private createNetwork(): Network {
     const config = this.config;
-    return new Libp2pNetwork(
-      {
-        secretKey: this.keys.signing.secretKey,
-        listen: config.p2p.listen,
-        bootstrap: config.p2p.peers.map((p) => `${p.addr}/p2p/${peerIdOf(p.key)}`),
-        allowedKeys: this.genesis.validators.map((v) => v.key),
-        maxMessageBytes: 16 * 1024 * 1024,
-        protocolPrefix: `/datagrant/${this.genesis.chain}`,
-      },
-      { logger: this.logger },
-    );
+    const options: Libp2pNetworkOptions = {
+      secretKey: this.keys.signing.secretKey,
+      listen: config.p2p.listen,
+      bootstrap: config.p2p.peers.map((p) => `${p.addr}/p2p/${peerIdOf(p.key)}`),
+      allowedKeys: this.genesis.validators.map((v) => v.key),
+      maxMessageBytes: 16 * 1024 * 1024,
+      protocolPrefix: `/datagrant/${this.genesis.chain}`,
+    };
+    return this.modules.createNetwork?.(options) ?? new Libp2pNetwork(options, { logger: this.logger });
   }
 
   private publish(topic: 'txs' | 'requests', tx: AnyTx): void {
