@@ -1,0 +1,130 @@
+/**
+ * Extractor faults end to end on the dev chain: a data source that is down, slow or returns
+ * garbage ends in `record.fail` with a reason the institution can read, nothing hangs, and an
+ * institution following the request over server-sent events sees each change live.
+ */
+import '../../src/common/polyfill.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
+import { institutionCall, submitAndWait, waitForRequest } from '../../src/cli/client.js';
+import { bytesToHex } from '../../src/common/bytes.js';
+import { generateKeySet } from '../../src/common/keyfile.js';
+import { readKeyFile } from '../../src/common/keyfile-fs.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { loadNodeConfig } from '../../src/node/config.js';
+import { initTestnet } from '../../src/node/init.js';
+import { DatagrantNode } from '../../src/node/node.js';
+import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
+import type { RequestView } from '../../src/platform/platform.js';
+
+t.test('data source down, slow or garbage → record.fail with a reason; live events', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'datagrant-xfault-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const source = await startSyntheticDataPlatform({
+    port: 0,
+    host: '127.0.0.1',
+    faults: { property: { down: true }, tax: { slowMs: 5000 }, 'housing-fund': { garbage: 'not-json' } },
+  });
+  t.teardown(() => source.close());
+  const net = await initTestnet({
+    dir,
+    validators: 1,
+    chain: 'datagrant-xfault',
+    basePort: 0,
+    blockIntervalMs: 200,
+    minBlockIntervalMs: 5,
+    sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
+  });
+  const config = await loadNodeConfig(net.nodes[0]!.configPath);
+  const node = new DatagrantNode(
+    {
+      ...config,
+      api: { ...config.api, port: 0 },
+      extractor: { sources: config.extractor!.sources, timeoutMs: 300, retries: 1 },
+    },
+    silentLogger,
+  );
+  await node.start();
+  t.teardown(() => node.stop());
+  const api = node.apiUrl;
+
+  const alice = generateKeySet();
+  const registrar = await readKeyFile(net.keys.registrar);
+  const bank = await readKeyFile(net.keys.institution);
+  const chain = 'datagrant-xfault';
+  const att = attestSubject(
+    chain,
+    'bob-0002',
+    { signKey: bytesToHex(alice.signing.publicKey), encKey: bytesToHex(alice.encryption.publicKey) },
+    registrar,
+  );
+  await submitAndWait(
+    api,
+    buildRegisterTx(
+      { chain, now: Date.now() },
+      'bob-0002',
+      alice,
+      bytesToHex(registrar.signing.publicKey),
+      att,
+    ),
+  );
+
+  const started = Date.now();
+  const view = await institutionCall<RequestView>(
+    api,
+    'POST',
+    '/v1/requests',
+    'demo-bank',
+    bank.signing.secretKey,
+    {
+      subject: 'bob-0002',
+      types: ['property', 'tax', 'housing-fund', 'social-insurance'],
+      purpose: 'fault drill',
+      format: 'json',
+      fields: {},
+    },
+  );
+
+  // Follow it live.
+  const events: string[] = [];
+  const controller = new AbortController();
+  const stream = fetch(`${api}/v1/requests/${view.id}/events`, { signal: controller.signal }).then(
+    async (r) => {
+      const reader = r.body!.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        for (const m of decoder.decode(value).matchAll(/^event: (.+)$/gm)) events.push(m[1]!);
+      }
+    },
+  );
+  stream.catch(() => {});
+
+  const done = await waitForRequest<RequestView>(api, view.id, ['waiting-for-consent', 'failed'], 30_000);
+  const elapsed = Date.now() - started;
+  const reasons = Object.fromEntries(done.failures.map((f) => [f.type, f.reason]));
+  t.same(
+    reasons,
+    { property: 'PLUGIN_UNAVAILABLE', tax: 'PLUGIN_TIMEOUT', 'housing-fund': 'PLUGIN_BAD_RESPONSE' },
+    'each fault ends in record.fail with its reason',
+  );
+  t.equal(done.records.length, 1, 'the healthy source still delivered social-insurance');
+  t.equal(done.status, 'waiting-for-consent', 'a partial extraction can still be granted');
+  t.pass(`nothing hung: every type settled (in ${elapsed} ms; the 30 s wait above is the hang guard)`);
+  t.ok(source.requestCount('property') >= 2, 'the unavailable source was retried');
+  t.equal(source.requestCount('housing-fund'), 1, 'garbage is not retried');
+  for (const f of done.failures)
+    t.notMatch(f.detail, /\d{17}[\dX]/, `failure detail of ${f.type} carries no ID number`);
+
+  for (let i = 0; i < 50 && !events.includes('record.put'); i++) await new Promise((r) => setTimeout(r, 100));
+  controller.abort();
+  t.ok(events[0] === 'state', 'the event stream opens with the current state');
+  t.ok(
+    events.includes('record.fail') && events.includes('record.put'),
+    `live events seen: ${[...new Set(events)].join(', ')}`,
+  );
+});
