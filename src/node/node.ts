@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chainRoutes, type NodeStatusSource } from '../api/chain-routes.js';
 import { createApi, DEFAULT_BODY_LIMIT } from '../api/server.js';
+import { webRoutes } from '../api/web-routes.js';
 import { bytesToHex, utf8ToBytes } from '../common/bytes.js';
 import { sha256Hex } from '../common/crypto.js';
 import { signFast, verifyFast } from '../common/crypto-node.js';
@@ -296,6 +297,7 @@ export class DatagrantNode implements NodeStatusSource {
       node: this,
       submit: (tx) => this.gateway.submit(tx),
     });
+    await webRoutes(this.api);
     if (faulty) {
       await faultInjectionRoutes(this.api, {
         network: this.network,

@@ -1,0 +1,780 @@
+/**
+ * The individual's portal: open a key file in the page, see the requests about you, grant (with
+ * narrowed types, expiry and use count) or deny them, pause, resume or revoke grants, erase a
+ * request's data, and read the access history with every entry verified in this browser.
+ * The key never leaves the page: only signed transactions are sent to the node.
+ */
+import { bytesToHex } from '../../src/common/bytes.js';
+import type { KeySet } from '../../src/common/keyfile.js';
+import { quorumSize } from '../../src/ledger/genesis.js';
+import type { InstitutionState, SubjectState } from '../../src/ledger/records.js';
+import type { AnyTx, DataType, Tx } from '../../src/ledger/tx.js';
+import type { AuditEntry, RequestView } from '../../src/platform/platform.js';
+import { ApiError, getJson, onBlocks, submitTx, waitForCommit } from './api.js';
+import { byId, type Child, fill, h, nextPaint } from './dom.js';
+import {
+  errorNotice,
+  fromNow,
+  hashEl,
+  notice,
+  short,
+  statusBadge,
+  timeEl,
+  typeLabel,
+  typesLabel,
+} from './format.js';
+import { setPin, type TrustedGenesis, trustedGenesis, type Verification, verifyEntry } from './proofs.js';
+import {
+  checkSubjectKeys,
+  installSigningHook,
+  openKeyFile,
+  readKeyFileJson,
+  signDecision,
+  signGrant,
+  wipeKeys,
+} from './signing.js';
+
+const SUBJECT_KEY = 'datagrant.subject';
+const ID_RE = /^[a-z0-9][a-z0-9-]{2,63}$/;
+const PENDING = new Set(['waiting-for-consent', 'waiting-for-data']);
+const EXPIRY_CHOICES: [number, string][] = [
+  [3_600_000, '1 hour'],
+  [86_400_000, '1 day'],
+  [7 * 86_400_000, '7 days'],
+  [30 * 86_400_000, '30 days'],
+  [90 * 86_400_000, '90 days'],
+];
+
+const el = {
+  form: byId<HTMLFormElement>('unlock-form'),
+  subject: byId<HTMLInputElement>('subject'),
+  keyfile: byId<HTMLInputElement>('keyfile'),
+  passphrase: byId<HTMLInputElement>('passphrase'),
+  unlock: byId<HTMLButtonElement>('unlock-button'),
+  loaded: byId('key-loaded'),
+  summary: byId('key-summary'),
+  keyNotice: byId('key-notice'),
+  refresh: byId<HTMLButtonElement>('refresh-button'),
+  forget: byId<HTMLButtonElement>('forget-button'),
+  pendingSection: byId('pending-section'),
+  pendingNotice: byId('pending-notice'),
+  pendingList: byId('pending-list'),
+  grantsSection: byId('grants-section'),
+  grantsNotice: byId('grants-notice'),
+  grantsList: byId('grants-list'),
+  historySection: byId('history-section'),
+  genesisInfo: byId('genesis-info'),
+  historyNotice: byId('history-notice'),
+  historyList: byId<HTMLOListElement>('history-list'),
+};
+
+interface Session {
+  subject: string;
+  keys: KeySet;
+}
+
+let session: Session | null = null;
+let events: EventSource | null = null;
+let requestsById = new Map<string, RequestView>();
+const institutions = new Map<string, Promise<InstitutionState>>();
+const institutionNames = new Map<string, string>();
+const pendingCards = new Map<string, { sig: string; el: HTMLElement }>();
+const grantCards = new Map<string, { sig: string; el: HTMLElement }>();
+const verifications = new Map<string, Verification>();
+let historySig = '';
+
+installSigningHook();
+try {
+  el.subject.value = window.localStorage.getItem(SUBJECT_KEY) ?? '';
+} catch {
+  // Storage may be disabled; the subject id is then typed each time.
+}
+el.form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void unlock();
+});
+el.forget.addEventListener('click', forget);
+el.refresh.addEventListener('click', () => void refresh());
+
+async function unlock(): Promise<void> {
+  el.keyNotice.replaceChildren();
+  const subject = el.subject.value.trim();
+  if (!ID_RE.test(subject)) {
+    fill(
+      el.keyNotice,
+      notice(
+        'error',
+        'Enter your subject id: 3 to 64 lower-case letters, digits or dashes.',
+        'PORTAL_BAD_SUBJECT',
+      ),
+    );
+    el.subject.focus();
+    return;
+  }
+  const file = el.keyfile.files?.[0];
+  if (!file) {
+    fill(el.keyNotice, notice('error', 'Choose your key file.', 'PORTAL_NO_KEY_FILE'));
+    el.keyfile.focus();
+    return;
+  }
+  el.unlock.disabled = true;
+  fill(el.keyNotice, notice('info', 'Opening your key in this page…'));
+  await nextPaint();
+  let keys: KeySet | undefined;
+  try {
+    keys = openKeyFile(await readKeyFileJson(file), el.passphrase.value);
+    const registered = await getJson<SubjectState>(`v1/subjects/${subject}`);
+    checkSubjectKeys(keys, registered, subject);
+  } catch (err) {
+    if (keys) wipeKeys(keys);
+    fill(el.keyNotice, errorNotice(err));
+    el.unlock.disabled = false;
+    if ((err as { code?: string }).code === 'KEYFILE_BAD_PASSPHRASE') el.passphrase.select();
+    return;
+  }
+  el.unlock.disabled = false;
+  el.passphrase.value = '';
+  el.keyfile.value = '';
+  try {
+    window.localStorage.setItem(SUBJECT_KEY, subject);
+  } catch {
+    // Not remembered; nothing else depends on it.
+  }
+  session = { subject, keys };
+  el.form.hidden = true;
+  el.loaded.hidden = false;
+  fill(
+    el.summary,
+    'Key open for ',
+    h('strong', { 'data-subject': subject }, subject),
+    ' — signing key ',
+    hashEl(bytesToHex(keys.signing.publicKey)),
+    '. It stays in this page’s memory only; reloading the page or “Forget key” drops it.',
+  );
+  fill(el.keyNotice, notice('ok', `Key loaded: it matches the keys registered for ${subject}.`));
+  for (const section of [el.pendingSection, el.grantsSection, el.historySection]) section.hidden = false;
+  events = onBlocks(
+    (block) => {
+      if (block.txCount > 0) scheduleRefresh();
+    },
+    () => {},
+  );
+  await refresh();
+}
+
+function forget(): void {
+  if (session) wipeKeys(session.keys);
+  session = null;
+  events?.close();
+  events = null;
+  el.form.hidden = false;
+  el.loaded.hidden = true;
+  for (const section of [el.pendingSection, el.grantsSection, el.historySection]) section.hidden = true;
+  for (const list of [el.pendingList, el.grantsList, el.historyList]) list.replaceChildren();
+  pendingCards.clear();
+  grantCards.clear();
+  historySig = '';
+  fill(el.keyNotice, notice('info', 'Key forgotten.'));
+  el.subject.focus();
+}
+
+let refreshing: Promise<void> | null = null;
+let refreshAgain = false;
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+
+function scheduleRefresh(): void {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => void refresh(), 150);
+}
+
+/** Reloads requests and history; concurrent calls coalesce into one more pass. */
+function refresh(): Promise<void> {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      refreshAgain = false;
+      await loadOnce();
+    } while (refreshAgain);
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+async function loadOnce(): Promise<void> {
+  const s = session;
+  if (!s) return;
+  try {
+    const { requests } = await getJson<{ requests: RequestView[] }>(
+      `v1/subjects/${s.subject}/requests?all=true`,
+    );
+    await Promise.all([...new Set(requests.map((r) => r.institution))].map((id) => institutionName(id)));
+    if (session !== s) return;
+    requestsById = new Map(requests.map((r) => [r.id, r]));
+    renderRequests(requests);
+  } catch (err) {
+    fill(el.pendingNotice, errorNotice(err, 'Your requests could not be loaded. '));
+  }
+  try {
+    const trusted = await trustedGenesis();
+    const { entries } = await getJson<{ entries: AuditEntry[] }>(`v1/subjects/${s.subject}/audit`);
+    if (session !== s) return;
+    renderHistory(trusted, entries);
+  } catch (err) {
+    fill(el.historyNotice, errorNotice(err, 'Your access history could not be loaded. '));
+  }
+}
+
+function institution(id: string): Promise<InstitutionState> {
+  let p = institutions.get(id);
+  if (!p) {
+    p = getJson<InstitutionState>(`v1/institutions/${id}`);
+    institutions.set(id, p);
+    p.then(
+      (inst) => institutionNames.set(id, inst.name),
+      () => institutions.delete(id),
+    );
+  }
+  return p;
+}
+
+async function institutionName(id: string): Promise<string> {
+  try {
+    return (await institution(id)).name;
+  } catch {
+    return id;
+  }
+}
+
+function nameOf(institutionId: string): string {
+  return institutionNames.get(institutionId) ?? institutionId;
+}
+
+// ---- requests ----
+
+function renderRequests(requests: RequestView[]): void {
+  const pending = requests.filter((r) => PENDING.has(r.status));
+  const decided = requests.filter((r) => !PENDING.has(r.status));
+  sync(el.pendingList, pendingCards, pending, pendingCard, 'No requests are waiting for your decision.');
+  sync(el.grantsList, grantCards, decided, decidedCard, 'You have not decided on any request yet.');
+}
+
+/** Keeps cards whose request did not change (so a half-filled form survives a refresh). */
+function sync(
+  container: HTMLElement,
+  cards: Map<string, { sig: string; el: HTMLElement }>,
+  items: RequestView[],
+  render: (v: RequestView) => HTMLElement,
+  empty: string,
+): void {
+  if (items.length === 0) {
+    cards.clear();
+    fill(container, h('p', { class: 'muted empty' }, empty));
+    return;
+  }
+  const next = new Map<string, { sig: string; el: HTMLElement }>();
+  const wanted: HTMLElement[] = [];
+  for (const item of items) {
+    const sig = JSON.stringify([item.status, item.records.length, item.failures.length, item.grant ?? null]);
+    const prev = cards.get(item.id);
+    const card = prev && prev.sig === sig ? prev.el : render(item);
+    next.set(item.id, { sig, el: card });
+    wanted.push(card);
+  }
+  cards.clear();
+  for (const [k, v] of next) cards.set(k, v);
+  for (const child of Array.from(container.children))
+    if (!wanted.includes(child as HTMLElement)) child.remove();
+  wanted.forEach((card, i) => {
+    if (container.children[i] !== card) container.insertBefore(card, container.children[i] ?? null);
+  });
+}
+
+function requestHead(v: RequestView, headingId: string): HTMLElement {
+  return h(
+    'div',
+    { class: 'request-head' },
+    h('h3', { id: headingId }, nameOf(v.institution), h('span', { class: 'muted' }, ` (${v.institution})`)),
+    statusBadge(v.status),
+  );
+}
+
+function requestFacts(v: RequestView, extra: Child[] = []): HTMLElement {
+  const fields = Object.entries(v.fields);
+  return h(
+    'dl',
+    { class: 'facts' },
+    h('dt', null, 'Purpose'),
+    h('dd', null, v.purpose),
+    h('dt', null, 'Data asked for'),
+    h('dd', null, typesLabel(v.types)),
+    v.dataFrom || v.dataTo
+      ? [h('dt', null, 'Period'), h('dd', null, `${v.dataFrom ?? '…'} to ${v.dataTo ?? '…'}`)]
+      : null,
+    fields.length > 0
+      ? [
+          h('dt', null, 'Fields'),
+          h('dd', null, fields.map(([column, source]) => `${column} ← ${source}`).join(', ')),
+        ]
+      : null,
+    ...extra,
+    h('dt', null, 'Asked'),
+    h('dd', null, timeEl(v.openedAt), ` (block ${v.height})`),
+    h('dt', null, 'Request id'),
+    h('dd', null, h('code', null, v.id)),
+  );
+}
+
+function pendingCard(v: RequestView): HTMLElement {
+  const key = v.id.slice(0, 16);
+  const headingId = `req-${key}`;
+  const status = h('div', { class: 'status-line', role: 'status', 'aria-live': 'polite' });
+  const recordByType = new Map<string, RequestView['records'][number]>(v.records.map((r) => [r.type, r]));
+  const failureByType = new Map(v.failures.map((f) => [f.type, f]));
+  const boxes = v.types.map((type) => {
+    const record = recordByType.get(type);
+    const failure = failureByType.get(type);
+    const id = `${key}-type-${type}`;
+    const why = record
+      ? ` — from ${record.source}`
+      : failure
+        ? ` — not available (${failure.reason})`
+        : ' — not extracted yet';
+    return h(
+      'div',
+      { class: 'check' },
+      h('input', { type: 'checkbox', id, name: 'types', value: type, checked: !!record, disabled: !record }),
+      h('label', { for: id }, typeLabel(type), h('span', { class: 'muted' }, why)),
+    );
+  });
+  const expires = h(
+    'select',
+    { id: `${key}-expires`, name: 'expires' },
+    EXPIRY_CHOICES.map(([ms, label]) => h('option', { value: ms, selected: ms === 7 * 86_400_000 }, label)),
+  );
+  const uses = h('input', {
+    type: 'number',
+    id: `${key}-uses`,
+    name: 'uses',
+    min: 1,
+    max: 1000,
+    step: 1,
+    value: 1,
+    required: true,
+  });
+  const retain = h('input', {
+    type: 'number',
+    id: `${key}-retain`,
+    name: 'retain',
+    min: 0,
+    max: 3650,
+    step: 1,
+    value: 30,
+    required: true,
+  });
+  const grantButton = h('button', { type: 'submit', class: 'primary' }, 'Grant access');
+  const waiting = v.records.length === 0;
+  if (waiting) grantButton.disabled = true;
+  const form = h(
+    'form',
+    { class: 'grant-form', novalidate: true, 'aria-label': `Grant ${nameOf(v.institution)} access` },
+    h('fieldset', null, h('legend', null, 'Share'), boxes),
+    h(
+      'div',
+      { class: 'grid' },
+      h('div', null, h('label', { for: expires.id }, 'Access valid for'), expires),
+      h('div', null, h('label', { for: uses.id }, 'Number of uses'), uses),
+      h('div', null, h('label', { for: retain.id }, 'Bank may keep the data (days)'), retain),
+    ),
+    h('div', { class: 'actions' }, grantButton),
+  );
+  const reason = h('input', { type: 'text', id: `${key}-reason`, maxlength: 300, autocomplete: 'off' });
+  const denyButton = h('button', { type: 'button', class: 'danger' }, 'Deny request');
+  const deny = h(
+    'details',
+    { class: 'deny' },
+    h('summary', null, 'Deny this request'),
+    h(
+      'div',
+      { class: 'field' },
+      h('label', { for: reason.id }, 'Reason (optional, written on the ledger)'),
+      reason,
+    ),
+    h('div', { class: 'actions' }, denyButton),
+  );
+  const buttons = [grantButton, denyButton];
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const types = boxes
+      .map((b) => b.querySelector('input')!)
+      .filter((i) => i.checked)
+      .map((i) => i.value as DataType);
+    const usesN = Number(uses.value);
+    const retainN = Number(retain.value);
+    if (types.length === 0) {
+      fill(status, notice('error', 'Choose at least one kind of data to share.', 'PORTAL_NO_TYPES'));
+      return;
+    }
+    if (!Number.isInteger(usesN) || usesN < 1 || usesN > 1000) {
+      fill(
+        status,
+        notice('error', 'Number of uses must be a whole number from 1 to 1000.', 'PORTAL_BAD_INPUT'),
+      );
+      uses.focus();
+      return;
+    }
+    if (!Number.isInteger(retainN) || retainN < 0 || retainN > 3650) {
+      fill(
+        status,
+        notice('error', 'Days to keep must be a whole number from 0 to 3650.', 'PORTAL_BAD_INPUT'),
+      );
+      retain.focus();
+      return;
+    }
+    void act(buttons, status, el.pendingNotice, async (keys, ctx) => {
+      const inst = await institution(v.institution);
+      return {
+        tx: signGrant(keys, {
+          ctx,
+          request: v,
+          granteeEncKey: inst.encKey,
+          choice: { types, expiresInMs: Number(expires.value), uses: usesN, retainDays: retainN },
+        }),
+        done: `You granted ${nameOf(v.institution)} access to ${typesLabel(types)}`,
+      };
+    });
+  });
+  denyButton.addEventListener('click', () => {
+    const text = reason.value.trim();
+    void act(buttons, status, el.pendingNotice, async (keys, ctx) => ({
+      tx: signDecision(keys, ctx, 'deny', { request: v.id, ...(text ? { reason: text } : {}) }),
+      done: `You denied ${nameOf(v.institution)}’s request`,
+    }));
+  });
+
+  return h(
+    'article',
+    { class: 'request', 'data-request': v.id, 'data-status': v.status, 'aria-labelledby': headingId },
+    requestHead(v, headingId),
+    requestFacts(v, [
+      h('dt', null, 'Decide by'),
+      h('dd', null, timeEl(v.consentBy), ` (${fromNow(v.consentBy)})`),
+    ]),
+    waiting
+      ? h('p', { class: 'notice info' }, 'The data is still being fetched from the public data platforms.')
+      : null,
+    form,
+    deny,
+    status,
+  );
+}
+
+function decidedCard(v: RequestView): HTMLElement {
+  const headingId = `dec-${v.id.slice(0, 16)}`;
+  const status = h('div', { class: 'status-line', role: 'status', 'aria-live': 'polite' });
+  const g = v.grant;
+  const facts: Child[] = [];
+  if (g) {
+    facts.push(
+      h('dt', null, 'Granted'),
+      h('dd', null, typesLabel(g.types), ' on ', timeEl(g.grantedAt)),
+      h('dt', null, 'Valid until'),
+      h('dd', null, timeEl(g.expires), ` (${fromNow(g.expires)})`),
+      h('dt', null, 'Uses'),
+      h('dd', null, `${g.used} of ${g.uses} used`),
+      h('dt', null, 'Kept at most'),
+      h('dd', null, `${g.retainDays} days after delivery`),
+    );
+  }
+  if (v.denyReason) facts.push(h('dt', null, 'Your reason'), h('dd', null, v.denyReason));
+  const actions = h('div', { class: 'actions' });
+  const buttons: HTMLButtonElement[] = [];
+  const decide = (kind: 'pause' | 'resume' | 'revoke', label: string, done: string, danger = false) => {
+    const b = h('button', { type: 'button', class: danger ? 'danger' : undefined }, label);
+    b.addEventListener('click', () => {
+      if (!g) return;
+      void act(buttons, status, el.grantsNotice, async (keys, ctx) => ({
+        tx: signDecision(keys, ctx, kind, { grant: g.id }),
+        done: `${done} ${nameOf(v.institution)}`,
+      }));
+    });
+    buttons.push(b);
+    actions.append(b);
+  };
+  if (g && (v.status === 'granted' || v.status === 'delivered')) {
+    decide('pause', 'Pause grant', 'You paused the grant to');
+    decide('revoke', 'Revoke grant', 'You revoked the grant to', true);
+  } else if (g && v.status === 'paused') {
+    decide('resume', 'Resume grant', 'You resumed the grant to');
+    decide('revoke', 'Revoke grant', 'You revoked the grant to', true);
+  }
+  if (v.records.length > 0 && v.status !== 'erased') {
+    const erase = h('button', { type: 'button', class: 'danger' }, 'Erase data…');
+    buttons.push(erase);
+    actions.append(erase);
+    const confirmBox = h('div', { class: 'notice warn', hidden: true });
+    erase.addEventListener('click', () => {
+      const yes = h('button', { type: 'button', class: 'danger' }, 'Erase now');
+      const no = h('button', { type: 'button' }, 'Cancel');
+      fill(
+        confirmBox,
+        h(
+          'p',
+          null,
+          'This deletes the encrypted records of this request on every node. The ledger keeps only ' +
+            'their digests and the erasure. It cannot be undone.',
+        ),
+        h('div', { class: 'actions' }, yes, no),
+      );
+      confirmBox.hidden = false;
+      yes.focus();
+      no.addEventListener('click', () => {
+        confirmBox.hidden = true;
+        erase.focus();
+      });
+      yes.addEventListener('click', () => {
+        confirmBox.hidden = true;
+        void act(buttons, status, el.grantsNotice, async (keys, ctx) => ({
+          tx: signDecision(keys, ctx, 'erase', { request: v.id }),
+          done: `You erased the data of ${nameOf(v.institution)}’s request`,
+        }));
+      });
+    });
+    return card(v, headingId, facts, actions, confirmBox, status);
+  }
+  return card(v, headingId, facts, actions.childElementCount > 0 ? actions : null, null, status);
+}
+
+function card(
+  v: RequestView,
+  headingId: string,
+  facts: Child[],
+  actions: HTMLElement | null,
+  confirmBox: HTMLElement | null,
+  status: HTMLElement,
+): HTMLElement {
+  return h(
+    'article',
+    { class: 'request', 'data-request': v.id, 'data-status': v.status, 'aria-labelledby': headingId },
+    requestHead(v, headingId),
+    requestFacts(v, facts),
+    actions,
+    confirmBox,
+    status,
+  );
+}
+
+/**
+ * Signs a transaction with the open key (in this page), submits it, waits for the commit and
+ * reports the outcome; the buttons are disabled meanwhile.
+ */
+async function act(
+  buttons: HTMLButtonElement[],
+  status: HTMLElement,
+  outcome: HTMLElement,
+  build: (keys: KeySet, ctx: { chain: string; now: number }) => Promise<{ tx: Tx; done: string }>,
+): Promise<void> {
+  const s = session;
+  if (!s) return;
+  for (const b of buttons) b.disabled = true;
+  try {
+    fill(status, notice('info', 'Signing in this browser…'));
+    await nextPaint();
+    const trusted = await trustedGenesis();
+    const { tx, done } = await build(s.keys, { chain: trusted.genesis.chain, now: Date.now() });
+    const hash = await submitTx(tx);
+    fill(status, notice('info', `Submitted (tx ${short(hash)}); waiting for the ledger to commit it…`));
+    const { height } = await waitForCommit(hash);
+    fill(status);
+    fill(
+      outcome,
+      h(
+        'p',
+        { class: 'notice ok', role: 'status', 'data-tx': hash },
+        `${done}. Committed in block ${height}, tx `,
+        h('a', { href: `../explorer/#/tx/${hash}` }, hashEl(hash)),
+        '.',
+      ),
+    );
+    await refresh();
+  } catch (err) {
+    fill(status, errorNotice(err, err instanceof ApiError ? 'The node refused it: ' : ''));
+  } finally {
+    for (const b of buttons) b.disabled = false;
+  }
+}
+
+// ---- history ----
+
+function renderHistory(trusted: TrustedGenesis, entries: AuditEntry[]): void {
+  const sig = JSON.stringify([trusted.hash, trusted.pinned, entries.map((e) => e.hash), requestsById.size]);
+  renderGenesis(trusted);
+  if (sig === historySig) return;
+  const results = entries.map((e) => {
+    const key = `${e.hash}|${trusted.pinned}|${JSON.stringify(e.proof)}`;
+    let v = verifications.get(key);
+    if (!v) {
+      v = verifyEntry(trusted, e.hash, e.proof);
+      verifications.set(key, v);
+    }
+    return v;
+  });
+  const grantTypes = new Map<string, string[]>();
+  for (const e of entries) {
+    const tx = e.proof.tx;
+    if (tx.kind === 'grant') grantTypes.set(e.hash, tx.body.types);
+  }
+  const items = entries.map((e, i) => entryItem(trusted, e, results[i]!, grantTypes)).reverse();
+  fill(el.historyList, items);
+  const failed = results.filter((r) => !r.ok).length;
+  if (entries.length === 0) fill(el.historyNotice, notice('info', 'Nothing about you is on the ledger yet.'));
+  else if (failed > 0)
+    fill(
+      el.historyNotice,
+      notice(
+        'error',
+        `${failed} of ${entries.length} entries could NOT be verified against the genesis validators. Do not trust them.`,
+        'PORTAL_PROOF_FAILED',
+      ),
+    );
+  else
+    fill(
+      el.historyNotice,
+      notice('ok', `All ${entries.length} entries verified in this browser against the genesis validators.`),
+    );
+  historySig = sig;
+}
+
+function renderGenesis(trusted: TrustedGenesis): void {
+  const g = trusted.genesis;
+  const state =
+    trusted.pinned === null
+      ? 'not pinned'
+      : trusted.pinned === trusted.hash
+        ? 'pinned in this browser'
+        : 'DIFFERENT from the one pinned in this browser';
+  const pin = h('button', { type: 'button' }, trusted.pinned === trusted.hash ? 'Unpin' : 'Pin this genesis');
+  pin.addEventListener('click', () => {
+    setPin(trusted.pinned === trusted.hash ? null : trusted.hash);
+    trusted.pinned = trusted.pinned === trusted.hash ? null : trusted.hash;
+    historySig = '';
+    void refresh();
+  });
+  fill(
+    el.genesisInfo,
+    h(
+      'span',
+      null,
+      `Genesis of ${g.chain}: sha256 `,
+      hashEl(trusted.hash),
+      ` · ${g.validators.length} validator${g.validators.length === 1 ? '' : 's'}, quorum ${quorumSize(g.validators.length)} · ${state}`,
+    ),
+    pin,
+  );
+}
+
+function entryItem(
+  trusted: TrustedGenesis,
+  e: AuditEntry,
+  v: Verification,
+  grantTypes: Map<string, string[]>,
+): HTMLElement {
+  const tx = e.proof.tx;
+  const request = e.request ? requestsById.get(e.request) : undefined;
+  const inst = request ? nameOf(request.institution) : (trusted.names.get(tx.signer) ?? 'An institution');
+  return h(
+    'li',
+    { class: 'entry', 'data-kind': tx.kind, 'data-hash': e.hash, 'data-verified': String(v.ok) },
+    h('p', { class: 'when' }, timeEl(e.proof.header.time), ` · block ${e.proof.header.height}`),
+    h('p', { class: 'what' }, describe(tx, inst, trusted, grantTypes)),
+    h(
+      'p',
+      { class: 'tx' },
+      h('span', null, 'tx ', h('a', { href: `../explorer/#/tx/${e.hash}` }, hashEl(e.hash))),
+      mark(v),
+    ),
+  );
+}
+
+function mark(v: Verification): HTMLElement {
+  if (v.ok)
+    return h(
+      'span',
+      {
+        class: 'mark ok',
+        title: `Inclusion proof checked in this browser: block ${v.height} (${short(v.blockHash)}) is certified by a quorum of the genesis validators`,
+      },
+      '✓ verified',
+    );
+  return h('span', { class: 'mark bad', title: v.message }, `✗ NOT verified: ${v.code}`);
+}
+
+function describe(
+  tx: AnyTx,
+  inst: string,
+  trusted: TrustedGenesis,
+  grantTypes: Map<string, string[]>,
+): Child[] {
+  const who = (key: string) => trusted.names.get(key) ?? `key ${short(key)}`;
+  switch (tx.kind) {
+    case 'subject.register':
+      return [h('strong', null, 'Your identity was registered'), ` by ${who(tx.body.registrar)}.`];
+    case 'request.open':
+      return [
+        h('strong', null, `${inst} asked for ${typesLabel(tx.body.types)}`),
+        ` — purpose: “${tx.body.purpose}”; to be answered by `,
+        timeEl(tx.body.consentBy),
+        '.',
+      ];
+    case 'record.put':
+      return [
+        h('strong', null, `${typeLabel(tx.body.type)} data extracted`),
+        ` from ${tx.body.source} by ${who(tx.signer)}, encrypted to your key (${tx.body.size} bytes, fetched `,
+        timeEl(tx.body.fetchedAt),
+        ').',
+      ];
+    case 'record.fail':
+      return [
+        h('strong', null, `${typeLabel(tx.body.type)} data could not be extracted`),
+        `: ${tx.body.reason}${tx.body.detail ? ` (${tx.body.detail})` : ''}, reported by ${who(tx.signer)}.`,
+      ];
+    case 'grant':
+      return [
+        h('strong', null, `You granted ${inst} access to ${typesLabel(tx.body.types)}`),
+        ` for “${tx.body.purpose}”, until `,
+        timeEl(tx.body.expires),
+        `, ${tx.body.uses} use${tx.body.uses === 1 ? '' : 's'}, kept at most ${tx.body.retainDays} days.`,
+      ];
+    case 'deny':
+      return [
+        h('strong', null, `You denied ${inst}’s request`),
+        tx.body.reason ? `: “${tx.body.reason}”.` : '.',
+      ];
+    case 'revoke':
+      return [h('strong', null, `You revoked the grant to ${inst}`), '.'];
+    case 'pause':
+      return [h('strong', null, `You paused the grant to ${inst}`), '.'];
+    case 'resume':
+      return [h('strong', null, `You resumed the grant to ${inst}`), '.'];
+    case 'usage': {
+      const types = grantTypes.get(tx.body.grant);
+      return [
+        h('strong', null, `${inst} used your ${types ? typesLabel(types) : ''} data`.replace('  ', ' ')),
+        `: it received a ${tx.body.format.toUpperCase()} document (sha256 `,
+        hashEl(tx.body.document),
+        ') under your grant.',
+      ];
+    }
+    case 'erase':
+      return [
+        h('strong', null, `You erased the data of ${inst}’s request`),
+        '; the ledger keeps its digests.',
+      ];
+    default:
+      return [h('strong', null, tx.kind), ` signed by ${who(tx.signer)}.`];
+  }
+}
