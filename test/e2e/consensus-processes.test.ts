@@ -39,7 +39,7 @@ async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 60_
   }
 }
 
-t.test('4 validators over libp2p: agreement, crash and catch-up, primary failure', async (t) => {
+t.test('4 validators over libp2p: agreement, crash and catch-up, resync from genesis, primary failure', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'datagrant-pbft-'));
   const testnet = new LocalTestnet({
     dir,
@@ -141,6 +141,19 @@ t.test('4 validators over libp2p: agreement, crash and catch-up, primary failure
       await agree([0, 1, 2, 3], 'after restart');
     },
   );
+
+  await t.test('a node whose data is wiped syncs the whole chain from genesis', async (t) => {
+    const victim = 2;
+    await testnet.signal(victim, 'SIGKILL');
+    await rm(join(net.nodes[victim]!.home, 'data'), { recursive: true, force: true });
+    const target = Math.max(...(await heights([0, 1, 3])));
+    testnet.start(victim);
+    await testnet.waitReady(victim, 60_000);
+    await waitFor('sync from genesis', async () => (await heights([victim]))[0]! >= target, 90_000);
+    for (const hash of acknowledged) await waitCommitted(victim, hash);
+    t.pass(`node${victim} synced ${target} blocks from genesis, each certificate verified`);
+    await agree([0, 1, 2, 3], 'after resync');
+  });
 
   await t.test('killing the primary: a view change happens and commits continue', async (t) => {
     const status = await get<Status>(`${testnet.api(0)}/v1/status`);
