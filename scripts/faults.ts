@@ -1,0 +1,954 @@
+/**
+ * `npm run faults`: the fault suite. A 4-validator testnet of real node processes on 127.0.0.1
+ * (fault injection on) runs the patent's business flow (register → bank request → extraction
+ * from the SYNTHETIC data platform → grant → document) and plain transactions from a load
+ * generator, while the suite injects faults: SIGKILL and restart of random nodes (the primary
+ * too, and kills during start-up), SIGSTOP/SIGCONT pauses, network partitions (one node, or two
+ * against two) through libp2p connection gating, a failing disk, and a Byzantine validator
+ * (equivocation, double votes, bad signatures, floods, replays). Then it heals everything and
+ * checks: every node holds the same block at every height, every transaction acknowledged as
+ * committed is on every node at the same place, no grant or usage record is missing, no honest
+ * node saw an equivocation or a bad signature from an honest peer, no internal error, no secret
+ * or personal value in any log. Finally it runs the block-store crash test (kill -9 during block
+ * commit, reopen, check) for `--store-crash` iterations.
+ *
+ *   npm run faults -- --minutes 5 --seed 42 [--store-crash 200] [--keep]
+ *
+ * Prints the faults injected and the anomalies found; exits 1 if any anomaly was found.
+ */
+import '../src/common/polyfill.js';
+import { spawn } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { bytesToHex, utf8ToBytes } from '../src/common/bytes.js';
+import { sha256 } from '../src/common/crypto.js';
+import { generateKeySet, type KeySet } from '../src/common/keyfile.js';
+import { readKeyFile } from '../src/common/keyfile-fs.js';
+import { signTx, txHash } from '../src/ledger/index.js';
+import { BYZANTINE_ENV } from '../src/node/byzantine.js';
+import { FAULT_INJECTION_ENV } from '../src/node/fault-injection.js';
+import { LocalTestnet } from '../src/node/local-testnet.js';
+import { attestSubject, buildGrantTx, buildRegisterTx } from '../src/platform/consent.js';
+import { signHttpRequest } from '../src/platform/http-auth.js';
+import type { RequestView } from '../src/platform/platform.js';
+import {
+  startSyntheticDataPlatform,
+  syntheticSensitiveValues,
+  syntheticSourceConfig,
+} from './synthetic-data-platform.js';
+
+/** Options of one run. */
+export interface FaultSuiteOptions {
+  /** Time spent injecting faults under load (the Byzantine phase included). */
+  durationMs: number;
+  seed: string;
+  /** Share of the duration with a Byzantine validator (default 0.3; 0 to skip). */
+  byzantineShare?: number;
+  /** Kill -9 iterations of the block-store crash test afterwards (0 to skip). */
+  storeCrashIterations?: number;
+  /** Keep the testnet directory (it is always kept when an anomaly was found). */
+  keep?: boolean;
+  /** Progress output (default: nothing). */
+  log?: (line: string) => void;
+}
+
+/** What a run did and found. */
+export interface FaultReport {
+  seed: string;
+  dir: string;
+  faults: Record<string, number>;
+  load: Record<string, number>;
+  /** Refusals and drops the honest nodes counted (evidence the injected faults arrived). */
+  detected: Record<string, number>;
+  checks: Record<string, number>;
+  anomalies: string[];
+}
+
+const CHAIN = 'datagrant-faults';
+const N = 4;
+const BLOCK_INTERVAL_MS = 300;
+
+/** Seeded PRNG (mulberry32 over a SHA-256 of the seed text). */
+function prng(seed: string): () => number {
+  const h = sha256(utf8ToBytes(seed));
+  let a = ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface HttpResult {
+  status: number;
+  body: Record<string, unknown>;
+  text: string;
+  headers: Headers;
+}
+
+/** Runs the whole suite; never throws for a fault it finds (that is an anomaly in the report). */
+export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultReport> {
+  const log = options.log ?? (() => {});
+  const random = prng(options.seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const between = (lo: number, hi: number) => Math.floor(lo + random() * (hi - lo));
+  const started = Date.now();
+  const stamp = () => {
+    const s = Math.floor((Date.now() - started) / 1000);
+    return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+  };
+  const say = (line: string) => log(`[${stamp()}] ${line}`);
+
+  const faults: Record<string, number> = {};
+  const load: Record<string, number> = {};
+  const detected: Record<string, number> = {};
+  const checks: Record<string, number> = {};
+  const anomalies: string[] = [];
+  const fault = (kind: string) => {
+    faults[kind] = (faults[kind] ?? 0) + 1;
+  };
+  const bump = (key: string, n = 1) => {
+    load[key] = (load[key] ?? 0) + n;
+  };
+  const anomaly = (text: string) => {
+    anomalies.push(text);
+    say(`ANOMALY: ${text}`);
+  };
+
+  const dir = await mkdtemp(join(tmpdir(), 'datagrant-faults-'));
+  const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
+  // The runner reads this object at every start, so one node can be started Byzantine.
+  const env: Record<string, string> = { [FAULT_INJECTION_ENV]: '1' };
+  const testnet = new LocalTestnet({
+    dir,
+    validators: N,
+    chain: CHAIN,
+    blockIntervalMs: BLOCK_INTERVAL_MS,
+    minBlockIntervalMs: 20,
+    viewTimeoutMs: 1500,
+    sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
+    logLevel: 'info',
+    env,
+  });
+  let stopping = false;
+  const paused = new Set<number>();
+  let byzantine: number | undefined;
+
+  try {
+    const net = await testnet.init();
+    const keys = net.nodes.map((n) => n.key);
+    const platforms = net.nodes.flatMap((n, i) => (n.roles.includes('platform') ? [i] : []));
+    const admin = await readKeyFile(net.keys.admin);
+    const registrar = await readKeyFile(net.keys.registrar);
+    const bank = await readKeyFile(net.keys.institution);
+    const secrets = new Set<string>(
+      [admin, registrar, bank].flatMap((k) => [
+        bytesToHex(k.signing.secretKey),
+        bytesToHex(k.encryption.secretKey),
+      ]),
+    );
+    for (const node of net.nodes) {
+      const k = await readKeyFile(join(node.home, 'node-key.json'));
+      secrets.add(bytesToHex(k.signing.secretKey));
+      secrets.add(bytesToHex(k.encryption.secretKey));
+    }
+    const subjectsUsed: string[] = [];
+    const institutionEncKey = net.genesis.institutions[0]!.encKey;
+
+    say(`testnet of ${N} validators in ${dir} (seed ${options.seed}); synthetic data platform ${source.url}`);
+    testnet.startAll();
+    await testnet.waitAllReady(180_000);
+    say('all nodes ready');
+
+    // ---------------------------------------------------------------- HTTP
+
+    const http = async (
+      i: number,
+      method: 'GET' | 'POST',
+      path: string,
+      body?: unknown,
+      headers: Record<string, string> = {},
+      timeoutMs = 5000,
+    ): Promise<HttpResult> => {
+      const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+      const r = await fetch(`${testnet.api(i)}${path}`, {
+        method,
+        headers: text === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        ...(text === undefined ? {} : { body: text }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const raw = await r.text();
+      let parsed: Record<string, unknown> = {};
+      try {
+        parsed = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        parsed = {};
+      }
+      if (r.status >= 500) {
+        const code = (parsed.error as { code?: string } | undefined)?.code ?? `HTTP_${r.status}`;
+        bump(`http-${r.status}-${code}`);
+        if (r.status === 500)
+          anomaly(`node${i} answered 500 (${code}) to ${method} ${path}: ${raw.slice(0, 200)}`);
+      }
+      return { status: r.status, body: parsed, text: raw, headers: r.headers };
+    };
+    const live = (i: number) => testnet.running(i) && !paused.has(i);
+    const liveNodes = (among: readonly number[] = [0, 1, 2, 3]) => among.filter(live);
+    const anyLive = (among?: readonly number[]) => {
+      const nodes = liveNodes(among);
+      return nodes.length > 0 ? pick(nodes) : undefined;
+    };
+
+    // ---------------------------------------------------------------- load
+
+    /** Acknowledged transactions: hash → where a node said it committed. */
+    const acked = new Map<string, { kind: string; height: number; blockHash: string | null }>();
+    const flows: { subject: string; request: string; grant: string; usage: string }[] = [];
+
+    /** Submits a signed tx to live nodes until one reports it committed; undefined if it never does. */
+    const submitUntilCommitted = async (tx: unknown, hash: string, kind: string, deadlineMs = 90_000) => {
+      const deadline = Date.now() + deadlineMs;
+      while (Date.now() < deadline && !stopping) {
+        const i = anyLive();
+        if (i === undefined) {
+          await sleep(200);
+          continue;
+        }
+        try {
+          const r = await http(i, 'POST', '/v1/txs', tx);
+          if (r.status !== 202 && r.status !== 409) {
+            if (r.status < 500) {
+              anomaly(`node${i} refused a valid ${kind} tx: ${r.status} ${r.text.slice(0, 200)}`);
+              return undefined;
+            }
+            await sleep(300);
+            continue;
+          }
+          const until = Date.now() + 8000;
+          while (Date.now() < until && live(i)) {
+            const s = await http(i, 'GET', `/v1/txs/${hash}`);
+            if (s.body.status === 'committed') {
+              const where = {
+                kind,
+                height: s.body.height as number,
+                blockHash: (s.body.blockHash as string | null) ?? null,
+              };
+              acked.set(hash, where);
+              return where;
+            }
+            if (s.body.status === 'rejected') {
+              bump(`tx-rejected-${(s.body.error as { code: string }).code}`);
+              return undefined;
+            }
+            await sleep(100);
+          }
+        } catch {
+          bump('http-unreachable');
+          await sleep(200);
+        }
+      }
+      bump('tx-gave-up');
+      return undefined;
+    };
+
+    let plainCount = 0;
+    const plainWorker = async (w: number) => {
+      while (!stopping) {
+        const inst = generateKeySet();
+        const id = `f${w}-${plainCount++}-${Math.floor(random() * 1e9).toString(36)}`;
+        const tx = signTx(
+          {
+            chain: CHAIN,
+            kind: 'institution.add',
+            body: {
+              institution: id,
+              name: id,
+              signKey: bytesToHex(inst.signing.publicKey),
+              encKey: bytesToHex(inst.encryption.publicKey),
+            },
+          },
+          admin.signing.publicKey,
+          admin.signing.secretKey,
+        );
+        bump('plain-txs-sent');
+        if (await submitUntilCommitted(tx, txHash(tx), 'institution.add')) bump('plain-txs-acknowledged');
+        await sleep(between(20, 150));
+      }
+    };
+
+    /** A signed institution call to a live platform node, retried until `accept` says done. */
+    const institutionCall = async (
+      method: 'GET' | 'POST',
+      path: string,
+      body: unknown,
+      accept: (r: HttpResult) => 'done' | 'retry' | 'fail',
+      deadlineMs: number,
+    ): Promise<HttpResult | undefined> => {
+      const deadline = Date.now() + deadlineMs;
+      let last: HttpResult | undefined;
+      while (Date.now() < deadline && !stopping) {
+        const i = anyLive(platforms);
+        if (i === undefined) {
+          await sleep(300);
+          continue;
+        }
+        const text = body === undefined ? '' : JSON.stringify(body);
+        const headers = signHttpRequest(method, path, text, net.institutionId, bank.signing.secretKey);
+        try {
+          const r = await http(i, method, path, body === undefined ? undefined : text, headers, 30_000);
+          const verdict = accept(r);
+          last = r;
+          if (verdict === 'done') return r;
+          if (verdict === 'fail') {
+            anomaly(`platform node${i} refused ${method} ${path}: ${r.status} ${r.text.slice(0, 200)}`);
+            return undefined;
+          }
+        } catch {
+          bump('http-unreachable');
+        }
+        await sleep(500);
+      }
+      if (last && last.status < 500 && !stopping)
+        anomaly(
+          `${method} ${path} still refused after ${deadlineMs} ms: ${last.status} ${last.text.slice(0, 200)}`,
+        );
+      bump('institution-calls-gave-up');
+      return undefined;
+    };
+
+    let flowCount = 0;
+    const flowWorker = async (w: number) => {
+      while (!stopping) {
+        const subject = `s${w}-${flowCount++}-${Math.floor(random() * 1e9).toString(36)}`;
+        subjectsUsed.push(subject);
+        bump('flows-started');
+        const person: KeySet = generateKeySet(subject);
+        for (const k of [person.signing.secretKey, person.encryption.secretKey]) secrets.add(bytesToHex(k));
+        const attestation = attestSubject(
+          CHAIN,
+          subject,
+          {
+            signKey: bytesToHex(person.signing.publicKey),
+            encKey: bytesToHex(person.encryption.publicKey),
+          },
+          registrar,
+        );
+        const reg = buildRegisterTx(
+          { chain: CHAIN, now: Date.now() },
+          subject,
+          person,
+          bytesToHex(registrar.signing.publicKey),
+          attestation,
+        );
+        if (!(await submitUntilCommitted(reg, txHash(reg), 'subject.register'))) continue;
+
+        const opened = await institutionCall(
+          'POST',
+          '/v1/requests',
+          {
+            subject,
+            types: ['tax', 'social-insurance'],
+            purpose: 'mortgage application (fault suite)',
+            format: 'csv',
+            fields: { income: 'tax.annualIncome', base: 'social-insurance.monthlyBase' },
+          },
+          (r) => (r.status === 201 ? 'done' : r.status >= 500 || r.status === 429 ? 'retry' : 'fail'),
+          90_000,
+        );
+        if (!opened) continue;
+        const requestId = opened.body.id as string;
+        acked.set(requestId, { kind: 'request.open', height: opened.body.height as number, blockHash: null });
+
+        let view: RequestView | undefined;
+        const dataDeadline = Date.now() + 120_000;
+        while (!stopping && Date.now() < dataDeadline) {
+          const i = anyLive();
+          if (i !== undefined) {
+            try {
+              const r = await http(i, 'GET', `/v1/requests/${requestId}`);
+              const status = r.body.status as string | undefined;
+              if (status === 'waiting-for-consent' || status === 'failed') {
+                view = r.body as unknown as RequestView;
+                break;
+              }
+            } catch {
+              bump('http-unreachable');
+            }
+          }
+          await sleep(300);
+        }
+        if (view?.status !== 'waiting-for-consent' || view.records.length < 2) {
+          bump(view?.status === 'failed' ? 'flows-extraction-failed' : 'flows-stalled-at-extraction');
+          continue;
+        }
+        const grant = buildGrantTx({ chain: CHAIN, now: Date.now() }, view, person, institutionEncKey, {
+          expiresInMs: 3_600_000,
+          uses: 5,
+          retainDays: 1,
+        });
+        const grantHash = txHash(grant);
+        if (!(await submitUntilCommitted(grant, grantHash, 'grant'))) continue;
+
+        const path = `/v1/requests/${requestId}/document`;
+        const doc = await institutionCall(
+          'GET',
+          path,
+          undefined,
+          // A lagging platform node may not have the request or the grant yet: ask again.
+          (r) =>
+            r.status === 200
+              ? 'done'
+              : r.status >= 500 || r.status === 429 || r.status === 404 || r.status === 403
+                ? 'retry'
+                : 'fail',
+          90_000,
+        );
+        if (!doc) continue;
+        const usage = doc.headers.get('x-datagrant-usage-tx') ?? '';
+        const [header, row] = doc.text.trim().split('\r\n');
+        if (header !== 'income,base' || !row)
+          anomaly(`document of ${subject} is not the CSV asked for: ${doc.text.slice(0, 100)}`);
+        acked.set(usage, { kind: 'usage', height: 0, blockHash: null });
+        flows.push({ subject, request: requestId, grant: grantHash, usage });
+        bump('flows-completed');
+      }
+    };
+
+    // ---------------------------------------------------------------- drop counters
+
+    /** Last scrape of each node's drop counters (reset when a process restarts). */
+    const lastScrape = new Map<number, Record<string, number>>();
+    /** Drops seen by honest nodes while no validator was Byzantine. */
+    const honestDrops: Record<string, number> = {};
+    let phase: 'warm-up' | 'byzantine' | 'honest' = 'warm-up';
+    const scrape = async () => {
+      await Promise.all(
+        [0, 1, 2, 3].filter(live).map(async (i) => {
+          try {
+            const r = await fetch(`${testnet.api(i)}/metrics`, { signal: AbortSignal.timeout(3000) });
+            const text = await r.text();
+            const now: Record<string, number> = {};
+            for (const m of text.matchAll(
+              /^datagrant_(consensus|p2p)_messages_dropped_total\{reason="([^"]+)"\} (\d+)/gm,
+            ))
+              now[`${m[1]}:${m[2]}`] = Number(m[3]);
+            const before = lastScrape.get(i) ?? {};
+            lastScrape.set(i, now);
+            if (i === byzantine) return;
+            for (const [key, value] of Object.entries(now)) {
+              const prev = before[key] ?? 0;
+              const delta = value >= prev ? value - prev : value;
+              if (delta === 0) continue;
+              detected[key] = (detected[key] ?? 0) + delta;
+              if (phase === 'honest') honestDrops[key] = (honestDrops[key] ?? 0) + delta;
+            }
+          } catch {
+            // Paused or restarting.
+          }
+        }),
+      );
+    };
+    const scraper = setInterval(() => void scrape(), 2000);
+
+    // ---------------------------------------------------------------- faults
+
+    const admin_ = async (i: number, command: Record<string, unknown>) => {
+      try {
+        const r = await http(i, 'POST', '/v1/admin/faults', command);
+        if (r.status !== 200)
+          anomaly(`fault route of node${i} answered ${r.status}: ${r.text.slice(0, 200)}`);
+      } catch (err) {
+        say(`fault command to node${i} failed: ${(err as Error).message}`);
+      }
+    };
+    const healAll = async () => {
+      await Promise.all([0, 1, 2, 3].filter(live).map((i) => admin_(i, { heal: true })));
+    };
+    const startNode = async (i: number, asByzantine = false) => {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        if (asByzantine) env[BYZANTINE_ENV] = 'all';
+        testnet.start(i);
+        delete env[BYZANTINE_ENV];
+        try {
+          await testnet.waitReady(i, 120_000);
+          return;
+        } catch (err) {
+          const tail = (await readFile(join(net.nodes[i]!.home, 'node.log'), 'utf8').catch(() => ''))
+            .split('\n')
+            .slice(-5)
+            .join('\n');
+          if (attempt === 3) anomaly(`node${i} did not come back: ${(err as Error).message}\n${tail}`);
+          await testnet.signal(i, 'SIGKILL');
+        }
+      }
+    };
+    /** Brings every node back: resumes paused ones, restarts dead ones, heals partitions. */
+    const ensureAllUp = async () => {
+      for (const i of [...paused]) {
+        await testnet.signal(i, 'SIGCONT');
+        paused.delete(i);
+      }
+      await Promise.all(
+        [0, 1, 2, 3].filter((i) => !testnet.running(i)).map((i) => startNode(i, i === byzantine)),
+      );
+      await healAll();
+    };
+    const primaryIndex = async (): Promise<number> => {
+      const i = anyLive();
+      if (i === undefined) return pick([0, 1, 2, 3]);
+      try {
+        const s = await http(i, 'GET', '/v1/status');
+        const k = keys.indexOf(s.body.primary as string);
+        return k >= 0 ? k : pick([0, 1, 2, 3]);
+      } catch {
+        return pick([0, 1, 2, 3]);
+      }
+    };
+    const kill = async (i: number, label: string) => {
+      say(`SIGKILL node${i}${label}`);
+      fault('sigkill');
+      await testnet.signal(i, 'SIGKILL');
+    };
+
+    type Episode =
+      | 'kill'
+      | 'kill-primary'
+      | 'kill-during-start'
+      | 'pause'
+      | 'partition-one'
+      | 'partition-pair'
+      | 'disk-fail';
+    const episode = async (kind: Episode, candidates: number[]) => {
+      switch (kind) {
+        case 'kill':
+        case 'kill-primary': {
+          const i = kind === 'kill-primary' ? await primaryIndex() : pick(candidates);
+          if (kind === 'kill-primary') fault('primary-killed');
+          await kill(i, kind === 'kill-primary' ? ' (the primary)' : '');
+          await sleep(between(500, 5000));
+          await startNode(i, i === byzantine);
+          say(`node${i} restarted`);
+          return;
+        }
+        case 'kill-during-start': {
+          const i = pick(candidates);
+          await kill(i, '');
+          for (let k = 0; k < 2; k++) {
+            if (i === byzantine) env[BYZANTINE_ENV] = 'all';
+            testnet.start(i);
+            delete env[BYZANTINE_ENV];
+            await sleep(between(300, 3000));
+            await kill(i, ' again, while it starts and recovers');
+          }
+          await startNode(i, i === byzantine);
+          say(`node${i} restarted`);
+          return;
+        }
+        case 'pause': {
+          const i = pick(candidates);
+          say(`SIGSTOP node${i}`);
+          fault('sigstop');
+          await testnet.signal(i, 'SIGSTOP');
+          paused.add(i);
+          await sleep(between(1500, 6000));
+          await testnet.signal(i, 'SIGCONT');
+          paused.delete(i);
+          say(`SIGCONT node${i}`);
+          return;
+        }
+        case 'partition-one': {
+          const i = pick(candidates);
+          say(`partition: node${i} cut off from the others`);
+          fault('partition-one');
+          await Promise.all(
+            [0, 1, 2, 3].map((j) =>
+              admin_(j, { partition: j === i ? keys.filter((_, k) => k !== i) : [keys[i]] }),
+            ),
+          );
+          await sleep(between(2000, 8000));
+          await healAll();
+          say('partition healed');
+          return;
+        }
+        case 'partition-pair': {
+          const order = [0, 1, 2, 3].sort(() => random() - 0.5);
+          const side = new Set(order.slice(0, 2));
+          say(`partition: nodes ${[...side].join(',')} | ${order.slice(2).join(',')} (no side has a quorum)`);
+          fault('partition-pair');
+          await Promise.all(
+            [0, 1, 2, 3].map((j) =>
+              admin_(j, { partition: keys.filter((_, k) => side.has(k) !== side.has(j)) }),
+            ),
+          );
+          await sleep(between(2000, 6000));
+          await healAll();
+          say('partition healed');
+          return;
+        }
+        case 'disk-fail': {
+          const i = pick(candidates);
+          say(`disk failure on node${i}`);
+          fault('disk-fail');
+          const before = await http(i, 'GET', '/v1/status').catch(() => undefined);
+          await admin_(i, { diskFail: true });
+          const deadline = Date.now() + 20_000;
+          while (testnet.running(i) && Date.now() < deadline) await sleep(200);
+          if (testnet.running(i)) {
+            const after = await http(i, 'GET', '/v1/status').catch(() => undefined);
+            const h0 = (before?.body.height as number | undefined) ?? 0;
+            const h1 = (after?.body.height as number | undefined) ?? 0;
+            anomaly(`node${i} still runs 20 s after its disk failed (height ${h0} → ${h1})`);
+            await testnet.signal(i, 'SIGKILL');
+          } else say(`node${i} left consensus and exited after the write failure`);
+          await sleep(between(500, 2000));
+          await startNode(i, i === byzantine);
+          say(`node${i} restarted on a working disk`);
+          return;
+        }
+      }
+    };
+    const pickEpisode = (weights: [Episode, number][]): Episode => {
+      const total = weights.reduce((s, [, w]) => s + w, 0);
+      let x = random() * total;
+      for (const [kind, w] of weights) {
+        x -= w;
+        if (x <= 0) return kind;
+      }
+      return weights[0]![0];
+    };
+
+    // ---------------------------------------------------------------- run
+
+    const workers = [flowWorker(0), flowWorker(1), plainWorker(0), plainWorker(1)];
+    await sleep(3000);
+    const byzantineMs = Math.floor(options.durationMs * (options.byzantineShare ?? 0.3));
+    const faultEnd = Date.now() + options.durationMs;
+
+    if (byzantineMs > 0) {
+      const b = pick([0, 1, 2, 3]);
+      say(`node${b} turns Byzantine (equivocate, double-vote, bad-sig, flood, replay)`);
+      await scrape();
+      phase = 'byzantine';
+      byzantine = b;
+      fault('byzantine-validator');
+      await testnet.signal(b, 'SIGKILL');
+      await startNode(b, true);
+      const end = Date.now() + byzantineMs;
+      const honest = [0, 1, 2, 3].filter((i) => i !== b);
+      while (Date.now() < end) {
+        await sleep(between(1000, 3000));
+        await ensureAllUp();
+        // With one validator lying, faults go to it (and rarely to one honest node: safety must still hold).
+        const kind = pickEpisode([
+          ['kill', 3],
+          ['pause', 2],
+          ['partition-one', 2],
+          ['kill-during-start', 1],
+        ]);
+        await episode(kind, random() < 0.2 ? honest : [b]);
+      }
+      await ensureAllUp();
+      await scrape();
+      say(`node${b} is honest again`);
+      await testnet.signal(b, 'SIGKILL');
+      byzantine = undefined;
+      await startNode(b);
+      await sleep(3000);
+      await scrape();
+    }
+    phase = 'honest';
+    while (Date.now() < faultEnd) {
+      await sleep(between(1000, 3000));
+      await ensureAllUp();
+      const kind = pickEpisode([
+        ['kill', 4],
+        ['kill-primary', 3],
+        ['kill-during-start', 1],
+        ['pause', 3],
+        ['partition-one', 3],
+        ['partition-pair', 2],
+        ['disk-fail', 2],
+      ]);
+      await episode(kind, [0, 1, 2, 3]);
+    }
+
+    // ---------------------------------------------------------------- heal and check
+
+    say('faults over: healing everything and letting the load finish');
+    await ensureAllUp();
+    stopping = true;
+    await Promise.all(workers);
+    await scrape();
+    clearInterval(scraper);
+
+    for (const [reason, n] of Object.entries(honestDrops)) {
+      if (['consensus:equivocation', 'consensus:bad-signature'].includes(reason))
+        anomaly(`honest nodes counted ${n} ${reason} drops while every validator was honest`);
+    }
+
+    const final = signTx(
+      {
+        chain: CHAIN,
+        kind: 'institution.add',
+        body: {
+          institution: 'final-check',
+          name: 'final check',
+          signKey: bytesToHex(generateKeySet().signing.publicKey),
+          encKey: bytesToHex(generateKeySet().encryption.publicKey),
+        },
+      },
+      admin.signing.publicKey,
+      admin.signing.secretKey,
+    );
+    const finalHash = txHash(final);
+    stopping = false;
+    const committed = await submitUntilCommitted(final, finalHash, 'institution.add', 120_000);
+    stopping = true;
+    if (!committed) anomaly('the healed network did not commit a transaction within 120 s');
+    const statusOf = async (i: number) => (await http(i, 'GET', '/v1/status')).body.height as number;
+    const maxAcked = Math.max(0, ...[...acked.values()].map((a) => a.height));
+    const convergeDeadline = Date.now() + 120_000;
+    let heights: number[] = [];
+    for (;;) {
+      heights = await Promise.all([0, 1, 2, 3].map((i) => statusOf(i).catch(() => 0)));
+      if (Math.min(...heights) >= Math.max(maxAcked, committed?.height ?? 0)) break;
+      if (Date.now() > convergeDeadline) {
+        anomaly(`nodes did not converge: heights ${heights.join(', ')}, highest acknowledged ${maxAcked}`);
+        break;
+      }
+      await sleep(500);
+    }
+    say(`heights ${heights.join(', ')}; comparing every block`);
+
+    // Every height, every node: the same block.
+    const top = Math.min(...heights);
+    const hashes: Map<number, string>[] = [];
+    for (let i = 0; i < N; i++) {
+      const map = new Map<number, string>();
+      let before = top + 1;
+      while (before > 1) {
+        const r = await http(i, 'GET', `/v1/blocks?before=${before}&limit=100`, undefined, {}, 30_000);
+        const blocks = r.body.blocks as { hash: string; header: { height: number } }[];
+        if (!blocks || blocks.length === 0) break;
+        for (const b of blocks) map.set(b.header.height, b.hash);
+        before = blocks.at(-1)!.header.height;
+      }
+      hashes.push(map);
+    }
+    let mismatched = 0;
+    for (let h = 1; h <= top; h++) {
+      const set = new Set(hashes.map((m) => m.get(h)));
+      if (set.size !== 1 || set.has(undefined)) {
+        mismatched++;
+        if (mismatched <= 5)
+          anomaly(
+            `height ${h}: nodes hold different blocks (${hashes.map((m) => m.get(h)?.slice(0, 12)).join(', ')})`,
+          );
+      }
+    }
+    if (mismatched > 5) anomaly(`${mismatched} heights in all differ between nodes`);
+    checks['heights-compared'] = top;
+    checks['block-hashes-compared'] = top * N;
+
+    // Every acknowledged transaction on every node, in the same block.
+    let missing = 0;
+    const entries = [...acked.entries()];
+    for (let k = 0; k < entries.length; k += 32) {
+      await Promise.all(
+        entries.slice(k, k + 32).map(async ([hash, where]) => {
+          const seen = new Set<string>();
+          for (let i = 0; i < N; i++) {
+            const r = await http(i, 'GET', `/v1/txs/${hash}`, undefined, {}, 30_000).catch(() => undefined);
+            if (r?.body.status !== 'committed') {
+              missing++;
+              if (missing <= 10) anomaly(`acknowledged ${where.kind} ${hash} is missing on node${i}`);
+              continue;
+            }
+            seen.add(`${r.body.height}:${r.body.blockHash}`);
+            if (where.blockHash && r.body.blockHash !== where.blockHash)
+              anomaly(`acknowledged ${where.kind} ${hash} moved: block ${r.body.blockHash} on node${i}`);
+          }
+          if (seen.size > 1) anomaly(`tx ${hash} sits in different blocks on different nodes`);
+        }),
+      );
+    }
+    if (missing > 10) anomaly(`${missing} acknowledged transaction copies missing in all`);
+    checks['acknowledged-txs'] = acked.size;
+    checks['tx-copies-checked'] = acked.size * N;
+
+    // Every completed flow: grant and usage on the subject's audit trail, on every platform node.
+    for (const flow of flows) {
+      for (const i of platforms) {
+        const r = await http(i, 'GET', `/v1/subjects/${flow.subject}/audit`, undefined, {}, 30_000);
+        const listed = new Set(((r.body.entries as { hash: string }[]) ?? []).map((e) => e.hash));
+        for (const [what, hash] of [
+          ['request', flow.request],
+          ['grant', flow.grant],
+          ['usage', flow.usage],
+        ] as const) {
+          if (!listed.has(hash))
+            anomaly(`${what} ${hash} of ${flow.subject} is missing from node${i}'s audit trail`);
+        }
+      }
+    }
+    checks['flows-audited'] = flows.length;
+
+    await testnet.stopAll();
+
+    // No secret and no personal value in any log; no internal error.
+    const sensitive = new Set<string>(secrets);
+    for (const s of subjectsUsed) for (const v of syntheticSensitiveValues(s)) sensitive.add(v);
+    const errors: Record<string, number> = {};
+    for (const node of net.nodes) {
+      const text = await readFile(join(node.home, 'node.log'), 'utf8').catch(() => '');
+      for (const value of sensitive)
+        if (text.includes(value)) anomaly(`${node.name}'s log contains a secret or personal value`);
+      for (const line of text.split('\n')) {
+        if (line.trim() === '') continue;
+        let entry: { level?: number; msg?: string; err?: { code?: string } };
+        try {
+          entry = JSON.parse(line) as typeof entry;
+        } catch {
+          const key = `non-JSON output: ${line.slice(0, 80)}`;
+          if (!line.startsWith('{"event"')) errors[key] = (errors[key] ?? 0) + 1;
+          continue;
+        }
+        if ((entry.level ?? 0) >= 50) {
+          const key = `${entry.msg ?? '?'}${entry.err?.code ? ` (${entry.err.code})` : ''}`;
+          errors[key] = (errors[key] ?? 0) + 1;
+        }
+      }
+      checks['log-bytes-scanned'] = (checks['log-bytes-scanned'] ?? 0) + text.length;
+    }
+    checks['sensitive-values-searched'] = sensitive.size;
+    // A failed disk, and answers a node cannot give while its peers are down or cut off.
+    const expectedErrors = new Set([
+      'cannot persist consensus state; leaving consensus (STORE_WRITE_FAILED)',
+      'request failed (PLATFORM_PAYLOAD_UNAVAILABLE)',
+      'request failed (LEDGER_TX_TIMEOUT)',
+    ]);
+    for (const [msg, n] of Object.entries(errors)) {
+      if (expectedErrors.has(msg)) detected[`log:${msg}`] = n;
+      else anomaly(`error logged ${n}×: ${msg}`);
+    }
+
+    if ((options.storeCrashIterations ?? 0) > 0) {
+      say(`block-store crash test: ${options.storeCrashIterations} kill -9 during block commit`);
+      const result = await runStoreCrash(options.storeCrashIterations!, options.seed, say);
+      faults['store-crash-kill'] = result.kills;
+      checks['store-reopened-consistent'] = result.ok ? result.kills : 0;
+      if (!result.ok) anomaly(`block-store crash test failed:\n${result.tail}`);
+    }
+  } catch (err) {
+    anomaly(`suite error: ${(err as Error).stack ?? String(err)}`);
+  } finally {
+    stopping = true;
+    await testnet.stopAll().catch(() => {});
+    await source.close().catch(() => {});
+    if (!options.keep && anomalies.length === 0)
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+  return { seed: options.seed, dir, faults, load, detected, checks, anomalies };
+}
+
+const STORE_CRASH_TEST = fileURLToPath(new URL('../test/e2e/store-crash.test.ts', import.meta.url));
+
+/** Runs the block-store crash test (kill -9 of a committing writer, reopen, full check) `iterations` times. */
+async function runStoreCrash(
+  iterations: number,
+  seed: string,
+  say: (line: string) => void,
+): Promise<{ ok: boolean; kills: number; tail: string }> {
+  const numericSeed = Math.floor(prng(`${seed}/store-crash`)() * 2 ** 31);
+  const child = spawn(process.execPath, ['--import', 'tsx', STORE_CRASH_TEST], {
+    env: {
+      ...process.env,
+      STORE_CRASH_ITERATIONS: String(iterations),
+      STORE_CRASH_SEED: String(numericSeed),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
+  const failed = /^\s*not ok /m.test(out) || code !== 0;
+  const passes = [...out.matchAll(/^\s*ok \d+/gm)].length;
+  say(`block-store crash test: exit ${code}, ${passes} passing assertions`);
+  return { ok: !failed, kills: iterations, tail: out.split('\n').slice(-30).join('\n') };
+}
+
+/** Prints a report. */
+export function formatReport(report: FaultReport, minutes: number): string {
+  const lines = [
+    '',
+    `fault suite: ${minutes} min, seed ${report.seed}`,
+    'faults injected:',
+    ...Object.entries(report.faults).map(([k, v]) => `  ${k.padEnd(28)} ${v}`),
+    'load:',
+    ...Object.entries(report.load)
+      .sort()
+      .map(([k, v]) => `  ${k.padEnd(28)} ${v}`),
+    'refusals and drops counted by the honest nodes:',
+    ...Object.entries(report.detected)
+      .sort()
+      .map(([k, v]) => `  ${k.padEnd(28)} ${v}`),
+    'checks:',
+    ...Object.entries(report.checks).map(([k, v]) => `  ${k.padEnd(28)} ${v}`),
+    `anomalies: ${report.anomalies.length}`,
+    ...report.anomalies.map((a) => `  - ${a}`),
+  ];
+  if (report.anomalies.length > 0) lines.push(`testnet kept for inspection: ${report.dir}`);
+  return lines.join('\n');
+}
+
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '5' },
+      seed: { type: 'string', default: String(Date.now()) },
+      'store-crash': { type: 'string', default: '200' },
+      'byzantine-share': { type: 'string', default: '0.3' },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const minutes = Number(values.minutes);
+  runFaultSuite({
+    durationMs: Math.round(minutes * 60_000),
+    seed: values.seed!,
+    storeCrashIterations: Number(values['store-crash']),
+    byzantineShare: Number(values['byzantine-share']),
+    keep: values.keep!,
+    log: (line) => process.stdout.write(`${line}\n`),
+  }).then(
+    (report) => {
+      process.stdout.write(`${formatReport(report, minutes)}\n`);
+      process.exit(report.anomalies.length === 0 ? 0 : 1);
+    },
+    (err: unknown) => {
+      process.stderr.write(`fault suite failed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
