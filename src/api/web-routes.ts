@@ -65,7 +65,7 @@ export async function webRoutes(app: FastifyInstance, options: WebRoutesOptions 
     }
     const path = join(root, ...parts);
     const size = await fileSize(path);
-    if (size === undefined) return reply.callNotFound();
+    if (size === undefined) return notFound(reply);
     const ext = extname(path);
     reply
       .type(CONTENT_TYPES[ext] ?? 'application/octet-stream')
@@ -90,9 +90,15 @@ export async function webRoutes(app: FastifyInstance, options: WebRoutesOptions 
   }
   app.get<{ Params: { file: string } }>('/assets/:file', hide, async (request, reply) => {
     const { file } = request.params;
-    if (!ASSET_NAME.test(file)) return reply.callNotFound();
+    if (!ASSET_NAME.test(file)) return notFound(reply);
     return send(reply, ['assets', file], true);
   });
+}
+
+/** Hands the request to the app's coded JSON 404. */
+function notFound(reply: FastifyReply): FastifyReply {
+  reply.callNotFound();
+  return reply;
 }
 
 async function fileSize(path: string): Promise<number | undefined> {

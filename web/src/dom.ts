@@ -48,7 +48,18 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   return el as T;
 }
 
-/** Resolves after the browser has painted, so a status set before heavy work is visible. */
+/**
+ * Resolves after the browser has painted, so a status set before heavy work is visible (or after
+ * 100 ms in a background tab, where animation frames are paused).
+ */
 export function nextPaint(): Promise<void> {
-  return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  return new Promise((resolve) => {
+    const fallback = setTimeout(resolve, 100);
+    requestAnimationFrame(() =>
+      setTimeout(() => {
+        clearTimeout(fallback);
+        resolve();
+      }, 0),
+    );
+  });
 }

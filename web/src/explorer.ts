@@ -56,6 +56,8 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 
 let renderToken = 0;
 let homeShown = false;
+/** A pending transaction is on screen: re-render when a block commits. */
+let pendingShown = false;
 let lastTop = 0;
 
 function route(): Route {
@@ -70,6 +72,7 @@ async function render(focus: boolean): Promise<void> {
   const token = ++renderToken;
   const r = route();
   homeShown = false;
+  pendingShown = false;
   try {
     const content =
       r.page === 'home'
@@ -370,6 +373,7 @@ async function txView(hash: string): Promise<HTMLElement[]> {
       ),
     ];
   const tx = s.tx;
+  pendingShown = s.status === 'pending';
   let proofPart: Child = null;
   if (s.status === 'committed') {
     let mark: HTMLElement;
@@ -486,6 +490,7 @@ window.addEventListener('hashchange', () => void render(true));
 onBlocks(
   () => {
     if (homeShown) void updateHome();
+    else if (pendingShown) void render(false);
   },
   (on) => {
     live.classList.toggle('on', on);

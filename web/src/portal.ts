@@ -153,6 +153,7 @@ async function unlock(): Promise<void> {
   );
   fill(el.keyNotice, notice('ok', `Key loaded: it matches the keys registered for ${subject}.`));
   for (const section of [el.pendingSection, el.grantsSection, el.historySection]) section.hidden = false;
+  el.summary.focus();
   events = onBlocks(
     (block) => {
       if (block.txCount > 0) scheduleRefresh();
@@ -590,17 +591,17 @@ async function act(
     fill(status, notice('info', `Submitted (tx ${short(hash)}); waiting for the ledger to commit it…`));
     const { height } = await waitForCommit(hash);
     fill(status);
-    fill(
-      outcome,
-      h(
-        'p',
-        { class: 'notice ok', role: 'status', 'data-tx': hash },
-        `${done}. Committed in block ${height}, tx `,
-        h('a', { href: `../explorer/#/tx/${hash}` }, hashEl(hash)),
-        '.',
-      ),
+    const doneNotice = h(
+      'p',
+      { class: 'notice ok', role: 'status', tabindex: -1, 'data-tx': hash },
+      `${done}. Committed in block ${height}, tx `,
+      h('a', { href: `../explorer/#/tx/${hash}` }, hashEl(hash)),
+      '.',
     );
+    fill(outcome, doneNotice);
     await refresh();
+    // The card acted on has moved or changed; keep keyboard focus on the outcome.
+    if (!document.activeElement || document.activeElement === document.body) doneNotice.focus();
   } catch (err) {
     fill(status, errorNotice(err, err instanceof ApiError ? 'The node refused it: ' : ''));
   } finally {
