@@ -338,6 +338,14 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
       /This key file belongs to another subject.*registered for alice-0001.*PORTAL_KEY_MISMATCH/s,
     );
     t.ok(await page.locator('#history-section').isHidden(), "nothing of Alice's is shown");
+    await page.screenshot({ path: join(SCREENSHOTS, 'portal-other-subject.png') });
+    await openKey(page, 'nobody-0009', bobFile, '');
+    await page.locator('#key-notice [data-code="PLATFORM_SUBJECT_NOT_FOUND"]').waitFor();
+    t.match(
+      await alert.innerText(),
+      /No subject with this id is registered/,
+      'an unknown subject is explained',
+    );
     await page.close();
   });
 

@@ -87,6 +87,19 @@ const FRIENDLY: Record<string, string> = {
   API_WEB_NOT_BUILT: 'The web pages are not built on this node.',
 };
 
+// Codes whose own message adds something (which subject, which file problem, which record).
+const WITH_DETAIL = new Set([
+  'PORTAL_KEY_MISMATCH',
+  'KEYFILE_MALFORMED',
+  'GRANT_RECORD_MISSING',
+  'PORTAL_NODE_UNREACHABLE',
+]);
+
+function capitalize(text: string): string {
+  const t = text.endsWith('.') ? text : `${text}.`;
+  return t.charAt(0).toUpperCase() + t.slice(1);
+}
+
 /** Code and message of any error, for display. */
 export function describeError(err: unknown): { code: string; message: string } {
   const e = err as { code?: unknown; message?: unknown } | null;
@@ -94,8 +107,7 @@ export function describeError(err: unknown): { code: string; message: string } {
   const detail = typeof e?.message === 'string' ? e.message : String(err);
   const friendly = FRIENDLY[code];
   if (!friendly) return { code, message: detail };
-  const repeats = friendly.toLowerCase().includes(detail.toLowerCase().replace(/\.$/, ''));
-  return { code, message: repeats ? friendly : `${friendly} ${detail}` };
+  return { code, message: WITH_DETAIL.has(code) ? `${friendly} ${capitalize(detail)}` : friendly };
 }
 
 /** A notice element; errors are announced immediately (role=alert), the rest politely. */

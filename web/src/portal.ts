@@ -127,7 +127,18 @@ async function unlock(): Promise<void> {
     checkSubjectKeys(keys, registered, subject);
   } catch (err) {
     if (keys) wipeKeys(keys);
-    fill(el.keyNotice, errorNotice(err));
+    // Extractor-only nodes serve the pages and the chain API but not the subjects' API.
+    const notPlatform = err instanceof ApiError && err.code === 'API_NOT_FOUND';
+    fill(
+      el.keyNotice,
+      notPlatform
+        ? notice(
+            'error',
+            'This node does not serve subjects (it is not a platform node): open the portal on a platform node.',
+            'PORTAL_NOT_A_PLATFORM',
+          )
+        : errorNotice(err),
+    );
     el.unlock.disabled = false;
     if ((err as { code?: string }).code === 'KEYFILE_BAD_PASSPHRASE') el.passphrase.select();
     return;

@@ -42,7 +42,7 @@ export function checkSubjectKeys(keys: KeySet, registered: SubjectState, subject
     bytesToHex(keys.signing.publicKey) !== registered.signKey ||
     bytesToHex(keys.encryption.publicKey) !== registered.encKey
   ) {
-    throw new DatagrantError('PORTAL_KEY_MISMATCH', `its keys are not the ones registered for ${subjectId}.`);
+    throw new DatagrantError('PORTAL_KEY_MISMATCH', `its keys are not the ones registered for ${subjectId}`);
   }
 }
 
