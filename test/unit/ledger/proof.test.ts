@@ -12,7 +12,7 @@ import {
   txHash,
   verifyTxProof,
 } from '../../../src/ledger/index.js';
-import { makeTestChain } from '../../helpers/chain.js';
+import { makeTestChain, type TestKeys } from '../../helpers/chain.js';
 import { TestLedger } from '../../helpers/ledger.js';
 
 const chain = makeTestChain();
@@ -25,8 +25,11 @@ const txs = chain.subjects
 const block = ledger.commit(txs).certified;
 
 const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
-const withCert = (certified: CertifiedBlock, voters = chain.validators, view?: number): CertifiedBlock =>
-  chain.certify(certified.block, { voters, ...(view === undefined ? {} : { view }) });
+const withCert = (
+  certified: CertifiedBlock,
+  voters: TestKeys[] = chain.validators,
+  view?: number,
+): CertifiedBlock => chain.certify(certified.block, { voters, ...(view === undefined ? {} : { view }) });
 
 t.test('proofs of every tx of a certified block verify against genesis alone', async (t) => {
   for (let i = 0; i < txs.length; i++) {
@@ -122,11 +125,7 @@ t.test('tampered proofs are refused with the matching code', async (t) => {
     ],
     [
       'vote by a non-validator',
-      tamper((p) =>
-        p.cert.votes.push(
-          withCert(block, [chain.outsider as (typeof chain.validators)[number]]).cert.votes[0]!,
-        ),
-      ),
+      tamper((p) => p.cert.votes.push(withCert(block, [chain.outsider]).cert.votes[0]!)),
       'PROOF_CERT_UNKNOWN_VALIDATOR',
     ],
     [
