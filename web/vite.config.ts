@@ -1,7 +1,7 @@
 /**
- * Build of the individual portal and the explorer: two pages plus a root redirect, relative
- * asset paths (the node serves them under /portal/ and /explorer/), no CDN, nothing fetched at
- * run time but the node's own API.
+ * Build of the individual portal and the explorer: two pages with relative asset paths (the node
+ * serves them under /portal/ and /explorer/ and redirects / to the portal), no CDN, nothing
+ * fetched at run time but the node's own API.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
@@ -26,9 +26,12 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     rollupOptions: {
       input: {
-        index: here('index.html'),
         portal: here('portal/index.html'),
         explorer: here('explorer/index.html'),
+      },
+      output: {
+        chunkFileNames: 'assets/shared-[hash].js',
+        assetFileNames: 'assets/style-[hash][extname]',
       },
     },
   },
