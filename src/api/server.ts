@@ -3,7 +3,12 @@
  * route, a body size limit, coded errors, and OpenAPI at /openapi.json.
  */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  LogController,
+} from 'fastify';
 import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { installErrorHandling } from './errors.js';
@@ -37,6 +42,17 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     return503OnClosing: true,
     requestTimeout: 30_000,
+    // Errors raised before routing (a malformed percent-encoding, an over-long path parameter)
+    // get the same coded body as every other refusal.
+    frameworkErrors: (error, _request, reply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      (reply as unknown as FastifyReply).status(tooLong ? 414 : 400).send({
+        error: {
+          code: tooLong ? 'API_URI_TOO_LONG' : 'API_BAD_URL',
+          message: tooLong ? 'a path parameter is too long' : 'the URL is not valid',
+        },
+      });
+    },
   });
   installErrorHandling(app);
   if (options.rateLimit !== false) installRateLimit(app, options.rateLimit ?? {});
