@@ -127,6 +127,7 @@ function parseLocation(value: string): TxLocation {
 export class LevelBlockStore implements BlockStore {
   private readonly db: Level<string, string>;
   private current: ChainTip = { height: 0, hash: '', time: 0, stateRoot: '' };
+  private writing = false;
 
   constructor(private readonly options: { path: string; genesis: GenesisInit }) {
     this.db = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
@@ -163,8 +164,15 @@ export class LevelBlockStore implements BlockStore {
 
   async commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
     checkNext(this.current, certified);
-    await this.db.batch(blockOps(certified, effects), { sync: false });
-    this.current = tipOf(certified);
+    // Two commits in flight could both pass the order check; the caller serialises, this makes sure.
+    if (this.writing) throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
+    this.writing = true;
+    try {
+      await this.db.batch(blockOps(certified, effects), { sync: false });
+      this.current = tipOf(certified);
+    } finally {
+      this.writing = false;
+    }
   }
 
   async getBlock(height: number): Promise<CertifiedBlock | undefined> {

@@ -97,6 +97,11 @@ export function parseGenesis(input: unknown): Genesis {
   if (keys.size !== input.validators.length) {
     throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate validator key');
   }
+  const ids = new Set(input.institutions.map((i) => i.institution));
+  const instKeys = new Set(input.institutions.map((i) => i.signKey));
+  if (ids.size !== input.institutions.length || instKeys.size !== input.institutions.length) {
+    throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate institution id or signing key');
+  }
   return input;
 }
 
