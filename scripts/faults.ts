@@ -50,11 +50,26 @@ export interface FaultSuiteOptions {
   byzantineShare?: number;
   /** Kill -9 iterations of the block-store crash test afterwards (0 to skip). */
   storeCrashIterations?: number;
+  /**
+   * A fixed list of episodes instead of random ones until the time is up (tests): those with the
+   * Byzantine validator, then those with every validator honest.
+   */
+  schedule?: { byzantine: Episode[]; honest: Episode[] };
   /** Keep the testnet directory (it is always kept when an anomaly was found). */
   keep?: boolean;
   /** Progress output (default: nothing). */
   log?: (line: string) => void;
 }
+
+/** One fault episode: inject, hold, heal. */
+export type Episode =
+  | 'kill'
+  | 'kill-primary'
+  | 'kill-during-start'
+  | 'pause'
+  | 'partition-one'
+  | 'partition-pair'
+  | 'disk-fail';
 
 /** What a run did and found. */
 export interface FaultReport {
@@ -163,7 +178,21 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     const institutionEncKey = net.genesis.institutions[0]!.encKey;
 
     say(`testnet of ${N} validators in ${dir} (seed ${options.seed}); synthetic data platform ${source.url}`);
-    testnet.startAll();
+    const byzantineMs = options.schedule
+      ? options.schedule.byzantine.length > 0
+        ? 1
+        : 0
+      : Math.floor(options.durationMs * (options.byzantineShare ?? 0.3));
+    if (byzantineMs > 0) {
+      byzantine = pick([0, 1, 2, 3]);
+      fault('byzantine-validator');
+      say(`node${byzantine} is Byzantine (equivocate, double-vote, bad-sig, flood, replay)`);
+    }
+    for (let i = 0; i < N; i++) {
+      if (i === byzantine) env[BYZANTINE_ENV] = 'all';
+      testnet.start(i);
+      delete env[BYZANTINE_ENV];
+    }
     await testnet.waitAllReady(180_000);
     say('all nodes ready');
 
@@ -427,7 +456,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     const lastScrape = new Map<number, Record<string, number>>();
     /** Drops seen by honest nodes while no validator was Byzantine. */
     const honestDrops: Record<string, number> = {};
-    let phase: 'warm-up' | 'byzantine' | 'honest' = 'warm-up';
+    let phase: 'byzantine' | 'honest' | 'settling' = byzantineMs > 0 ? 'byzantine' : 'settling';
     const scrape = async () => {
       await Promise.all(
         [0, 1, 2, 3].filter(live).map(async (i) => {
@@ -517,14 +546,6 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       await testnet.signal(i, 'SIGKILL');
     };
 
-    type Episode =
-      | 'kill'
-      | 'kill-primary'
-      | 'kill-during-start'
-      | 'pause'
-      | 'partition-one'
-      | 'partition-pair'
-      | 'disk-fail';
     const episode = async (kind: Episode, candidates: number[]) => {
       switch (kind) {
         case 'kill':
@@ -626,48 +647,57 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 
     // ---------------------------------------------------------------- run
 
+    const faultStart = Date.now();
     const workers = [flowWorker(0), flowWorker(1), plainWorker(0), plainWorker(1)];
-    await sleep(3000);
-    const byzantineMs = Math.floor(options.durationMs * (options.byzantineShare ?? 0.3));
-    const faultEnd = Date.now() + options.durationMs;
-
-    if (byzantineMs > 0) {
-      const b = pick([0, 1, 2, 3]);
-      say(`node${b} turns Byzantine (equivocate, double-vote, bad-sig, flood, replay)`);
-      await scrape();
-      phase = 'byzantine';
-      byzantine = b;
-      fault('byzantine-validator');
-      await testnet.signal(b, 'SIGKILL');
-      await startNode(b, true);
-      const end = Date.now() + byzantineMs;
-      const honest = [0, 1, 2, 3].filter((i) => i !== b);
-      while (Date.now() < end) {
-        await sleep(between(1000, 3000));
+    await sleep(2000);
+    const faultEnd = faultStart + options.durationMs;
+    /** Runs the schedule's episodes, or random ones until `until`. */
+    const runEpisodes = async (
+      fixed: Episode[] | undefined,
+      until: number,
+      weights: [Episode, number][],
+      candidates: () => number[],
+    ) => {
+      const queue = fixed ? [...fixed] : undefined;
+      while (queue ? queue.length > 0 : Date.now() < until) {
+        await sleep(between(1000, 2500));
         await ensureAllUp();
-        // With one validator lying, faults go to it (and rarely to one honest node: safety must still hold).
-        const kind = pickEpisode([
+        await episode(queue ? queue.shift()! : pickEpisode(weights), candidates());
+      }
+    };
+
+    if (byzantine !== undefined) {
+      const b = byzantine;
+      const honest = [0, 1, 2, 3].filter((i) => i !== b);
+      // With one validator lying, faults go to it (and sometimes to one honest node: safety must hold).
+      await runEpisodes(
+        options.schedule?.byzantine,
+        faultStart + byzantineMs,
+        [
           ['kill', 3],
           ['pause', 2],
           ['partition-one', 2],
           ['kill-during-start', 1],
-        ]);
-        await episode(kind, random() < 0.2 ? honest : [b]);
-      }
+        ],
+        () => (random() < 0.2 ? honest : [b]),
+      );
       await ensureAllUp();
       await scrape();
-      say(`node${b} is honest again`);
+      say(`node${b} restarts honest`);
+      fault('sigkill');
       await testnet.signal(b, 'SIGKILL');
       byzantine = undefined;
       await startNode(b);
+      // Let its old lies drain out of the gossip before holding honest nodes to zero.
+      phase = 'settling';
       await sleep(3000);
-      await scrape();
     }
+    await scrape();
     phase = 'honest';
-    while (Date.now() < faultEnd) {
-      await sleep(between(1000, 3000));
-      await ensureAllUp();
-      const kind = pickEpisode([
+    await runEpisodes(
+      options.schedule?.honest,
+      faultEnd,
+      [
         ['kill', 4],
         ['kill-primary', 3],
         ['kill-during-start', 1],
@@ -675,9 +705,9 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         ['partition-one', 3],
         ['partition-pair', 2],
         ['disk-fail', 2],
-      ]);
-      await episode(kind, [0, 1, 2, 3]);
-    }
+      ],
+      () => [0, 1, 2, 3],
+    );
 
     // ---------------------------------------------------------------- heal and check
 

@@ -1,0 +1,51 @@
+/**
+ * The fault suite, short: four real node processes under business-flow and plain-transaction
+ * load, one of them Byzantine for a while (equivocation, double votes, bad signatures, floods,
+ * replays; paused and cut off), then every kind of honest fault once: the primary SIGKILLed,
+ * a disk failure, a SIGSTOP pause, a two-against-two partition. Afterwards every node must hold
+ * the same blocks, every acknowledged transaction, every grant and usage, and no anomaly.
+ * The long, random version is `npm run faults` (FAULTS_SEED replays a schedule).
+ */
+import t from 'tap';
+import { formatReport, runFaultSuite } from '../../scripts/faults.js';
+
+const SEED = process.env.FAULTS_SEED ?? `test-${Date.now()}`;
+
+t.test(
+  'fault suite (short): no anomaly under crashes, pauses, partitions, disk failure and a Byzantine peer',
+  async (t) => {
+    const lines: string[] = [];
+    const report = await runFaultSuite({
+      durationMs: 0,
+      seed: SEED,
+      schedule: {
+        byzantine: ['pause', 'partition-one'],
+        honest: ['kill-primary', 'disk-fail', 'pause', 'partition-pair'],
+      },
+      log: (line) => lines.push(line),
+    });
+    t.comment(lines.join('\n'));
+    t.comment(formatReport(report, 0));
+    t.same(report.anomalies, [], `no anomalies (seed ${SEED})`);
+    t.ok((report.faults.sigkill ?? 0) >= 2, 'nodes were SIGKILLed (the primary among them)');
+    t.equal(report.faults['disk-fail'], 1, 'a disk failed');
+    t.equal(report.faults.sigstop, 2, 'nodes were paused');
+    t.equal(report.faults['partition-one'], 1, 'a node was cut off');
+    t.equal(report.faults['partition-pair'], 1, 'the network was split in two halves');
+    t.ok((report.detected['consensus:equivocation'] ?? 0) > 0, 'honest nodes caught the equivocations');
+    t.ok((report.detected['consensus:bad-signature'] ?? 0) > 0, 'honest nodes dropped the bad signatures');
+    t.ok((report.detected['consensus:malformed'] ?? 0) > 0, 'honest nodes dropped the flood');
+    t.ok(
+      (report.checks['heights-compared'] ?? 0) > 0,
+      `blocks compared at ${report.checks['heights-compared']} heights`,
+    );
+    t.ok(
+      (report.checks['acknowledged-txs'] ?? 0) > 10,
+      `${report.checks['acknowledged-txs']} acknowledged txs checked on every node`,
+    );
+    t.ok(
+      (report.load['flows-completed'] ?? 0) >= 1,
+      `${report.load['flows-completed']} business flows completed`,
+    );
+  },
+);
