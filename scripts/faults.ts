@@ -902,12 +902,20 @@ async function runStoreCrash(
       ...process.env,
       STORE_CRASH_ITERATIONS: String(iterations),
       STORE_CRASH_SEED: String(numericSeed),
+      // Run directly (not under the tap runner), the test would get tap's 30 s default timeout.
+      TAP_TIMEOUT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let reported = 0;
   child.stdout.on('data', (c: Buffer) => {
     out += c.toString();
+    const done = [...out.matchAll(/iteration (\d+): store consistent/g)].length;
+    if (done >= reported + 25) {
+      reported = done;
+      say(`block-store crash test: ${done}/${iterations} kills, store consistent after each`);
+    }
   });
   child.stderr.on('data', (c: Buffer) => {
     out += c.toString();

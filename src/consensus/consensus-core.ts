@@ -40,12 +40,13 @@ import {
   type NewViewMessage,
   type PreparedCertificate,
   type ProposalMessage,
+  type SignedMessage,
   type Signer,
   signingBytesOf,
+  signNewView,
   signProposal,
   signViewChange,
   signVote,
-  stripViewChange,
   type ViewChangeMessage,
   type VoteMessage,
   type VotePhase,
@@ -482,19 +483,13 @@ export class ConsensusCore {
       });
     }
     const proposal = signProposal(this.chain, this.height, this.view, block, this.self!, this.signer!);
-    const newView: NewViewMessage = {
-      type: 'new-view',
-      chain: this.chain,
-      height: this.height,
-      view: this.view,
-      sender: this.self!,
-      viewChanges: viewChanges.map(stripViewChange),
-      proposal,
-    };
+    const newView = signNewView(viewChanges, proposal, this.signer!);
     this.ownProposal = newView;
     this.active = true;
     this.constraint = { forced };
     this.dirty = true;
+    this.setViewTimer();
+    this.resetRetransmit();
     this.send(newView);
     this.acceptOwn(proposal, forced === null);
   }
@@ -613,7 +608,7 @@ export class ConsensusCore {
 
   // ---- signatures
 
-  private verifySignature(message: ProposalMessage | VoteMessage | ViewChangeMessage): boolean {
+  private verifySignature(message: SignedMessage): boolean {
     if (this.verified.has(message)) return true;
     const key = this.validatorKeys.get(message.sender);
     if (key === undefined) return false;
@@ -675,8 +670,7 @@ export class ConsensusCore {
 
   /** Messages for the next height wait for it; any later height is evidence this node is behind. */
   private buffer(message: Exclude<ConsensusMessage, DecidedMessage>): DropReason | undefined {
-    const signed = message.type === 'new-view' ? message.proposal : message;
-    if (signed.sender !== message.sender || !this.verifySignature(signed)) return 'bad-signature';
+    if (!this.verifySignature(message)) return 'bad-signature';
     this.noteHeight(message.sender, message.height);
     const count = this.futureCount.get(message.sender) ?? 0;
     if (message.height > this.height + 1 || count >= this.bufferPerValidator) return 'future';
@@ -822,16 +816,19 @@ export class ConsensusCore {
     if (newView.view === this.view && this.active && this.constraint !== null)
       return this.handleProposal(proposal);
     if (newView.sender !== this.primary(newView.view)) return 'not-primary';
+    if (!this.verifySignature(newView)) return 'bad-signature';
     const forced = this.justify(newView);
     if (forced === undefined) return 'bad-new-view';
     if (newView.view > this.view) this.enterView(newView.view, true);
     else {
+      // Waiting in this view since the view-change: the new primary gets a full view from now.
       this.active = true;
       this.dirty = true;
+      this.setViewTimer();
+      this.resetRetransmit();
     }
     this.constraint = { forced };
-    this.handleProposal(proposal);
-    return undefined;
+    return this.handleProposal(proposal);
   }
 
   /** The block a new-view must re-propose (null: any fresh block), or undefined when it is not justified. */

@@ -1,4 +1,16 @@
-/** Public surface of the PBFT-style consensus core: pure, synchronous, driven by a shell. */
+/**
+ * Public surface of the PBFT-style consensus core: pure, synchronous, driven by a shell.
+ *
+ * How a shell drives a `ConsensusCore`:
+ * 1. Build it with the genesis, this node's key, an app (`ConsensusApp`), a clock, a signer and a
+ *    verifier, and `{ tip, last, wal }` read from the block store and the stored WAL; call `start()`.
+ * 2. Feed inputs one at a time: `onMessage(bytes | json)` for network messages (or
+ *    `onDecodedMessage` after `decodeMessage`), `onTimer(timer)` when a requested timer fires,
+ *    `onCertifiedBlock(block, cert)` for blocks fetched by sync, in height order.
+ * 3. Handle each `StepOutput` completely before the next input: store `persist` (the WAL) and
+ *    `commits` durably (one batch, or commits first), apply `commits` to the app state, then send
+ *    `send`, schedule `timers`, and fetch blocks up to `syncTo` from peers.
+ */
 export type { BlockVerdict, Clock, ConsensusApp, ProposeContext } from './consensus-app.js';
 export { ConsensusCore, type ConsensusStatus } from './consensus-core.js';
 export { DROP_REASONS, type DropReason, emptyDropCounters } from './drop-reason.js';
@@ -9,11 +21,14 @@ export {
   type DecidedMessage,
   MESSAGE_TYPES,
   type NewViewMessage,
+  newViewSigningBytes,
   type PreparedCertificate,
   type ProposalMessage,
   proposalSigningBytes,
+  type SignedMessage,
   type Signer,
   signingBytesOf,
+  signNewView,
   signProposal,
   signViewChange,
   signVote,

@@ -68,10 +68,7 @@ const ViewChangeSchema = Type.Object(
 const NewViewSchema = Type.Object(
   {
     type: Type.Literal('new-view'),
-    chain: Chain,
-    height: Height,
-    view: View,
-    sender: Hex32,
+    ...signed,
     viewChanges: Type.Array(Type.Object(viewChangeFields, strict), { minItems: 1, maxItems: MAX_VALIDATORS }),
     proposal: ProposalSchema,
   },

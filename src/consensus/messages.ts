@@ -62,15 +62,11 @@ export interface ViewChangeMessage extends SignedFields {
 
 /**
  * The new primary's start of `view`: a quorum of view-changes (without their block attachments) and
- * its proposal, which must be the highest prepared block among them, or a fresh block if none.
- * Unsigned as a whole: every part is signed.
+ * its proposal, which must be the highest prepared block among them, or a fresh block if none. The
+ * primary signs which view-changes it chose, so no one else can re-wrap its proposal.
  */
-export interface NewViewMessage {
+export interface NewViewMessage extends SignedFields {
   type: 'new-view';
-  chain: string;
-  height: number;
-  view: number;
-  sender: string;
   viewChanges: ViewChangeMessage[];
   proposal: ProposalMessage;
 }
@@ -97,6 +93,7 @@ export const MESSAGE_TYPES = ['proposal', 'prepare', 'commit', 'view-change', 'n
 const PROPOSAL_DOMAIN = utf8ToBytes('datagrant/proposal/v1\n');
 const PREPARE_DOMAIN = utf8ToBytes('datagrant/prepare/v1\n');
 const VIEW_CHANGE_DOMAIN = utf8ToBytes('datagrant/view-change/v1\n');
+const NEW_VIEW_DOMAIN = utf8ToBytes('datagrant/new-view/v1\n');
 
 /** Bytes a proposal signature covers. */
 export function proposalSigningBytes(chain: string, height: number, view: number, block: string): Uint8Array {
@@ -128,8 +125,23 @@ export function viewChangeSigningBytes(
 
 const signingCache = new WeakMap<object, Uint8Array>();
 
+/** Bytes a new-view signature covers: the chosen view-changes (by signer and signature) and the proposed block. */
+export function newViewSigningBytes(
+  chain: string,
+  height: number,
+  view: number,
+  viewChanges: readonly ViewChangeMessage[],
+  block: string,
+): Uint8Array {
+  const chosen = viewChanges.map((vc) => [vc.sender, vc.sig]);
+  return concatBytes(NEW_VIEW_DOMAIN, canonicalBytes({ chain, height, view, viewChanges: chosen, block }));
+}
+
+/** Any message carrying a validator signature of its own. */
+export type SignedMessage = ProposalMessage | VoteMessage | ViewChangeMessage | NewViewMessage;
+
 /** The bytes a validator-signed message's `sig` covers (memoised per message object; messages are never mutated). */
-export function signingBytesOf(message: ProposalMessage | VoteMessage | ViewChangeMessage): Uint8Array {
+export function signingBytesOf(message: SignedMessage): Uint8Array {
   let bytes = signingCache.get(message);
   if (bytes === undefined) {
     bytes = computeSigningBytes(message);
@@ -138,7 +150,7 @@ export function signingBytesOf(message: ProposalMessage | VoteMessage | ViewChan
   return bytes;
 }
 
-function computeSigningBytes(message: ProposalMessage | VoteMessage | ViewChangeMessage): Uint8Array {
+function computeSigningBytes(message: SignedMessage): Uint8Array {
   switch (message.type) {
     case 'proposal':
       return proposalSigningBytes(message.chain, message.height, message.view, blockHashOf(message.block));
@@ -147,6 +159,14 @@ function computeSigningBytes(message: ProposalMessage | VoteMessage | ViewChange
       return voteSigningBytes(message.type, message.chain, message.height, message.view, message.block);
     case 'view-change':
       return viewChangeSigningBytes(message.chain, message.height, message.view, message.prepared);
+    case 'new-view':
+      return newViewSigningBytes(
+        message.chain,
+        message.height,
+        message.view,
+        message.viewChanges,
+        blockHashOf(message.proposal.block),
+      );
   }
 }
 
@@ -205,6 +225,20 @@ export function signViewChange(
   const message: ViewChangeMessage = { type: 'view-change', chain, height, view, sender, prepared, sig };
   if (preparedBlock !== undefined) message.preparedBlock = preparedBlock;
   return message;
+}
+
+/** Builds and signs a new-view around a signed proposal (view-changes are stripped of attachments). */
+export function signNewView(
+  viewChanges: readonly ViewChangeMessage[],
+  proposal: ProposalMessage,
+  signer: Signer,
+): NewViewMessage {
+  const { chain, height, view, sender } = proposal;
+  const chosen = viewChanges.map(stripViewChange);
+  const sig = bytesToHex(
+    signer(newViewSigningBytes(chain, height, view, chosen, blockHashOf(proposal.block))),
+  );
+  return { type: 'new-view', chain, height, view, sender, viewChanges: chosen, proposal, sig };
 }
 
 /** A view-change without its block attachment, as carried inside a new-view. */

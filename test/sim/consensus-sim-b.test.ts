@@ -1,0 +1,5 @@
+/** Seeds 500-999 of the consensus simulation (SIMULATED network, clock and crypto). */
+import t from 'tap';
+import { runBatch } from './fixtures/batch.js';
+
+runBatch(t, 500, 500, 'test/sim/consensus-sim-b.test.ts');

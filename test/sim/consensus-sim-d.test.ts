@@ -1,0 +1,5 @@
+/** Seeds 1500-1999 of the consensus simulation (SIMULATED network, clock and crypto). */
+import t from 'tap';
+import { runBatch } from './fixtures/batch.js';
+
+runBatch(t, 1500, 500, 'test/sim/consensus-sim-d.test.ts');
