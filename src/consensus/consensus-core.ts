@@ -244,11 +244,14 @@ export class ConsensusCore {
   }
 
   /**
-   * A block with its commit certificate fetched by sync (feed them in height order). Checked here
-   * again; refused ones are counted as `bad-certificate`.
+   * A block with its commit certificate fetched by sync (feed them in height order). Untrusted: its
+   * shape is decoded and its certificate checked here; refused ones are counted.
    */
   onCertifiedBlock(block: Block, cert: CommitCertificate): StepOutput {
-    return this.step(() => this.count(this.handleDecided(block, cert)));
+    return this.step(() => {
+      const decoded = decodeMessage({ type: 'decided', chain: this.chain, block, cert });
+      this.count(decoded.ok ? this.handleMessage(decoded.message) : 'malformed');
+    });
   }
 
   // ---- step plumbing
@@ -437,15 +440,25 @@ export class ConsensusCore {
     return Math.max(this.modules.clock.now(), this.tip.time + 1);
   }
 
+  /** Asks the app for a fresh block; undefined when it fails (the view then times out like a silent primary's). */
+  private build(): Block | undefined {
+    try {
+      return this.app.propose({
+        height: this.height,
+        view: this.view,
+        prev: this.tip.hash,
+        time: this.blockTime(),
+        proposer: this.self!,
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
   private propose(): void {
     const self = this.self!;
-    const block = this.app.propose({
-      height: this.height,
-      view: this.view,
-      prev: this.tip.hash,
-      time: this.blockTime(),
-      proposer: self,
-    });
+    const block = this.build();
+    if (block === undefined) return;
     const proposal = signProposal(this.chain, this.height, this.view, block, self, this.signer!);
     this.ownProposal = proposal;
     this.dirty = true;
@@ -467,21 +480,10 @@ export class ConsensusCore {
     const viewChanges = [...this.viewChanges.values()].filter((vc) => vc.view === this.view);
     if (viewChanges.length < this.quorum) return;
     const forced = highestPrepared(viewChanges);
-    let block: Block;
-    if (forced !== null) {
-      const known = this.blocks.get(forced);
-      // Without the block (nobody attached it) or with one this node's app refuses, wait for the next view.
-      if (known === undefined || !this.validBlock(forced)) return;
-      block = known;
-    } else {
-      block = this.app.propose({
-        height: this.height,
-        view: this.view,
-        prev: this.tip.hash,
-        time: this.blockTime(),
-        proposer: this.self!,
-      });
-    }
+    // Without the forced block (nobody attached it), with one this node's app refuses, or when the
+    // app cannot build one, wait: the view times out and the next primary tries.
+    const block = forced === null ? this.build() : this.blocks.get(forced);
+    if (block === undefined || (forced !== null && !this.validBlock(forced))) return;
     const proposal = signProposal(this.chain, this.height, this.view, block, this.self!, this.signer!);
     const newView = signNewView(viewChanges, proposal, this.signer!);
     this.ownProposal = newView;
@@ -576,7 +578,12 @@ export class ConsensusCore {
     if (known !== undefined) return known;
     const block = this.blocks.get(hash);
     if (block === undefined || !this.started) return false;
-    const verdict = this.app.validate(block).ok;
+    let verdict: boolean;
+    try {
+      verdict = this.app.validate(block).ok;
+    } catch {
+      verdict = false;
+    }
     this.verdicts.set(hash, verdict);
     return verdict;
   }

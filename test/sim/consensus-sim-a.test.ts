@@ -2,7 +2,7 @@
 import t from 'tap';
 import { runBatch } from './fixtures/batch.js';
 
-const totals = runBatch(t, 0, 500, 'test/sim/consensus-sim-a.test.ts');
+const totals = await runBatch(t, 0, 500, 'test/sim/consensus-sim-a.test.ts');
 
 if (process.env.SIM_SEED === undefined) {
   // The batch must really have met the faults it claims to survive.

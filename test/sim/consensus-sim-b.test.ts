@@ -2,4 +2,4 @@
 import t from 'tap';
 import { runBatch } from './fixtures/batch.js';
 
-runBatch(t, 500, 500, 'test/sim/consensus-sim-b.test.ts');
+await runBatch(t, 500, 500, 'test/sim/consensus-sim-b.test.ts');

@@ -2,4 +2,4 @@
 import t from 'tap';
 import { runBatch } from './fixtures/batch.js';
 
-runBatch(t, 1000, 500, 'test/sim/consensus-sim-c.test.ts');
+await runBatch(t, 1000, 500, 'test/sim/consensus-sim-c.test.ts');

@@ -2,4 +2,4 @@
 import t from 'tap';
 import { runBatch } from './fixtures/batch.js';
 
-runBatch(t, 1500, 500, 'test/sim/consensus-sim-d.test.ts');
+await runBatch(t, 1500, 500, 'test/sim/consensus-sim-d.test.ts');

@@ -2,14 +2,18 @@
 import t from 'tap';
 import { bytesToHex, utf8ToBytes } from '../../../src/common/bytes.js';
 import { generateSigningKeyPair, sha256 } from '../../../src/common/crypto.js';
-import { signFast } from '../../../src/common/crypto-node.js';
+import { signFast, verifyFast } from '../../../src/common/crypto-node.js';
 import {
+  type ConsensusApp,
+  ConsensusCore,
   type DropReason,
   encodeMessage,
+  genesisTip,
   signProposal,
   signVote,
   type VoteMessage,
 } from '../../../src/consensus/index.js';
+import type { Block, CommitCertificate } from '../../../src/ledger/block.js';
 import { Cluster } from './fixtures/cluster.js';
 
 t.test('each kind of bad input lands in its counter', async (t) => {
@@ -105,4 +109,51 @@ t.test('a proposal from a non-primary or with a bad time is refused', async (t) 
   t.equal(node.wal, undefined, 'never voted for any of them');
   node.core.onMessage(proposal);
   t.equal(node.wal?.prepareVote !== null, true, 'the genuine proposal is prepared');
+});
+
+t.test('untrusted synced blocks and a failing app never make the core throw', async (t) => {
+  const cluster = new Cluster(4);
+  const node = cluster.nodes[0]!;
+  node.apply(node.core.start());
+  const junk = [{}, { header: { height: 1 } }, null, 'block'] as unknown as Block[];
+  for (const block of junk) {
+    t.doesNotThrow(() => node.apply(node.core.onCertifiedBlock(block, {} as unknown as CommitCertificate)));
+  }
+  t.equal(node.core.dropped.malformed, junk.length, 'malformed synced blocks are counted');
+
+  // An app that throws is treated as refusing the block, or as having nothing to propose.
+  const failing: ConsensusApp = {
+    propose: () => {
+      throw new Error('mempool unavailable');
+    },
+    validate: () => {
+      throw new Error('state unavailable');
+    },
+  };
+  const primary = cluster.primary(1, 0);
+  const key = cluster.keys[primary]!;
+  const core = new ConsensusCore(
+    { genesis: cluster.genesis, self: key.key, timing: { blockIntervalMs: 0 } },
+    { app: failing, clock: cluster.clock, verifier: verifyFast, signer: (m) => signFast(m, key.secretKey) },
+    { tip: genesisTip(cluster.genesis) },
+  );
+  let out: ReturnType<typeof core.start> | undefined;
+  t.doesNotThrow(() => {
+    out = core.start();
+  }, 'a primary whose app cannot build a block does not throw');
+  t.notOk(
+    out?.send.some((m) => m.message.type === 'proposal'),
+    'and proposes nothing',
+  );
+  cluster.start([primary]);
+  const proposal = cluster.nodes[primary]!.sent.find((m) => m.type === 'proposal');
+  const other = cluster.keys[(primary + 1) % 4]!;
+  const replica = new ConsensusCore(
+    { genesis: cluster.genesis, self: other.key },
+    { app: failing, clock: cluster.clock, verifier: verifyFast, signer: (m) => signFast(m, other.secretKey) },
+    { tip: genesisTip(cluster.genesis) },
+  );
+  replica.start();
+  t.doesNotThrow(() => replica.onMessage(proposal));
+  t.equal(replica.dropped['invalid-block'], 1, 'a block the app fails on is refused');
 });
