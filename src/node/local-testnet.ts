@@ -43,6 +43,8 @@ export interface LocalTestnetOptions extends Omit<InitOptions, 'basePort'> {
   logLevel?: string;
   /** Extra environment for the node processes. */
   env?: Record<string, string>;
+  /** Extra arguments for the node processes' `node` binary, e.g. `--cpu-prof` (benchmarks, profiling). */
+  nodeArgs?: string[];
 }
 
 /** A testnet of node processes. */
@@ -110,12 +112,18 @@ export class LocalTestnet {
     return p !== undefined && p.exitCode === null && p.signalCode === null;
   }
 
+  /** Operating-system process id of node i, while it runs. */
+  pid(i: number): number | undefined {
+    return this.running(i) ? this.procs.get(i)?.pid : undefined;
+  }
+
   /** Starts node i's process (logs appended to `<home>/node.log`). */
   start(i: number): void {
     if (this.running(i)) return;
     const node = this.net.nodes[i]!;
     const log = createWriteStream(join(node.home, 'node.log'), { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, 'node', 'start', '--config', node.configPath], {
+    const args = [...(this.options.nodeArgs ?? []), BIN, 'node', 'start', '--config', node.configPath];
+    const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DATAGRANT_LOG_LEVEL: this.options.logLevel ?? 'info', ...this.options.env },
     });
