@@ -2,7 +2,7 @@
 import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
-import { blockHash, buildTxProof, quorumSize, stateKey, txHash } from '../ledger/index.js';
+import { blockHash, buildTxProof, MAX_TX_BYTES, quorumSize, stateKey, txHash } from '../ledger/index.js';
 import type { Chain, CommittedBlockEvent } from '../node/chain.js';
 import type { Mempool } from '../node/mempool.js';
 import { ErrorBodySchema } from './errors.js';
@@ -31,6 +31,8 @@ export interface ChainRouteModules {
 }
 
 const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+/** Most transactions in one `POST /v1/txs/batch`. */
+export const MAX_BATCH_TXS = 256;
 const errors = { 400: ErrorBodySchema, 404: ErrorBodySchema };
 
 /** Registers the chain routes under /v1. */
@@ -87,15 +89,22 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     },
   );
 
-  app.get(
+  app.get<{ Querystring: { txs?: boolean } }>(
     '/v1/events',
     {
       schema: {
         tags: ['chain'],
-        summary: 'Server-sent events: one `block` event per committed block (header summary)',
+        summary:
+          'Server-sent events: one `block` event per committed block (header summary; with `txs=true`, its tx hashes)',
+        querystring: {
+          type: 'object',
+          properties: { txs: { type: 'boolean' } },
+          additionalProperties: false,
+        },
       },
     },
     async (request, reply) => {
+      const withTxs = request.query.txs === true;
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, {
@@ -116,6 +125,7 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
           txCount: h.txCount,
           proposer: h.proposer,
           view: h.view,
+          ...(withTxs ? { txHashes: event.txHashes } : {}),
         };
         raw.write(`event: block\ndata: ${JSON.stringify(data)}\n\n`);
       };
@@ -281,6 +291,49 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     async (request, reply) => {
       const hash = await modules.submit(request.body);
       return reply.status(202).send({ hash, status: 'pending' });
+    },
+  );
+
+  app.post<{ Body: unknown[] }>(
+    '/v1/txs/batch',
+    {
+      bodyLimit: MAX_BATCH_TXS * MAX_TX_BYTES + 64 * 1024,
+      schema: {
+        tags: ['chain'],
+        summary: `Submit up to ${MAX_BATCH_TXS} signed transactions; each is admitted or refused on its own, in order`,
+        body: { type: 'array', minItems: 1, maxItems: MAX_BATCH_TXS, items: { type: 'object' } },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              results: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    hash: HASH,
+                    status: { type: 'string' },
+                    error: ErrorBodySchema.properties.error,
+                  },
+                },
+              },
+            },
+          },
+          400: ErrorBodySchema,
+        },
+      },
+    },
+    async (request) => {
+      const results = [];
+      for (const tx of request.body) {
+        try {
+          results.push({ hash: await modules.submit(tx), status: 'pending' });
+        } catch (err) {
+          if (!(err instanceof DatagrantError)) throw err;
+          results.push({ status: 'refused', error: { code: err.code, message: err.message } });
+        }
+      }
+      return { results };
     },
   );
 }
