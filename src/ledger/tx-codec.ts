@@ -5,7 +5,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
 import { bytesToHex, concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
-import { canonicalBytes } from '../common/canonical.js';
+import { canonicalBytes, canonicalize } from '../common/canonical.js';
 import { randomBytes, sha256, sign, verify } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import {
@@ -28,20 +28,80 @@ export type SignatureVerifier = (
   publicKey: Uint8Array,
 ) => boolean;
 
-/** The bytes a transaction's signature covers: a domain tag and the canonical unsigned envelope. */
-export function txSigningBytes(tx: UnsignedTx): Uint8Array {
-  const { v, chain, kind, signer, nonce, expires, body } = tx;
-  return concatBytes(TX_DOMAIN, canonicalBytes({ v, chain, kind, signer, nonce, expires, body }));
+/** The encodings of one transaction object, computed once (see `txHash`). */
+interface TxEncoding {
+  /** Canonical body and envelope text around the signature: `{"body":…,"nonce":…` and `"signer":…}`. */
+  head?: string;
+  tail?: string;
+  signing?: Uint8Array;
+  hash?: string;
+  bytes?: Uint8Array;
 }
 
-/** Transaction hash (hex): SHA-256 of its signing bytes, so it names the transaction independent of the signature. */
+const encodings = new WeakMap<object, TxEncoding>();
+const ENVELOPE_KEYS = ['v', 'chain', 'kind', 'signer', 'nonce', 'expires', 'body', 'sig'] as const;
+
+function encodingOf(tx: object): TxEncoding {
+  let e = encodings.get(tx);
+  if (e === undefined) {
+    e = {};
+    encodings.set(tx, e);
+  }
+  return e;
+}
+
+/**
+ * Canonical text of the envelope without `sig`, split where `sig` sorts in (after `nonce`, before
+ * `signer`), so the signing bytes and the whole transaction's bytes share one canonicalisation.
+ */
+function envelopeParts(tx: UnsignedTx, e: TxEncoding): { head: string; tail: string } {
+  if (e.head === undefined || e.tail === undefined) {
+    const { v, chain, kind, signer, nonce, expires, body } = tx;
+    e.head =
+      `{"body":${canonicalize(body)},"chain":${canonicalize(chain)},"expires":${canonicalize(expires)}` +
+      `,"kind":${canonicalize(kind)},"nonce":${canonicalize(nonce)}`;
+    e.tail = `"signer":${canonicalize(signer)},"v":${canonicalize(v)}}`;
+  }
+  return { head: e.head, tail: e.tail };
+}
+
+/** The bytes a transaction's signature covers: a domain tag and the canonical unsigned envelope. */
+export function txSigningBytes(tx: UnsignedTx): Uint8Array {
+  const e = encodingOf(tx);
+  if (e.signing === undefined) {
+    const { head, tail } = envelopeParts(tx, e);
+    e.signing = concatBytes(TX_DOMAIN, utf8ToBytes(`${head},${tail}`));
+  }
+  return e.signing;
+}
+
+/**
+ * Transaction hash (hex): SHA-256 of its signing bytes, so it names the transaction independent of
+ * the signature. Transactions are values: the encodings of a transaction object are computed once
+ * and remembered with it, so change a copy, never a transaction that was already hashed.
+ */
 export function txHash(tx: UnsignedTx): string {
-  return bytesToHex(sha256(txSigningBytes(tx)));
+  const e = encodingOf(tx);
+  if (e.hash === undefined) e.hash = bytesToHex(sha256(txSigningBytes(tx)));
+  return e.hash;
 }
 
 /** Canonical bytes of the whole signed transaction (what blocks carry and Merkle leaves hash). */
 export function txBytes(tx: Tx): Uint8Array {
-  return canonicalBytes(tx);
+  const e = encodingOf(tx);
+  if (e.bytes === undefined) {
+    // Only a plain envelope with exactly the eight fields can be assembled from the parts; anything
+    // else is encoded as it is (and will not verify).
+    const plain =
+      Object.getPrototypeOf(tx) === Object.prototype &&
+      Object.keys(tx).length === ENVELOPE_KEYS.length &&
+      ENVELOPE_KEYS.every((k) => Object.hasOwn(tx, k));
+    if (plain) {
+      const { head, tail } = envelopeParts(tx, e);
+      e.bytes = utf8ToBytes(`${head},"sig":${canonicalize(tx.sig)},${tail}`);
+    } else e.bytes = canonicalBytes(tx);
+  }
+  return e.bytes;
 }
 
 /** Fields a caller gives to build a transaction. */
@@ -75,7 +135,10 @@ export function signTx<K extends TxKind>(
     body: draft.body,
   };
   const sig = bytesToHex(signer(txSigningBytes(unsigned), signerSecretKey));
-  return { ...unsigned, sig };
+  const signed = { ...unsigned, sig };
+  // The signed transaction has the same envelope: keep what was already encoded.
+  encodings.set(signed, { ...encodingOf(unsigned) });
+  return signed;
 }
 
 /** True when the transaction's signature is valid for its signer. */
@@ -109,7 +172,7 @@ export function decodeTx(input: unknown): AnyTx {
   }
   let size: number;
   try {
-    size = canonicalBytes(tx).length;
+    size = txBytes(tx).length;
   } catch (err) {
     throw new DatagrantError('LEDGER_TX_MALFORMED', `tx: ${(err as Error).message}`);
   }

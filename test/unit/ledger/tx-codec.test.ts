@@ -292,3 +292,46 @@ t.test('wrapped-key fixture used by helpers passes the schema', async (t) => {
   const put = ledger.putRecord(chain.validators[0]!, hexOf('x'), 'tax', { key: fakeWrappedKey('k') });
   t.doesNotThrow(() => decodeTx(copy(put)));
 });
+
+t.test('encodings are assembled once per object and equal the canonical encoding', async (t) => {
+  const { canonicalBytes } = await import('../../../src/common/canonical.js');
+  const { concatBytes, utf8ToBytes } = await import('../../../src/common/bytes.js');
+  const fc = (await import('fast-check')).default;
+  const { canonicalValue, unicodeString } = await import('../../helpers/arbitraries.js');
+  const domain = utf8ToBytes('datagrant/tx/v1\n');
+  const signingOf = (tx: AnyTx) => {
+    const { v, chain: c, kind, signer, nonce, expires, body } = tx;
+    return concatBytes(domain, canonicalBytes({ v, chain: c, kind, signer, nonce, expires, body }));
+  };
+  for (const kind of TX_KINDS) {
+    const tx = copy(samples[kind]) as AnyTx;
+    t.same(txBytes(tx), canonicalBytes(tx), `${kind}: txBytes is the canonical encoding`);
+    t.same(txSigningBytes(tx), signingOf(tx), `${kind}: signing bytes are the canonical unsigned envelope`);
+    t.equal(txBytes(tx), txBytes(tx), `${kind}: computed once per object`);
+  }
+  // Bodies with any canonical values and keys that sort around the envelope's ("sig", "signer").
+  fc.assert(
+    fc.property(
+      fc.dictionary(
+        fc.oneof(fc.constantFrom('sig', 'signer', 'a', 'z', '"'), unicodeString()),
+        canonicalValue,
+      ),
+      unicodeString(),
+      (body, nonce) => {
+        const tx = { ...copy(samples['institution.add']), body, nonce } as unknown as AnyTx;
+        const fresh = copy(tx);
+        return (
+          Buffer.from(txBytes(tx)).equals(Buffer.from(canonicalBytes(fresh))) &&
+          Buffer.from(txSigningBytes(tx)).equals(Buffer.from(signingOf(fresh)))
+        );
+      },
+    ),
+  );
+  const extra = { ...copy(samples.deny), extra: 1 } as unknown as AnyTx;
+  t.same(txBytes(extra), canonicalBytes(extra), 'a non-envelope object is encoded as it is');
+  const { sig: _sig, ...unsigned } = copy(samples.deny);
+  t.same(
+    txBytes({ ...unsigned, other: 'x' } as unknown as AnyTx),
+    canonicalBytes({ ...unsigned, other: 'x' }),
+  );
+});
