@@ -21,6 +21,7 @@ import {
   type LedgerConfig,
   ledgerConfigOf,
   type SignatureVerifier,
+  stateKey,
   txHash,
   txRootOf,
 } from '../ledger/index.js';
@@ -68,6 +69,14 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** Height of the last committed block (0 before the first). */
   get height(): number {
     return this.store.tip().height;
+  }
+
+  /**
+   * True when a transaction with this hash is committed and not yet expired: the ledger's own
+   * replay guard, held in memory. (An expired transaction is refused before this matters.)
+   */
+  committedRecently(hash: string): boolean {
+    return this.state.get(stateKey.seen(hash)) !== undefined;
   }
 
   private checked = (tx: AnyTx): boolean => this.modules.mempool.isVerified(tx);

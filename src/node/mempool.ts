@@ -30,6 +30,12 @@ export interface RejectedTx {
 
 const VERIFIED_LIMIT = 200_000;
 const REJECTED_LIMIT = 10_000;
+/**
+ * How long a transaction the ledger refused is not admitted again. Resubmitting it at once would
+ * only make every validator gossip and execute it again for the same refusal; after the window the
+ * chain may have moved on (e.g. what it depended on committed), so it gets another chance.
+ */
+const REFUSED_READMIT_MS = 2_000;
 
 /** Pending transactions in arrival order. */
 export class Mempool {
@@ -50,8 +56,8 @@ export class Mempool {
   /**
    * Decodes and admits a transaction; returns its hash. Throws a coded DatagrantError:
    * LEDGER_TX_MALFORMED, LEDGER_WRONG_CHAIN, LEDGER_TX_EXPIRED, LEDGER_TX_TTL_TOO_LONG,
-   * LEDGER_BAD_SIGNATURE, LEDGER_TX_DUPLICATE (already pending), LEDGER_TX_REPLAYED
-   * (already committed), LEDGER_MEMPOOL_FULL.
+   * LEDGER_BAD_SIGNATURE, LEDGER_TX_DUPLICATE (already pending, or refused by the ledger in the
+   * last `REFUSED_READMIT_MS`), LEDGER_TX_REPLAYED (already committed), LEDGER_MEMPOOL_FULL.
    */
   async add(input: unknown): Promise<string> {
     const tx = decodeTx(input);
@@ -75,6 +81,14 @@ export class Mempool {
       if (existing.sig === tx.sig)
         throw new DatagrantError('LEDGER_TX_DUPLICATE', 'tx is already pending', { hash });
       throw new DatagrantError('LEDGER_TX_REPLAYED', 'a tx with this hash is already pending', { hash });
+    }
+    const refused = this.rejected.get(hash);
+    if (refused && now - refused.at < REFUSED_READMIT_MS) {
+      throw new DatagrantError(
+        'LEDGER_TX_DUPLICATE',
+        `the ledger refused this tx a moment ago (${refused.code}); it is not admitted again yet`,
+        { hash, refused: refused.code },
+      );
     }
     if (!this.isVerified(tx)) {
       if (!verifyTxSignature(tx, this.modules.verifier)) {

@@ -1,0 +1,71 @@
+/**
+ * Mempool admission: decode, expiry and signature checks once, duplicates and replays refused,
+ * and a transaction the ledger just refused kept out for a moment, then given another chance.
+ */
+import '../../../src/common/polyfill.js';
+import t from 'tap';
+import { verifyFast } from '../../../src/common/crypto-node.js';
+import { txHash } from '../../../src/ledger/index.js';
+import { Mempool } from '../../../src/node/mempool.js';
+import { makeTestChain } from '../../helpers/chain.js';
+
+function setup() {
+  const tc = makeTestChain({ validators: 1 });
+  let now = tc.options.time;
+  const committed = new Set<string>();
+  let verifies = 0;
+  const mempool = new Mempool(
+    { chain: tc.genesis.chain, maxTxs: 3, maxTxTtlMs: tc.genesis.params.maxTxTtlMs },
+    {
+      verifier: (sig, msg, key) => {
+        verifies++;
+        return verifyFast(sig, msg, key);
+      },
+      isCommitted: async (hash) => committed.has(hash),
+      now: () => now,
+    },
+  );
+  let n = 0;
+  const tx = () =>
+    tc.sign(tc.admin, 'institution.retire', { institution: `inst-${n++}` }, now, { expires: now + 60_000 });
+  return {
+    mempool,
+    tx,
+    committed,
+    verifies: () => verifies,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+t.test('admits once, refuses duplicates, replays of committed txs and a full pool', async (t) => {
+  const { mempool, tx, committed, verifies } = setup();
+  const a = tx();
+  t.equal(await mempool.add(JSON.parse(JSON.stringify(a))), txHash(a));
+  await t.rejects(mempool.add(JSON.parse(JSON.stringify(a))), { code: 'LEDGER_TX_DUPLICATE' });
+  t.equal(verifies(), 1, 'the signature is checked once');
+  const b = tx();
+  committed.add(txHash(b));
+  await t.rejects(mempool.add(b), { code: 'LEDGER_TX_REPLAYED' }, 'already committed');
+  await mempool.add(tx());
+  await mempool.add(tx());
+  await t.rejects(mempool.add(tx()), { code: 'LEDGER_MEMPOOL_FULL' });
+});
+
+t.test('a tx the ledger refused is not admitted again at once, but later', async (t) => {
+  const { mempool, tx, advance } = setup();
+  const a = tx();
+  const hash = await mempool.add(a);
+  mempool.reject(hash, 'LEDGER_UNKNOWN_INSTITUTION', 'no such institution');
+  t.equal(mempool.size, 0);
+  await t.rejects(
+    mempool.add(JSON.parse(JSON.stringify(a))),
+    { code: 'LEDGER_TX_DUPLICATE', meta: { refused: 'LEDGER_UNKNOWN_INSTITUTION' } },
+    'resubmitted at once: refused',
+  );
+  t.equal(mempool.rejection(hash)?.code, 'LEDGER_UNKNOWN_INSTITUTION', 'the reason is still reported');
+  advance(2_000);
+  t.equal(await mempool.add(JSON.parse(JSON.stringify(a))), hash, 'after the window: admitted again');
+  t.equal(mempool.rejection(hash), undefined, 'and no longer reported as rejected');
+});
