@@ -45,6 +45,7 @@ import { NodeMetrics } from './metrics.js';
 import { PbftDriver } from './pbft-driver.js';
 import { ErasureRole, ExtractorRole } from './roles.js';
 import { TxGateway } from './tx-gateway.js';
+import { decodeTxGossip, encodeTxGossip } from './tx-gossip.js';
 
 /** Reads and validates a genesis file. */
 export async function readGenesis(path: string): Promise<Genesis> {
@@ -165,7 +166,16 @@ export class DatagrantNode implements NodeStatusSource {
     this.gateway = new TxGateway({
       chain: this.chain,
       mempool: this.mempool,
-      gossip: (tx) => this.publish(tx.kind === 'request.open' ? 'requests' : 'txs', tx),
+      gossip: (txs) => {
+        // Requests keep their own topic (the patent's multicast to extractors).
+        const requests = txs.filter((tx) => tx.kind === 'request.open');
+        if (requests.length > 0) this.publish('requests', requests);
+        if (requests.length < txs.length)
+          this.publish(
+            'txs',
+            txs.filter((tx) => tx.kind !== 'request.open'),
+          );
+      },
       onAdmitted: () => {
         this.producer?.poke();
         this.consensus?.poke();
@@ -174,19 +184,19 @@ export class DatagrantNode implements NodeStatusSource {
     if (this.network) {
       for (const topic of ['txs', 'requests'] as const) {
         this.network.subscribe(topic, (data) => {
-          let tx: unknown;
-          try {
-            tx = JSON.parse(new TextDecoder().decode(data));
-          } catch {
+          const txs = decodeTxGossip(data);
+          if (txs === undefined) {
             this.gossipDropped['tx-malformed']++;
             return;
           }
-          this.gateway.submit(tx, { gossip: false }).catch((err: unknown) => {
-            const code = (err as { code?: unknown }).code;
-            if (code === 'LEDGER_TX_MALFORMED' || code === 'LEDGER_TX_TOO_LARGE')
-              this.gossipDropped['tx-malformed']++;
-            else this.gossipDropped['tx-refused']++;
-          });
+          for (const tx of txs) {
+            this.gateway.submit(tx, { gossip: false }).catch((err: unknown) => {
+              const code = (err as { code?: unknown }).code;
+              if (code === 'LEDGER_TX_MALFORMED' || code === 'LEDGER_TX_TOO_LARGE')
+                this.gossipDropped['tx-malformed']++;
+              else this.gossipDropped['tx-refused']++;
+            });
+          }
         });
       }
       this.network.handle('payload', async (req) => {
@@ -383,8 +393,8 @@ export class DatagrantNode implements NodeStatusSource {
     return this.modules.createNetwork?.(options) ?? new Libp2pNetwork(options, { logger: this.logger });
   }
 
-  private publish(topic: 'txs' | 'requests', tx: AnyTx): void {
-    this.network?.publish(topic, utf8ToBytes(JSON.stringify(tx))).catch(() => {});
+  private publish(topic: 'txs' | 'requests', txs: AnyTx[]): void {
+    for (const message of encodeTxGossip(txs)) this.network?.publish(topic, message).catch(() => {});
   }
 
   /** Asks the other nodes for a ciphertext by digest; the first that matches the digest wins. */

@@ -17,13 +17,19 @@ export interface CommittedTx {
 /** Admits, gossips and tracks transactions. */
 export class TxGateway {
   private readonly waiters = new Map<string, Set<(result: CommittedTx) => void>>();
+  private outbox: AnyTx[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly modules: {
       chain: Chain;
       mempool: Mempool;
-      /** Sends an admitted transaction to the other validators. */
-      gossip?: (tx: AnyTx) => void;
+      /**
+       * Sends admitted transactions to the other validators. Those admitted in the same turn of
+       * the event loop (e.g. one batch request, or many requests under load) are handed over
+       * together, in admission order, so they can travel as one message.
+       */
+      gossip?: (txs: AnyTx[]) => void;
       /** Called after admission (e.g. to wake the block producer). */
       onAdmitted?: () => void;
     },
@@ -34,9 +40,21 @@ export class TxGateway {
   /** Admits a transaction (throws a coded error if refused) and gossips it; returns its hash. */
   async submit(input: unknown, options: { gossip?: boolean } = {}): Promise<string> {
     const hash = await this.modules.mempool.add(input);
-    if (options.gossip !== false) this.modules.gossip?.(this.modules.mempool.get(hash)!);
+    if (options.gossip !== false && this.modules.gossip) this.queueGossip(this.modules.mempool.get(hash)!);
     this.modules.onAdmitted?.();
     return hash;
+  }
+
+  private queueGossip(tx: AnyTx): void {
+    this.outbox.push(tx);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const txs = this.outbox;
+      this.outbox = [];
+      this.modules.gossip!(txs);
+    });
   }
 
   /**
