@@ -68,6 +68,8 @@ export interface ExtractorModules {
   now: () => number;
   /** Uniform [0, 1) for back-off jitter (default `Math.random`). */
   random?: () => number;
+  /** Ed25519 signer for the node's transactions (the portable one by default; the node passes OpenSSL's). */
+  sign?: (message: Uint8Array, secretKey: Uint8Array) => Uint8Array;
 }
 
 /** A committed data request as the extractor needs it. */
@@ -470,6 +472,7 @@ export class Extractor {
       this.#options.nodeKey.publicKey,
       this.#options.nodeKey.secretKey,
       now,
+      this.#modules.sign,
     );
     const hash = txHash(tx);
     if (!(await this.#submit(tx, log))) {
@@ -505,6 +508,7 @@ export class Extractor {
       this.#options.nodeKey.publicKey,
       this.#options.nodeKey.secretKey,
       now,
+      this.#modules.sign,
     );
     const hash = txHash(tx);
     if (!(await this.#submit(tx, log))) return { type, status: 'skipped', why: 'submit-failed' };

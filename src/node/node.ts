@@ -286,6 +286,7 @@ export class DatagrantNode implements NodeStatusSource {
           },
           logger: log,
           now: Date.now,
+          sign: signFast,
         },
       );
       await this.run(
@@ -331,6 +332,7 @@ export class DatagrantNode implements NodeStatusSource {
         institutions,
         now: Date.now,
         logger: log.child({ module: 'platform' }),
+        sign: signFast,
       });
       this.platform = platform;
       const auth = new HttpAuthVerifier(

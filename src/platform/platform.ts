@@ -112,6 +112,8 @@ export class Platform extends EventEmitter<PlatformEvents> {
       institutions: ReadonlyMap<string, KeySet>;
       now: () => number;
       logger: Logger;
+      /** Ed25519 signer for the institutions' transactions (the portable one by default; the node passes OpenSSL's). */
+      sign?: (message: Uint8Array, secretKey: Uint8Array) => Uint8Array;
     },
   ) {
     super();
@@ -147,6 +149,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
       keys.signing.publicKey,
       keys.signing.secretKey,
       now,
+      this.modules.sign,
     );
     const committed = await this.modules.gateway.submitAndWait(tx);
     return { request: committed.hash, height: committed.height };
@@ -267,6 +270,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
       keys.signing.publicKey,
       keys.signing.secretKey,
       now,
+      this.modules.sign,
     );
     let committed: { hash: string; height: number };
     try {
