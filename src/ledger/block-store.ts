@@ -165,7 +165,8 @@ export class LevelBlockStore implements BlockStore {
   async commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
     checkNext(this.current, certified);
     // Two commits in flight could both pass the order check; the caller serialises, this makes sure.
-    if (this.writing) throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
+    if (this.writing)
+      throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
     this.writing = true;
     try {
       await this.db.batch(blockOps(certified, effects), { sync: false });
