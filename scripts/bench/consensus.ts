@@ -1,0 +1,239 @@
+/**
+ * Part 2, consensus throughput and latency: a 4-validator testnet of node processes over real
+ * libp2p, driven open-loop at increasing offered rates with pre-signed `institution.add`
+ * transactions spread over the four nodes; then the same against the one-validator dev chain.
+ * Reports committed tx/s, commit latency, block size and CPU per node per step, the knee of the
+ * curve, and each figure as a fraction of the crypto ceiling measured in this run.
+ */
+import type { CryptoCeiling } from './crypto.js';
+import { CommitWatcher } from './http-client.js';
+import {
+  type LoadStepResult,
+  prepareInstitutionAdds,
+  runLoadStep,
+  type SubmitMode,
+  waitIdle,
+} from './load.js';
+import { monotonicUs, type ProfileWindow } from './profile-summary.js';
+import { note, printTable, round, writeResult } from './report.js';
+import { type BenchTestnet, startBenchTestnet } from './testnet.js';
+
+/** Options of part 2. */
+export interface ConsensusBenchOptions {
+  quick: boolean;
+  ceiling: CryptoCeiling;
+  /** The running 4-validator testnet to load. */
+  net: BenchTestnet;
+  /** Write node CPU profiles here (node --cpu-prof). */
+  profileDir?: string;
+}
+
+interface Ladder {
+  rates: number[];
+  singleRates: number[];
+  durationMs: number;
+  warmupMs: number;
+}
+
+/** A step with its ratio to the ceiling. */
+type StepRow = LoadStepResult & { ofCeiling: number };
+
+/** The knee: the highest offered rate still committed in full (≥ 90%) with p99 under a second. */
+export function kneeOf(steps: readonly LoadStepResult[]): LoadStepResult | undefined {
+  let knee: LoadStepResult | undefined;
+  for (const s of steps) {
+    if (s.committedPerSecond >= 0.9 * s.offered && s.latencyMs.p99 < 1000 && s.lost === 0) {
+      if (!knee || s.offered > knee.offered) knee = s;
+    }
+  }
+  return knee;
+}
+
+async function runLadder(
+  net: BenchTestnet,
+  ladder: Ladder,
+  ceilingTxs: number,
+  label: string,
+): Promise<{ batch: StepRow[]; single: StepRow[] }> {
+  const total =
+    [...ladder.rates, ...ladder.singleRates].reduce(
+      (a, r) => a + Math.round((r * ladder.durationMs) / 1000),
+      0,
+    ) + 10;
+  const t = performance.now();
+  const txs = prepareInstitutionAdds(net.chain, net.admin, total, `b${Date.now().toString(36)}`);
+  note(`${label}: signed ${total} institution.add txs in ${Math.round(performance.now() - t)} ms`);
+  const watcher = new CommitWatcher(net.apis[0]!);
+  await watcher.start();
+  let offset = 0;
+  const run = async (rate: number, mode: SubmitMode): Promise<StepRow> => {
+    await waitIdle(net.apis);
+    const count = Math.round((rate * ladder.durationMs) / 1000);
+    const slice = txs.slice(offset, offset + count);
+    offset += count;
+    const r = await runLoadStep({
+      apis: net.apis,
+      txs: slice,
+      rate,
+      durationMs: ladder.durationMs,
+      mode,
+      watcher,
+      pids: net.pids,
+      warmupMs: ladder.warmupMs,
+      drainMs: 15_000,
+    });
+    note(
+      `${label} ${mode} ${rate}/s → ${r.committedPerSecond}/s, p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms, ` +
+        `${r.txsPerBlock.mean} tx/block, cpu ${r.cpu.perPid.join('/')} (${r.cpuMsPerTx} ms/tx) bench ${r.cpu.bench} others ${r.cpu.others}` +
+        (r.refused ? `, refused ${JSON.stringify(r.refusedCodes)}` : '') +
+        (r.lost ? `, lost ${r.lost}` : ''),
+    );
+    return { ...r, ofCeiling: round(r.committedPerSecond / ceilingTxs, 3) };
+  };
+  const batch: StepRow[] = [];
+  try {
+    for (const rate of ladder.rates) {
+      const r = await run(rate, 'batch');
+      batch.push(r);
+      // Far past the knee: higher rates only add queueing.
+      if (r.committedPerSecond < 0.5 * rate) break;
+    }
+    const single: StepRow[] = [];
+    for (const rate of ladder.singleRates) single.push(await run(rate, 'single'));
+    return { batch, single };
+  } finally {
+    watcher.stop();
+  }
+}
+
+function printSteps(title: string, rows: StepRow[]): void {
+  printTable(
+    title,
+    [
+      'mode',
+      'offered/s',
+      'committed/s',
+      'of ceiling',
+      'p50 ms',
+      'p95 ms',
+      'p99 ms',
+      'tx/block',
+      'blocks/s',
+      'cpu/node',
+      'cpu ms/tx',
+      'bench cpu',
+      'others cpu',
+      'lost',
+    ],
+    rows.map((r) => [
+      r.mode,
+      r.offered,
+      r.committedPerSecond,
+      `${Math.round(r.ofCeiling * 100)}%`,
+      r.latencyMs.p50,
+      r.latencyMs.p95,
+      r.latencyMs.p99,
+      r.txsPerBlock.mean,
+      r.blocksPerSecond,
+      r.cpu.perPid.map((x) => x.toFixed(2)).join(' '),
+      r.cpuMsPerTx,
+      r.cpu.bench,
+      r.cpu.others,
+      r.lost + r.refused,
+    ]),
+  );
+}
+
+/** Runs part 2 and writes bench-results/consensus.json. */
+export async function runConsensus(options: ConsensusBenchOptions): Promise<ProfileWindow> {
+  const { quick, ceiling } = options;
+  const pbftLadder: Ladder = quick
+    ? { rates: [300, 700, 1200, 2000], singleRates: [700], durationMs: 4000, warmupMs: 1000 }
+    : {
+        rates: [250, 500, 1000, 1500, 2000, 2500, 3000, 4000],
+        singleRates: [500, 1000, 2000],
+        durationMs: 10_000,
+        warmupMs: 2000,
+      };
+  const devLadder: Ladder = quick
+    ? { rates: [1000, 2500, 4000], singleRates: [], durationMs: 4000, warmupMs: 1000 }
+    : {
+        rates: [1000, 2000, 3000, 4000, 6000, 8000],
+        singleRates: [2000],
+        durationMs: 10_000,
+        warmupMs: 2000,
+      };
+
+  const results: Record<string, unknown> = {};
+  const window: ProfileWindow = { fromUs: 0, toUs: 0 };
+  const settings: Record<string, unknown> = {
+    pbftLadder,
+    devLadder,
+    txKind: 'institution.add (admin-signed)',
+  };
+
+  const pbft = options.net;
+  const pbftCeiling = ceiling.verifyPerMachine / 4;
+  {
+    settings.pbft = { consensus: pbft.consensus, maxBlockTxs: pbft.maxBlockTxs };
+    window.fromUs = monotonicUs();
+    const r = await runLadder(pbft, pbftLadder, pbftCeiling, '4 validators');
+    window.toUs = monotonicUs();
+    const knee = kneeOf(r.batch);
+    const best = Math.max(...r.batch.map((s) => s.committedPerSecond));
+    results.pbft = {
+      validators: 4,
+      ceilingTxPerSecond: round(pbftCeiling),
+      steps: r.batch,
+      singleTxHttp: r.single,
+      knee: knee
+        ? { offered: knee.offered, committedPerSecond: knee.committedPerSecond, p99: knee.latencyMs.p99 }
+        : null,
+      maxCommittedPerSecond: best,
+      maxOfCeiling: round(best / pbftCeiling, 3),
+    };
+    printSteps(
+      `Part 2 — 4 validators (processes, libp2p), open loop; ceiling ${Math.round(pbftCeiling)} tx/s ` +
+        `(${Math.round(ceiling.opensslVerifyPerCore)} verifies/s/core × ${ceiling.cores} cores ÷ 4 validators)`,
+      [...r.batch, ...r.single],
+    );
+    process.stdout.write(
+      `  knee: ${knee ? `${knee.offered}/s offered → ${knee.committedPerSecond}/s committed, p99 ${knee.latencyMs.p99} ms` : 'none (first step already saturated)'}; ` +
+        `max committed ${best}/s = ${Math.round((best / pbftCeiling) * 100)}% of ceiling\n`,
+    );
+  }
+
+  note('consensus: starting the 1-validator dev chain');
+  const dev = await startBenchTestnet({
+    validators: 1,
+    chain: 'datagrant-bench-dev',
+    ...(options.profileDir ? { profileDir: `${options.profileDir}/dev` } : {}),
+  });
+  const devCeiling = ceiling.verifyPerMachine;
+  try {
+    settings.dev = { consensus: dev.consensus, maxBlockTxs: dev.maxBlockTxs };
+    const r = await runLadder(dev, devLadder, devCeiling, 'dev chain');
+    const knee = kneeOf(r.batch);
+    const best = Math.max(...r.batch.map((s) => s.committedPerSecond));
+    results.dev = {
+      validators: 1,
+      ceilingTxPerSecond: round(devCeiling),
+      steps: r.batch,
+      singleTxHttp: r.single,
+      knee: knee
+        ? { offered: knee.offered, committedPerSecond: knee.committedPerSecond, p99: knee.latencyMs.p99 }
+        : null,
+      maxCommittedPerSecond: best,
+      maxOfCeiling: round(best / devCeiling, 3),
+    };
+    printSteps(
+      `Part 2 — 1-validator dev chain, open loop; ceiling ${Math.round(devCeiling)} tx/s (all cores ÷ 1 validator)`,
+      [...r.batch, ...r.single],
+    );
+  } finally {
+    await dev.close();
+  }
+  const path = await writeResult('consensus', settings, { ceiling, ...results });
+  note(`wrote ${path}`);
+  return window;
+}

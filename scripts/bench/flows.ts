@@ -1,0 +1,327 @@
+/**
+ * Part 3, complete business flows on the 4-validator testnet with the synthetic public data
+ * platform as the data source: for each of many subjects in parallel (closed loop, C flows in
+ * flight), register → the bank's signed request (two data types) → extraction by the extractor
+ * nodes → the subject's grant re-wrapping both record keys → the document, which records a usage
+ * transaction before it is delivered. Reports complete flows per second and p50/p99 per step.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fromHex } from '../../src/common/bytes.js';
+import { readKeyFile } from '../../src/common/keyfile-fs.js';
+import { txHash } from '../../src/ledger/index.js';
+import type { CryptoCeiling } from './crypto.js';
+import {
+  assertRewrapAgrees,
+  type BenchSubject,
+  benchSubject,
+  grantTx,
+  institutionHeaders,
+  type RequestRecords,
+  registerTx,
+  x25519Public,
+} from './fast-client.js';
+import { CommitWatcher, httpCall, jsonCall } from './http-client.js';
+import { benchKey } from './keys.js';
+import { CpuMeter, latencySummary, note, printTable, round, sleep, writeResult } from './report.js';
+import type { BenchTestnet } from './testnet.js';
+
+/** Signature checks one complete flow costs across 4 validators (see BENCHMARKS.md). */
+export const SIGNATURE_CHECKS_PER_FLOW = 30;
+const TYPES = ['tax', 'social-insurance'] as const;
+const STEPS = ['register', 'request', 'extraction', 'grant', 'document', 'total'] as const;
+type Step = (typeof STEPS)[number];
+
+/** A running synthetic data platform in its own process. */
+export interface SourceProcess {
+  url: string;
+  pid: number;
+  close(): Promise<void>;
+}
+
+/** Starts `scripts/synthetic-data-platform.ts` as a child process on a free port. */
+export async function startSourceProcess(): Promise<SourceProcess> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'scripts/synthetic-data-platform.ts', 'serve', '--port', '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    lines.once('line', (line) => resolve((JSON.parse(line) as { url: string }).url));
+    child.once('exit', (code) => reject(new Error(`synthetic data platform exited (${code})`)));
+  });
+  return {
+    url,
+    pid: child.pid!,
+    close: async () => {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Options of part 3. */
+export interface FlowsOptions {
+  quick: boolean;
+  ceiling: CryptoCeiling;
+  /** A 4-validator testnet whose extractor nodes read from `source`. */
+  net: BenchTestnet;
+  source: SourceProcess;
+}
+
+interface LevelResult {
+  concurrency: number;
+  completed: number;
+  flowsPerSecond: number;
+  failed: number;
+  failures: Record<string, number>;
+  stepsMs: Record<Step, ReturnType<typeof latencySummary>>;
+  retries: number;
+  cpu: ReturnType<CpuMeter['read']>;
+  sourceCpu: number;
+  ofCeiling: number;
+}
+
+/** Runs part 3 and writes bench-results/flows.json. */
+export async function runFlows(options: FlowsOptions): Promise<void> {
+  const { net, quick, ceiling } = options;
+  const levels = quick ? [60] : [25, 100, 250, 400];
+  const durationMs = quick ? 15_000 : 40_000;
+  const warmupMs = quick ? 4_000 : 8_000;
+  assertRewrapAgrees(net.chain);
+  const registrar = benchKey((await readKeyFile(net.testnet.net.keys.registrar)).signing.secretKey);
+  const bank = benchKey((await readKeyFile(net.testnet.net.keys.institution)).signing.secretKey);
+  const institution = net.testnet.net.institutionId;
+  const platforms = net.testnet.net.nodes.flatMap((n, i) => (n.roles.includes('platform') ? [i] : []));
+  const inst = await jsonCall<{ encKey: string }>('GET', `${net.apis[0]}/v1/institutions/${institution}`);
+  const granteeRaw = fromHex(inst.encKey, 'encKey', 32);
+  const grantee = { raw: granteeRaw, key: x25519Public(granteeRaw) };
+
+  // Extraction is done when both record.put transactions of a request are committed.
+  const extracted = new Map<
+    string,
+    { types: Set<string>; done?: () => void; failed?: (code: string) => void }
+  >();
+  const onBlock = (block: { txs: { kind: string; body: unknown }[] }) => {
+    for (const tx of block.txs) {
+      if (tx.kind !== 'record.put' && tx.kind !== 'record.fail') continue;
+      const body = tx.body as { request: string; type: string; reason?: string };
+      let entry = extracted.get(body.request);
+      if (!entry) {
+        entry = { types: new Set() };
+        extracted.set(body.request, entry);
+      }
+      if (tx.kind === 'record.fail') entry.failed?.(`RECORD_FAIL_${body.reason}`);
+      entry.types.add(body.type);
+      if (entry.types.size === TYPES.length) entry.done?.();
+    }
+  };
+  const watchers = new Map<number, CommitWatcher>();
+  for (const p of platforms) {
+    const w = new CommitWatcher(net.apis[p]!, onBlock);
+    await w.start();
+    watchers.set(p, w);
+  }
+  const waitExtraction = (id: string) =>
+    new Promise<void>((resolve, reject) => {
+      let entry = extracted.get(id);
+      if (!entry) {
+        entry = { types: new Set() };
+        extracted.set(id, entry);
+      }
+      if (entry.types.size === TYPES.length) return resolve();
+      entry.done = resolve;
+      entry.failed = (code) => reject(Object.assign(new Error(code), { code }));
+    });
+
+  let subjectSeq = 0;
+  const results: LevelResult[] = [];
+  try {
+    for (const concurrency of levels) {
+      const samples: Record<Step, number[]> = {
+        register: [],
+        request: [],
+        extraction: [],
+        grant: [],
+        document: [],
+        total: [],
+      };
+      const failures: Record<string, number> = {};
+      let retries = 0;
+      let completedInWindow = 0;
+      const t0 = performance.now();
+      const windowStart = t0 + warmupMs;
+      const end = t0 + durationMs;
+      let meter: CpuMeter | undefined;
+      // Subjects for this level, keys made before the clock starts.
+      const pool: BenchSubject[] = Array.from({ length: concurrency * 4 }, () =>
+        benchSubject(`bench-${process.pid.toString(36)}-${(subjectSeq++).toString(36)}`),
+      );
+      let next = 0;
+
+      const flow = async (s: BenchSubject, p: number): Promise<void> => {
+        const api = net.apis[p]!;
+        const watcher = watchers.get(p)!;
+        const start = performance.now();
+        const times: Partial<Record<Step, number>> = {};
+        let t = start;
+        const lap = (step: Step) => {
+          const now = performance.now();
+          times[step] = now - t;
+          t = now;
+        };
+        const reg = registerTx(net.chain, s, registrar, Date.now());
+        await jsonCall('POST', `${api}/v1/txs`, reg);
+        await watcher.wait(txHash(reg));
+        lap('register');
+        const body = JSON.stringify({
+          subject: s.id,
+          types: TYPES,
+          purpose: 'mortgage application',
+          format: 'json',
+          fields: {
+            annual_income: 'tax.annualIncome',
+            tax_year: 'tax.taxYear',
+            insured_months: 'social-insurance.contributionMonths',
+          },
+        });
+        const opened = await jsonCall<{ request: string }>(
+          'POST',
+          `${api}/v1/requests`,
+          body,
+          institutionHeaders('POST', '/v1/requests', body, institution, bank),
+        );
+        lap('request');
+        await waitExtraction(opened.request);
+        lap('extraction');
+        let view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.request}`);
+        while (view.records.length < TYPES.length) {
+          retries++;
+          await sleep(20);
+          view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.request}`);
+        }
+        const grant = grantTx(net.chain, view, s, grantee, Date.now());
+        await jsonCall('POST', `${api}/v1/txs`, grant);
+        await watcher.wait(txHash(grant));
+        lap('grant');
+        const path = `/v1/requests/${opened.request}/document`;
+        for (;;) {
+          const r = await httpCall(
+            'GET',
+            `${api}${path}`,
+            undefined,
+            institutionHeaders('GET', path, '', institution, bank),
+          );
+          if (r.status === 200) break;
+          // The grant may not be applied on this node for a moment after the watcher saw it.
+          if (
+            r.status === 403 &&
+            r.text.includes('PLATFORM_GRANT_REQUIRED') &&
+            performance.now() - t < 5000
+          ) {
+            retries++;
+            await sleep(20);
+            continue;
+          }
+          throw Object.assign(new Error(`document: ${r.status} ${r.text.slice(0, 200)}`), {
+            code: `HTTP_${r.status}`,
+          });
+        }
+        lap('document');
+        times.total = performance.now() - start;
+        if (process.env.BENCH_DEBUG) process.stderr.write(`${JSON.stringify(times)}\n`);
+        if (start >= windowStart && performance.now() <= end) {
+          for (const step of STEPS) samples[step].push(times[step]!);
+        }
+        if (performance.now() >= windowStart && performance.now() <= end) completedInWindow++;
+      };
+
+      const worker = async (w: number): Promise<void> => {
+        while (performance.now() < end) {
+          if (meter === undefined && performance.now() >= windowStart) {
+            meter = new CpuMeter([...net.pids, options.source.pid]);
+          }
+          // Every flow registers a new subject: keys made ahead while they last, then on the fly.
+          const s =
+            pool[next] ?? benchSubject(`bench-${process.pid.toString(36)}-${(subjectSeq++).toString(36)}`);
+          next++;
+          try {
+            await flow(s, platforms[w % platforms.length]!);
+          } catch (err) {
+            const code = (err as { code?: string }).code ?? (err as Error).message.slice(0, 40);
+            failures[code] = (failures[code] ?? 0) + 1;
+            await sleep(50);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+      const cpuAll = (meter ?? new CpuMeter([...net.pids, options.source.pid])).read();
+      const windowSeconds = (end - windowStart) / 1000;
+      const flowsPerSecond = round(completedInWindow / windowSeconds, 1);
+      const cpu = { ...cpuAll, perPid: cpuAll.perPid.slice(0, net.pids.length) };
+      const ceilingFlows = ceiling.verifyPerMachine / SIGNATURE_CHECKS_PER_FLOW;
+      const level: LevelResult = {
+        concurrency,
+        completed: completedInWindow,
+        flowsPerSecond,
+        failed: Object.values(failures).reduce((a, b) => a + b, 0),
+        failures,
+        stepsMs: Object.fromEntries(
+          STEPS.map((s) => [s, latencySummary(samples[s])]),
+        ) as LevelResult['stepsMs'],
+        retries,
+        cpu,
+        sourceCpu: cpuAll.perPid[net.pids.length] ?? Number.NaN,
+        ofCeiling: round(flowsPerSecond / ceilingFlows, 3),
+      };
+      results.push(level);
+      note(
+        `flows C=${concurrency}: ${flowsPerSecond}/s, total p50 ${level.stepsMs.total.p50} p99 ${level.stepsMs.total.p99} ms, ` +
+          `cpu ${cpu.perPid.join('/')} source ${level.sourceCpu} bench ${cpu.bench} others ${cpu.others}` +
+          (level.failed ? `, failed ${JSON.stringify(failures)}` : ''),
+      );
+    }
+  } finally {
+    for (const w of watchers.values()) w.stop();
+  }
+
+  const ceilingFlows = ceiling.verifyPerMachine / SIGNATURE_CHECKS_PER_FLOW;
+  printTable(
+    `Part 3 — complete business flows (4 validators, 2 data types per request), closed loop; ceiling ${Math.round(ceilingFlows)} flows/s ` +
+      `(${Math.round(ceiling.verifyPerMachine)} verifies/s ÷ ${SIGNATURE_CHECKS_PER_FLOW} checks per flow)`,
+    [
+      'in flight',
+      'flows/s',
+      'of ceiling',
+      ...STEPS.flatMap((s) => [`${s} p50`, `${s} p99`]),
+      'failed',
+      'cpu/node',
+      'bench cpu',
+    ],
+    results.map((r) => [
+      r.concurrency,
+      r.flowsPerSecond,
+      `${Math.round(r.ofCeiling * 100)}%`,
+      ...STEPS.flatMap((s) => [r.stepsMs[s].p50, r.stepsMs[s].p99]),
+      r.failed,
+      r.cpu.perPid.map((x) => x.toFixed(2)).join(' '),
+      r.cpu.bench,
+    ]),
+  );
+  const path = await writeResult(
+    'flows',
+    {
+      levels,
+      durationMs,
+      warmupMs,
+      types: TYPES,
+      signatureChecksPerFlow: SIGNATURE_CHECKS_PER_FLOW,
+      consensus: net.consensus,
+      maxBlockTxs: net.maxBlockTxs,
+    },
+    { ceiling: { ...ceiling, flowsPerSecond: round(ceilingFlows) }, levels: results },
+  );
+  note(`wrote ${path}`);
+}

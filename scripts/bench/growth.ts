@@ -1,0 +1,487 @@
+/**
+ * Part 4, growth: one validator's `Chain` over a `LevelBlockStore`, in process (no consensus), fed
+ * complete business flows — subject.register, request.open, record.put, grant, usage, five
+ * transactions per subject, pipelined so each block carries every stage for different subjects —
+ * until the chain holds the target number of transactions. At 10³, 10⁴, 10⁵, 10⁶… it records the
+ * time per block (admission without the signature check, which the mempool does once and part 1
+ * measures; block building = execution and state root; commit = one LevelDB batch), the time of a
+ * transaction lookup and of a subject's audit trail with proofs, store size per transaction, and
+ * memory. Block time advances one second per block, so replay-protection entries expire and are
+ * pruned as on a live chain.
+ */
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bytesToHex, toBase64url } from '../../src/common/bytes.js';
+import { verifyFast } from '../../src/common/crypto-node.js';
+import {
+  type AnyTx,
+  attestationBytes,
+  type BlockStore,
+  blockHash,
+  buildTxProof,
+  commitSigningBytes,
+  DEFAULT_CHAIN_PARAMS,
+  type Genesis,
+  genesisHash,
+  genesisState,
+  LevelBlockStore,
+  MemoryBlockStore,
+  signTx,
+  type TxBody,
+  type TxKind,
+  txHash,
+} from '../../src/ledger/index.js';
+import { Chain } from '../../src/node/chain.js';
+import { Mempool } from '../../src/node/mempool.js';
+import { type BenchKey, benchKey, randomHex } from './keys.js';
+import { latencySummary, note, printTable, round, writeResult } from './report.js';
+
+/** Options of part 4. */
+export interface GrowthOptions {
+  quick: boolean;
+  /** Verifies per second per core (OpenSSL), to express figures against the crypto ceiling. */
+  verifyPerCore: number;
+  /** Transactions to grow to (default 10⁵ quick, 10⁶ full). */
+  target?: number;
+}
+
+const CHAIN = 'datagrant-growth';
+const STAGES = 5;
+const PURPOSE = 'mortgage application';
+
+interface Subject {
+  id: string;
+  key: BenchKey;
+  request?: string;
+  digest?: string;
+  grant?: string;
+}
+
+/** Everything the generator signs with. */
+interface Actors {
+  validator: BenchKey;
+  registrar: BenchKey;
+  admin: BenchKey;
+  bank: BenchKey;
+}
+
+function wrappedKey(): { epk: string; nonce: string; ct: string } {
+  const r = (n: number) => toBase64url(Uint8Array.from(Buffer.from(randomHex(n), 'hex')));
+  return { epk: r(32), nonce: r(24), ct: r(48) };
+}
+
+function genesisOf(actors: Actors, time: number): Genesis {
+  return {
+    chain: CHAIN,
+    time,
+    validators: [
+      {
+        name: 'node0',
+        key: actors.validator.pub,
+        roles: ['platform', 'extractor'],
+        types: ['social-insurance', 'tax', 'housing-fund', 'property'],
+      },
+    ],
+    registrars: [actors.registrar.pub],
+    admins: [actors.admin.pub],
+    institutions: [
+      { institution: 'demo-bank', name: 'Demo Bank', signKey: actors.bank.pub, encKey: randomHex(32) },
+    ],
+    params: { ...DEFAULT_CHAIN_PARAMS },
+  };
+}
+
+/** Builds the transaction of `stage` for `subject` at block time `time`. */
+function stageTx(stage: number, s: Subject, actors: Actors, time: number): AnyTx {
+  const expires = time + 10 * 60 * 1000;
+  const sign = <K extends TxKind>(kind: K, body: TxBody<K>, key: BenchKey) =>
+    signTx({ chain: CHAIN, kind, body, expires }, key.publicKey, key.secretKey, time, (m) =>
+      key.sign(m),
+    ) as AnyTx;
+  switch (stage) {
+    case 0: {
+      const encKey = randomHex(32);
+      const attestation = bytesToHex(actors.registrar.sign(attestationBytes(CHAIN, s.id, s.key.pub, encKey)));
+      return sign(
+        'subject.register',
+        { subject: s.id, encKey, registrar: actors.registrar.pub, attestation },
+        s.key,
+      );
+    }
+    case 1: {
+      const tx = sign(
+        'request.open',
+        {
+          subject: s.id,
+          types: ['tax'],
+          purpose: PURPOSE,
+          format: 'json',
+          fields: { annual_income: 'tax.annualIncome', tax_year: 'tax.taxYear' },
+          consentBy: time + 7 * 24 * 3600 * 1000,
+        },
+        actors.bank,
+      );
+      s.request = txHash(tx);
+      return tx;
+    }
+    case 2:
+      s.digest = randomHex(32);
+      return sign(
+        'record.put',
+        {
+          request: s.request!,
+          type: 'tax',
+          digest: s.digest,
+          size: 640,
+          key: wrappedKey(),
+          source: 'synthetic-platform',
+          fetchedAt: time,
+          sourceDigest: randomHex(32),
+        },
+        actors.validator,
+      );
+    case 3: {
+      const tx = sign(
+        'grant',
+        {
+          request: s.request!,
+          types: ['tax'],
+          purpose: PURPOSE,
+          expires: time + 30 * 24 * 3600 * 1000,
+          uses: 1,
+          retainDays: 30,
+          keys: [{ record: s.digest!, key: wrappedKey() }],
+        },
+        s.key,
+      );
+      s.grant = txHash(tx);
+      return tx;
+    }
+    default:
+      return sign('usage', { grant: s.grant!, document: randomHex(32), format: 'json' }, actors.bank);
+  }
+}
+
+async function dirSize(path: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    const p = join(path, entry.name);
+    total += entry.isDirectory() ? await dirSize(p) : (await stat(p)).size;
+  }
+  return total;
+}
+
+/** One chain under test: store, mempool, chain and the generator's state. */
+async function openChain(store: (g: Genesis, init: ReturnType<typeof genesisState>) => BlockStore) {
+  const actors: Actors = {
+    validator: benchKey(),
+    registrar: benchKey(),
+    admin: benchKey(),
+    bank: benchKey(),
+  };
+  const start = Date.now() - 1000;
+  const genesis = genesisOf(actors, start);
+  const init = genesisState(genesis);
+  const blockStore = store(genesis, init);
+  await blockStore.open();
+  let clock = start;
+  let chain: Chain | undefined;
+  const mempool = new Mempool(
+    { chain: CHAIN, maxTxs: 1_000_000, maxTxTtlMs: genesis.params.maxTxTtlMs },
+    { verifier: verifyFast, isCommitted: async (h) => chain!.committedRecently(h), now: () => clock },
+  );
+  chain = new Chain(genesis, blockStore, { mempool, verifier: verifyFast });
+  await chain.load();
+  return {
+    actors,
+    genesis,
+    store: blockStore,
+    mempool,
+    chain,
+    setClock: (t: number) => {
+      clock = t;
+    },
+    clock: () => clock,
+  };
+}
+
+type Opened = Awaited<ReturnType<typeof openChain>>;
+
+/** Per-block timings in ms. */
+interface BlockTiming {
+  generate: number;
+  admit: number;
+  build: number;
+  commit: number;
+  txs: number;
+}
+
+/**
+ * Produces one block: builds the due stage transactions, admits them (their signatures marked as
+ * checked, as the mempool does once), builds and commits the block.
+ */
+async function produceBlock(
+  c: Opened,
+  subjects: Subject[],
+  batch: number,
+  index: number,
+): Promise<BlockTiming> {
+  const time = c.genesis.time + (index + 1) * 1000;
+  c.setClock(time);
+  let t = performance.now();
+  const txs: AnyTx[] = [];
+  for (let stage = 0; stage < STAGES; stage++) {
+    const b = index - stage;
+    const first = b * batch;
+    if (b < 0 || first >= subjects.length) continue;
+    for (let i = first; i < Math.min(first + batch, subjects.length); i++)
+      txs.push(stageTx(stage, subjects[i]!, c.actors, time));
+  }
+  const texts = txs.map((tx) => JSON.stringify(tx));
+  const generate = performance.now() - t;
+  t = performance.now();
+  for (const text of texts) {
+    const tx = JSON.parse(text) as AnyTx;
+    c.mempool.markVerified(tx);
+    await c.mempool.add(tx);
+  }
+  const admit = performance.now() - t;
+  t = performance.now();
+  const block = c.chain.buildBlock(c.actors.validator.pub, 0, time);
+  if (block.txs.length !== txs.length)
+    throw new Error(`block ${index}: ${txs.length - block.txs.length} txs refused`);
+  const build = performance.now() - t;
+  t = performance.now();
+  const hash = blockHash(block.header);
+  const sig = bytesToHex(c.actors.validator.sign(commitSigningBytes(CHAIN, block.header.height, 0, hash)));
+  await c.chain.commit({
+    block,
+    cert: {
+      height: block.header.height,
+      view: 0,
+      block: hash,
+      votes: [{ validator: c.actors.validator.pub, sig }],
+    },
+  });
+  const commit = performance.now() - t;
+  return { generate, admit, build, commit, txs: txs.length };
+}
+
+/** Looks a transaction up the way `GET /v1/txs/:hash` does. */
+async function lookupTx(store: BlockStore, hash: string): Promise<void> {
+  const location = await store.getTxLocation(hash);
+  if (!location) throw new Error(`tx ${hash} not found`);
+  const certified = await store.getBlock(location.height);
+  if (!certified?.block.txs[location.index]) throw new Error(`tx ${hash} not in its block`);
+  blockHash(certified.block.header);
+}
+
+/** A subject's audit trail with proofs, the way the platform builds it. */
+async function auditSubject(store: BlockStore, subject: string): Promise<number> {
+  const refs = await store.txsBySubject(subject);
+  const blocks = new Map<number, Awaited<ReturnType<BlockStore['getBlock']>>>();
+  for (const ref of refs) {
+    let certified = blocks.get(ref.height);
+    if (!certified) {
+      certified = await store.getBlock(ref.height);
+      blocks.set(ref.height, certified);
+    }
+    buildTxProof(certified!, ref.index);
+  }
+  return refs.length;
+}
+
+/** Runs part 4 and writes bench-results/growth.json. */
+export async function runGrowth(options: GrowthOptions): Promise<void> {
+  const target = options.target ?? (options.quick ? 100_000 : 1_000_000);
+  const blockTxs = 500;
+  const batch = blockTxs / STAGES;
+  const checkpoints = [1_000, 10_000, 100_000, 300_000, 1_000_000].filter((c) => c <= target);
+  const window = 10;
+  note(
+    `growth: ${target.toLocaleString('en-US')} txs in blocks of ${blockTxs}, checkpoints ${checkpoints.join(', ')}`,
+  );
+
+  // Warm the JIT on a throwaway in-memory chain so the first checkpoint is not a cold start.
+  {
+    const warm = await openChain(
+      (g, init) =>
+        new MemoryBlockStore({
+          genesisHash: genesisHash(g),
+          time: g.time,
+          stateRoot: init.state.root,
+          writes: init.writes,
+        }),
+    );
+    const subjects = Array.from({ length: 600 }, (_, i) => ({ id: `warm-${i}`, key: benchKey() }));
+    for (let b = 0; b < subjects.length / batch + STAGES - 1; b++)
+      await produceBlock(warm, subjects, batch, b);
+  }
+
+  const dir = await mkdtemp(join(tmpdir(), 'datagrant-growth-'));
+  const c = await openChain(
+    (g, init) =>
+      new LevelBlockStore({
+        path: join(dir, 'chain'),
+        genesis: {
+          genesisHash: genesisHash(g),
+          time: g.time,
+          stateRoot: init.state.root,
+          writes: init.writes,
+        },
+      }),
+  );
+  const subjectCount = target / STAGES;
+  const subjects: Subject[] = [];
+  const rows: Record<string, unknown>[] = [];
+  const recent: BlockTiming[] = [];
+  let committed = 0;
+  let next = 0;
+  const started = performance.now();
+  try {
+    const blocks = Math.ceil(subjectCount / batch) + STAGES - 1;
+    for (let index = 0; index < blocks && next < checkpoints.length; index++) {
+      // Subjects are created just before their first block so memory holds only what is needed.
+      while (subjects.length < Math.min(subjectCount, (index + 1) * batch))
+        subjects.push({ id: `s-${subjects.length.toString(36).padStart(6, '0')}`, key: benchKey() });
+      const timing = await produceBlock(c, subjects, batch, index);
+      committed += timing.txs;
+      recent.push(timing);
+      if (recent.length > window) recent.shift();
+      if (committed >= checkpoints[next]!) {
+        rows.push(await checkpoint(c, subjects, committed, recent, dir, blockTxs));
+        const r = rows[rows.length - 1]!;
+        note(
+          `growth ${committed.toLocaleString('en-US')} txs: block ${r.blockMs} ms (build ${(r.perBlock as BlockTiming).build}, commit ${(r.perBlock as BlockTiming).commit}), ` +
+            `tx lookup p50 ${(r.txLookupMs as { p50: number }).p50} ms, audit p50 ${(r.auditMs as { p50: number }).p50} ms, ` +
+            `${r.bytesPerTx} B/tx, heap ${r.heapMiB} MiB, ${Math.round((performance.now() - started) / 1000)} s`,
+        );
+        next++;
+      }
+    }
+  } finally {
+    await c.store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const first = rows[0]!;
+  const last = rows[rows.length - 1]!;
+  const flatness = round((last.blockMs as number) / (first.blockMs as number), 2);
+  printTable(
+    `Part 4 — growth (one validator in process, LevelDB, blocks of ${blockTxs} txs, 5-tx business flows; median of ${window} blocks)`,
+    [
+      'txs',
+      'block ms',
+      'admit',
+      'build',
+      'commit',
+      'tx/s (1 core)',
+      'of ceiling',
+      'lookup p50',
+      'lookup p99',
+      'audit p50',
+      'audit p99',
+      'B/tx',
+      'heap MiB',
+    ],
+    rows.map((r) => {
+      const b = r.perBlock as BlockTiming;
+      const l = r.txLookupMs as { p50: number; p99: number };
+      const a = r.auditMs as { p50: number; p99: number };
+      return [
+        r.txs as number,
+        r.blockMs as number,
+        b.admit,
+        b.build,
+        b.commit,
+        r.txPerSecond as number,
+        `${Math.round(((r.txPerSecond as number) / (options.verifyPerCore / 1.2)) * 100)}%`,
+        l.p50,
+        l.p99,
+        a.p50,
+        a.p99,
+        r.bytesPerTx as number,
+        r.heapMiB as number,
+      ];
+    }),
+  );
+  process.stdout.write(
+    `  per-block time at ${(last.txs as number).toLocaleString('en-US')} txs is ${flatness}× that at ${(first.txs as number).toLocaleString('en-US')} (target: within 2×)\n`,
+  );
+  const path = await writeResult(
+    'growth',
+    {
+      target,
+      blockTxs,
+      txMix: 'subject.register, request.open, record.put, grant, usage (one of each per subject)',
+      blockIntervalSimulatedMs: 1000,
+      signatureChecks:
+        'marked checked at admission (the mempool verifies once; see crypto part); attestations verified in execution',
+      window,
+    },
+    {
+      checkpoints: rows,
+      flatness,
+      ceiling: {
+        verifyPerCore: options.verifyPerCore,
+        note: 'one validator, 1.2 signature checks per tx (the register attestation); ratio = tx/s ÷ (verifies/s/core ÷ 1.2)',
+      },
+    },
+  );
+  note(`wrote ${path}`);
+}
+
+async function checkpoint(
+  c: Opened,
+  subjects: Subject[],
+  txs: number,
+  recent: BlockTiming[],
+  dir: string,
+  blockTxs: number,
+): Promise<Record<string, unknown>> {
+  const med = (k: Exclude<keyof BlockTiming, 'txs'>) => round(latencySummary(recent.map((r) => r[k])).p50, 2);
+  const perBlock = {
+    generate: med('generate'),
+    admit: med('admit'),
+    build: med('build'),
+    commit: med('commit'),
+  };
+  const blockMs = round(perBlock.admit + perBlock.build + perBlock.commit, 2);
+  // Transactions of completed flows: look up random ones by hash, audit random subjects.
+  const done = subjects.filter((s) => s.grant !== undefined);
+  const hashes: string[] = [];
+  for (let i = 0; i < 200 && done.length > 0; i++) {
+    const s = done[Math.floor(Math.random() * done.length)]!;
+    hashes.push(Math.random() < 0.5 ? s.request! : s.grant!);
+  }
+  const lookups: number[] = [];
+  for (const h of hashes) {
+    const t = performance.now();
+    await lookupTx(c.store, h);
+    lookups.push(performance.now() - t);
+  }
+  const audits: number[] = [];
+  for (let i = 0; i < 50 && done.length > 0; i++) {
+    const s = done[Math.floor(Math.random() * done.length)]!;
+    const t = performance.now();
+    await auditSubject(c.store, s.id);
+    audits.push(performance.now() - t);
+  }
+  const bytes = await dirSize(join(dir, 'chain'));
+  const mem = process.memoryUsage();
+  return {
+    txs,
+    height: c.chain.height,
+    blockMs,
+    perBlock,
+    txPerSecond: round((blockTxs / blockMs) * 1000),
+    txLookupMs: latencySummary(lookups),
+    auditMs: latencySummary(audits),
+    storeBytes: bytes,
+    bytesPerTx: round(bytes / txs),
+    stateKeys: c.chain.state.size,
+    heapMiB: round(mem.heapUsed / 1024 / 1024),
+    rssMiB: round(mem.rss / 1024 / 1024),
+  };
+}
