@@ -30,6 +30,11 @@ export interface CommitEffects {
   subjects: (string | undefined)[];
   /** Per transaction, its hash. */
   hashes: string[];
+  /**
+   * Metadata written in the same atomic batch (as `putMeta` would), which then also makes the
+   * batch durable like `putMeta`: consensus stores its write-ahead state with the commit in one write.
+   */
+  meta?: { key: string; value: string };
 }
 
 /** One entry of the subject index. */
@@ -115,6 +120,7 @@ function blockOps(certified: CertifiedBlock, effects: CommitEffects): Op[] {
     );
   }
   ops.push({ type: 'put', key: K.tip, value: JSON.stringify(tip) });
+  if (effects.meta) ops.push({ type: 'put', key: K.meta(effects.meta.key), value: effects.meta.value });
   return ops;
 }
 
@@ -169,7 +175,7 @@ export class LevelBlockStore implements BlockStore {
       throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
     this.writing = true;
     try {
-      await this.db.batch(blockOps(certified, effects), { sync: false });
+      await this.db.batch(blockOps(certified, effects), { sync: effects.meta !== undefined });
       this.current = tipOf(certified);
     } finally {
       this.writing = false;

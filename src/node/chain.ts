@@ -158,11 +158,12 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   /**
    * Commits a certified block for the next height: validates it (unless already validated),
-   * checks the certificate, persists block, indexes and state in one batch, then emits `committed`.
+   * checks the certificate, persists block, indexes, state (and `meta`, durably) in one batch,
+   * then emits `committed`.
    */
   async commit(
     certified: CertifiedBlock,
-    options: { checkCertificate?: boolean } = {},
+    options: { checkCertificate?: boolean; meta?: { key: string; value: string } } = {},
   ): Promise<CommittedBlockEvent> {
     const { block, cert } = certified;
     const hash = blockHash(block.header);
@@ -178,6 +179,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       writes: effects.writes,
       subjects: effects.outcomes.map((o) => o.subject),
       hashes: txHashes,
+      ...(options.meta ? { meta: options.meta } : {}),
     });
     this.state.apply(effects.writes, effects.stateRoot, block.header.height);
     this.executed.clear();

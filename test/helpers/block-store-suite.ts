@@ -219,6 +219,20 @@ export async function blockStoreSuite(t: Test, name: string, factory: StoreFacto
     t.equal(await sut.store.getMeta('vote'), '{"view":4}');
   });
 
+  await t.test(`${name}: metadata written with a commit, in the same batch`, async (t) => {
+    const { chain, ledger, sut } = await fresh(t);
+    ledger.commit([ledger.register(chain.subjects[0]!)]);
+    const b = ledger.blocks[0]!;
+    await sut.store.commit(b.certified, { ...b.commitEffects, meta: { key: 'vote', value: 'with-block-1' } });
+    t.equal(sut.store.tip().height, 1, 'block committed');
+    t.equal(await sut.store.getMeta('vote'), 'with-block-1', 'metadata stored with it');
+    if (!sut.reopen) return;
+    const reopened = await sut.reopen();
+    t.teardown(() => reopened.close());
+    t.equal(reopened.tip().height, 1, 'block survives reopening');
+    t.equal(await reopened.getMeta('vote'), 'with-block-1', 'metadata survives reopening');
+  });
+
   await t.test(`${name}: reopen keeps everything (persistent stores)`, async (t) => {
     const { chain, ledger, sut } = await fresh(t);
     if (!sut.reopen) {
