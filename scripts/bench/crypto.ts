@@ -101,9 +101,9 @@ export function measureCeiling(ms = 700, reps = 3): CryptoCeiling {
 /** Runs part 1 and writes bench-results/crypto.json. */
 export async function runCrypto(options: { quick: boolean }): Promise<CryptoCeiling> {
   const ms = options.quick ? 250 : 1500;
-  const reps = options.quick ? 3 : 5;
+  const reps = options.quick ? 2 : 5;
   note(`crypto: ${reps} repetitions of ${ms} ms per figure, one core`);
-  const agreed = assertImplementationsAgree(options.quick ? 100 : 500);
+  const agreed = assertImplementationsAgree(options.quick ? 50 : 500);
   note(`noble and OpenSSL agree on ${agreed} random signatures (identical bytes, cross-verified)`);
 
   const keys = generateSigningKeyPair();

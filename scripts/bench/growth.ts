@@ -294,10 +294,12 @@ async function auditSubject(store: BlockStore, subject: string): Promise<number>
 
 /** Runs part 4 and writes bench-results/growth.json. */
 export async function runGrowth(options: GrowthOptions): Promise<void> {
-  const target = options.target ?? (options.quick ? 100_000 : 1_000_000);
+  const target = options.target ?? (options.quick ? 50_000 : 1_000_000);
   const blockTxs = 500;
   const batch = blockTxs / STAGES;
-  const checkpoints = [1_000, 10_000, 100_000, 300_000, 1_000_000].filter((c) => c <= target);
+  const checkpoints = [1_000, 10_000, 50_000, 100_000, 300_000, 1_000_000].filter(
+    (c) => c <= target && (c !== 50_000 || target === 50_000),
+  );
   const window = 10;
   note(
     `growth: ${target.toLocaleString('en-US')} txs in blocks of ${blockTxs}, checkpoints ${checkpoints.join(', ')}`,
@@ -451,7 +453,7 @@ async function checkpoint(
   // Transactions of completed flows: look up random ones by hash, audit random subjects.
   const done = subjects.filter((s) => s.grant !== undefined);
   const hashes: string[] = [];
-  for (let i = 0; i < 200 && done.length > 0; i++) {
+  for (let i = 0; i < 100 && done.length > 0; i++) {
     const s = done[Math.floor(Math.random() * done.length)]!;
     hashes.push(Math.random() < 0.5 ? s.request! : s.grant!);
   }
@@ -462,7 +464,7 @@ async function checkpoint(
     lookups.push(performance.now() - t);
   }
   const audits: number[] = [];
-  for (let i = 0; i < 50 && done.length > 0; i++) {
+  for (let i = 0; i < 30 && done.length > 0; i++) {
     const s = done[Math.floor(Math.random() * done.length)]!;
     const t = performance.now();
     await auditSubject(c.store, s.id);
