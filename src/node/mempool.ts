@@ -90,6 +90,9 @@ export class Mempool {
         { hash, refused: refused.code },
       );
     }
+    // Refuse before the signature check: a full pool must shed load cheaply, not verify it first.
+    if (this.pending.size >= this.options.maxTxs)
+      throw new DatagrantError('LEDGER_MEMPOOL_FULL', 'mempool is full');
     if (!this.isVerified(tx)) {
       if (!verifyTxSignature(tx, this.modules.verifier)) {
         throw new DatagrantError('LEDGER_BAD_SIGNATURE', 'signature does not verify for signer');

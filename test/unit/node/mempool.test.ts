@@ -50,7 +50,9 @@ t.test('admits once, refuses duplicates, replays of committed txs and a full poo
   await t.rejects(mempool.add(b), { code: 'LEDGER_TX_REPLAYED' }, 'already committed');
   await mempool.add(tx());
   await mempool.add(tx());
+  const before = verifies();
   await t.rejects(mempool.add(tx()), { code: 'LEDGER_MEMPOOL_FULL' });
+  t.equal(verifies(), before, 'a full pool refuses before checking the signature');
 });
 
 t.test('a tx the ledger refused is not admitted again at once, but later', async (t) => {
