@@ -11,6 +11,8 @@ export interface MempoolOptions {
   chain: string;
   maxTxs: number;
   maxTxTtlMs: number;
+  /** How many verified signatures are remembered (default 200,000), oldest forgotten first. */
+  maxVerified?: number;
 }
 
 /** What the mempool needs from the node. */
@@ -41,6 +43,13 @@ const REFUSED_READMIT_MS = 2_000;
 export class Mempool {
   private readonly pending = new Map<string, AnyTx>();
   private readonly verified = new Set<string>();
+  /**
+   * Insertion order of `verified`, oldest at `verifiedHead`. Evicting through the set's own
+   * iterator (`values().next()`) walks over every entry deleted before, which made each eviction
+   * cost up to a signature check once the set was full.
+   */
+  private verifiedOrder: string[] = [];
+  private verifiedHead = 0;
   private readonly rejected = new Map<string, RejectedTx>();
 
   constructor(
@@ -147,8 +156,18 @@ export class Mempool {
 
   /** Records that a transaction's signature verified (e.g. while validating a proposal). */
   markVerified(tx: AnyTx): void {
-    if (this.verified.size >= VERIFIED_LIMIT)
-      this.verified.delete(this.verified.values().next().value as string);
-    this.verified.add(`${txHash(tx)}:${tx.sig}`);
+    const key = `${txHash(tx)}:${tx.sig}`;
+    if (this.verified.has(key)) return;
+    const limit = this.options.maxVerified ?? VERIFIED_LIMIT;
+    if (this.verified.size >= limit) {
+      this.verified.delete(this.verifiedOrder[this.verifiedHead]!);
+      this.verifiedHead++;
+      if (this.verifiedHead >= limit) {
+        this.verifiedOrder = this.verifiedOrder.slice(this.verifiedHead);
+        this.verifiedHead = 0;
+      }
+    }
+    this.verified.add(key);
+    this.verifiedOrder.push(key);
   }
 }

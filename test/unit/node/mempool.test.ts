@@ -71,3 +71,21 @@ t.test('a tx the ledger refused is not admitted again at once, but later', async
   t.equal(await mempool.add(JSON.parse(JSON.stringify(a))), hash, 'after the window: admitted again');
   t.equal(mempool.rejection(hash), undefined, 'and no longer reported as rejected');
 });
+
+t.test('remembers the most recent verified signatures, forgetting the oldest first', async (t) => {
+  const tc = makeTestChain({ validators: 1 });
+  const mempool = new Mempool(
+    { chain: tc.genesis.chain, maxTxs: 100, maxTxTtlMs: tc.genesis.params.maxTxTtlMs, maxVerified: 5 },
+    { verifier: verifyFast, isCommitted: async () => false, now: () => tc.options.time },
+  );
+  const txs = Array.from({ length: 23 }, (_, i) =>
+    tc.sign(tc.admin, 'institution.retire', { institution: `inst-${i}` }, tc.options.time),
+  );
+  for (const [i, tx] of txs.entries()) {
+    mempool.markVerified(tx);
+    mempool.markVerified(tx);
+    const remembered = txs.slice(0, i + 1).map((x) => mempool.isVerified(x));
+    const expected = txs.slice(0, i + 1).map((_, j) => j > i - 5);
+    t.same(remembered, expected, `after ${i + 1}: the last five are remembered`);
+  }
+});
