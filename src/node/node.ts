@@ -391,6 +391,9 @@ export class DatagrantNode implements NodeStatusSource {
       allowedKeys: this.genesis.validators.map((v) => v.key),
       maxMessageBytes: 16 * 1024 * 1024,
       protocolPrefix: `/datagrant/${this.genesis.chain}`,
+      // Every validator dials every other, so a publish reaches all of them directly; eager relays
+      // would only be duplicates (about half the gossip CPU). Lazy gossip still repairs a missing link.
+      relay: false,
     };
     return this.modules.createNetwork?.(options) ?? new Libp2pNetwork(options, { logger: this.logger });
   }

@@ -81,6 +81,13 @@ export interface Libp2pNetworkOptions {
   seenTtlMs?: number;
   /** Gossipsub mesh degree D (default 4; Dlo = D - 1, Dhi = 2D), suited to small validator sets. */
   meshDegree?: number;
+  /**
+   * Whether received gossip is relayed at once to mesh peers (default true). In a validator set
+   * where every validator is connected to every other, publishing already reaches all of them, so
+   * eager relaying only sends duplicates; with `false` nothing is relayed eagerly (no mesh) and a
+   * peer that missed a message gets it through lazy gossip (IHAVE/IWANT) at the next heartbeat.
+   */
+  relay?: boolean;
   /** Per-peer outbound gossip queue bound (default 16 MiB); beyond it messages to that peer are dropped. */
   maxOutboundQueueBytes?: number;
   /** Inbound gossip flood guard per peer: sustained messages per second and burst (default 5000 and 10000). */
@@ -113,6 +120,7 @@ const DEFAULTS = {
   heartbeatIntervalMs: 700,
   seenTtlMs: 60_000,
   meshDegree: 4,
+  relay: true,
   maxOutboundQueueBytes: 16 * MIB,
   rateLimit: { perSecond: 5000, burst: 10_000 },
   redialMinMs: 250,
@@ -178,6 +186,7 @@ function settingsOf(options: Libp2pNetworkOptions): Settings {
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
     seenTtlMs: options.seenTtlMs ?? DEFAULTS.seenTtlMs,
     meshDegree: options.meshDegree ?? DEFAULTS.meshDegree,
+    relay: options.relay ?? DEFAULTS.relay,
     maxOutboundQueueBytes: options.maxOutboundQueueBytes ?? DEFAULTS.maxOutboundQueueBytes,
     rateLimit: options.rateLimit ?? DEFAULTS.rateLimit,
     redialMinMs: options.redialMinMs ?? DEFAULTS.redialMinMs,
@@ -278,7 +287,7 @@ export class Libp2pNetwork implements Network {
   private async doStart(): Promise<void> {
     const s = this.settings;
     const privateKey = await libp2pPrivateKey(this.secretKey);
-    const D = s.meshDegree;
+    const D = s.relay ? s.meshDegree : 0;
     const node = await createLibp2p<Services>({
       start: false,
       privateKey,
@@ -305,11 +314,12 @@ export class Libp2pNetwork implements Network {
           doPX: false,
           allowedTopics: [...this.topicByName.keys()],
           D,
-          Dlo: Math.max(1, D - 1),
+          Dlo: s.relay ? Math.max(1, D - 1) : 0,
           Dhi: 2 * D,
           Dout: D >= 3 ? 1 : 0,
-          Dscore: Math.max(1, Math.floor(D / 2)),
-          Dlazy: D,
+          Dscore: s.relay ? Math.max(1, Math.floor(D / 2)) : 0,
+          // Without a mesh, every topic peer is a candidate for IHAVE: that is the repair path.
+          Dlazy: s.relay ? D : s.meshDegree,
           heartbeatInterval: s.heartbeatIntervalMs,
           seenTTL: s.seenTtlMs,
           maxOutboundBufferSize: s.maxOutboundQueueBytes,
