@@ -78,7 +78,8 @@ async function main(): Promise<void> {
         const slice = txs.slice(i, i + batch);
         const at = performance.now();
         for (const tx of slice) sent.set(tx.nonce, at);
-        for (const message of encodeTxGossip(slice as never)) await nodes[(i / batch) % N]!.publish('txs', message);
+        for (const message of encodeTxGossip(slice as never))
+          await nodes[(i / batch) % N]!.publish('txs', message);
         if (i % (batch * 20) === 0) await sleep(1);
       }
       const expected = count * (N - 1);
