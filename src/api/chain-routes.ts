@@ -6,6 +6,7 @@ import { blockHash, buildTxProof, MAX_TX_BYTES, quorumSize, stateKey, txHash } f
 import type { Chain, CommittedBlockEvent } from '../node/chain.js';
 import type { Mempool } from '../node/mempool.js';
 import { ErrorBodySchema } from './errors.js';
+import { openEventStream } from './event-stream.js';
 
 /** Live facts about the node that only its consensus and network layers know. */
 export interface NodeStatusSource {
@@ -105,35 +106,23 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     },
     async (request, reply) => {
       const withTxs = request.query.txs === true;
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-      });
-      const tip = chain.store.tip();
-      raw.write(
-        `event: tip\ndata: ${JSON.stringify({ height: tip.height, hash: tip.hash, time: tip.time })}\n\n`,
-      );
-      const listener = (event: CommittedBlockEvent) => {
-        const h = event.certified.block.header;
-        const data = {
-          height: h.height,
-          hash: event.hash,
-          time: h.time,
-          txCount: h.txCount,
-          proposer: h.proposer,
-          view: h.view,
-          ...(withTxs ? { txHashes: event.txHashes } : {}),
+      openEventStream(request, reply, (send) => {
+        const tip = chain.store.tip();
+        send('tip', { height: tip.height, hash: tip.hash, time: tip.time });
+        const listener = (event: CommittedBlockEvent) => {
+          const h = event.certified.block.header;
+          send('block', {
+            height: h.height,
+            hash: event.hash,
+            time: h.time,
+            txCount: h.txCount,
+            proposer: h.proposer,
+            view: h.view,
+            ...(withTxs ? { txHashes: event.txHashes } : {}),
+          });
         };
-        raw.write(`event: block\ndata: ${JSON.stringify(data)}\n\n`);
-      };
-      const ping = setInterval(() => raw.write(': ping\n\n'), 15_000);
-      chain.on('committed', listener);
-      request.raw.on('close', () => {
-        clearInterval(ping);
-        chain.off('committed', listener);
+        chain.on('committed', listener);
+        return () => chain.off('committed', listener);
       });
     },
   );

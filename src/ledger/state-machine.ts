@@ -287,6 +287,21 @@ function openRequestFor(
   return request;
 }
 
+/** The open request an extractor may add a record (or a failure) of `type` to, or why not. */
+function requestForExtractor(
+  s: StateReader,
+  signer: string,
+  requestId: string,
+  type: DataType,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): RequestState | Rejection {
+  if (!extractorServes(config, signer, type)) {
+    return reject('LEDGER_NOT_EXTRACTOR', `signer is not an extractor serving ${type}`);
+  }
+  return openRequestFor(s, requestId, type, ctx);
+}
+
 function recordPut(
   s: StateOverlay,
   tx: Tx<'record.put'>,
@@ -295,10 +310,7 @@ function recordPut(
   config: LedgerConfig,
 ): TxOutcome {
   const body = tx.body;
-  if (!extractorServes(config, tx.signer, body.type)) {
-    return reject('LEDGER_NOT_EXTRACTOR', `signer is not an extractor serving ${body.type}`);
-  }
-  const request = openRequestFor(s, body.request, body.type, ctx);
+  const request = requestForExtractor(s, tx.signer, body.request, body.type, ctx, config);
   if ('ok' in request) return request;
   if (s.get(stateKey.record(body.digest)) !== undefined)
     return reject('LEDGER_DIGEST_EXISTS', 'record digest already used');
@@ -334,10 +346,7 @@ function recordFail(
   config: LedgerConfig,
 ): TxOutcome {
   const body = tx.body;
-  if (!extractorServes(config, tx.signer, body.type)) {
-    return reject('LEDGER_NOT_EXTRACTOR', `signer is not an extractor serving ${body.type}`);
-  }
-  const request = openRequestFor(s, body.request, body.type, ctx);
+  const request = requestForExtractor(s, tx.signer, body.request, body.type, ctx, config);
   if ('ok' in request) return request;
   const failure = { reason: body.reason, detail: body.detail, extractor: tx.signer, height: ctx.height };
   write(s, stateKey.request(request.id), {

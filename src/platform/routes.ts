@@ -6,6 +6,7 @@
 import type {} from '@fastify/swagger';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorBodySchema } from '../api/errors.js';
+import { openEventStream } from '../api/event-stream.js';
 import { DatagrantError } from '../common/errors.js';
 import { BODY_SCHEMAS, DOCUMENT_FORMATS, stateKey } from '../ledger/index.js';
 import type { HttpAuthVerifier } from './http-auth.js';
@@ -77,24 +78,13 @@ export async function platformRoutes(
     async (request, reply) => {
       const id = request.params.id;
       platform.view(id);
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-      });
-      const send = (kind: string) =>
-        raw.write(`event: ${kind}\ndata: ${JSON.stringify(platform.view(id))}\n\n`);
-      send('state');
-      const listener = (changed: string, kind: string) => {
-        if (changed === id) send(kind);
-      };
-      const ping = setInterval(() => raw.write(': ping\n\n'), 15_000);
-      platform.on('request', listener);
-      request.raw.on('close', () => {
-        clearInterval(ping);
-        platform.off('request', listener);
+      openEventStream(request, reply, (send) => {
+        send('state', platform.view(id));
+        const listener = (changed: string, kind: string) => {
+          if (changed === id) send(kind, platform.view(id));
+        };
+        platform.on('request', listener);
+        return () => platform.off('request', listener);
       });
     },
   );
@@ -138,7 +128,7 @@ export async function platformRoutes(
       },
     },
     async (request) => {
-      const subject = platformState(platform).get(stateKey.subject(request.params.id));
+      const subject = platform.stateReader().get(stateKey.subject(request.params.id));
       if (!subject) throw new DatagrantError('PLATFORM_SUBJECT_NOT_FOUND', 'no such subject');
       return subject;
     },
@@ -177,8 +167,4 @@ export async function platformRoutes(
     },
     async (request) => ({ subject: request.params.id, entries: await platform.audit(request.params.id) }),
   );
-}
-
-function platformState(platform: Platform): { get(key: string): unknown } {
-  return platform.stateReader();
 }
