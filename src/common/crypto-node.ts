@@ -1,17 +1,26 @@
 /**
  * The node's hot path: Ed25519 through Node's built-in OpenSSL binding, about ten times faster
  * than the portable implementation and byte-compatible with it (tested both ways). Imported key
- * objects are cached, since importing costs about as much as verifying.
+ * objects are cached, since importing costs about as much as verifying. Importing this module
+ * also switches the process's SHA-256 (`crypto.ts`) to OpenSSL's one-shot digest.
  */
 import {
   createPrivateKey,
   createPublicKey,
   type KeyObject,
+  hash as nodeHash,
   sign as nodeSign,
   verify as nodeVerify,
 } from 'node:crypto';
 import { bytesToHex } from './bytes.js';
-import { isStrictPublicKey } from './crypto.js';
+import { isStrictPublicKey, type Sha256Impl, useSha256 } from './crypto.js';
+
+/** SHA-256 through OpenSSL; digests are copied out as plain Uint8Arrays (not pooled Buffers). */
+export const opensslSha256: Sha256Impl = {
+  bytes: (data) => new Uint8Array(nodeHash('sha256', data, 'buffer')),
+  hex: (data) => nodeHash('sha256', data, 'hex'),
+};
+useSha256(opensslSha256);
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');

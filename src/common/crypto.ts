@@ -12,14 +12,35 @@ import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { bytesToHex, concatBytes, fromBase64url, fromHex, toBase64url, utf8ToBytes } from './bytes.js';
 import { DatagrantError } from './errors.js';
 
+/** A SHA-256 implementation: the digest as bytes and as lower-case hex. */
+export interface Sha256Impl {
+  bytes(data: Uint8Array): Uint8Array;
+  hex(data: Uint8Array): string;
+}
+
+const nobleSha256Impl: Sha256Impl = {
+  bytes: (data) => nobleSha256(data),
+  hex: (data) => bytesToHex(nobleSha256(data)),
+};
+let sha256Impl = nobleSha256Impl;
+
+/**
+ * Replaces the SHA-256 implementation for this process (`crypto-node.ts` installs OpenSSL's,
+ * two to five times faster for transactions and blocks). Digests are the same bytes; without an
+ * argument the portable one is restored.
+ */
+export function useSha256(impl: Sha256Impl = nobleSha256Impl): void {
+  sha256Impl = impl;
+}
+
 /** SHA-256 of bytes. */
 export function sha256(data: Uint8Array): Uint8Array {
-  return nobleSha256(data);
+  return sha256Impl.bytes(data);
 }
 
 /** SHA-256 as lower-case hex. */
 export function sha256Hex(data: Uint8Array): string {
-  return bytesToHex(nobleSha256(data));
+  return sha256Impl.hex(data);
 }
 
 /** Cryptographically secure random bytes. */

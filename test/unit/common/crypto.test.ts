@@ -1,6 +1,6 @@
 import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
-import { sha512 } from '@noble/hashes/sha2.js';
+import { sha256 as nobleSha256, sha512 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import t from 'tap';
 import { bytesToHex, concatBytes, fromBase64url, fromHex, toBase64url } from '../../../src/common/bytes.js';
@@ -13,15 +13,17 @@ import {
   publicKeyFromHex,
   randomBytes,
   sealPayload,
+  sha256,
   sha256Hex,
   sign,
   signingPublicKey,
   unwrapKey,
+  useSha256,
   verify,
   type WrappedKey,
   wrapKey,
 } from '../../../src/common/crypto.js';
-import { signFast, verifyFast } from '../../../src/common/crypto-node.js';
+import { opensslSha256, signFast, verifyFast } from '../../../src/common/crypto-node.js';
 import { bytes, seed32 } from '../../helpers/arbitraries.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -65,6 +67,23 @@ const RFC8032 = [
       '6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a',
   },
 ];
+
+t.test('property: OpenSSL and portable SHA-256 give the same digests', async (t) => {
+  fc.assert(
+    fc.property(bytes(0, 4096), (data) => {
+      const want = bytesToHex(nobleSha256(data));
+      return bytesToHex(opensslSha256.bytes(data)) === want && opensslSha256.hex(data) === want;
+    }),
+    { numRuns: 300 },
+  );
+  // Importing crypto-node switched this process to OpenSSL; the switch is reversible.
+  const data = utf8('abc');
+  t.equal(bytesToHex(sha256(data)), bytesToHex(nobleSha256(data)));
+  t.ok(sha256(data) instanceof Uint8Array && !Buffer.isBuffer(sha256(data)), 'a plain Uint8Array');
+  useSha256();
+  t.equal(sha256Hex(data), bytesToHex(nobleSha256(data)));
+  useSha256(opensslSha256);
+});
 
 t.test('Ed25519 RFC 8032 known answers, portable and OpenSSL', async (t) => {
   for (const v of RFC8032) {
