@@ -7,6 +7,15 @@ import type { AnyTx } from '../ledger/index.js';
 import type { Chain, CommittedBlockEvent } from './chain.js';
 import type { Mempool } from './mempool.js';
 
+/**
+ * How long an admitted transaction may wait for others before it is gossiped (ms). Each gossip
+ * message costs every validator a frame, a decryption and a delivery whatever it carries, so a
+ * short wait turns a stream of small requests into a few batches.
+ */
+export const GOSSIP_LINGER_MS = 10;
+/** Gossiped at once when this many are waiting. */
+const GOSSIP_FLUSH_TXS = 256;
+
 /** Where a committed transaction landed. */
 export interface CommittedTx {
   hash: string;
@@ -18,18 +27,20 @@ export interface CommittedTx {
 export class TxGateway {
   private readonly waiters = new Map<string, Set<(result: CommittedTx) => void>>();
   private outbox: AnyTx[] = [];
-  private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly modules: {
       chain: Chain;
       mempool: Mempool;
       /**
-       * Sends admitted transactions to the other validators. Those admitted in the same turn of
-       * the event loop (e.g. one batch request, or many requests under load) are handed over
-       * together, in admission order, so they can travel as one message.
+       * Sends admitted transactions to the other validators. Those admitted within
+       * `gossipLingerMs` of each other (e.g. one batch request, or many requests under load) are
+       * handed over together, in admission order, so they can travel as one message.
        */
       gossip?: (txs: AnyTx[]) => void;
+      /** Longest wait before admitted transactions are gossiped (default `GOSSIP_LINGER_MS`). */
+      gossipLingerMs?: number;
       /** Called after admission (e.g. to wake the block producer). */
       onAdmitted?: () => void;
     },
@@ -47,14 +58,19 @@ export class TxGateway {
 
   private queueGossip(tx: AnyTx): void {
     this.outbox.push(tx);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const txs = this.outbox;
-      this.outbox = [];
-      this.modules.gossip!(txs);
-    });
+    if (this.outbox.length >= GOSSIP_FLUSH_TXS) this.flushGossip();
+    else if (this.flushTimer === undefined)
+      this.flushTimer = setTimeout(() => this.flushGossip(), this.modules.gossipLingerMs ?? GOSSIP_LINGER_MS);
+  }
+
+  /** Gossips every admitted transaction still waiting (e.g. before this node proposes a block). */
+  flushGossip(): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.outbox.length === 0) return;
+    const txs = this.outbox;
+    this.outbox = [];
+    this.modules.gossip!(txs);
   }
 
   /**
