@@ -13,6 +13,15 @@ export interface MempoolOptions {
   maxTxTtlMs: number;
   /** How many verified signatures are remembered (default 200,000), oldest forgotten first. */
   maxVerified?: number;
+  /**
+   * Admission control: the pool holds at most this many seconds of the chain's recent commit
+   * throughput (default 2), so an overloaded node refuses the excess at once, before spending a
+   * signature check on it, instead of letting every queue and every latency grow until the work
+   * of admitting starves consensus. Never below `minQueueTxs`; never above `maxTxs`.
+   */
+  maxQueueSeconds?: number;
+  /** Floor of the admission bound (default 2,000, one full block by default). */
+  minQueueTxs?: number;
 }
 
 /** What the mempool needs from the node. */
@@ -31,6 +40,10 @@ export interface RejectedTx {
 }
 
 const VERIFIED_LIMIT = 200_000;
+const QUEUE_SECONDS = 2;
+const MIN_QUEUE_TXS = 2_000;
+/** Commit throughput is measured over the blocks of this window (ms). */
+const RATE_WINDOW_MS = 5_000;
 const REJECTED_LIMIT = 10_000;
 /**
  * How long a transaction the ledger refused is not admitted again. Resubmitting it at once would
@@ -51,6 +64,8 @@ export class Mempool {
   private verifiedOrder: string[] = [];
   private verifiedHead = 0;
   private readonly rejected = new Map<string, RejectedTx>();
+  /** Recent commits (time, tx count), oldest first, for the admission bound. */
+  private commits: { at: number; txs: number }[] = [];
 
   constructor(
     private readonly options: MempoolOptions,
@@ -100,8 +115,7 @@ export class Mempool {
       );
     }
     // Refuse before the signature check: a full pool must shed load cheaply, not verify it first.
-    if (this.pending.size >= this.options.maxTxs)
-      throw new DatagrantError('LEDGER_MEMPOOL_FULL', 'mempool is full');
+    this.checkRoom(now);
     if (!this.isVerified(tx)) {
       if (!verifyTxSignature(tx, this.modules.verifier)) {
         throw new DatagrantError('LEDGER_BAD_SIGNATURE', 'signature does not verify for signer');
@@ -111,8 +125,7 @@ export class Mempool {
     if (await this.modules.isCommitted(hash)) {
       throw new DatagrantError('LEDGER_TX_REPLAYED', 'tx is already committed', { hash });
     }
-    if (this.pending.size >= this.options.maxTxs)
-      throw new DatagrantError('LEDGER_MEMPOOL_FULL', 'mempool is full');
+    this.checkRoom(now);
     this.pending.set(hash, tx);
     this.rejected.delete(hash);
     return hash;
@@ -131,9 +144,32 @@ export class Mempool {
     return this.pending.get(hash);
   }
 
-  /** Removes committed transactions. */
+  /** How many pending transactions the pool admits now (see `maxQueueSeconds`). */
+  admissionLimit(now = this.modules.now()): number {
+    while (this.commits.length > 0 && now - this.commits[0]!.at > RATE_WINDOW_MS) this.commits.shift();
+    let txs = 0;
+    for (const c of this.commits) txs += c.txs;
+    const perSecond = (txs * 1000) / RATE_WINDOW_MS;
+    const bound = Math.max(
+      this.options.minQueueTxs ?? MIN_QUEUE_TXS,
+      Math.ceil(perSecond * (this.options.maxQueueSeconds ?? QUEUE_SECONDS)),
+    );
+    return Math.min(this.options.maxTxs, bound);
+  }
+
+  private checkRoom(now: number): void {
+    if (this.pending.size < this.options.maxTxs && this.pending.size < this.admissionLimit(now)) return;
+    throw new DatagrantError(
+      'LEDGER_MEMPOOL_FULL',
+      `mempool is full (${this.pending.size} pending, admitting at most ${this.admissionLimit(now)}); retry later`,
+      { pending: this.pending.size },
+    );
+  }
+
+  /** Removes committed transactions (and counts them towards the commit throughput). */
   removeCommitted(hashes: readonly string[]): void {
     for (const hash of hashes) this.pending.delete(hash);
+    if (hashes.length > 0) this.commits.push({ at: this.modules.now(), txs: hashes.length });
   }
 
   /** Removes a transaction the ledger refused, remembering why for status queries. */

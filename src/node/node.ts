@@ -139,6 +139,7 @@ export class DatagrantNode implements NodeStatusSource {
         chain: this.genesis.chain,
         maxTxs: config.mempool.maxTxs,
         maxTxTtlMs: this.genesis.params.maxTxTtlMs,
+        minQueueTxs: this.genesis.params.maxBlockTxs,
       },
       {
         verifier: verifyFast,

@@ -9,13 +9,18 @@ import { txHash } from '../../../src/ledger/index.js';
 import { Mempool } from '../../../src/node/mempool.js';
 import { makeTestChain } from '../../helpers/chain.js';
 
-function setup() {
+function setup(limits: { maxTxs?: number; minQueueTxs?: number } = {}) {
   const tc = makeTestChain({ validators: 1 });
   let now = tc.options.time;
   const committed = new Set<string>();
   let verifies = 0;
   const mempool = new Mempool(
-    { chain: tc.genesis.chain, maxTxs: 3, maxTxTtlMs: tc.genesis.params.maxTxTtlMs },
+    {
+      chain: tc.genesis.chain,
+      maxTxs: limits.maxTxs ?? 3,
+      maxTxTtlMs: tc.genesis.params.maxTxTtlMs,
+      ...(limits.minQueueTxs !== undefined ? { minQueueTxs: limits.minQueueTxs } : {}),
+    },
     {
       verifier: (sig, msg, key) => {
         verifies++;
@@ -53,6 +58,31 @@ t.test('admits once, refuses duplicates, replays of committed txs and a full poo
   const before = verifies();
   await t.rejects(mempool.add(tx()), { code: 'LEDGER_MEMPOOL_FULL' });
   t.equal(verifies(), before, 'a full pool refuses before checking the signature');
+});
+
+t.test('admission control: the pool holds about two seconds of recent commit throughput', async (t) => {
+  const { mempool, tx, advance, verifies } = setup({ maxTxs: 1000, minQueueTxs: 4 });
+  t.equal(mempool.admissionLimit(), 4, 'nothing committed yet: the floor');
+  const admitted: string[] = [];
+  for (let i = 0; i < 4; i++) admitted.push(await mempool.add(tx()));
+  const before = verifies();
+  await t.rejects(mempool.add(tx()), { code: 'LEDGER_MEMPOOL_FULL' }, 'refused past the floor');
+  t.equal(verifies(), before, 'refused before the signature check');
+  // The chain commits 10 txs/s for five seconds: the bound becomes 2 s × 10/s = 20.
+  for (let s = 0; s < 5; s++) {
+    advance(1000);
+    mempool.removeCommitted(Array.from({ length: 10 }, (_, i) => `c${s}-${i}`));
+  }
+  t.equal(mempool.admissionLimit(), 20);
+  for (let i = 0; i < 16; i++) await mempool.add(tx());
+  await t.rejects(mempool.add(tx()), { code: 'LEDGER_MEMPOOL_FULL' });
+  mempool.removeCommitted(admitted);
+  t.equal(mempool.size, 16);
+  // Commits stop: the measured rate decays and the bound falls back to the floor.
+  advance(10_000);
+  t.equal(mempool.admissionLimit(), 4);
+  const capped = setup({ maxTxs: 3, minQueueTxs: 100 });
+  t.equal(capped.mempool.admissionLimit(), 3, 'never above maxTxs');
 });
 
 t.test('a tx the ledger refused is not admitted again at once, but later', async (t) => {
