@@ -64,6 +64,11 @@ export class Mempool {
   private verifiedOrder: string[] = [];
   private verifiedHead = 0;
   private readonly rejected = new Map<string, RejectedTx>();
+  /**
+   * Transactions refused only because the pool was full, decoded but not verified: a proposal
+   * that names one can still be filled in here instead of asking the proposer for it.
+   */
+  private readonly overflow = new Map<string, AnyTx>();
   /** Recent commits (time, tx count), oldest first, for the admission bound. */
   private commits: { at: number; txs: number }[] = [];
 
@@ -115,7 +120,7 @@ export class Mempool {
       );
     }
     // Refuse before the signature check: a full pool must shed load cheaply, not verify it first.
-    this.checkRoom(now);
+    this.checkRoom(now, tx, hash);
     if (!this.isVerified(tx)) {
       if (!verifyTxSignature(tx, this.modules.verifier)) {
         throw new DatagrantError('LEDGER_BAD_SIGNATURE', 'signature does not verify for signer');
@@ -134,6 +139,14 @@ export class Mempool {
   /** Pending transactions, oldest first. */
   values(): IterableIterator<AnyTx> {
     return this.pending.values();
+  }
+
+  /**
+   * A pending transaction, or one refused a moment ago only because the pool was full (its
+   * signature NOT checked): for filling in proposals, whose validation checks what is unverified.
+   */
+  lookup(hash: string): AnyTx | undefined {
+    return this.pending.get(hash) ?? this.overflow.get(hash);
   }
 
   has(hash: string): boolean {
@@ -157,8 +170,13 @@ export class Mempool {
     return Math.min(this.options.maxTxs, bound);
   }
 
-  private checkRoom(now: number): void {
+  private checkRoom(now: number, tx?: AnyTx, hash?: string): void {
     if (this.pending.size < this.options.maxTxs && this.pending.size < this.admissionLimit(now)) return;
+    if (tx && hash) {
+      if (this.overflow.size >= (this.options.minQueueTxs ?? MIN_QUEUE_TXS))
+        this.overflow.delete(this.overflow.keys().next().value as string);
+      this.overflow.set(hash, tx);
+    }
     throw new DatagrantError(
       'LEDGER_MEMPOOL_FULL',
       `mempool is full (${this.pending.size} pending, admitting at most ${this.admissionLimit(now)}); retry later`,
@@ -168,7 +186,10 @@ export class Mempool {
 
   /** Removes committed transactions (and counts them towards the commit throughput). */
   removeCommitted(hashes: readonly string[]): void {
-    for (const hash of hashes) this.pending.delete(hash);
+    for (const hash of hashes) {
+      this.pending.delete(hash);
+      this.overflow.delete(hash);
+    }
     if (hashes.length > 0) this.commits.push({ at: this.modules.now(), txs: hashes.length });
   }
 

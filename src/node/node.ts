@@ -252,6 +252,8 @@ export class DatagrantNode implements NodeStatusSource {
           mempool: this.mempool,
           network: consensusNetwork,
           metrics: this.metrics,
+          // A proposal names its transactions; send the ones still waiting to be gossiped first.
+          beforePropose: () => this.gateway.flushGossip(),
           logger: log.child({ module: 'consensus' }),
           onFatal: () => {
             process.exitCode = 70;

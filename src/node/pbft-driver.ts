@@ -4,6 +4,12 @@
  * step's messages leave the node; gossips messages; runs timers; fetches missing certified blocks
  * from peers. It also paces proposals: an idle primary proposes every `blockIntervalMs`, a busy
  * one as soon as `minBlockIntervalMs` has passed.
+ *
+ * Proposals travel compact: validators already hold a proposal's transactions from gossip, so the
+ * block goes without them and names each by hash and signature (`{"r":seq,"m":msg,"t":[[hash,sig],…]}`);
+ * a receiver takes the very objects in its mempool (already decoded, hashed and verified) and
+ * fetches only what it lacks from the proposer over the `txs` protocol. Every other message, and
+ * proposals of empty blocks, travel whole (`{"r":seq,"m":msg}`), as do full proposals from peers.
  */
 import { utf8ToBytes } from '../common/bytes.js';
 import { signFast, verifyFast } from '../common/crypto-node.js';
@@ -11,13 +17,15 @@ import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import {
   ConsensusCore,
+  type ConsensusMessage,
   type ConsensusStatus,
   type ConsensusTiming,
+  decodeMessage,
   decodeWal,
   type StepOutput,
   type TimerRequest,
 } from '../consensus/index.js';
-import type { CertifiedBlock } from '../ledger/index.js';
+import { type AnyTx, type CertifiedBlock, decodeTx, txHash } from '../ledger/index.js';
 import type { Network } from '../p2p/index.js';
 import type { Chain } from './chain.js';
 import type { Mempool } from './mempool.js';
@@ -28,6 +36,28 @@ const WAL_KEY = 'consensus-wal';
 const SYNC_BATCH = 32;
 /** Largest sync response, in bytes. */
 const SYNC_MAX_BYTES = 8 * 1024 * 1024;
+/** How long a validator waits for a proposer to send the transactions it lacks. */
+const TXS_FETCH_TIMEOUT_MS = 5_000;
+const HASH_HEX = /^[0-9a-f]{64}$/;
+
+/** A transaction named in a compact proposal: its hash and signature. */
+type TxRef = readonly [hash: string, sig: string];
+
+function isTxRefs(value: unknown, max: number): value is TxRef[] {
+  return (
+    Array.isArray(value) &&
+    value.length <= max &&
+    value.every(
+      (r) =>
+        Array.isArray(r) &&
+        r.length === 2 &&
+        typeof r[0] === 'string' &&
+        HASH_HEX.test(r[0]) &&
+        typeof r[1] === 'string' &&
+        r[1].length <= 256,
+    )
+  );
+}
 
 /** Driver options. */
 export interface PbftDriverOptions {
@@ -50,6 +80,10 @@ export class PbftDriver {
   private sendSeq = 0;
   private lastView = 0;
   private readonly lastHeard = new Map<string, number>();
+  /** Transactions of this node's latest proposal, served to validators that lack some. */
+  private proposed = new Map<string, AnyTx>();
+  /** Compact proposals this shell dropped (the core counts the rest). */
+  private readonly shellDropped = { 'proposal-refs-malformed': 0, 'proposal-txs-unavailable': 0 };
 
   constructor(
     private readonly options: PbftDriverOptions,
@@ -58,6 +92,8 @@ export class PbftDriver {
       mempool: Mempool;
       network: Network;
       metrics?: NodeMetrics;
+      /** Called just before this node builds a proposal. */
+      beforePropose?: () => void;
       logger: Logger;
       /** Called when the node can no longer safely take part (e.g. its disk refuses writes). */
       onFatal: (err: unknown) => void;
@@ -75,7 +111,10 @@ export class PbftDriver {
       { genesis: chain.genesis, self: this.options.self, timing: this.options.timing },
       {
         app: {
-          propose: (ctx) => chain.buildBlock(ctx.proposer, ctx.view, ctx.time),
+          propose: (ctx) => {
+            this.modules.beforePropose?.();
+            return chain.buildBlock(ctx.proposer, ctx.view, ctx.time);
+          },
           validate: (block) => {
             const fault = chain.validateBlock(block, Date.now());
             return fault ? { ok: false, fault: fault.code } : { ok: true };
@@ -100,13 +139,14 @@ export class PbftDriver {
       } catch {
         envelope = data;
       }
-      const inner =
-        envelope !== null && typeof envelope === 'object' && 'm' in envelope
-          ? (envelope as { m: unknown }).m
-          : envelope;
-      this.enqueue(() => this.core.onMessage(inner));
+      const wrapped = envelope !== null && typeof envelope === 'object' && 'm' in envelope;
+      const inner = wrapped ? (envelope as { m: unknown }).m : envelope;
+      if (wrapped && 't' in (envelope as object))
+        this.receiveCompact(inner, (envelope as { t: unknown }).t, from);
+      else this.enqueue(() => this.core.onMessage(inner));
     });
     network.handle('sync', (req) => this.serveSync(req));
+    network.handle('txs', (req) => this.serveTxs(req));
     this.running = true;
     this.enqueue(() => this.core.start());
   }
@@ -125,7 +165,7 @@ export class PbftDriver {
 
   /** Consensus messages dropped by reason. */
   dropped(): Record<string, number> {
-    return this.core ? this.core.dropped : {};
+    return { ...(this.core ? this.core.dropped : {}), ...this.shellDropped };
   }
 
   /** Last time a consensus message arrived through each neighbour. */
@@ -178,10 +218,8 @@ export class PbftDriver {
     if (view > this.lastView) metrics?.viewChanges.inc(view - this.lastView);
     this.lastView = view;
     for (const { message } of out.send) {
-      // A sequence number makes retransmissions distinct bytes, so gossip's duplicate filter lets them through.
-      const bytes = utf8ToBytes(`{"r":${++this.sendSeq},"m":${JSON.stringify(message)}}`);
       network
-        .publish('consensus', bytes)
+        .publish('consensus', this.encodeOutgoing(message))
         .catch((err: unknown) => this.modules.logger.debug({ err }, 'consensus publish failed'));
     }
     for (const timer of out.timers) {
@@ -221,6 +259,116 @@ export class PbftDriver {
       return;
     }
     this.enqueue(() => this.core.onTimer(timer));
+  }
+
+  // ---- compact proposals
+
+  private encodeOutgoing(message: ConsensusMessage): Uint8Array {
+    // A sequence number makes retransmissions distinct bytes, so gossip's duplicate filter lets them through.
+    const seq = ++this.sendSeq;
+    if (message.type !== 'proposal' || message.block.txs.length === 0)
+      return utf8ToBytes(`{"r":${seq},"m":${JSON.stringify(message)}}`);
+    const txs = message.block.txs as readonly AnyTx[];
+    this.proposed = new Map(txs.map((tx) => [txHash(tx), tx]));
+    const refs = txs.map((tx) => [txHash(tx), tx.sig]);
+    const bare = { ...message, block: { ...message.block, txs: [] } };
+    return utf8ToBytes(`{"r":${seq},"m":${JSON.stringify(bare)},"t":${JSON.stringify(refs)}}`);
+  }
+
+  /** A compact proposal: fills in its transactions from the mempool, fetching what is missing. */
+  private receiveCompact(inner: unknown, refs: unknown, from: string): void {
+    const decoded = decodeMessage(inner);
+    const max = this.modules.chain.genesis.params.maxBlockTxs;
+    if (
+      !decoded.ok ||
+      decoded.message.type !== 'proposal' ||
+      decoded.message.block.txs.length !== 0 ||
+      !isTxRefs(refs, max)
+    ) {
+      this.shellDropped['proposal-refs-malformed']++;
+      return;
+    }
+    const message = decoded.message;
+    const { mempool } = this.modules;
+    const txs: (AnyTx | undefined)[] = refs.map(([hash, sig]) => {
+      const tx = mempool.lookup(hash) ?? this.proposed.get(hash);
+      return tx !== undefined && tx.sig === sig ? tx : undefined;
+    });
+    if (txs.every((tx) => tx !== undefined)) {
+      // The mempool's own objects: decoded, hashed and signature-checked once already.
+      const full = { ...message, block: { ...message.block, txs: txs as AnyTx[] } };
+      this.enqueue(() => this.core.onDecodedMessage(full));
+      return;
+    }
+    void this.fetchMissing(message, refs, txs, from);
+  }
+
+  private async fetchMissing(
+    message: Extract<ConsensusMessage, { type: 'proposal' }>,
+    refs: readonly TxRef[],
+    txs: (AnyTx | undefined)[],
+    from: string,
+  ): Promise<void> {
+    const { network, logger } = this.modules;
+    const peers = [...new Set([message.sender, from, ...network.peers()])].filter(
+      (p) => p !== this.options.self,
+    );
+    for (const peer of peers) {
+      const missing = refs.filter((_, i) => txs[i] === undefined).map(([hash]) => hash);
+      if (missing.length === 0) break;
+      try {
+        const raw = await network.request(peer, 'txs', utf8ToBytes(JSON.stringify({ hashes: missing })), {
+          timeoutMs: TXS_FETCH_TIMEOUT_MS,
+        });
+        const list = JSON.parse(new TextDecoder().decode(raw)) as unknown;
+        if (!Array.isArray(list)) continue;
+        const got = new Map<string, AnyTx>();
+        for (const item of list) {
+          try {
+            const tx = decodeTx(item);
+            got.set(txHash(tx), tx);
+          } catch {
+            // A malformed answer fills nothing; the block is refused if it stays incomplete.
+          }
+        }
+        refs.forEach(([hash, sig], i) => {
+          const tx = got.get(hash);
+          if (txs[i] === undefined && tx !== undefined && tx.sig === sig) txs[i] = tx;
+        });
+      } catch (err) {
+        logger.debug({ err, peer }, 'proposal transactions request failed');
+      }
+    }
+    if (!this.running) return;
+    if (txs.some((tx) => tx === undefined)) {
+      this.shellDropped['proposal-txs-unavailable']++;
+      return;
+    }
+    const full = { ...message, block: { ...message.block, txs: txs as AnyTx[] } };
+    this.enqueue(() => this.core.onDecodedMessage(full));
+  }
+
+  /** Answers `{"hashes":[…]}` with the transactions of those this node holds (pending or just proposed). */
+  private async serveTxs(req: Uint8Array): Promise<Uint8Array> {
+    let hashes: unknown;
+    try {
+      hashes = (JSON.parse(new TextDecoder().decode(req)) as { hashes?: unknown }).hashes;
+    } catch {
+      throw new DatagrantError('TXS_BAD_REQUEST', 'txs request is not JSON');
+    }
+    const max = this.modules.chain.genesis.params.maxBlockTxs;
+    if (
+      !Array.isArray(hashes) ||
+      hashes.length > max ||
+      !hashes.every((h) => typeof h === 'string' && HASH_HEX.test(h))
+    )
+      throw new DatagrantError('TXS_BAD_REQUEST', `hashes must be at most ${max} transaction hashes`);
+    const out: AnyTx[] = [];
+    for (const hash of hashes as string[]) {
+      const tx = this.modules.mempool.get(hash) ?? this.proposed.get(hash);
+      if (tx) out.push(tx);
+    }
+    return utf8ToBytes(JSON.stringify(out));
   }
 
   // ---- block sync

@@ -10,8 +10,11 @@ export const TOPICS = ['txs', 'requests', 'consensus'] as const;
 /** One of TOPICS. */
 export type Topic = (typeof TOPICS)[number];
 
-/** Request-response protocols: block sync and payload fetch by digest. */
-export const PROTOCOL_NAMES = ['sync', 'payload'] as const;
+/**
+ * Request-response protocols: block sync, the transactions of a proposal by hash (for a validator
+ * that did not get them by gossip) and payload fetch by digest.
+ */
+export const PROTOCOL_NAMES = ['sync', 'txs', 'payload'] as const;
 
 /** One of PROTOCOL_NAMES. */
 export type ProtocolName = (typeof PROTOCOL_NAMES)[number];
