@@ -126,8 +126,14 @@ export class ByzantineNetwork implements Network {
 
   private signer = (bytes: Uint8Array): Uint8Array => signFast(bytes, this.options.secretKey);
 
+  /** Transaction refs of proposals that travelled compact (`"t"`), so copies travel the same way. */
+  private readonly refs = new WeakMap<object, unknown>();
+
   private send(topic: Topic, message: unknown): void {
-    const bytes = utf8ToBytes(`{"r":${++this.seq},"m":${JSON.stringify(message)}}`);
+    const refs = message !== null && typeof message === 'object' ? this.refs.get(message) : undefined;
+    const bytes = utf8ToBytes(
+      `{"r":${++this.seq},"m":${JSON.stringify(message)}${refs === undefined ? '' : `,"t":${JSON.stringify(refs)}`}}`,
+    );
     this.modules.inner.publish(topic, bytes).catch(() => {});
   }
 
@@ -138,14 +144,23 @@ export class ByzantineNetwork implements Network {
   async publish(topic: Topic, data: Uint8Array): Promise<void> {
     if (topic !== 'consensus') return this.modules.inner.publish(topic, data);
     let message: ConsensusMessage;
+    let refs: unknown;
     try {
-      message = (JSON.parse(new TextDecoder().decode(data)) as { m: ConsensusMessage }).m;
+      const envelope = JSON.parse(new TextDecoder().decode(data)) as { m: ConsensusMessage; t?: unknown };
+      message = envelope.m;
+      refs = envelope.t;
     } catch {
       return this.modules.inner.publish(topic, data);
     }
+    // A compact proposal names its transactions; its conflicting copies name the same ones.
+    const withRefs = <T extends object>(m: T): T => {
+      if (refs !== undefined) this.refs.set(m, refs);
+      return m;
+    };
+    withRefs(message);
     const out: unknown[] = [message];
     if (message.type === 'proposal' && this.has('equivocate')) {
-      out.push(this.equivocation(message));
+      out.push(withRefs(this.equivocation(message)));
       this.count('equivocating-proposal');
     }
     if ((message.type === 'prepare' || message.type === 'commit') && this.has('double-vote')) {
@@ -157,7 +172,7 @@ export class ByzantineNetwork implements Network {
       out.push({ ...message, block: randomHex(this.random) });
       this.count('bad-signature', 2);
     } else if (this.has('bad-sig') && message.type === 'proposal') {
-      out.push({ ...message, sig: corrupt(message.sig) });
+      out.push(withRefs({ ...message, sig: corrupt(message.sig) }));
       this.count('bad-signature');
     }
     if (this.has('replay') && this.history.length > 20 && this.random() < 0.5) {

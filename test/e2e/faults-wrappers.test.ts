@@ -239,6 +239,30 @@ t.test(
       'the honest bytes go out unchanged',
     );
 
+    // A compact proposal (transactions named by hash and signature): the conflicting copy names the same.
+    inner.published.length = 0;
+    const refs = [['3'.repeat(64), '4'.repeat(128)]];
+    const compact = signProposal(
+      tc.genesis.chain,
+      2,
+      0,
+      { header: { ...header, height: 2 }, txs: [] },
+      me.pub,
+      signer,
+    );
+    await byz.publish(
+      'consensus',
+      utf8ToBytes(`{"r":3,"m":${JSON.stringify(compact)},"t":${JSON.stringify(refs)}}`),
+    );
+    const sent = inner.published
+      .map((p) => JSON.parse(new TextDecoder().decode(p.data)) as { m: ProposalMessage; t?: unknown })
+      .filter((e) => e.m.type === 'proposal');
+    t.ok(sent.length >= 2, 'the compact proposal and its conflicting copy');
+    t.ok(
+      sent.every((e) => JSON.stringify(e.t) === JSON.stringify(refs)),
+      'every copy carries the same transaction refs',
+    );
+
     const vote = signVote('prepare', tc.genesis.chain, 1, 0, '2'.repeat(64), me.pub, signer);
     inner.published.length = 0;
     await byz.publish('consensus', envelope(2, vote));
