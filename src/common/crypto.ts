@@ -48,6 +48,34 @@ export function randomBytes(length: number): Uint8Array {
   return nobleRandomBytes(length);
 }
 
+/** An X25519 implementation: public key of a secret key, and the shared secret (RFC 7748). */
+export interface X25519Impl {
+  publicKey(secretKey: Uint8Array): Uint8Array;
+  /** Throws for a low-order peer key (all-zero shared secret) or a malformed one. */
+  sharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  /** A fresh random key pair's public key and its shared secret with `publicKey`. */
+  ephemeral(publicKey: Uint8Array): { publicKey: Uint8Array; shared: Uint8Array };
+}
+
+const nobleX25519Impl: X25519Impl = {
+  publicKey: (secretKey) => x25519.getPublicKey(secretKey),
+  sharedSecret: (secretKey, publicKey) => x25519.getSharedSecret(secretKey, publicKey),
+  ephemeral: (publicKey) => {
+    const eph = x25519.utils.randomSecretKey();
+    return { publicKey: x25519.getPublicKey(eph), shared: x25519.getSharedSecret(eph, publicKey) };
+  },
+};
+let x25519Impl = nobleX25519Impl;
+
+/**
+ * Replaces the X25519 implementation used for key wrapping in this process (`crypto-node.ts`
+ * installs OpenSSL's, about twenty times faster; same keys and shared secrets). Without an
+ * argument the portable one is restored.
+ */
+export function useX25519(impl: X25519Impl = nobleX25519Impl): void {
+  x25519Impl = impl;
+}
+
 /** An Ed25519 signing key pair (raw 32-byte keys). */
 export interface SigningKeyPair {
   publicKey: Uint8Array;
@@ -155,13 +183,19 @@ export function wrapKey(
   dataKey: Uint8Array,
   recipientPublicKey: Uint8Array,
   context: Uint8Array,
-  random: (length: number) => Uint8Array = nobleRandomBytes,
+  random?: (length: number) => Uint8Array,
 ): WrappedKey {
-  const eph = random(32);
-  const epk = x25519.getPublicKey(eph);
-  const shared = x25519.getSharedSecret(eph, recipientPublicKey);
+  let epk: Uint8Array;
+  let shared: Uint8Array;
+  if (random === undefined) ({ publicKey: epk, shared } = x25519Impl.ephemeral(recipientPublicKey));
+  else {
+    // Reproducible ephemeral key (tests, known answers).
+    const eph = random(32);
+    epk = x25519Impl.publicKey(eph);
+    shared = x25519Impl.sharedSecret(eph, recipientPublicKey);
+  }
   const kek = wrapKek(shared, epk, recipientPublicKey, context);
-  const nonce = random(24);
+  const nonce = (random ?? nobleRandomBytes)(24);
   const ct = xchacha20poly1305(kek, nonce, concatBytes(context, recipientPublicKey)).encrypt(dataKey);
   return { epk: toBase64url(epk), nonce: toBase64url(nonce), ct: toBase64url(ct) };
 }
@@ -174,8 +208,8 @@ export function unwrapKey(
 ): Uint8Array {
   try {
     const epk = fromBase64url(wrapped.epk, 'epk');
-    const recipient = x25519.getPublicKey(recipientSecretKey);
-    const shared = x25519.getSharedSecret(recipientSecretKey, epk);
+    const recipient = x25519Impl.publicKey(recipientSecretKey);
+    const shared = x25519Impl.sharedSecret(recipientSecretKey, epk);
     const kek = wrapKek(shared, epk, recipient, context);
     const nonce = fromBase64url(wrapped.nonce, 'nonce');
     return xchacha20poly1305(kek, nonce, concatBytes(context, recipient)).decrypt(

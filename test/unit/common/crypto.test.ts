@@ -1,4 +1,4 @@
-import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js';
+import { ED25519_TORSION_SUBGROUP, ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { sha256 as nobleSha256, sha512 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
@@ -19,11 +19,12 @@ import {
   signingPublicKey,
   unwrapKey,
   useSha256,
+  useX25519,
   verify,
   type WrappedKey,
   wrapKey,
 } from '../../../src/common/crypto.js';
-import { opensslSha256, signFast, verifyFast } from '../../../src/common/crypto-node.js';
+import { opensslSha256, opensslX25519, signFast, verifyFast } from '../../../src/common/crypto-node.js';
 import { bytes, seed32 } from '../../helpers/arbitraries.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -201,6 +202,39 @@ t.test('portable and OpenSSL verifiers agree on crafted edge cases', async (t) =
     const sig = sigOf(rBytes, (i + challenge(rBytes, mixed) * scalar) % L);
     t.equal(verify(sig, msg, mixed), verifyFast(sig, msg, mixed), `mixed-order key, r=${i}`);
   }
+});
+
+t.test('property: OpenSSL and portable X25519 agree; keys wrapped by one open with the other', async (t) => {
+  fc.assert(
+    fc.property(seed32, seed32, (a, b) => {
+      const peer = x25519.getPublicKey(b);
+      const eph = opensslX25519.ephemeral(peer);
+      return (
+        bytesToHex(opensslX25519.publicKey(a)) === bytesToHex(x25519.getPublicKey(a)) &&
+        bytesToHex(opensslX25519.sharedSecret(a, peer)) === bytesToHex(x25519.getSharedSecret(a, peer)) &&
+        bytesToHex(eph.shared) === bytesToHex(x25519.getSharedSecret(b, eph.publicKey))
+      );
+    }),
+    { numRuns: 100 },
+  );
+  // Low-order points give an all-zero secret: both refuse them.
+  const lowOrder = [new Uint8Array(32), Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0))];
+  const secret = randomBytes(32);
+  for (const point of lowOrder) {
+    t.throws(() => opensslX25519.sharedSecret(secret, point), 'OpenSSL refuses a low-order key');
+    t.throws(() => x25519.getSharedSecret(secret, point), 'noble refuses a low-order key');
+  }
+  const alice = generateEncryptionKeyPair();
+  const dataKey = randomBytes(32);
+  const ctx = utf8('record/x');
+  useX25519();
+  const byNoble = wrapKey(dataKey, alice.publicKey, ctx);
+  useX25519(opensslX25519);
+  const byOpenssl = wrapKey(dataKey, alice.publicKey, ctx);
+  t.same(unwrapKey(byNoble, alice.secretKey, ctx), dataKey, 'noble-wrapped opens with OpenSSL');
+  useX25519();
+  t.same(unwrapKey(byOpenssl, alice.secretKey, ctx), dataKey, 'OpenSSL-wrapped opens with noble');
+  useX25519(opensslX25519);
 });
 
 t.test('X25519 key wrapping', async (t) => {
