@@ -151,9 +151,9 @@ function printSteps(title: string, rows: StepRow[]): void {
 export async function runConsensus(options: ConsensusBenchOptions): Promise<ProfileWindow> {
   const { quick, ceiling } = options;
   const pbftLadder: Ladder = quick
-    ? { rates: [200, 500, 1000], singleRates: [500], durationMs: 4000, warmupMs: 1000 }
+    ? { rates: [200, 500, 800], singleRates: [500], durationMs: 4000, warmupMs: 1000 }
     : {
-        rates: [100, 250, 500, 1000, 1500, 2000, 3000, 4000],
+        rates: [100, 250, 500, 750, 1000, 1500, 2000, 3000],
         singleRates: [250, 1000],
         durationMs: 10_000,
         warmupMs: 2000,

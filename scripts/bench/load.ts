@@ -181,7 +181,7 @@ export async function runLoadStep(step: LoadStep): Promise<LoadStepResult> {
     if (done !== last) {
       last = done;
       stalledSince = performance.now();
-    } else if (performance.now() - stalledSince > 3000) break;
+    } else if (performance.now() - stalledSince > 8000) break;
     await sleep(100);
   }
 
