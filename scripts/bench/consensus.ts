@@ -126,6 +126,7 @@ function printSteps(title: string, rows: StepRow[]): void {
       'cpu ms/tx',
       'bench cpu',
       'others cpu',
+      'refused',
       'lost',
     ],
     rows.map((r) => [
@@ -142,7 +143,8 @@ function printSteps(title: string, rows: StepRow[]): void {
       r.cpuMsPerTx,
       r.cpu.bench,
       r.cpu.others,
-      r.lost + r.refused,
+      r.refused,
+      r.lost,
     ]),
   );
 }
