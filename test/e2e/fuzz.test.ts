@@ -987,6 +987,10 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
       fc.oneof(
         fc.uint8Array({ maxLength: 2000 }),
         jsonish.map((v) => utf8ToBytes(JSON.stringify({ r: 1, m: v }) ?? 'null')),
+        // Compact proposals: garbage messages and garbage transaction refs.
+        fc
+          .tuple(jsonish, jsonish)
+          .map(([m, refs]) => utf8ToBytes(JSON.stringify({ r: 1, m, t: refs ?? null }) ?? 'null')),
         brokenJson.map((s) => utf8ToBytes(s)),
         fc.nat({ max: 20_000 }).map((d) => utf8ToBytes(`{"r":1,"m":${deep(d, '[', ']')}}`)),
       ),
@@ -1080,7 +1084,7 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
     );
   });
 
-  for (const protocol of ['sync', 'payload'] as const) {
+  for (const protocol of ['sync', 'txs', 'payload'] as const) {
     await t.test(`${protocol} request handler: answers or a coded refusal, never a hang`, async (t) => {
       const handler = capture.protocols.get(protocol)!;
       t.ok(handler, `${protocol} is served`);
@@ -1091,6 +1095,10 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
           fc.uint8Array({ maxLength: 500 }),
           jsonish.map((v) => utf8ToBytes(JSON.stringify(v) ?? 'null')),
           jsonish.map((v) => utf8ToBytes(JSON.stringify({ from: v }))),
+          jsonish.map((v) => utf8ToBytes(JSON.stringify({ hashes: v }))),
+          fc
+            .array(fc.oneof(hexString(64, 64), hexString(0, 70)), { maxLength: 3000 })
+            .map((hashes) => utf8ToBytes(JSON.stringify({ hashes }))),
           fc
             .oneof(fc.integer(), fc.double(), fc.constantFrom(0, 1, 2 ** 53, -1, 1e308))
             .map((f) => utf8ToBytes(JSON.stringify({ from: f }))),
