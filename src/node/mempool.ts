@@ -69,8 +69,9 @@ export class Mempool {
    * that names one can still be filled in here instead of asking the proposer for it.
    */
   private readonly overflow = new Map<string, AnyTx>();
-  /** Recent commits (time, tx count), oldest first, for the admission bound. */
-  private commits: { at: number; txs: number }[] = [];
+  /** Recent commits (time, tx count), oldest first, and their total, for the admission bound. */
+  private readonly commits: { at: number; txs: number }[] = [];
+  private committedInWindow = 0;
 
   constructor(
     private readonly options: MempoolOptions,
@@ -120,7 +121,10 @@ export class Mempool {
       );
     }
     // Refuse before the signature check: a full pool must shed load cheaply, not verify it first.
-    this.checkRoom(now, tx, hash);
+    if (!this.hasRoom(now)) {
+      this.keepOverflow(hash, tx);
+      throw this.fullError(now);
+    }
     if (!this.isVerified(tx)) {
       if (!verifyTxSignature(tx, this.modules.verifier)) {
         throw new DatagrantError('LEDGER_BAD_SIGNATURE', 'signature does not verify for signer');
@@ -130,7 +134,7 @@ export class Mempool {
     if (await this.modules.isCommitted(hash)) {
       throw new DatagrantError('LEDGER_TX_REPLAYED', 'tx is already committed', { hash });
     }
-    this.checkRoom(now);
+    if (!this.hasRoom(now)) throw this.fullError(now);
     this.pending.set(hash, tx);
     this.rejected.delete(hash);
     return hash;
@@ -159,10 +163,9 @@ export class Mempool {
 
   /** How many pending transactions the pool admits now (see `maxQueueSeconds`). */
   admissionLimit(now = this.modules.now()): number {
-    while (this.commits.length > 0 && now - this.commits[0]!.at > RATE_WINDOW_MS) this.commits.shift();
-    let txs = 0;
-    for (const c of this.commits) txs += c.txs;
-    const perSecond = (txs * 1000) / RATE_WINDOW_MS;
+    while (this.commits.length > 0 && now - this.commits[0]!.at > RATE_WINDOW_MS)
+      this.committedInWindow -= this.commits.shift()!.txs;
+    const perSecond = (this.committedInWindow * 1000) / RATE_WINDOW_MS;
     const bound = Math.max(
       this.options.minQueueTxs ?? MIN_QUEUE_TXS,
       Math.ceil(perSecond * (this.options.maxQueueSeconds ?? QUEUE_SECONDS)),
@@ -170,18 +173,22 @@ export class Mempool {
     return Math.min(this.options.maxTxs, bound);
   }
 
-  private checkRoom(now: number, tx?: AnyTx, hash?: string): void {
-    if (this.pending.size < this.options.maxTxs && this.pending.size < this.admissionLimit(now)) return;
-    if (tx && hash) {
-      if (this.overflow.size >= (this.options.minQueueTxs ?? MIN_QUEUE_TXS))
-        this.overflow.delete(this.overflow.keys().next().value as string);
-      this.overflow.set(hash, tx);
-    }
-    throw new DatagrantError(
+  private hasRoom(now: number): boolean {
+    return this.pending.size < this.admissionLimit(now);
+  }
+
+  private fullError(now: number): DatagrantError {
+    return new DatagrantError(
       'LEDGER_MEMPOOL_FULL',
       `mempool is full (${this.pending.size} pending, admitting at most ${this.admissionLimit(now)}); retry later`,
       { pending: this.pending.size },
     );
+  }
+
+  private keepOverflow(hash: string, tx: AnyTx): void {
+    if (this.overflow.size >= (this.options.minQueueTxs ?? MIN_QUEUE_TXS))
+      this.overflow.delete(this.overflow.keys().next().value as string);
+    this.overflow.set(hash, tx);
   }
 
   /** Removes committed transactions (and counts them towards the commit throughput). */
@@ -190,7 +197,9 @@ export class Mempool {
       this.pending.delete(hash);
       this.overflow.delete(hash);
     }
-    if (hashes.length > 0) this.commits.push({ at: this.modules.now(), txs: hashes.length });
+    if (hashes.length === 0) return;
+    this.commits.push({ at: this.modules.now(), txs: hashes.length });
+    this.committedInWindow += hashes.length;
   }
 
   /** Removes a transaction the ledger refused, remembering why for status queries. */

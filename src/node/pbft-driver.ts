@@ -40,6 +40,8 @@ const SYNC_MAX_BYTES = 8 * 1024 * 1024;
 const TXS_FETCH_TIMEOUT_MS = 5_000;
 const HASH_HEX = /^[0-9a-f]{64}$/;
 
+type ProposalMessage = Extract<ConsensusMessage, { type: 'proposal' }>;
+
 /** A transaction named in a compact proposal: its hash and signature. */
 type TxRef = readonly [hash: string, sig: string];
 
@@ -268,9 +270,13 @@ export class PbftDriver {
     const seq = ++this.sendSeq;
     if (message.type !== 'proposal' || message.block.txs.length === 0)
       return utf8ToBytes(`{"r":${seq},"m":${JSON.stringify(message)}}`);
-    const txs = message.block.txs as readonly AnyTx[];
-    this.proposed = new Map(txs.map((tx) => [txHash(tx), tx]));
-    const refs = txs.map((tx) => [txHash(tx), tx.sig]);
+    const refs: TxRef[] = [];
+    this.proposed = new Map();
+    for (const tx of message.block.txs as readonly AnyTx[]) {
+      const hash = txHash(tx);
+      this.proposed.set(hash, tx);
+      refs.push([hash, tx.sig]);
+    }
     const bare = { ...message, block: { ...message.block, txs: [] } };
     return utf8ToBytes(`{"r":${seq},"m":${JSON.stringify(bare)},"t":${JSON.stringify(refs)}}`);
   }
@@ -294,17 +300,18 @@ export class PbftDriver {
       const tx = mempool.lookup(hash) ?? this.proposed.get(hash);
       return tx !== undefined && tx.sig === sig ? tx : undefined;
     });
-    if (txs.every((tx) => tx !== undefined)) {
-      // The mempool's own objects: decoded, hashed and signature-checked once already.
-      const full = { ...message, block: { ...message.block, txs: txs as AnyTx[] } };
-      this.enqueue(() => this.core.onDecodedMessage(full));
-      return;
-    }
-    void this.fetchMissing(message, refs, txs, from);
+    // The mempool's own objects: decoded, hashed and signature-checked once already.
+    if (txs.every((tx) => tx !== undefined)) this.deliverFilled(message, txs as AnyTx[]);
+    else void this.fetchMissing(message, refs, txs, from);
+  }
+
+  private deliverFilled(message: ProposalMessage, txs: AnyTx[]): void {
+    const full = { ...message, block: { ...message.block, txs } };
+    this.enqueue(() => this.core.onDecodedMessage(full));
   }
 
   private async fetchMissing(
-    message: Extract<ConsensusMessage, { type: 'proposal' }>,
+    message: ProposalMessage,
     refs: readonly TxRef[],
     txs: (AnyTx | undefined)[],
     from: string,
@@ -340,12 +347,8 @@ export class PbftDriver {
       }
     }
     if (!this.running) return;
-    if (txs.some((tx) => tx === undefined)) {
-      this.shellDropped['proposal-txs-unavailable']++;
-      return;
-    }
-    const full = { ...message, block: { ...message.block, txs: txs as AnyTx[] } };
-    this.enqueue(() => this.core.onDecodedMessage(full));
+    if (txs.some((tx) => tx === undefined)) this.shellDropped['proposal-txs-unavailable']++;
+    else this.deliverFilled(message, txs as AnyTx[]);
   }
 
   /** Answers `{"hashes":[…]}` with the transactions of those this node holds (pending or just proposed). */

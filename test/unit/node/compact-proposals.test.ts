@@ -216,6 +216,18 @@ async function block(node: Validator, height: number): Promise<CertifiedBlock> {
   return b;
 }
 
+/** Block `height` of every validator, asserting they are one block; with its hash. */
+async function sameBlockEverywhere(t: Test, nodes: Validator[], height: number) {
+  const blocks = await Promise.all(nodes.map((n) => block(n, height)));
+  const hash = blockHash(blocks[0]!.block.header);
+  t.same(
+    blocks.map((b) => blockHash(b.block.header)),
+    nodes.map(() => hash),
+    `the same block ${height} everywhere`,
+  );
+  return { blocks, hash };
+}
+
 /** Four validators on one hub; `maxTxs(i)` sizes validator i's mempool (default: roomy). */
 async function makeCluster(t: Test, maxTxs: (i: number) => number | undefined = () => undefined) {
   const tc = makeTestChain();
@@ -241,13 +253,7 @@ t.test('four validators agree on a block whose proposal travelled compact', asyn
   // Block 1 carries the transactions; block 2 (idle primary, empty) shows empty blocks travel whole.
   await waitFor('two blocks everywhere', () => nodes.every((n) => n.chain.height >= 2));
 
-  const b1 = await Promise.all(nodes.map((n) => block(n, 1)));
-  const hash1 = blockHash(b1[0]!.block.header);
-  t.same(
-    b1.map((b) => blockHash(b.block.header)),
-    [hash1, hash1, hash1, hash1],
-    'the same block 1 everywhere',
-  );
+  const { blocks: b1, hash: hash1 } = await sameBlockEverywhere(t, nodes, 1);
   t.same(
     b1[0]!.block.txs.map((tx) => txHash(tx)),
     txs.map((tx) => txHash(tx)),
@@ -326,13 +332,7 @@ t.test('validators that lack transactions, or hold a forged copy, fetch them and
 
   for (const n of nodes) await n.driver.start();
   await waitFor('block 1 everywhere', () => nodes.every((n) => n.chain.height >= 1));
-  const b1 = await Promise.all(nodes.map((n) => block(n, 1)));
-  const hash1 = blockHash(b1[0]!.block.header);
-  t.same(
-    b1.map((b) => blockHash(b.block.header)),
-    [hash1, hash1, hash1, hash1],
-    'the same block 1 everywhere',
-  );
+  const { blocks: b1, hash: hash1 } = await sameBlockEverywhere(t, nodes, 1);
   t.same(
     b1.map((b) => b.block.txs.map((tx) => txHash(tx))),
     [hashes, hashes, hashes, hashes],
