@@ -17,7 +17,7 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, fromBase64url, toBase64url, utf8ToBytes } from '../../src/common/bytes.js';
 import { randomBytes, unwrapKey, type WrappedKey, wrapKey } from '../../src/common/crypto.js';
-import { recordContext } from '../../src/extractor/record-crypto.js';
+import { recordContext } from '../../src/records/record-crypto.js';
 import { attestationBytes, signTx, type Tx } from '../../src/ledger/index.js';
 import { AUTH_HEADERS, httpSigningBytes } from '../../src/platform/http-auth.js';
 import { type BenchKey, benchKey } from './keys.js';

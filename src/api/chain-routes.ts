@@ -2,9 +2,8 @@
 import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
+import type { ChainView, CommittedBlockEvent, PendingTxs } from '../ledger/index.js';
 import { blockHash, buildTxProof, MAX_TX_BYTES, quorumSize, stateKey, txHash } from '../ledger/index.js';
-import type { Chain, CommittedBlockEvent } from '../node/chain.js';
-import type { Mempool } from '../node/mempool.js';
 import { ErrorBodySchema } from './errors.js';
 import { openEventStream } from './event-stream.js';
 
@@ -12,6 +11,8 @@ import { openEventStream } from './event-stream.js';
 export interface NodeStatusSource {
   status(): {
     mode: 'dev' | 'pbft';
+    /** A validator votes; a gateway syncs, relays and serves, but never votes. */
+    kind: 'validator' | 'gateway';
     view: number;
     primary: string;
     peers: string[];
@@ -24,8 +25,8 @@ export interface NodeStatusSource {
 
 /** What the chain routes need. */
 export interface ChainRouteModules {
-  chain: Chain;
-  mempool: Mempool;
+  chain: ChainView;
+  mempool: PendingTxs;
   node: NodeStatusSource;
   /** Admits a transaction (mempool, gossip, producer wake-up); returns its hash. */
   submit: (tx: unknown) => Promise<string>;
@@ -53,6 +54,7 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
         time: tip.time,
         stateRoot: tip.stateRoot,
         mode: s.mode,
+        kind: s.kind,
         view: s.view,
         primary: s.primary,
         self: s.self,

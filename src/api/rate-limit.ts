@@ -5,7 +5,9 @@
  * signed routes that pass authentication (a 401 gives its token back), so nobody can exhaust a
  * bank's budget by forging its header.
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SIGNED_CALL_HEADERS } from '../common/http-signature.js';
 
 /** One token bucket's shape: sustained rate and largest burst. */
 export interface BucketLimit {
@@ -32,7 +34,7 @@ export const DEFAULT_RATE_LIMIT: RateLimitOptions = {
   perIp: { ratePerSecond: 500, burst: 1000 },
   loopback: { ratePerSecond: 20_000, burst: 40_000 },
   perInstitution: { ratePerSecond: 1000, burst: 2000 },
-  signedRoutes: ['POST /v1/requests', 'GET /v1/requests/:id/document'],
+  signedRoutes: ['POST /v1/requests', 'GET /v1/requests/:id/document', 'GET /v1/requests/:id/bundle'],
   maxTracked: 10_000,
 };
 
@@ -99,9 +101,9 @@ export function isLoopback(ip: string): boolean {
   return v4.startsWith('127.') || ip === '::1';
 }
 
-/** The signed-request header naming the institution (see platform/http-auth `AUTH_HEADERS`). */
-const INSTITUTION_HEADER = 'x-datagrant-institution';
-const INSTITUTION_ID = /^[a-z0-9][a-z0-9-]{2,63}$/;
+/** The signed-call header naming the caller (common/http-signature `SIGNED_CALL_HEADERS.caller`). */
+const CALLER_HEADER = SIGNED_CALL_HEADERS.caller;
+const CALLER = /^(?:institution|subject):[a-z0-9][a-z0-9-]{2,63}$/;
 const CHARGED = Symbol('rate-limit-institution');
 
 type Charged = FastifyRequest & { [CHARGED]?: string };
@@ -138,10 +140,10 @@ export function installRateLimit(
     const ip = request.ip ?? 'unknown';
     const ipWait = (isLoopback(ip) ? byLoopback : byIp).take(ip);
     if (ipWait > 0) return refuse(reply, ipWait, 'address');
-    const institution = request.headers[INSTITUTION_HEADER];
+    const institution = request.headers[CALLER_HEADER];
     if (
       typeof institution === 'string' &&
-      INSTITUTION_ID.test(institution) &&
+      CALLER.test(institution) &&
       signed.has(`${request.method} ${request.routeOptions.url}`)
     ) {
       const wait = byInstitution.take(institution);

@@ -65,21 +65,6 @@ export async function waitForTx(
   }
 }
 
-/** Signed calls of an institution to a platform node. */
-export async function institutionCall<T>(
-  base: string,
-  method: 'GET' | 'POST',
-  path: string,
-  institution: string,
-  secretKey: Uint8Array,
-  body?: unknown,
-): Promise<T> {
-  const { signHttpRequest } = await import('../platform/http-auth.js');
-  const text = body === undefined ? '' : JSON.stringify(body);
-  const headers = signHttpRequest(method, path, text, institution, secretKey);
-  return apiCall<T>(base, method, path, body === undefined ? undefined : text, headers);
-}
-
 /** Submits a signed transaction and waits for its commit; throws the ledger's code if refused. */
 export async function submitAndWait(
   base: string,

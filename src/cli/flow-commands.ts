@@ -5,16 +5,16 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { DatagrantClient } from '../client/index.js';
 import { bytesToHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
-import { DATA_TYPES, type DataType, type TxProof, verifyTxProof } from '../ledger/index.js';
+import { DATA_TYPES, type DataType, type Genesis, type TxProof, verifyTxProof } from '../ledger/index.js';
 import { readGenesis } from '../node/node.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
-import { signHttpRequest } from '../platform/http-auth.js';
-import type { AuditEntry, RequestView } from '../platform/platform.js';
-import { apiCall, institutionCall, submitAndWait } from './client.js';
+import type { AuditEntry, RequestView } from '../platform/views.js';
+import { apiCall, submitAndWait } from './client.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
@@ -46,15 +46,32 @@ async function chainId(api: string): Promise<string> {
   return (await apiCall<{ chain: string }>(api, 'GET', '/v1/status')).chain;
 }
 
-async function signedCall<T>(
-  api: string,
-  method: 'GET' | 'POST',
-  path: string,
-  institution: string,
-  keys: KeySet,
-  body?: unknown,
-): Promise<T> {
-  return institutionCall<T>(api, method, path, institution, keys.signing.secretKey, body);
+/** The bank client for an institution command: its keys and the chain's genesis, nothing from the node. */
+async function institutionClient(o: {
+  key: string;
+  institution: string;
+  genesis: string;
+  passphraseFile?: string;
+  api: string;
+}): Promise<DatagrantClient> {
+  const [keys, genesis] = await Promise.all([keysFrom(o), readGenesis(o.genesis)]);
+  return new DatagrantClient({ api: o.api, institution: o.institution, keys, genesis });
+}
+
+/**
+ * The grantee's X25519 key, checked against genesis when the institution is in it (the ledger
+ * refuses any key but the registered one, but a subject must not wrap her data key to a key a
+ * node made up in the first place).
+ */
+async function granteeKey(api: string, institution: string, genesis: Genesis | undefined): Promise<string> {
+  const inst = await apiCall<{ encKey: string }>(api, 'GET', `/v1/institutions/${institution}`);
+  const known = genesis?.institutions.find((i) => i.institution === institution);
+  if (known && known.encKey !== inst.encKey)
+    throw new DatagrantError(
+      'CLI_NODE_LIED',
+      `the node at ${api} gave a key for ${institution} that genesis does not: nothing was signed`,
+    );
+  return inst.encKey;
 }
 
 function out(json: boolean | undefined, value: unknown, text: string): void {
@@ -116,9 +133,12 @@ export function addFlowCommands(program: Command): void {
 
   program
     .command('request')
-    .description("institution: ask for a subject's data (a signed call to a platform node)")
+    .description(
+      "institution: ask for a subject's data (signs its own request.open; a platform node relays it)",
+    )
     .requiredOption('--key <file>', "the institution's key file")
     .requiredOption('--institution <id>', 'institution id')
+    .requiredOption('--genesis <file>', "the chain's genesis.json")
     .requiredOption('--subject <id>', 'subject id')
     .requiredOption('--types <list>', `comma-separated: ${DATA_TYPES.join(',')}`)
     .requiredOption('--purpose <text>', 'why the data is needed')
@@ -132,6 +152,7 @@ export function addFlowCommands(program: Command): void {
       async (o: {
         key: string;
         institution: string;
+        genesis: string;
         subject: string;
         types: string;
         purpose: string;
@@ -142,7 +163,7 @@ export function addFlowCommands(program: Command): void {
         api: string;
         json?: boolean;
       }) => {
-        const keys = await keysFrom(o);
+        const client = await institutionClient(o);
         const fields = Object.fromEntries(
           (o.field ?? []).map((f) => {
             const eq = f.indexOf('=');
@@ -150,22 +171,16 @@ export function addFlowCommands(program: Command): void {
             return [f.slice(0, eq), f.slice(eq + 1)];
           }),
         );
-        const body = {
+        if (!['json', 'csv', 'xml'].includes(o.format))
+          throw new DatagrantError('CLI_USAGE', `bad --format ${o.format}: json, csv or xml`);
+        const view = await client.openRequest({
           subject: o.subject,
           types: parseTypes(o.types)!,
           purpose: o.purpose,
-          format: o.format,
+          format: o.format as 'json' | 'csv' | 'xml',
           fields,
-          consentBy: Date.now() + parseDuration(o.consent),
-        };
-        const view = await signedCall<RequestView & { request: string }>(
-          o.api,
-          'POST',
-          '/v1/requests',
-          o.institution,
-          keys,
-          body,
-        );
+          consentInMs: parseDuration(o.consent),
+        });
         out(o.json, view, `request ${view.id} opened at height ${view.height}: ${view.status}`);
       },
     );
@@ -207,6 +222,7 @@ export function addFlowCommands(program: Command): void {
     .option('--retain-days <n>', 'how long the institution may keep the data', '30')
     .option('--data-from <date>', 'earliest date of the data (YYYY-MM-DD)')
     .option('--data-to <date>', 'latest date of the data (YYYY-MM-DD)')
+    .option('--genesis <file>', "the chain's genesis.json: the grantee's key is checked against it")
     .option(...KEY_OPTS)
     .option('--api <url>', 'node API URL', DEFAULT_API)
     .option('--json', 'print JSON')
@@ -214,6 +230,7 @@ export function addFlowCommands(program: Command): void {
       async (o: {
         key: string;
         request: string;
+        genesis?: string;
         types?: string;
         expires: string;
         uses: string;
@@ -225,18 +242,31 @@ export function addFlowCommands(program: Command): void {
         json?: boolean;
       }) => {
         const keys = await keysFrom(o);
-        const chain = await chainId(o.api);
+        const genesis = o.genesis
+          ? await readGenesis(o.genesis)
+          : await apiCall<Genesis>(o.api, 'GET', '/v1/genesis');
         const view = await apiCall<RequestView>(o.api, 'GET', `/v1/requests/${o.request}`);
-        const inst = await apiCall<{ encKey: string }>(o.api, 'GET', `/v1/institutions/${view.institution}`);
+        const encKey = await granteeKey(o.api, view.institution, o.genesis ? genesis : undefined);
         const types = parseTypes(o.types);
-        const tx = buildGrantTx({ chain, now: Date.now() }, view, keys, inst.encKey, {
-          ...(types ? { types } : {}),
-          expiresInMs: parseDuration(o.expires),
-          uses: Number(o.uses),
-          retainDays: Number(o.retainDays),
-          ...(o.dataFrom ? { dataFrom: o.dataFrom } : {}),
-          ...(o.dataTo ? { dataTo: o.dataTo } : {}),
-        });
+        const ctx = {
+          chain: genesis.chain,
+          now: Date.now(),
+          extraction: genesis.params.extraction ?? 'on-request',
+        };
+        const tx = buildGrantTx(
+          ctx,
+          view,
+          keys,
+          { institution: view.institution, encKey },
+          {
+            ...(types ? { types } : {}),
+            expiresInMs: parseDuration(o.expires),
+            uses: Number(o.uses),
+            retainDays: Number(o.retainDays),
+            ...(o.dataFrom ? { dataFrom: o.dataFrom } : {}),
+            ...(o.dataTo ? { dataTo: o.dataTo } : {}),
+          },
+        );
         const r = await submitAndWait(o.api, tx);
         out(
           o.json,
@@ -320,37 +350,45 @@ export function addFlowCommands(program: Command): void {
 
   program
     .command('document')
-    .description('institution: fetch the assembled document of a granted request (records a usage tx)')
+    .description(
+      'institution: record a use of a granted request, fetch its sealed bundle, verify it against genesis, decrypt and assemble it here',
+    )
     .requiredOption('--key <file>', "the institution's key file")
     .requiredOption('--institution <id>', 'institution id')
+    .requiredOption('--genesis <file>', "the chain's genesis.json")
     .requiredOption('--request <id>', 'request id')
     .option('--format <format>', 'json, csv or xml (default: as requested)')
+    .option('--usage <tx>', 're-fetch the bundle of a usage already committed (spends nothing)')
     .option('--out <file>', 'write the document here instead of stdout')
+    .option('--bundle-out <file>', 'also keep the sealed bundle (JSON, no plaintext) here')
     .option(...KEY_OPTS)
     .option('--api <url>', 'platform node API URL', DEFAULT_API)
     .action(
       async (o: {
         key: string;
         institution: string;
+        genesis: string;
         request: string;
         format?: string;
+        usage?: string;
         out?: string;
+        bundleOut?: string;
         passphraseFile?: string;
         api: string;
       }) => {
-        const keys = await keysFrom(o);
-        const path = `/v1/requests/${o.request}/document${o.format ? `?format=${o.format}` : ''}`;
-        const headers = signHttpRequest('GET', path, '', o.institution, keys.signing.secretKey);
-        const response = await fetch(new URL(path, o.api), { headers, signal: AbortSignal.timeout(60_000) });
-        const text = await response.text();
-        if (!response.ok) {
-          const e = (JSON.parse(text) as { error?: { code: string; message: string } }).error;
-          throw new DatagrantError(e?.code ?? 'CLI_HTTP_ERROR', e?.message ?? `HTTP ${response.status}`);
-        }
-        if (o.out) await writeFile(o.out, text, { mode: 0o600 });
-        else process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+        if (o.format && !['json', 'csv', 'xml'].includes(o.format))
+          throw new DatagrantError('CLI_USAGE', `bad --format ${o.format}: json, csv or xml`);
+        const client = await institutionClient(o);
+        const doc = await client.document(o.request, {
+          ...(o.format ? { format: o.format as 'json' | 'csv' | 'xml' } : {}),
+          ...(o.usage ? { usage: o.usage } : {}),
+        });
+        if (o.out) await writeFile(o.out, doc.body, { mode: 0o600 });
+        else process.stdout.write(doc.body.endsWith('\n') ? doc.body : `${doc.body}\n`);
+        if (o.bundleOut)
+          await writeFile(o.bundleOut, JSON.stringify(doc.bundle.sealed, null, 2), { mode: 0o600 });
         process.stderr.write(
-          `usage tx ${response.headers.get('x-datagrant-usage-tx')}, document sha256 ${response.headers.get('x-datagrant-document-digest')}, keep until ${response.headers.get('x-datagrant-retain-until')}\n`,
+          `usage tx ${doc.usageTx} (height ${doc.usageHeight}), bundle ${doc.bundleDigest} verified against genesis, document sha256 ${doc.digest}, keep until ${new Date(doc.retainUntil).toISOString()}\n`,
         );
       },
     );

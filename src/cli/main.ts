@@ -59,6 +59,17 @@ export function buildCli(): Command {
     .description('write genesis, keys and node homes for a local testnet')
     .requiredOption('--dir <dir>', 'directory to create the testnet in')
     .option('--validators <n>', 'number of validators (3f+1)', '4')
+    .option(
+      '--gateways <n>',
+      "non-voting gateway nodes; the first belongs to the first institution and holds its key (the bank's own gateway)",
+      '0',
+    )
+    .option('--institutions <n>', 'institutions in genesis (demo-bank, bank-1, ...)', '1')
+    .option(
+      '--extraction <policy>',
+      'on-request (extract when the request commits) or on-consent',
+      'on-request',
+    )
     .option('--chain <id>', 'chain id', 'datagrant-local')
     .option('--base-port <port>', 'API port of node0 (node i: +i; p2p: +100+i)', '26650')
     .option('--block-interval <ms>', 'longest pause between blocks when idle', '1000')
@@ -66,6 +77,9 @@ export function buildCli(): Command {
       async (o: {
         dir: string;
         validators: string;
+        gateways: string;
+        institutions: string;
+        extraction: string;
         chain: string;
         basePort: string;
         blockInterval: string;
@@ -73,9 +87,22 @@ export function buildCli(): Command {
         const dir = resolve(o.dir);
         if (existsSync(join(dir, 'genesis.json')))
           throw new DatagrantError('CLI_EXISTS', `${dir} already holds a testnet`);
+        const count = (name: string, text: string, min: number) => {
+          const v = Number(text);
+          if (!Number.isInteger(v) || v < min || v > 100)
+            throw new DatagrantError('CLI_USAGE', `--${name} must be an integer from ${min} to 100`);
+          return v;
+        };
+        if (o.extraction !== 'on-request' && o.extraction !== 'on-consent')
+          throw new DatagrantError('CLI_USAGE', '--extraction must be on-request or on-consent');
+        const passphrase = process.env.DATAGRANT_PASSPHRASE || undefined;
         const result = await initTestnet({
           dir,
-          validators: Number(o.validators),
+          validators: count('validators', o.validators, 1),
+          gateways: count('gateways', o.gateways, 0),
+          institutions: count('institutions', o.institutions, 1),
+          extraction: o.extraction,
+          ...(passphrase ? { passphrase } : {}),
           chain: o.chain,
           basePort: Number(o.basePort),
           blockIntervalMs: Number(o.blockInterval),
@@ -83,7 +110,13 @@ export function buildCli(): Command {
         print(result, false, () =>
           [
             `testnet ${result.genesis.chain} written to ${dir}`,
-            ...result.nodes.map((n) => `  ${n.name}  ${n.roles.join('+')}  ${n.apiUrl}  ${n.configPath}`),
+            ...result.nodes.map(
+              (n) =>
+                `  ${n.name.padEnd(9)} ${n.kind.padEnd(9)} ${n.roles.join('+').padEnd(18)} ${n.apiUrl}  ${n.configPath}${n.institution ? `  (holds ${n.institution}'s key)` : ''}`,
+            ),
+            ...result.institutions.map(
+              (i) => `  institution ${i.id}: key file ${i.key}${passphrase ? ' (sealed)' : ''}`,
+            ),
           ].join('\n'),
         );
       },

@@ -1,16 +1,16 @@
 /**
- * Portable cryptography (Node, CLI and browser): Ed25519 signatures, X25519 key wrapping with
- * HKDF-SHA256 and XChaCha20-Poly1305, SHA-256, and AEAD sealing of payloads. Built only on the
+ * Portable cryptography (Node, CLI and browser): Ed25519 signatures, key wrapping to X25519 keys
+ * with HPKE (RFC 9180), SHA-256, and ChaCha20-Poly1305 sealing of payloads. Built only on the
  * audited noble libraries; the node's hot path uses `crypto-node.ts`, which yields the same bytes.
  */
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE } from '@noble/curves/utils.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { bytesToHex, concatBytes, fromBase64url, fromHex, toBase64url, utf8ToBytes } from './bytes.js';
 import { DatagrantError } from './errors.js';
+import { hpkeOpen, hpkeSeal } from './hpke.js';
 
 /** A SHA-256 implementation: the digest as bytes and as lower-case hex. */
 export interface Sha256Impl {
@@ -74,6 +74,11 @@ let x25519Impl = nobleX25519Impl;
  */
 export function useX25519(impl: X25519Impl = nobleX25519Impl): void {
   x25519Impl = impl;
+}
+
+/** The X25519 implementation currently installed by `useX25519`, for modules built on it (HPKE). */
+export function activeX25519(): X25519Impl {
+  return x25519Impl;
 }
 
 /** An Ed25519 signing key pair (raw 32-byte keys). */
@@ -152,31 +157,26 @@ export function isStrictPublicKey(publicKey: Uint8Array): boolean {
   }
 }
 
-/** A data key wrapped to one recipient's X25519 key (all fields base64url). */
+/** A data key wrapped to one recipient's X25519 key with HPKE (both fields base64url, no padding). */
 export interface WrappedKey {
-  /** Ephemeral X25519 public key. */
-  epk: string;
-  /** 24-byte XChaCha20 nonce. */
-  nonce: string;
-  /** The data key sealed with Poly1305 tag. */
+  /** HPKE encapsulated key: the ephemeral X25519 public key (32 bytes). */
+  enc: string;
+  /** The 32-byte data key sealed by HPKE, with its 16-byte tag. */
   ct: string;
 }
 
-const WRAP_INFO = utf8ToBytes('datagrant/wrap/v1');
+const WRAP_INFO = utf8ToBytes('datagrant/wrap/v2');
 
-function wrapKek(
-  shared: Uint8Array,
-  epk: Uint8Array,
-  recipient: Uint8Array,
-  context: Uint8Array,
-): Uint8Array {
-  return hkdf(nobleSha256, shared, concatBytes(epk, recipient), concatBytes(WRAP_INFO, context), 32);
+/** HPKE `info` of a wrap: the label, a zero byte, the recipient's public key and the context. */
+function wrapInfo(recipient: Uint8Array, context: Uint8Array): Uint8Array {
+  return concatBytes(WRAP_INFO, Uint8Array.of(0), recipient, context);
 }
 
 /**
- * Wraps `dataKey` to `recipientPublicKey` (ephemeral-static X25519, HKDF-SHA256, XChaCha20-Poly1305).
- * The recipient key and `context` are bound into both the KDF and the AEAD associated data, so a
- * wrapped key moved to another record or recipient no longer opens. `random` is injectable only
+ * Wraps `dataKey` to `recipientPublicKey` with HPKE (RFC 9180) base mode, suite DHKEM(X25519,
+ * HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305 (`hpke.ts`): `info` binds the recipient key and
+ * `context`, and `context` is the AEAD associated data, so a wrapped key moved to another record
+ * or recipient no longer opens (docs/hpke.md). `random` makes the ephemeral key reproducible, only
  * so that two implementations can be compared byte for byte; callers leave it to the CSPRNG.
  */
 export function wrapKey(
@@ -185,19 +185,14 @@ export function wrapKey(
   context: Uint8Array,
   random?: (length: number) => Uint8Array,
 ): WrappedKey {
-  let epk: Uint8Array;
-  let shared: Uint8Array;
-  if (random === undefined) ({ publicKey: epk, shared } = x25519Impl.ephemeral(recipientPublicKey));
-  else {
-    // Reproducible ephemeral key (tests, known answers).
-    const eph = random(32);
-    epk = x25519Impl.publicKey(eph);
-    shared = x25519Impl.sharedSecret(eph, recipientPublicKey);
-  }
-  const kek = wrapKek(shared, epk, recipientPublicKey, context);
-  const nonce = (random ?? nobleRandomBytes)(24);
-  const ct = xchacha20poly1305(kek, nonce, concatBytes(context, recipientPublicKey)).encrypt(dataKey);
-  return { epk: toBase64url(epk), nonce: toBase64url(nonce), ct: toBase64url(ct) };
+  const { enc, ct } = hpkeSeal(
+    recipientPublicKey,
+    wrapInfo(recipientPublicKey, context),
+    context,
+    dataKey,
+    random?.(32),
+  );
+  return { enc: toBase64url(enc), ct: toBase64url(ct) };
 }
 
 /** Opens a wrapped key with the recipient's X25519 secret key; `CRYPTO_UNWRAP_FAILED` if anything differs. */
@@ -207,12 +202,12 @@ export function unwrapKey(
   context: Uint8Array,
 ): Uint8Array {
   try {
-    const epk = fromBase64url(wrapped.epk, 'epk');
     const recipient = x25519Impl.publicKey(recipientSecretKey);
-    const shared = x25519Impl.sharedSecret(recipientSecretKey, epk);
-    const kek = wrapKek(shared, epk, recipient, context);
-    const nonce = fromBase64url(wrapped.nonce, 'nonce');
-    return xchacha20poly1305(kek, nonce, concatBytes(context, recipient)).decrypt(
+    return hpkeOpen(
+      recipientSecretKey,
+      fromBase64url(wrapped.enc, 'enc'),
+      wrapInfo(recipient, context),
+      context,
       fromBase64url(wrapped.ct, 'ct'),
     );
   } catch {
@@ -223,18 +218,27 @@ export function unwrapKey(
   }
 }
 
-/** Seals `plaintext` under a 32-byte key: output is nonce (24 bytes) || ciphertext || tag. */
+/** Nonce length of `sealPayload` (ChaCha20-Poly1305, RFC 8439). */
+export const PAYLOAD_NONCE_BYTES = 12;
+
+/**
+ * Seals `plaintext` under a 32-byte key with ChaCha20-Poly1305 (RFC 8439): output is a random
+ * 12-byte nonce || ciphertext || 16-byte tag. Each record has its own fresh key, so random nonces
+ * never repeat under one key.
+ */
 export function sealPayload(key: Uint8Array, plaintext: Uint8Array, associatedData?: Uint8Array): Uint8Array {
-  const nonce = nobleRandomBytes(24);
-  return concatBytes(nonce, xchacha20poly1305(key, nonce, associatedData).encrypt(plaintext));
+  const nonce = nobleRandomBytes(PAYLOAD_NONCE_BYTES);
+  return concatBytes(nonce, chacha20poly1305(key, nonce, associatedData).encrypt(plaintext));
 }
 
 /** Opens a payload sealed by `sealPayload`; `CRYPTO_DECRYPT_FAILED` if the key, data or tag is wrong. */
 export function openPayload(key: Uint8Array, sealed: Uint8Array, associatedData?: Uint8Array): Uint8Array {
-  if (sealed.length < 24 + 16)
+  if (sealed.length < PAYLOAD_NONCE_BYTES + 16)
     throw new DatagrantError('CRYPTO_DECRYPT_FAILED', 'sealed payload is too short');
   try {
-    return xchacha20poly1305(key, sealed.subarray(0, 24), associatedData).decrypt(sealed.subarray(24));
+    return chacha20poly1305(key, sealed.subarray(0, PAYLOAD_NONCE_BYTES), associatedData).decrypt(
+      sealed.subarray(PAYLOAD_NONCE_BYTES),
+    );
   } catch {
     throw new DatagrantError('CRYPTO_DECRYPT_FAILED', 'payload does not open with this key');
   }

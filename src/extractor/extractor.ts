@@ -22,8 +22,8 @@ import {
   RETRYABLE_PLUGIN_CODES,
   toFieldValue,
 } from '../plugins/data-source.js';
-import type { PayloadStore } from './payload-store.js';
-import { recordContext, type SealedRecord, sealRecord } from './record-crypto.js';
+import type { PayloadStore } from '../records/payload-store.js';
+import { recordContext, type SealedRecord, sealRecord } from '../records/record-crypto.js';
 
 /** Plain configuration of an extractor. */
 export interface ExtractorOptions {
@@ -80,6 +80,8 @@ export interface DataRequest {
   subject: string;
   /** The subject's X25519 public key (hex), from its `subject.register`. */
   subjectEncKey: string;
+  /** Under the `on-consent` policy: the grantee's X25519 key (hex) named by the grant. */
+  granteeEncKey?: string;
   types: DataType[];
   dataFrom?: string;
   dataTo?: string;
@@ -106,6 +108,12 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 const DONE_MEMORY = 10_000;
+
+/** Who a record's data key is wrapped to: always the subject, and the grantee under `on-consent`. */
+interface RecipientKeys {
+  subject: Uint8Array;
+  grantee?: Uint8Array;
+}
 
 function badRequest(why: string): DatagrantError {
   return new DatagrantError('EXTRACTOR_BAD_REQUEST', `data request ${why}`);
@@ -263,10 +271,13 @@ export class Extractor {
     if (!HASH_RE.test(request.id)) throw badRequest('id must be a transaction hash');
     if (!SUBJECT_RE.test(request.subject)) throw badRequest('subject must be a subject id');
     let subjectKey: Uint8Array;
+    let granteeKey: Uint8Array | undefined;
     try {
       subjectKey = fromHex(request.subjectEncKey, 'subjectEncKey', 32);
+      if (request.granteeEncKey !== undefined)
+        granteeKey = fromHex(request.granteeEncKey, 'granteeEncKey', 32);
     } catch {
-      throw badRequest('subjectEncKey must be a hex X25519 public key');
+      throw badRequest('subjectEncKey and granteeEncKey must be hex X25519 public keys');
     }
     if (
       !Array.isArray(request.types) ||
@@ -279,10 +290,11 @@ export class Extractor {
       if (v !== undefined && !DAY_RE.test(v)) throw badRequest(`${field} must be YYYY-MM-DD`);
     }
     const types = [...new Set(request.types)];
-    return Promise.all(types.map((type) => this.#handleType(request, subjectKey, type)));
+    const keys: RecipientKeys = { subject: subjectKey, ...(granteeKey ? { grantee: granteeKey } : {}) };
+    return Promise.all(types.map((type) => this.#handleType(request, keys, type)));
   }
 
-  #handleType(request: DataRequest, subjectKey: Uint8Array, type: DataType): Promise<ExtractionOutcome> {
+  #handleType(request: DataRequest, keys: RecipientKeys, type: DataType): Promise<ExtractionOutcome> {
     const source = this.#byType.get(type);
     if (source === undefined) return Promise.resolve({ type, status: 'skipped', why: 'not-served' });
     const key = `${request.id}/${type}`;
@@ -290,7 +302,7 @@ export class Extractor {
     if (running !== undefined) return running;
     if (this.#done.has(key)) return Promise.resolve({ type, status: 'skipped', why: 'duplicate' });
     if (!this.#started) return Promise.resolve({ type, status: 'skipped', why: 'stopped' });
-    const job = this.#extract(request, subjectKey, type, source).finally(() => this.#inflight.delete(key));
+    const job = this.#extract(request, keys, type, source).finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, job);
     return job.then((outcome) => {
       if (outcome.status === 'put' || outcome.status === 'fail') {
@@ -303,7 +315,7 @@ export class Extractor {
 
   async #extract(
     request: DataRequest,
-    subjectKey: Uint8Array,
+    keys: RecipientKeys,
     type: DataType,
     source: DataSource,
   ): Promise<ExtractionOutcome> {
@@ -347,7 +359,7 @@ export class Extractor {
     }
 
     if (result !== undefined) {
-      const put = await this.#put(request, subjectKey, type, source, result, attempts, log);
+      const put = await this.#put(request, keys, type, source, result, attempts, log);
       if (!(put instanceof DatagrantError)) {
         log.info({ attempts, ms: this.#modules.now() - started }, 'record extracted');
         return put;
@@ -414,7 +426,7 @@ export class Extractor {
 
   async #put(
     request: DataRequest,
-    subjectKey: Uint8Array,
+    keys: RecipientKeys,
     type: DataType,
     source: DataSource,
     result: FetchResult,
@@ -427,8 +439,9 @@ export class Extractor {
     try {
       sealed = sealRecord(
         { type, subject: request.subject, fields: result.fields, source: result.source, fetchedAt },
-        subjectKey,
+        keys.subject,
         context,
+        keys.grantee,
       );
     } catch (err) {
       const code = isDatagrantError(err, 'CANONICAL_UNSUPPORTED')
@@ -466,6 +479,7 @@ export class Extractor {
           source: result.source,
           fetchedAt,
           sourceDigest: sha256Hex(result.raw),
+          ...(sealed.granteeKey ? { granteeKey: sealed.granteeKey } : {}),
         },
         expires: now + this.#options.txTtlMs,
       },

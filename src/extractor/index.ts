@@ -1,4 +1,4 @@
-/** The extractor role: request handling, record sealing and payload storage. */
+/** The extractor role: plugins run for committed requests, records sealed, stored and put on chain. */
 export {
   assignedExtractor,
   type DataRequest,
@@ -9,17 +9,3 @@ export {
   type ExtractorOptions,
   rankExtractors,
 } from './extractor.js';
-export { LevelPayloadStore, type LevelPayloadStoreOptions } from './level-payload-store.js';
-export { checkDigest, MemoryPayloadStore, type PayloadStore, verifyPayloadDigest } from './payload-store.js';
-export {
-  openRecord,
-  openRecordAs,
-  RECORD_PAD_BYTES,
-  type RecordPlaintext,
-  recordContext,
-  recordDigest,
-  rewrapForGrantee,
-  type SealedRecord,
-  sealRecord,
-  unwrapRecordKey,
-} from './record-crypto.js';

@@ -1,5 +1,6 @@
 /**
- * Genesis: the chain id, the validator set with each node's roles, the registrars who attest
+ * Genesis: the chain id, the validator set with each node's roles, the gateway nodes admitted to
+ * the network (they sync, relay and serve the API, but never vote), the registrars who attest
  * identities, the governance keys, the institutions present from the start, and chain parameters.
  * Its hash is the `prev` of block 1; a proof verifier needs nothing else.
  */
@@ -19,6 +20,18 @@ export const NODE_ROLES = ['platform', 'extractor'] as const;
 /** One of NODE_ROLES. */
 export type NodeRole = (typeof NODE_ROLES)[number];
 
+/** Roles a gateway node can play: it serves institutions, but extraction is a validator's job. */
+export const GATEWAY_ROLES = ['platform'] as const;
+
+/**
+ * When extractors pull a subject's data: `on-request` (the patent's order: as soon as the request
+ * commits, so the subject decides on records already in hand) or `on-consent` (only the types she
+ * granted, once the grant commits, wrapping each data key to her and to the grantee at once).
+ */
+export const EXTRACTION_POLICIES = ['on-request', 'on-consent'] as const;
+/** One of EXTRACTION_POLICIES. */
+export type ExtractionPolicy = (typeof EXTRACTION_POLICIES)[number];
+
 /** Chain parameters fixed at genesis. */
 export const ChainParamsSchema = Type.Object(
   {
@@ -30,6 +43,8 @@ export const ChainParamsSchema = Type.Object(
     maxGrantMs: Type.Integer({ minimum: 1000 }),
     /** Most transactions in one block. */
     maxBlockTxs: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    /** When records are extracted (default `on-request`). */
+    extraction: Type.Optional(Type.Union(EXTRACTION_POLICIES.map((p) => Type.Literal(p)))),
   },
   { additionalProperties: false },
 );
@@ -43,7 +58,13 @@ export const DEFAULT_CHAIN_PARAMS: ChainParams = {
   maxConsentMs: 30 * 24 * 60 * 60 * 1000,
   maxGrantMs: 365 * 24 * 60 * 60 * 1000,
   maxBlockTxs: 2000,
+  extraction: 'on-request',
 };
+
+/** The chain's extraction policy. */
+export function extractionPolicy(params: ChainParams): ExtractionPolicy {
+  return params.extraction ?? 'on-request';
+}
 
 export const GenesisSchema = Type.Object(
   {
@@ -60,6 +81,20 @@ export const GenesisSchema = Type.Object(
         { additionalProperties: false },
       ),
       { minItems: 1, maxItems: 100 },
+    ),
+    /** Non-voting nodes the network admits (absent: none). */
+    gateways: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Id,
+            key: Hex32,
+            roles: Type.Array(Type.Union(GATEWAY_ROLES.map((r) => Type.Literal(r))), { uniqueItems: true }),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 1000 },
+      ),
     ),
     registrars: Type.Array(Hex32, { maxItems: 100 }),
     admins: Type.Array(Hex32, { maxItems: 100 }),
@@ -84,6 +119,8 @@ export const GenesisSchema = Type.Object(
 export type Genesis = Static<typeof GenesisSchema>;
 /** One validator entry of genesis. */
 export type ValidatorInfo = Genesis['validators'][number];
+/** One gateway entry of genesis. */
+export type GatewayInfo = NonNullable<Genesis['gateways']>[number];
 
 const genesisCheck = TypeCompiler.Compile(GenesisSchema);
 
@@ -97,12 +134,24 @@ export function parseGenesis(input: unknown): Genesis {
   if (keys.size !== input.validators.length) {
     throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate validator key');
   }
+  const names = new Set(input.validators.map((v) => v.name));
+  for (const g of input.gateways ?? []) {
+    if (keys.has(g.key)) throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate node key');
+    if (names.has(g.name)) throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate node name');
+    keys.add(g.key);
+    names.add(g.name);
+  }
   const ids = new Set(input.institutions.map((i) => i.institution));
   const instKeys = new Set(input.institutions.map((i) => i.signKey));
   if (ids.size !== input.institutions.length || instKeys.size !== input.institutions.length) {
     throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate institution id or signing key');
   }
   return input;
+}
+
+/** Keys of every node the network admits: validators, then gateways. */
+export function networkMembers(genesis: Genesis): string[] {
+  return [...genesis.validators.map((v) => v.key), ...(genesis.gateways ?? []).map((g) => g.key)];
 }
 
 /** Hash (hex) of the canonical genesis document; block 1 points to it. */

@@ -1,6 +1,7 @@
 /** Public surface of the ledger: transactions, state machine, blocks, proofs and storage. */
 export * from './block.js';
 export * from './block-store.js';
+export * from './chain-view.js';
 export * from './executor.js';
 export * from './genesis.js';
 export * from './merkle.js';

@@ -2,7 +2,10 @@
  * Typed views of the ledger state: what is stored under each key prefix, and the derived
  * status of a data request as institutions and subjects see it.
  */
-import type { WrappedKey } from '../common/crypto.js';
+import { bytesToHex, concatBytes, utf8ToBytes } from '../common/bytes.js';
+import { canonicalBytes } from '../common/canonical.js';
+import { sha256, type WrappedKey } from '../common/crypto.js';
+import type { ExtractionPolicy } from './genesis.js';
 import type { DataType } from './tx.js';
 
 /** A registered data subject: a pseudonymous id bound to its keys by a registrar. */
@@ -68,6 +71,10 @@ export interface RecordState {
   fetchedAt: number;
   sourceDigest: string;
   extractor: string;
+  /** Hash of the `record.put` transaction. */
+  tx: string;
+  /** Under `on-consent`: the data key wrapped to the grantee, set at extraction. */
+  granteeKey?: WrappedKey;
   height: number;
   erased: boolean;
 }
@@ -78,6 +85,8 @@ export interface GrantState {
   request: string;
   subject: string;
   institution: string;
+  /** The grantee's X25519 key (hex) the data keys are wrapped to. */
+  granteeKey: string;
   types: DataType[];
   purpose: string;
   dataFrom?: string;
@@ -86,7 +95,7 @@ export interface GrantState {
   uses: number;
   used: number;
   retainDays: number;
-  /** Data keys re-wrapped to the institution, one per record. */
+  /** Data keys re-wrapped to the institution, one per record (empty under `on-consent`). */
   keys: { record: string; key: WrappedKey }[];
   paused: boolean;
   revoked: boolean;
@@ -120,11 +129,39 @@ export type RequestStatus =
   | 'failed'
   | 'erased';
 
+/**
+ * The data types of a grant that have a record: what a use releases. Under `on-request` these
+ * are the records the grant carries keys for; under `on-consent` the granted types extracted so far.
+ */
+export function grantedRecordDigests(request: RequestState, grant: GrantState): string[] {
+  if (grant.keys.length > 0) return grant.keys.map((k) => k.record);
+  return grant.types.map((t) => request.records[t]).filter((d): d is string => d !== undefined);
+}
+
+/** Granted types that have neither a record nor a failure yet (only ever non-empty under `on-consent`). */
+function grantedTypesPending(request: RequestState, grant: GrantState): DataType[] {
+  return grant.types.filter((t) => request.records[t] === undefined && request.failures[t] === undefined);
+}
+
+const BUNDLE_DOMAIN = utf8ToBytes('datagrant/bundle/v1\n');
+
+/**
+ * Digest (hex) of what one use of a grant releases: the chain, the grant and the record digests,
+ * sorted. The grantee signs it in its `usage`; the ledger refuses a usage whose digest is not the
+ * one its state gives, and a bundle is handed out only against that committed usage.
+ */
+export function bundleDigest(chain: string, grant: string, records: readonly string[]): string {
+  return bytesToHex(
+    sha256(concatBytes(BUNDLE_DOMAIN, canonicalBytes({ chain, grant, records: [...records].sort() }))),
+  );
+}
+
 /** Derives a request's status at time `now` from the request and its grant. */
 export function requestStatus(
   request: RequestState,
   grant: GrantState | undefined,
   now: number,
+  policy: ExtractionPolicy = 'on-request',
 ): RequestStatus {
   if (request.erased) return 'erased';
   if (request.decision === 'denied') return 'denied';
@@ -133,9 +170,12 @@ export function requestStatus(
     if (grant.expires <= now) return 'expired';
     if (grant.used >= grant.uses) return 'used-up';
     if (grant.paused) return 'paused';
+    if (grantedTypesPending(request, grant).length > 0) return 'waiting-for-data';
+    if (grantedRecordDigests(request, grant).length === 0) return 'failed';
     return grant.used > 0 ? 'delivered' : 'granted';
   }
   if (request.consentBy <= now) return 'expired';
+  if (policy === 'on-consent') return 'waiting-for-consent';
   const done = request.types.filter((t) => request.records[t] !== undefined).length;
   const failed = request.types.filter(
     (t) => request.records[t] === undefined && request.failures[t] !== undefined,

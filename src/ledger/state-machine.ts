@@ -8,9 +8,17 @@
 import { concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
 import { canonicalBytes } from '../common/canonical.js';
 import { verify } from '../common/crypto.js';
-import type { ChainParams, Genesis, ValidatorInfo } from './genesis.js';
 import {
+  type ChainParams,
+  type ExtractionPolicy,
+  extractionPolicy,
+  type Genesis,
+  type ValidatorInfo,
+} from './genesis.js';
+import {
+  bundleDigest,
   type GrantState,
+  grantedRecordDigests,
   type InstitutionState,
   type RecordState,
   type RequestState,
@@ -25,6 +33,8 @@ import { type SignatureVerifier, txHash, verifyTxSignature } from './tx-codec.js
 export interface LedgerConfig {
   chain: string;
   params: ChainParams;
+  /** When extractors pull data (`params.extraction`, default `on-request`). */
+  policy: ExtractionPolicy;
   validators: ReadonlyMap<string, ValidatorInfo>;
   registrars: ReadonlySet<string>;
   admins: ReadonlySet<string>;
@@ -35,6 +45,7 @@ export function ledgerConfigOf(genesis: Genesis): LedgerConfig {
   return {
     chain: genesis.chain,
     params: genesis.params,
+    policy: extractionPolicy(genesis.params),
     validators: new Map(genesis.validators.map((v) => [v.key, v])),
     registrars: new Set(genesis.registrars),
     admins: new Set(genesis.admins),
@@ -268,20 +279,35 @@ function extractorServes(config: LedgerConfig, key: string, type: DataType): boo
   return v.roles.includes('extractor') && v.types.includes(type);
 }
 
+/**
+ * The request a record (or failure) of `type` may be added to now, or why not. Under `on-request`
+ * the request must still await consent; under `on-consent` it must be granted that type, by a grant
+ * that is neither revoked nor expired.
+ */
 function openRequestFor(
   s: StateReader,
   requestId: string,
   type: DataType,
   ctx: BlockContext,
+  config: LedgerConfig,
 ): RequestState | Rejection {
   const request = read<RequestState>(s, stateKey.request(requestId));
   if (!request) return reject('LEDGER_UNKNOWN_REQUEST', 'no such request');
   if (!request.types.includes(type))
     return reject('LEDGER_TYPE_NOT_REQUESTED', `request does not ask for ${type}`);
-  if (request.decision !== 'pending' || request.erased)
-    return reject('LEDGER_REQUEST_CLOSED', 'request is no longer open');
-  if (request.consentBy <= ctx.time)
-    return reject('LEDGER_REQUEST_EXPIRED', 'request consent deadline has passed');
+  if (request.erased) return reject('LEDGER_REQUEST_CLOSED', 'request is no longer open');
+  if (config.policy === 'on-consent') {
+    const g = request.grant ? read<GrantState>(s, stateKey.grant(request.grant)) : undefined;
+    if (request.decision !== 'granted' || !g)
+      return reject('LEDGER_NOT_GRANTED', 'under on-consent extraction, records follow the grant');
+    if (!g.types.includes(type)) return reject('LEDGER_TYPE_NOT_GRANTED', `the grant does not cover ${type}`);
+    if (g.revoked) return reject('LEDGER_GRANT_REVOKED', 'grant was revoked');
+    if (g.expires <= ctx.time) return reject('LEDGER_GRANT_EXPIRED', 'grant has expired');
+  } else {
+    if (request.decision !== 'pending') return reject('LEDGER_REQUEST_CLOSED', 'request is no longer open');
+    if (request.consentBy <= ctx.time)
+      return reject('LEDGER_REQUEST_EXPIRED', 'request consent deadline has passed');
+  }
   if (request.records[type] !== undefined)
     return reject('LEDGER_RECORD_EXISTS', `a ${type} record is already on the request`);
   return request;
@@ -299,7 +325,7 @@ function requestForExtractor(
   if (!extractorServes(config, signer, type)) {
     return reject('LEDGER_NOT_EXTRACTOR', `signer is not an extractor serving ${type}`);
   }
-  return openRequestFor(s, requestId, type, ctx);
+  return openRequestFor(s, requestId, type, ctx, config);
 }
 
 function recordPut(
@@ -314,6 +340,13 @@ function recordPut(
   if ('ok' in request) return request;
   if (s.get(stateKey.record(body.digest)) !== undefined)
     return reject('LEDGER_DIGEST_EXISTS', 'record digest already used');
+  if (config.policy === 'on-consent' && body.granteeKey === undefined)
+    return reject(
+      'LEDGER_GRANTEE_KEY_MISSING',
+      'under on-consent extraction the record carries the grantee key',
+    );
+  if (config.policy === 'on-request' && body.granteeKey !== undefined)
+    return reject('LEDGER_GRANTEE_KEY_UNEXPECTED', 'a record wraps to the grantee only under on-consent');
   const record: RecordState = {
     digest: body.digest,
     request: body.request,
@@ -325,6 +358,8 @@ function recordPut(
     fetchedAt: body.fetchedAt,
     sourceDigest: body.sourceDigest,
     extractor: tx.signer,
+    tx: hash,
+    ...(body.granteeKey ? { granteeKey: { ...body.granteeKey } } : {}),
     height: ctx.height,
     erased: false,
   };
@@ -377,6 +412,12 @@ function grant(
     return reject('LEDGER_REQUEST_CLOSED', 'request was already decided');
   if (request.consentBy <= ctx.time)
     return reject('LEDGER_REQUEST_EXPIRED', 'request consent deadline has passed');
+  if (body.institution !== request.institution)
+    return reject('LEDGER_GRANTEE_MISMATCH', 'a grant names the institution that opened the request');
+  const inst = read<InstitutionState>(s, stateKey.institution(body.institution));
+  if (!inst?.active) return reject('LEDGER_NOT_INSTITUTION', 'grantee institution is retired');
+  if (body.granteeKey !== inst.encKey)
+    return reject('LEDGER_GRANTEE_KEY_MISMATCH', "grantee key is not the institution's registered key");
   for (const type of body.types) {
     if (!request.types.includes(type))
       return reject('LEDGER_SCOPE_WIDENED', `grant adds ${type}, which was not requested`);
@@ -395,25 +436,32 @@ function grant(
   if (body.expires <= ctx.time || body.expires > ctx.time + config.params.maxGrantMs) {
     return reject('LEDGER_BAD_EXPIRY', 'grant expiry must be in the future and within the chain limit');
   }
-  const expected = new Set<string>();
-  for (const type of body.types) {
-    const digest = request.records[type];
-    if (digest === undefined) return reject('LEDGER_RECORD_MISSING', `no ${type} record to grant yet`);
-    expected.add(digest);
-  }
-  const given = new Set(body.keys.map((k) => k.record));
-  if (
-    given.size !== body.keys.length ||
-    given.size !== expected.size ||
-    [...given].some((d) => !expected.has(d))
-  ) {
-    return reject('LEDGER_KEYS_MISMATCH', 'grant must carry exactly one key per granted record');
+  if (config.policy === 'on-consent') {
+    // Nothing is extracted before consent; each record will carry its own key to the grantee.
+    if (body.keys.length > 0)
+      return reject('LEDGER_KEYS_MISMATCH', 'under on-consent extraction a grant carries no keys');
+  } else {
+    const expected = new Set<string>();
+    for (const type of body.types) {
+      const digest = request.records[type];
+      if (digest === undefined) return reject('LEDGER_RECORD_MISSING', `no ${type} record to grant yet`);
+      expected.add(digest);
+    }
+    const given = new Set(body.keys.map((k) => k.record));
+    if (
+      given.size !== body.keys.length ||
+      given.size !== expected.size ||
+      [...given].some((d) => !expected.has(d))
+    ) {
+      return reject('LEDGER_KEYS_MISMATCH', 'grant must carry exactly one key per granted record');
+    }
   }
   const record: GrantState = {
     id: hash,
     request: request.id,
     subject: request.subject,
     institution: request.institution,
+    granteeKey: body.granteeKey,
     types: [...body.types],
     purpose: body.purpose,
     ...(from ? { dataFrom: from } : {}),
@@ -478,17 +526,21 @@ function usage(
   const g = read<GrantState>(s, stateKey.grant(tx.body.grant));
   if (!g) return reject('LEDGER_UNKNOWN_GRANT', 'no such grant');
   const inst = read<InstitutionState>(s, stateKey.institution(g.institution));
-  const signerIsGrantee = inst !== undefined && inst.signKey === tx.signer;
-  const signerIsPlatform = config.validators.get(tx.signer)?.roles.includes('platform') === true;
-  if (!signerIsGrantee && !signerIsPlatform)
-    return reject('LEDGER_NOT_GRANTEE', 'usage must come from the grantee or a platform');
-  if (!inst?.active) return reject('LEDGER_NOT_INSTITUTION', 'grantee institution is retired');
+  // Only the grantee's own key records a use: no node can spend a use, or be handed data, for it.
+  if (inst === undefined || inst.signKey !== tx.signer)
+    return reject('LEDGER_NOT_GRANTEE', 'usage must be signed by the grantee institution');
+  if (!inst.active) return reject('LEDGER_NOT_INSTITUTION', 'grantee institution is retired');
   const request = read<RequestState>(s, stateKey.request(g.request));
   if (!request || request.erased) return reject('LEDGER_ERASED', 'the data was erased');
   if (g.revoked) return reject('LEDGER_GRANT_REVOKED', 'grant was revoked');
   if (g.paused) return reject('LEDGER_GRANT_PAUSED', 'grant is paused');
   if (g.expires <= ctx.time) return reject('LEDGER_GRANT_EXPIRED', 'grant has expired');
   if (g.used >= g.uses) return reject('LEDGER_GRANT_USED_UP', 'grant has no uses left');
+  const records = grantedRecordDigests(request, g);
+  if (records.length === 0)
+    return reject('LEDGER_RECORD_MISSING', 'no granted record has been extracted yet');
+  if (tx.body.bundle !== bundleDigest(config.chain, g.id, records))
+    return reject('LEDGER_BUNDLE_MISMATCH', 'usage names another bundle than the grant releases now');
   write(s, stateKey.grant(g.id), { ...g, used: g.used + 1 });
   return { ok: true, hash, subject: g.subject };
 }

@@ -17,7 +17,6 @@ const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const Hex64 = Type.String({ pattern: '^[0-9a-f]{128}$' });
 const Nonce = Type.String({ pattern: '^[0-9a-f]{16,64}$' });
 const Id = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' });
-const B64 = (max: number) => Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: max });
 const Time = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 });
 const DayDate = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
@@ -25,8 +24,18 @@ const DataTypeSchema = Type.Union(DATA_TYPES.map((t) => Type.Literal(t)));
 const TypeList = Type.Array(DataTypeSchema, { minItems: 1, maxItems: DATA_TYPES.length, uniqueItems: true });
 const strict = { additionalProperties: false } as const;
 
-/** A data key wrapped to one X25519 recipient (see common/crypto `wrapKey`). */
-export const WrappedKeySchema = Type.Object({ epk: B64(64), nonce: B64(64), ct: B64(128) }, strict);
+/**
+ * A 32-byte data key wrapped to one X25519 recipient with HPKE (RFC 9180, see common/crypto
+ * `wrapKey` and docs/formats.md): `enc` is the 32-byte encapsulated key, `ct` the sealed key and
+ * its 16-byte tag, both base64url without padding.
+ */
+export const WrappedKeySchema = Type.Object(
+  {
+    enc: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+    ct: Type.String({ pattern: '^[A-Za-z0-9_-]{64}$' }),
+  },
+  strict,
+);
 
 /** Bodies, one schema per kind. */
 export const BODY_SCHEMAS = {
@@ -61,6 +70,8 @@ export const BODY_SCHEMAS = {
       source: Text(200),
       fetchedAt: Time,
       sourceDigest: Hex32,
+      /** Under the `on-consent` policy only: the data key wrapped to the grant's grantee key. */
+      granteeKey: Type.Optional(WrappedKeySchema),
     },
     strict,
   ),
@@ -76,6 +87,10 @@ export const BODY_SCHEMAS = {
   grant: Type.Object(
     {
       request: Hex32,
+      /** The grantee: the institution that opened the request. */
+      institution: Id,
+      /** The grantee's registered X25519 key (hex) that every data key of this grant is wrapped to. */
+      granteeKey: Hex32,
       types: TypeList,
       purpose: Text(200),
       dataFrom: Type.Optional(DayDate),
@@ -83,8 +98,8 @@ export const BODY_SCHEMAS = {
       expires: Time,
       uses: Type.Integer({ minimum: 1, maximum: 1000 }),
       retainDays: Type.Integer({ minimum: 0, maximum: 3650 }),
+      /** One data key per granted record, wrapped to `granteeKey` (empty under `on-consent`). */
       keys: Type.Array(Type.Object({ record: Hex32, key: WrappedKeySchema }, strict), {
-        minItems: 1,
         maxItems: 64,
       }),
     },
@@ -95,7 +110,12 @@ export const BODY_SCHEMAS = {
   pause: Type.Object({ grant: Hex32 }, strict),
   resume: Type.Object({ grant: Hex32 }, strict),
   usage: Type.Object(
-    { grant: Hex32, document: Hex32, format: Type.Union(DOCUMENT_FORMATS.map((f) => Type.Literal(f))) },
+    {
+      grant: Hex32,
+      /** Digest of the sealed bundle this use releases (`bundleDigest`): the ledger checks it. */
+      bundle: Hex32,
+      format: Type.Union(DOCUMENT_FORMATS.map((f) => Type.Literal(f))),
+    },
     strict,
   ),
   erase: Type.Object({ request: Hex32 }, strict),

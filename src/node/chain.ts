@@ -14,6 +14,8 @@ import {
   blockHash,
   buildBlockTxs,
   type CertifiedBlock,
+  type ChainView,
+  type CommittedBlockEvent,
   CommittedState,
   checkCertificate,
   executeBlock,
@@ -27,12 +29,7 @@ import {
 } from '../ledger/index.js';
 import type { Mempool } from './mempool.js';
 
-/** Emitted once per committed block, after it is durable. */
-export interface CommittedBlockEvent {
-  certified: CertifiedBlock;
-  hash: string;
-  txHashes: string[];
-}
+export type { CommittedBlockEvent };
 
 /** Typed events of the chain. */
 export interface ChainEvents {
@@ -46,7 +43,7 @@ export interface BlockFault {
 }
 
 /** Committed state, block building, validation and commit. */
-export class Chain extends EventEmitter<ChainEvents> {
+export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   readonly state: CommittedState;
   readonly config: LedgerConfig;
   private readonly executed = new Map<string, BlockEffects>();

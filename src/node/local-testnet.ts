@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DatagrantError } from '../common/errors.js';
 import { parseGenesis } from '../ledger/index.js';
 import { loadNodeConfig } from './config.js';
-import { type InitOptions, type InitResult, initTestnet } from './init.js';
+import { type InitOptions, type InitResult, initTestnet, institutionKeyPath } from './init.js';
 
 const BIN = resolve(fileURLToPath(new URL('../../bin/datagrant.js', import.meta.url)));
 
@@ -56,7 +56,9 @@ export class LocalTestnet {
 
   /** Writes the testnet (genesis, keys, homes). */
   async init(): Promise<InitResult> {
-    const basePort = this.options.basePort ?? (await findFreeBasePort(this.options.validators));
+    const basePort =
+      this.options.basePort ??
+      (await findFreeBasePort(this.options.validators + (this.options.gateways ?? 0)));
     this.net = await initTestnet({ ...this.options, basePort });
     return this.net;
   }
@@ -67,21 +69,30 @@ export class LocalTestnet {
     const genesisPath = join(dir, 'genesis.json');
     const genesis = parseGenesis(JSON.parse(await readFile(genesisPath, 'utf8')));
     const nodes: InitResult['nodes'] = [];
-    for (let i = 0; i < genesis.validators.length; i++) {
-      const v = genesis.validators[i]!;
-      const configPath = join(dir, v.name, 'config.json');
+    const members = [
+      ...genesis.validators.map((v) => ({ ...v, kind: 'validator' as const })),
+      ...(genesis.gateways ?? []).map((g) => ({ ...g, kind: 'gateway' as const })),
+    ];
+    for (const m of members) {
+      const configPath = join(dir, m.name, 'config.json');
       const config = await loadNodeConfig(configPath);
+      const held = config.platform?.institutions[0]?.id;
       nodes.push({
-        name: v.name,
+        name: m.name,
+        kind: m.kind,
         home: config.home,
         configPath,
         apiUrl: `http://${config.api.host}:${config.api.port}`,
-        key: v.key,
-        roles: v.roles,
+        key: m.key,
+        roles: [...m.roles],
+        ...(held ? { institution: held } : {}),
       });
     }
     const keys = join(dir, 'keys');
-    const institutionId = genesis.institutions[0]?.institution ?? 'demo-bank';
+    const institutions = genesis.institutions.map((i) => ({
+      id: i.institution,
+      key: institutionKeyPath(dir, i.institution),
+    }));
     this.net = {
       genesisPath,
       genesis,
@@ -89,9 +100,10 @@ export class LocalTestnet {
       keys: {
         registrar: join(keys, 'registrar.json'),
         admin: join(keys, 'admin.json'),
-        institution: join(keys, `${institutionId}.json`),
+        institution: institutions[0]?.key ?? institutionKeyPath(dir, 'demo-bank'),
       },
-      institutionId,
+      institutionId: institutions[0]?.id ?? 'demo-bank',
+      institutions,
     };
     return this.net;
   }

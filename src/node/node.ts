@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chainRoutes, type NodeStatusSource } from '../api/chain-routes.js';
+import { LevelReplayGuard } from '../api/replay-guard.js';
 import { createApi, DEFAULT_BODY_LIMIT } from '../api/server.js';
 import { webRoutes } from '../api/web-routes.js';
 import { bytesToHex, utf8ToBytes } from '../common/bytes.js';
@@ -15,15 +16,19 @@ import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
 import type { Logger } from '../common/logger.js';
-import { checkDigest, DEFAULT_EXTRACTOR_OPTIONS, Extractor, LevelPayloadStore } from '../extractor/index.js';
+import { DEFAULT_EXTRACTOR_OPTIONS, Extractor } from '../extractor/index.js';
 import {
   type AnyTx,
   type BlockStore,
+  extractionPolicy,
+  type GatewayInfo,
   type Genesis,
   genesisHash,
   genesisState,
   LevelBlockStore,
+  networkMembers,
   parseGenesis,
+  type ValidatorInfo,
 } from '../ledger/index.js';
 import {
   Libp2pNetwork,
@@ -35,6 +40,7 @@ import { HttpAuthVerifier } from '../platform/http-auth.js';
 import { DEFAULT_PLATFORM_OPTIONS, Platform } from '../platform/platform.js';
 import { platformRoutes } from '../platform/routes.js';
 import { createDataSource } from '../plugins/index.js';
+import { checkDigest, LevelPayloadStore } from '../records/index.js';
 import { BYZANTINE_ENV, ByzantineNetwork, parseByzantine } from './byzantine.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
@@ -65,6 +71,21 @@ export async function readGenesis(path: string): Promise<Genesis> {
 interface Service {
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Window in which a signed call's timestamp is accepted (and its nonce remembered). */
+const SIGNED_CALL_SKEW_MS = 5 * 60 * 1000;
+
+/** Whether `key` is a validator or a gateway of `genesis`; CONFIG_INVALID if neither. */
+function memberOf(
+  genesis: Genesis,
+  key: string,
+): { kind: 'validator'; info: ValidatorInfo } | { kind: 'gateway'; info: GatewayInfo } {
+  const validator = genesis.validators.find((v) => v.key === key);
+  if (validator) return { kind: 'validator', info: validator };
+  const gateway = genesis.gateways?.find((g) => g.key === key);
+  if (gateway) return { kind: 'gateway', info: gateway };
+  throw new DatagrantError('CONFIG_INVALID', 'this node key is neither a validator nor a gateway in genesis');
 }
 
 /** Time an extractor that is not first in line waits before covering for the first. */
@@ -98,6 +119,8 @@ export class DatagrantNode implements NodeStatusSource {
   private readonly started: Service[] = [];
   private lastCommitAt: number | null = null;
   private selfKey = '';
+  /** What genesis says this node is: a validator, or a gateway that never votes. */
+  private member!: { kind: 'validator'; info: ValidatorInfo } | { kind: 'gateway'; info: GatewayInfo };
   apiUrl = '';
 
   constructor(
@@ -113,8 +136,16 @@ export class DatagrantNode implements NodeStatusSource {
     this.genesis = await readGenesis(config.genesis);
     this.keys = await readKeyFile(config.key);
     this.selfKey = bytesToHex(this.keys.signing.publicKey);
-    const self = this.genesis.validators.find((v) => v.key === this.selfKey);
-    if (!self) throw new DatagrantError('CONFIG_INVALID', 'this node key is not a validator in genesis');
+    this.member = memberOf(this.genesis, this.selfKey);
+    const self = this.member.info;
+    if (this.member.kind === 'validator' && (config.platform?.institutions.length ?? 0) > 0) {
+      // A validator replicates everything; if it also held a bank's key it could open every record
+      // granted to that bank without a usage. Only the bank's own gateway may hold it.
+      throw new DatagrantError(
+        'CONFIG_INVALID',
+        "config.platform.institutions: a validator must not hold an institution's key; run the institution's own gateway",
+      );
+    }
 
     const init = genesisState(this.genesis);
     const env = this.modules.env ?? process.env;
@@ -163,7 +194,8 @@ export class DatagrantNode implements NodeStatusSource {
     });
     log.info({ height: this.store.tip().height, stateKeys: this.chain.state.size }, 'chain loaded');
 
-    if (this.genesis.validators.length > 1) this.network = this.createNetwork();
+    if (this.genesis.validators.length > 1 || this.member.kind === 'gateway')
+      this.network = this.createNetwork();
     this.gateway = new TxGateway({
       chain: this.chain,
       mempool: this.mempool,
@@ -210,7 +242,7 @@ export class DatagrantNode implements NodeStatusSource {
       await this.run(this.network);
     }
 
-    if (this.genesis.validators.length === 1) {
+    if (this.genesis.validators.length === 1 && this.member.kind === 'validator') {
       this.producer = new DevProducer(
         {
           minIntervalMs: config.consensus.minBlockIntervalMs,
@@ -229,7 +261,7 @@ export class DatagrantNode implements NodeStatusSource {
     } else {
       const behaviours = parseByzantine(env[BYZANTINE_ENV]);
       let consensusNetwork = this.network!;
-      if (behaviours.size > 0) {
+      if (behaviours.size > 0 && this.member.kind === 'validator') {
         const byzantine = new ByzantineNetwork(
           { behaviours, self: this.selfKey, secretKey: this.keys.signing.secretKey },
           { inner: consensusNetwork, logger: log.child({ module: 'byzantine' }) },
@@ -237,10 +269,11 @@ export class DatagrantNode implements NodeStatusSource {
         await this.run(byzantine);
         consensusNetwork = byzantine;
       }
+      const voting = this.member.kind === 'validator';
       this.consensus = new PbftDriver(
         {
-          self: this.selfKey,
-          secretKey: this.keys.signing.secretKey,
+          // A gateway runs the core as an observer: it signs nothing and is never in a quorum.
+          ...(voting ? { self: this.selfKey, secretKey: this.keys.signing.secretKey } : {}),
           timing: {
             blockIntervalMs: config.consensus.blockIntervalMs,
             ...(config.consensus.viewTimeoutMs ? { viewTimeoutMs: config.consensus.viewTimeoutMs } : {}),
@@ -270,7 +303,11 @@ export class DatagrantNode implements NodeStatusSource {
         logger: log.child({ module: 'erasure' }),
       }),
     );
-    if (self.roles.includes('extractor') && config.extractor) {
+    if (
+      this.member.kind === 'validator' &&
+      this.member.info.roles.includes('extractor') &&
+      config.extractor
+    ) {
       const sources = config.extractor.sources.map((s) => createDataSource(s, { baseDir: config.home }));
       const extractor = new Extractor(
         {
@@ -294,7 +331,11 @@ export class DatagrantNode implements NodeStatusSource {
       );
       await this.run(
         new ExtractorRole(
-          { selfKey: this.selfKey, fallbackMs: EXTRACTOR_FALLBACK_MS },
+          {
+            selfKey: this.selfKey,
+            fallbackMs: EXTRACTOR_FALLBACK_MS,
+            policy: extractionPolicy(this.genesis.params),
+          },
           { chain: this.chain, extractor, logger: log.child({ module: 'extractor-role' }) },
         ),
       );
@@ -323,10 +364,10 @@ export class DatagrantNode implements NodeStatusSource {
       });
       log.warn('fault injection is enabled (POST /v1/admin/faults)');
     }
-    if (self.roles.includes('platform')) {
+    if ((self.roles as readonly string[]).includes('platform')) {
       const institutions = new Map<string, KeySet>();
       for (const entry of config.platform?.institutions ?? [])
-        institutions.set(entry.id, await readKeyFile(entry.key));
+        institutions.set(entry.id, await readKeyFile(entry.key, env.DATAGRANT_PASSPHRASE || undefined));
       const platform = new Platform(DEFAULT_PLATFORM_OPTIONS, {
         chain: this.chain,
         gateway: this.gateway,
@@ -338,9 +379,17 @@ export class DatagrantNode implements NodeStatusSource {
         sign: signFast,
       });
       this.platform = platform;
+      const replay = new LevelReplayGuard({ location: join(config.data, 'replay') });
+      await this.run(replay);
       const auth = new HttpAuthVerifier(
-        { maxSkewMs: 5 * 60 * 1000 },
-        { institutionKey: (id) => platform.institutionKey(id), verifier: verifyFast, now: Date.now },
+        { maxSkewMs: SIGNED_CALL_SKEW_MS, audience: this.selfKey, chain: this.genesis.chain },
+        {
+          callerKey: (caller) =>
+            caller.kind === 'institution' ? platform.institutionKey(caller.id) : undefined,
+          verifier: verifyFast,
+          replay,
+          now: Date.now,
+        },
       );
       await platformRoutes(this.api, { platform, auth });
     }
@@ -349,7 +398,10 @@ export class DatagrantNode implements NodeStatusSource {
     const address = await this.api.listen({ host: config.api.host, port: config.api.port });
     this.started.push({ start: async () => {}, stop: () => this.api.close() });
     this.apiUrl = address;
-    log.info({ api: address, roles: self.roles, validators: this.genesis.validators.length }, 'node started');
+    log.info(
+      { api: address, kind: this.member.kind, roles: self.roles, validators: this.genesis.validators.length },
+      'node started',
+    );
   }
 
   /** Stops everything started, in reverse order; safe to call twice. */
@@ -367,7 +419,8 @@ export class DatagrantNode implements NodeStatusSource {
   status(): ReturnType<NodeStatusSource['status']> {
     const consensus = this.consensus?.status();
     return {
-      mode: this.genesis.validators.length === 1 ? 'dev' : 'pbft',
+      mode: this.producer ? 'dev' : 'pbft',
+      kind: this.member.kind,
       view: consensus?.view ?? 0,
       primary: consensus?.primary ?? this.selfKey,
       peers: this.network?.peers() ?? [],
@@ -391,7 +444,9 @@ export class DatagrantNode implements NodeStatusSource {
       secretKey: this.keys.signing.secretKey,
       listen: config.p2p.listen,
       bootstrap: config.p2p.peers.map((p) => `${p.addr}/p2p/${peerIdOf(p.key)}`),
-      allowedKeys: this.genesis.validators.map((v) => v.key),
+      // Who may connect is the chain's decision: validators and the gateways genesis admits.
+      allowedKeys: networkMembers(this.genesis),
+      topicSenders: { consensus: this.genesis.validators.map((v) => v.key) },
       maxMessageBytes: 16 * 1024 * 1024,
       protocolPrefix: `/datagrant/${this.genesis.chain}`,
       // Every validator dials every other, so a publish reaches all of them directly; eager relays

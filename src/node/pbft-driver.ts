@@ -63,8 +63,13 @@ function isTxRefs(value: unknown, max: number): value is TxRef[] {
 
 /** Driver options. */
 export interface PbftDriverOptions {
-  self: string;
-  secretKey: Uint8Array;
+  /**
+   * This validator's key and secret key. Both absent on a gateway: the core then runs as a
+   * non-voting observer that signs and sends nothing, commits blocks from the votes it hears and
+   * catches up by sync, verifying every certificate.
+   */
+  self?: string;
+  secretKey?: Uint8Array;
   timing: Partial<ConsensusTiming>;
   /** Shortest pause before a primary proposes while transactions wait. */
   minBlockIntervalMs: number;
@@ -110,7 +115,11 @@ export class PbftDriver {
     const wal = rawWal ? decodeWal(JSON.parse(rawWal)) : undefined;
     const last = tip.height > 0 ? await store.getBlock(tip.height) : undefined;
     this.core = new ConsensusCore(
-      { genesis: chain.genesis, self: this.options.self, timing: this.options.timing },
+      {
+        genesis: chain.genesis,
+        ...(this.options.self !== undefined ? { self: this.options.self } : {}),
+        timing: this.options.timing,
+      },
       {
         app: {
           propose: (ctx) => {
@@ -124,7 +133,9 @@ export class PbftDriver {
         },
         clock: { now: Date.now },
         verifier: verifyFast,
-        signer: (bytes) => signFast(bytes, this.options.secretKey),
+        ...(this.options.secretKey !== undefined
+          ? { signer: (bytes: Uint8Array) => signFast(bytes, this.options.secretKey!) }
+          : {}),
       },
       {
         tip: { height: tip.height, hash: tip.hash, time: tip.time },

@@ -1,11 +1,20 @@
 /**
  * How the node drives its roles from committed blocks: the extractor answers committed requests
- * for the data types it serves (the assigned extractor at once, the others as fallbacks after a
- * delay if nothing arrived), and every node deletes payloads when their subject erases them.
+ * (under the `on-consent` policy: committed grants, for the granted types only) for the data
+ * types it serves — the assigned extractor at once, the others as fallbacks after a delay if
+ * nothing arrived — and every node deletes payloads when their subject erases them.
  */
 import type { Logger } from '../common/logger.js';
-import { type Extractor, type PayloadStore, rankExtractors } from '../extractor/index.js';
-import { type DataType, type RequestState, type SubjectState, stateKey } from '../ledger/index.js';
+import { type Extractor, rankExtractors } from '../extractor/index.js';
+import {
+  type DataType,
+  type ExtractionPolicy,
+  type GrantState,
+  type RequestState,
+  type SubjectState,
+  stateKey,
+} from '../ledger/index.js';
+import type { PayloadStore } from '../records/index.js';
 import type { Chain, CommittedBlockEvent } from './chain.js';
 
 /** Routes committed requests to the local extractor. */
@@ -14,7 +23,7 @@ export class ExtractorRole {
   private readonly listener = (event: CommittedBlockEvent) => this.onCommitted(event);
 
   constructor(
-    private readonly options: { selfKey: string; fallbackMs: number },
+    private readonly options: { selfKey: string; fallbackMs: number; policy: ExtractionPolicy },
     private readonly modules: { chain: Chain; extractor: Extractor; logger: Logger },
   ) {}
 
@@ -37,11 +46,19 @@ export class ExtractorRole {
   }
 
   private onCommitted(event: CommittedBlockEvent): void {
+    const onConsent = this.options.policy === 'on-consent';
     event.certified.block.txs.forEach((tx, i) => {
-      if (tx.kind !== 'request.open') return;
-      const id = event.txHashes[i]!;
+      let id: string;
+      let types: readonly DataType[];
+      if (!onConsent && tx.kind === 'request.open') {
+        id = event.txHashes[i]!;
+        types = tx.body.types;
+      } else if (onConsent && tx.kind === 'grant') {
+        id = tx.body.request;
+        types = tx.body.types;
+      } else return;
       const byDelay = new Map<number, DataType[]>();
-      for (const type of tx.body.types) {
+      for (const type of types) {
         if (!this.modules.extractor.serves(type)) continue;
         const rank = rankExtractors(id, type, this.servingKeys(type)).indexOf(this.options.selfKey);
         if (rank < 0) continue;
@@ -64,7 +81,15 @@ export class ExtractorRole {
   private handle(id: string, types: DataType[], fallback = false): void {
     const state = this.modules.chain.state;
     const request = state.get(stateKey.request(id)) as RequestState | undefined;
-    if (request?.decision !== 'pending' || request.erased) return;
+    if (!request || request.erased) return;
+    let granteeEncKey: string | undefined;
+    if (this.options.policy === 'on-consent') {
+      const grant = request.grant
+        ? (state.get(stateKey.grant(request.grant)) as GrantState | undefined)
+        : undefined;
+      if (!grant || grant.revoked) return;
+      granteeEncKey = grant.granteeKey;
+    } else if (request.decision !== 'pending') return;
     const open = fallback ? types.filter((t) => !request.records[t] && !request.failures[t]) : types;
     if (open.length === 0) return;
     const subject = state.get(stateKey.subject(request.subject)) as SubjectState | undefined;
@@ -75,6 +100,7 @@ export class ExtractorRole {
         id,
         subject: request.subject,
         subjectEncKey: subject.encKey,
+        ...(granteeEncKey ? { granteeEncKey } : {}),
         types: open,
         ...(request.dataFrom ? { dataFrom: request.dataFrom } : {}),
         ...(request.dataTo ? { dataTo: request.dataTo } : {}),

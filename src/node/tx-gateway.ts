@@ -3,8 +3,8 @@
  * validators, and waiting until a transaction is committed or refused.
  */
 import { DatagrantError } from '../common/errors.js';
-import type { AnyTx } from '../ledger/index.js';
-import type { Chain, CommittedBlockEvent } from './chain.js';
+import type { AnyTx, CommittedBlockEvent, CommittedTx, TxSubmitter } from '../ledger/index.js';
+import type { Chain } from './chain.js';
 import type { Mempool } from './mempool.js';
 
 /**
@@ -16,15 +16,10 @@ export const GOSSIP_LINGER_MS = 10;
 /** Gossiped at once when this many are waiting. */
 const GOSSIP_FLUSH_TXS = 256;
 
-/** Where a committed transaction landed. */
-export interface CommittedTx {
-  hash: string;
-  height: number;
-  index: number;
-}
+export type { CommittedTx };
 
 /** Admits, gossips and tracks transactions. */
-export class TxGateway {
+export class TxGateway implements TxSubmitter {
   private readonly waiters = new Map<string, Set<(result: CommittedTx) => void>>();
   private outbox: AnyTx[] = [];
   private flushTimer: NodeJS.Timeout | undefined;

@@ -51,6 +51,7 @@ import {
   type RequestOptions,
   TOPICS,
   type Topic,
+  topicSenderSets,
 } from './network.js';
 import { libp2pPrivateKey, peerIdFromValidatorKey } from './peer-identity.js';
 import { PeerRateLimiter } from './rate-limiter.js';
@@ -63,8 +64,13 @@ export interface Libp2pNetworkOptions {
   listen: string[];
   /** Multiaddrs ending in `/p2p/<peerId>` (see `bootstrapAddress`), redialed while not connected. Own address is skipped. */
   bootstrap?: string[];
-  /** Validator keys (lower-case hex) allowed to connect. */
+  /** Node keys (lower-case hex) allowed to connect: validators and gateways admitted by the chain. */
   allowedKeys: readonly string[];
+  /**
+   * Per topic, the only keys whose gossip is accepted on it (default: every allowed key). Gateways
+   * connect, sync and relay transactions but never vote, so only validators send on `consensus`.
+   */
+  topicSenders?: Partial<Record<Topic, readonly string[]>>;
   /** Largest gossip message (default 1 MiB). Larger inbound messages are dropped and counted. */
   maxMessageBytes?: number;
   /** Largest request body (default 1 MiB). */
@@ -130,7 +136,9 @@ const DEFAULTS = {
   protocolPrefix: '/datagrant',
 };
 
-type Settings = Required<Omit<Libp2pNetworkOptions, 'secretKey' | 'listen' | 'bootstrap' | 'allowedKeys'>>;
+type Settings = Required<
+  Omit<Libp2pNetworkOptions, 'secretKey' | 'listen' | 'bootstrap' | 'allowedKeys' | 'topicSenders'>
+>;
 
 interface Services extends Record<string, unknown> {
   identify: Identify;
@@ -240,6 +248,7 @@ export class Libp2pNetwork implements Network {
   private node: Libp2p<Services> | undefined;
   private redialTimer: NodeJS.Timeout | undefined;
   private starting: Promise<void> | undefined;
+  private readonly senders: Map<Topic, Set<string>>;
 
   constructor(options: Libp2pNetworkOptions, modules: Libp2pNetworkModules = {}) {
     this.settings = settingsOf(options);
@@ -252,6 +261,7 @@ export class Libp2pNetwork implements Network {
       throw new DatagrantError('P2P_BAD_CONFIG', 'listen must be a list of multiaddrs');
     this.listen = [...options.listen];
     this.validators = new ValidatorSet(options.allowedKeys);
+    this.senders = topicSenderSets(options.topicSenders);
     this.bootstrap = (options.bootstrap ?? []).map(parseBootstrap);
     this.log = (modules.logger ?? silentLogger).child({ module: 'p2p' });
     this.limiter = new PeerRateLimiter({
@@ -494,7 +504,8 @@ export class Libp2pNetwork implements Network {
 
   private validate(peer: PeerId, msg: Message): TopicValidatorResult {
     const key = this.validators.keyByPeer.get(peer.toString());
-    if (key === undefined) {
+    const topic = this.topicByName.get(msg.topic);
+    if (key === undefined || (topic !== undefined && this.senders.get(topic)?.has(key) === false)) {
       this.counters.dropped['not-validator']++;
       return TopicValidatorResult.Reject;
     }

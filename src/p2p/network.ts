@@ -40,7 +40,10 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-/** Why an inbound gossip message was not delivered to the local handlers. */
+/**
+ * Why an inbound gossip message was not delivered to the local handlers (`not-validator`: the
+ * neighbour may not connect, or may not send on that topic).
+ */
 export const DROP_REASONS = ['oversize', 'not-validator', 'rate-limited', 'handler-error'] as const;
 
 /** One of DROP_REASONS (`handler-error` counts messages a local handler threw on). */
@@ -63,6 +66,16 @@ export interface NetworkStats {
   requestsServed: number;
   /** Inbound requests answered with an error response (handler error, no handler, too large). */
   requestsRejected: number;
+}
+
+/** Per-topic sender restrictions as sets (topics without one accept every allowed key). */
+export function topicSenderSets(
+  senders: Partial<Record<Topic, readonly string[]>> | undefined,
+): Map<Topic, Set<string>> {
+  const out = new Map<Topic, Set<string>>();
+  for (const [topic, keys] of Object.entries(senders ?? {}) as [Topic, readonly string[]][])
+    out.set(topic, new Set(keys));
+  return out;
 }
 
 /** Stats with every counter at zero. */

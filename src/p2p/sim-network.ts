@@ -21,6 +21,7 @@ import {
   type RequestHandler,
   type RequestOptions,
   type Topic,
+  topicSenderSets,
 } from './network.js';
 
 /** Runs `fn` after `delayMs` of (real or simulated) time; the returned function cancels it. */
@@ -147,6 +148,8 @@ export interface SimNetworkOptions {
   secretKey: Uint8Array;
   /** Validator keys (hex) this node accepts. */
   allowedKeys: readonly string[];
+  /** Per topic, the only keys whose gossip is accepted on it (see `Libp2pNetworkOptions.topicSenders`). */
+  topicSenders?: Partial<Record<Topic, readonly string[]>>;
   maxMessageBytes?: number;
   maxRequestBytes?: number;
   maxResponseBytes?: number;
@@ -167,6 +170,7 @@ export class SimNetwork implements Network {
   readonly key: string;
   private readonly hub: SimHub;
   private allowed: Set<string>;
+  private readonly senders: Map<Topic, Set<string>>;
   private readonly maxMessageBytes: number;
   private readonly maxRequestBytes: number;
   private readonly maxResponseBytes: number;
@@ -183,6 +187,7 @@ export class SimNetwork implements Network {
     this.key = bytesToHex(signingPublicKey(options.secretKey));
     this.hub = modules.hub;
     this.allowed = new Set(options.allowedKeys);
+    this.senders = topicSenderSets(options.topicSenders);
     this.maxMessageBytes = options.maxMessageBytes ?? MIB;
     this.maxRequestBytes = options.maxRequestBytes ?? MIB;
     this.maxResponseBytes = options.maxResponseBytes ?? 16 * MIB;
@@ -240,7 +245,7 @@ export class SimNetwork implements Network {
 
   /** @internal Delivers one gossip message from neighbour `from`. */
   receive(topic: Topic, data: Uint8Array, from: string): void {
-    if (!this.allowed.has(from)) {
+    if (!this.allowed.has(from) || this.senders.get(topic)?.has(from) === false) {
       this.counters.dropped['not-validator']++;
       return;
     }

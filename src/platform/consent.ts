@@ -5,13 +5,14 @@
  * same inputs.
  */
 import { bytesToHex, fromHex } from '../common/bytes.js';
-import { sign } from '../common/crypto.js';
+import { sign, type WrappedKey } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
-import { recordContext, rewrapForGrantee } from '../extractor/record-crypto.js';
+import type { ExtractionPolicy } from '../ledger/genesis.js';
 import { attestationBytes } from '../ledger/state-machine.js';
 import type { DataType, Tx, TxBody } from '../ledger/tx.js';
 import { signTx } from '../ledger/tx-codec.js';
+import { recordContext, rewrapForGrantee } from '../records/record-crypto.js';
 
 /** The parts of a request view the grant needs. */
 export interface GrantableRequest {
@@ -21,7 +22,13 @@ export interface GrantableRequest {
   purpose: string;
   dataFrom?: string;
   dataTo?: string;
-  records: { type: string; digest: string; key: { epk: string; nonce: string; ct: string } }[];
+  records: { type: string; digest: string; key: WrappedKey }[];
+}
+
+/** Who a grant is to: the request's institution and its registered X25519 key (hex). */
+export interface Grantee {
+  institution: string;
+  encKey: string;
 }
 
 /** What the subject decides. */
@@ -44,6 +51,8 @@ export interface SignContext {
   nonce?: string;
   /** Transaction lifetime; the ledger default when omitted. */
   ttlMs?: number;
+  /** The chain's extraction policy (genesis `params.extraction`); `on-request` when omitted. */
+  extraction?: ExtractionPolicy;
 }
 
 function draftTimes(ctx: SignContext): { expires?: number; nonce?: string } {
@@ -54,35 +63,43 @@ function draftTimes(ctx: SignContext): { expires?: number; nonce?: string } {
 }
 
 /**
- * Signs a grant for `request` to the institution whose X25519 key is `granteeEncKey` (hex).
- * Errors: GRANT_TYPE_NOT_REQUESTED, GRANT_RECORD_MISSING, CRYPTO_UNWRAP_FAILED (the key file is
- * not the subject's).
+ * Signs a grant for `request` to `grantee`, naming the institution and the key every data key is
+ * wrapped to. Under `on-request` each granted record's key is re-wrapped from the subject to the
+ * grantee here; under `on-consent` nothing is extracted yet and the extractors wrap to the key the
+ * grant names. Check the grantee's key against the chain before calling (the ledger refuses any
+ * other key than the institution's registered one). Errors: GRANT_TYPE_NOT_REQUESTED,
+ * GRANT_RECORD_MISSING, CRYPTO_UNWRAP_FAILED (the key file is not the subject's).
  */
 export function buildGrantTx(
   ctx: SignContext,
   request: GrantableRequest,
   subject: KeySet,
-  granteeEncKey: string,
+  grantee: Grantee,
   choice: GrantChoice,
   random?: (length: number) => Uint8Array,
 ): Tx<'grant'> {
-  const types = (choice.types ?? (request.records.map((r) => r.type) as DataType[])).slice();
+  const onConsent = ctx.extraction === 'on-consent';
+  const types = (
+    choice.types ?? ((onConsent ? request.types : request.records.map((r) => r.type)) as DataType[])
+  ).slice();
   for (const type of types) {
     if (!request.types.includes(type))
       throw new DatagrantError('GRANT_TYPE_NOT_REQUESTED', `${type} was not requested`);
   }
-  const grantee = fromHex(granteeEncKey, 'granteeEncKey', 32);
-  const keys = types.map((type) => {
+  const granteeKey = fromHex(grantee.encKey, 'grantee.encKey', 32);
+  const keys = (onConsent ? [] : types).map((type) => {
     const record = request.records.find((r) => r.type === type);
     if (!record) throw new DatagrantError('GRANT_RECORD_MISSING', `no ${type} record has been extracted yet`);
     const context = recordContext(ctx.chain, request.id, type);
     return {
       record: record.digest,
-      key: rewrapForGrantee(record.key, subject.encryption.secretKey, grantee, context, random),
+      key: rewrapForGrantee(record.key, subject.encryption.secretKey, granteeKey, context, random),
     };
   });
   const body: TxBody<'grant'> = {
     request: request.id,
+    institution: grantee.institution,
+    granteeKey: grantee.encKey,
     types,
     purpose: request.purpose,
     ...(choice.dataFrom ? { dataFrom: choice.dataFrom } : {}),

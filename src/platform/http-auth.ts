@@ -1,130 +1,111 @@
 /**
- * Signed HTTP requests for institutions: Ed25519 over the method, path with query, SHA-256 of
- * the body, the timestamp and the institution id. The platform refuses unknown institutions,
- * bad signatures, timestamps outside the skew window, and any signature it has already seen.
- * The signing half is portable (CLI and bank clients); verification runs on the platform.
+ * Verifying signed HTTP calls (common/http-signature): the caller is known and active, the call
+ * is addressed to this node and this chain, its timestamp is inside the skew window, its
+ * signature verifies, and its nonce was never used by that caller inside the window — checked
+ * against a replay guard that survives restarts. Every failure is a 401 with its own code.
  */
-import { bytesToHex, concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
-import { canonicalBytes } from '../common/canonical.js';
-import { sha256Hex, sign } from '../common/crypto.js';
+
+import type { ReplayGuard } from '../api/replay-guard.js';
+import { fromHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
+import { SIGNED_CALL_HEADERS, signedCallBytes } from '../common/http-signature.js';
 import type { SignatureVerifier } from '../ledger/index.js';
-
-/** Header names of a signed request. */
-export const AUTH_HEADERS = {
-  institution: 'x-datagrant-institution',
-  timestamp: 'x-datagrant-timestamp',
-  signature: 'x-datagrant-signature',
-} as const;
-
-const HTTP_DOMAIN = utf8ToBytes('datagrant/http/v1\n');
-
-/** The bytes an institution signs for one HTTP request. */
-export function httpSigningBytes(
-  method: string,
-  path: string,
-  body: Uint8Array | string,
-  timestamp: number,
-  institution: string,
-): Uint8Array {
-  const bodyBytes = typeof body === 'string' ? utf8ToBytes(body) : body;
-  return concatBytes(
-    HTTP_DOMAIN,
-    canonicalBytes({
-      method: method.toUpperCase(),
-      path,
-      body: sha256Hex(bodyBytes),
-      timestamp,
-      institution,
-    }),
-  );
-}
-
-/** Headers that authenticate one request as `institution`. */
-export function signHttpRequest(
-  method: string,
-  path: string,
-  body: Uint8Array | string,
-  institution: string,
-  secretKey: Uint8Array,
-  now: number = Date.now(),
-): Record<string, string> {
-  const sig = sign(httpSigningBytes(method, path, body, now, institution), secretKey);
-  return {
-    [AUTH_HEADERS.institution]: institution,
-    [AUTH_HEADERS.timestamp]: String(now),
-    [AUTH_HEADERS.signature]: bytesToHex(sig),
-  };
-}
 
 /** Options of the verifier. */
 export interface HttpAuthOptions {
-  /** Largest accepted difference between the request's timestamp and the platform's clock. */
+  /** Largest accepted difference between the call's timestamp and the node's clock. */
   maxSkewMs: number;
+  /** This node's key (hex): the audience calls must name. */
+  audience: string;
+  chain: string;
 }
 
-/** Checks signed requests and remembers signatures inside the skew window to refuse replays. */
-export class HttpAuthVerifier {
-  private readonly seen = new Map<string, number>();
+/** Who a verified call came from. */
+export interface Caller {
+  kind: 'institution' | 'subject';
+  id: string;
+}
 
+const NONCE_RE = /^[0-9a-f]{16,64}$/;
+const CALLER_RE = /^(institution|subject):([a-z0-9][a-z0-9-]{2,63})$/;
+
+/** Error codes of refused calls (all HTTP 401). */
+export const AUTH_ERROR_CODES = [
+  'API_UNAUTHENTICATED',
+  'API_WRONG_AUDIENCE',
+  'API_WRONG_CHAIN',
+  'API_STALE_CALL',
+  'API_BAD_SIGNATURE',
+  'API_REPLAYED',
+] as const;
+
+/** Checks signed calls. */
+export class HttpAuthVerifier {
   constructor(
     private readonly options: HttpAuthOptions,
     private readonly modules: {
-      /** Active institution's signing key (hex) by id, or undefined. */
-      institutionKey: (id: string) => string | undefined;
+      /** Active signing key (hex) of a caller, or undefined when unknown or retired. */
+      callerKey: (caller: Caller) => string | undefined;
       verifier: SignatureVerifier;
+      replay: ReplayGuard;
       now: () => number;
     },
   ) {}
 
-  /**
-   * Returns the authenticated institution id. Errors (all 401): API_UNAUTHENTICATED for missing
-   * or malformed headers, unknown institution, bad signature, stale timestamp or replay.
-   */
-  verify(
+  /** Returns the verified caller, or throws one of `AUTH_ERROR_CODES`. */
+  async verify(
     method: string,
     path: string,
     body: Uint8Array | string,
     headers: Record<string, string | string[] | undefined>,
-  ): string {
-    const institution = headers[AUTH_HEADERS.institution];
-    const timestampText = headers[AUTH_HEADERS.timestamp];
-    const signature = headers[AUTH_HEADERS.signature];
+  ): Promise<Caller> {
+    const h = (name: string) => {
+      const v = headers[name];
+      return typeof v === 'string' ? v : undefined;
+    };
+    const callerText = h(SIGNED_CALL_HEADERS.caller);
+    const audience = h(SIGNED_CALL_HEADERS.audience);
+    const chain = h(SIGNED_CALL_HEADERS.chain);
+    const nonce = h(SIGNED_CALL_HEADERS.nonce);
+    const timestampText = h(SIGNED_CALL_HEADERS.timestamp);
+    const signature = h(SIGNED_CALL_HEADERS.signature);
+    if (!callerText || !audience || !chain || !nonce || !timestampText || !signature)
+      throw new DatagrantError('API_UNAUTHENTICATED', 'signed call headers are missing');
+    const match = CALLER_RE.exec(callerText);
     if (
-      typeof institution !== 'string' ||
-      typeof timestampText !== 'string' ||
-      typeof signature !== 'string'
-    ) {
-      throw new DatagrantError('API_UNAUTHENTICATED', 'signed request headers are missing');
-    }
+      !match ||
+      !NONCE_RE.test(nonce) ||
+      !/^[0-9]{1,16}$/.test(timestampText) ||
+      !/^[0-9a-f]{128}$/.test(signature) ||
+      !/^[0-9a-f]{64}$/.test(audience)
+    )
+      throw new DatagrantError('API_UNAUTHENTICATED', 'signed call headers are malformed');
+    if (audience !== this.options.audience)
+      throw new DatagrantError('API_WRONG_AUDIENCE', 'the call is addressed to another node');
+    if (chain !== this.options.chain)
+      throw new DatagrantError('API_WRONG_CHAIN', 'the call was signed for another chain');
     const timestamp = Number(timestampText);
-    if (!/^[0-9]{1,16}$/.test(timestampText) || !/^[0-9a-f]{128}$/.test(signature)) {
-      throw new DatagrantError('API_UNAUTHENTICATED', 'signed request headers are malformed');
-    }
     const now = this.modules.now();
-    if (Math.abs(now - timestamp) > this.options.maxSkewMs) {
+    if (Math.abs(now - timestamp) > this.options.maxSkewMs)
       throw new DatagrantError(
-        'API_UNAUTHENTICATED',
+        'API_STALE_CALL',
         `timestamp is outside the ${this.options.maxSkewMs} ms window`,
       );
-    }
-    const key = this.modules.institutionKey(institution);
-    if (!key) throw new DatagrantError('API_UNAUTHENTICATED', 'unknown or retired institution');
+    const caller: Caller = { kind: match[1] as Caller['kind'], id: match[2]! };
+    const key = this.modules.callerKey(caller);
+    if (!key) throw new DatagrantError('API_UNAUTHENTICATED', `unknown or retired ${caller.kind}`);
     const ok = this.modules.verifier(
       fromHex(signature, 'signature', 64),
-      httpSigningBytes(method, path, body, timestamp, institution),
+      signedCallBytes({ method, path, body, caller: callerText, audience, chain, nonce, timestamp }),
       fromHex(key, 'key', 32),
     );
-    if (!ok) throw new DatagrantError('API_UNAUTHENTICATED', 'request signature does not verify');
-    this.prune(now);
-    if (this.seen.has(signature))
-      throw new DatagrantError('API_UNAUTHENTICATED', 'request was already used (replay)');
-    this.seen.set(signature, timestamp);
-    return institution;
-  }
-
-  private prune(now: number): void {
-    if (this.seen.size < 1024) return;
-    for (const [sig, ts] of this.seen) if (Math.abs(now - ts) > this.options.maxSkewMs) this.seen.delete(sig);
+    if (!ok) throw new DatagrantError('API_BAD_SIGNATURE', 'call signature does not verify');
+    // Remembered until the window the timestamp was accepted in has closed for it.
+    const fresh = await this.modules.replay.claim(
+      `${callerText}/${nonce}`,
+      timestamp + this.options.maxSkewMs + 1,
+    );
+    if (!fresh) throw new DatagrantError('API_REPLAYED', 'this call was already made (replay)');
+    return caller;
   }
 }

@@ -1,74 +1,47 @@
 /**
- * The platform role (the patent's financial service platform): opens institutions' requests on
- * chain, tracks their state, and — only under a live grant — fetches the ciphertexts, checks
- * their digests, decrypts with the grantee's key, assembles the institution's document and
- * records a `usage` transaction before handing it over. Also serves subjects their pending
- * requests and their audit trail with inclusion proofs.
+ * The platform role (the patent's financial service platform). It is data-blind: it relays the
+ * institutions' own signed `request.open` transactions, tracks requests, and — only to the grantee
+ * institution, only under a live grant, only against that institution's own committed `usage` —
+ * hands out the sealed bundle (ciphertexts, the data keys wrapped to the grantee, inclusion proofs).
+ * It never holds plaintext or a key that opens it. A bank that wants the platform to assemble its
+ * document inside its own walls runs its own gateway with its key (`institutions`): only there
+ * does `document` sign the bank's usage, open the bundle with the bank client's code and assemble.
+ * Also serves subjects their pending requests and their audit trail with inclusion proofs.
  */
 import { EventEmitter } from 'node:events';
-import { sha256Hex } from '../common/crypto.js';
+import { documentDigest, documentOf, openBundle, verifyBundle } from '../client/bundle.js';
+import { toBase64url } from '../common/bytes.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import type { Logger } from '../common/logger.js';
-import { openRecordAs, type PayloadStore, type RecordPlaintext, recordContext } from '../extractor/index.js';
 import {
   type AnyTx,
   buildTxProof,
+  bundleDigest,
   type CertifiedBlock,
+  type ChainView,
+  type CommittedBlockEvent,
+  decodeTx,
+  extractionPolicy,
   type GrantState,
+  grantedRecordDigests,
   type InstitutionState,
   type RecordState,
   type RequestState,
-  type RequestStatus,
   requestStatus,
   signTx,
   stateKey,
-  type TxBody,
   type TxProof,
+  type TxSubmitter,
 } from '../ledger/index.js';
-import type { Chain, CommittedBlockEvent } from '../node/chain.js';
-import type { TxGateway } from '../node/tx-gateway.js';
-import { assembleDocument, type Provenance } from './document.js';
+import type { BundleRecord, SealedBundle } from '../records/bundle.js';
+import type { PayloadStore } from '../records/payload-store.js';
+import { recordDigest } from '../records/record-crypto.js';
+import type { AuditEntry, RequestInput, RequestView } from './views.js';
 
-/** What an institution asks for. */
-export type RequestInput = Omit<TxBody<'request.open'>, 'consentBy'> & { consentBy?: number };
+export type { AuditEntry, RequestInput, RequestView };
 
-/** A request as institutions and subjects see it (no keys, no plaintext). */
-export interface RequestView {
-  id: string;
-  status: RequestStatus;
-  institution: string;
-  subject: string;
-  types: string[];
-  purpose: string;
-  format: string;
-  fields: Record<string, string>;
-  dataFrom?: string;
-  dataTo?: string;
-  consentBy: number;
-  openedAt: number;
-  height: number;
-  /** Records on the request; `key` is the data key wrapped to the subject (public ledger data). */
-  records: Omit<RecordState, 'subject' | 'request'>[];
-  failures: { type: string; reason: string; detail: string }[];
-  grant?: Omit<GrantState, 'keys'>;
-  denyReason?: string;
-}
-
-/** One entry of a subject's audit trail. */
-export interface AuditEntry {
-  hash: string;
-  kind: string;
-  height: number;
-  time: number;
-  signer: string;
-  request?: string;
-  grant?: string;
-  summary: Record<string, unknown>;
-  proof: TxProof;
-}
-
-/** A delivered document. */
+/** A document assembled on the grantee's own gateway. */
 export interface DeliveredDocument {
   body: string;
   contentType: string;
@@ -88,7 +61,7 @@ export interface PlatformEvents {
 export interface PlatformOptions {
   /** Default time given to the subject to decide, when the institution does not say. */
   defaultConsentMs: number;
-  /** How long to wait for the usage transaction to commit before refusing delivery. */
+  /** How long to wait for a relayed transaction (or the gateway's usage) to commit. */
   usageTimeoutMs: number;
 }
 
@@ -98,21 +71,26 @@ export const DEFAULT_PLATFORM_OPTIONS: PlatformOptions = {
   usageTimeoutMs: 20_000,
 };
 
+const DAY_MS = 24 * 3600 * 1000;
+
 /** The platform service. */
 export class Platform extends EventEmitter<PlatformEvents> {
   constructor(
     private readonly options: PlatformOptions,
     private readonly modules: {
-      chain: Chain;
-      gateway: TxGateway;
+      chain: ChainView;
+      gateway: TxSubmitter;
       payloads: PayloadStore;
       /** Fetches a ciphertext from other nodes by digest (verified by the caller). */
       fetchRemote: (digest: string) => Promise<Uint8Array | undefined>;
-      /** Institutions this platform acts for, with their keys. */
+      /**
+       * Institutions whose keys this node holds: only ever the bank's own gateway, never a
+       * validator (the node refuses such a config). Empty on a data-blind platform.
+       */
       institutions: ReadonlyMap<string, KeySet>;
       now: () => number;
       logger: Logger;
-      /** Ed25519 signer for the institutions' transactions (the portable one by default; the node passes OpenSSL's). */
+      /** Ed25519 signer for a held institution's transactions (portable by default; the node passes OpenSSL's). */
       sign?: (message: Uint8Array, secretKey: Uint8Array) => Uint8Array;
     },
   ) {
@@ -125,8 +103,8 @@ export class Platform extends EventEmitter<PlatformEvents> {
     return this.modules.chain.state;
   }
 
-  /** Whether this platform holds keys for `institution`. */
-  serves(institution: string): boolean {
+  /** Whether this node holds the keys of `institution` (the bank's own gateway). */
+  holdsKeysOf(institution: string): boolean {
     return this.modules.institutions.has(institution);
   }
 
@@ -136,7 +114,23 @@ export class Platform extends EventEmitter<PlatformEvents> {
     return inst?.active ? inst.signKey : undefined;
   }
 
-  /** Opens a request on chain for `institution`, signed with its key; resolves once committed. */
+  /**
+   * Relays an institution's own signed `request.open` (the patent's multicast) and resolves once it
+   * is committed. The node adds nothing and signs nothing. Errors: PLATFORM_NOT_A_TX, and the
+   * ledger's refusal of the transaction.
+   */
+  async relayRequest(input: unknown): Promise<{ request: string; height: number }> {
+    const tx = decodeTx(input);
+    if (tx.kind !== 'request.open')
+      throw new DatagrantError('PLATFORM_NOT_A_TX', 'POST /v1/requests relays a signed request.open');
+    const committed = await this.modules.gateway.submitAndWait(tx, this.options.usageTimeoutMs);
+    return { request: committed.hash, height: committed.height };
+  }
+
+  /**
+   * On the institution's own gateway only: opens a request signed with the institution's key it
+   * holds; resolves once committed. PLATFORM_INSTITUTION_NOT_SERVED anywhere else.
+   */
   async openRequest(institution: string, input: RequestInput): Promise<{ request: string; height: number }> {
     const keys = this.institutionKeys(institution);
     const now = this.modules.now();
@@ -169,7 +163,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
       .map(({ subject: _s, request: _r, ...rest }) => rest);
     const view: RequestView = {
       id: request.id,
-      status: requestStatus(request, grant, this.modules.now()),
+      status: requestStatus(request, grant, this.modules.now(), this.policy),
       institution: request.institution,
       subject: request.subject,
       types: request.types,
@@ -197,76 +191,97 @@ export class Platform extends EventEmitter<PlatformEvents> {
   }
 
   /**
-   * Delivers the document of a granted request to its institution, recording a `usage` tx first.
-   * Errors: PLATFORM_REQUEST_NOT_FOUND (404), PLATFORM_NOT_GRANTEE (403), PLATFORM_GRANT_REQUIRED
-   * (403, with the ledger's reason), PLATFORM_ERASED (410), PLATFORM_PAYLOAD_UNAVAILABLE (502),
-   * PLATFORM_PAYLOAD_TAMPERED (502), PLATFORM_INSTITUTION_NOT_SERVED (403).
+   * The sealed bundle released against the grantee's own committed `usage` of this request's
+   * grant: the records that usage named, their ciphertexts, the data keys wrapped to the grantee
+   * and inclusion proofs. Spends nothing and reveals nothing the grantee's key does not open, so
+   * asking again (or replaying the call anywhere) yields only the same sealed bytes. Errors:
+   * PLATFORM_REQUEST_NOT_FOUND (404), PLATFORM_NOT_GRANTEE (403), PLATFORM_ERASED (410),
+   * PLATFORM_USAGE_REQUIRED (403: no such committed usage by the grantee for this grant),
+   * PLATFORM_GRANT_REQUIRED (403: revoked, paused or expired), PLATFORM_PAYLOAD_UNAVAILABLE and
+   * PLATFORM_PAYLOAD_TAMPERED (502).
+   */
+  async bundle(institution: string, requestId: string, usageHash: string): Promise<SealedBundle> {
+    const { request, grant } = this.liveGrant(institution, requestId);
+    const usage = await this.committedTx(usageHash);
+    const inst = this.modules.chain.state.get(
+      stateKey.institution(institution),
+    ) as unknown as InstitutionState;
+    if (
+      usage === undefined ||
+      usage.tx.kind !== 'usage' ||
+      usage.tx.signer !== inst.signKey ||
+      usage.tx.body.grant !== grant.id
+    ) {
+      throw new DatagrantError(
+        'PLATFORM_USAGE_REQUIRED',
+        "a bundle is released only against the grantee's own committed usage of this grant",
+      );
+    }
+    const chain = this.modules.chain.genesis.chain;
+    const digests = usedRecords(chain, grant.id, grantedRecordDigests(request, grant), usage.tx.body.bundle);
+    if (digests === undefined)
+      throw new DatagrantError('PLATFORM_USAGE_REQUIRED', 'the usage names records this grant does not hold');
+    const state = this.modules.chain.state;
+    const keyByRecord = new Map(grant.keys.map((k) => [k.record, k.key]));
+    const records: BundleRecord[] = [];
+    for (const digest of digests) {
+      const record = state.get(stateKey.record(digest)) as RecordState | undefined;
+      if (!record || record.erased)
+        throw new DatagrantError('PLATFORM_ERASED', 'a granted record was erased');
+      const key = keyByRecord.get(digest) ?? record.granteeKey;
+      const proof = (await this.committedTx(record.tx))?.proof;
+      if (!key || !proof)
+        throw new DatagrantError(
+          'PLATFORM_PAYLOAD_UNAVAILABLE',
+          'the record is not fully committed here yet',
+        );
+      const ciphertext = await this.ciphertext(digest);
+      records.push({ type: record.type, digest, ciphertext: toBase64url(ciphertext), key, proof });
+    }
+    const [requestTx, grantTx] = await Promise.all([
+      this.committedTx(request.id),
+      this.committedTx(grant.id),
+    ]);
+    if (!requestTx || !grantTx)
+      throw new DatagrantError('PLATFORM_PAYLOAD_UNAVAILABLE', 'the request is not fully committed here yet');
+    this.modules.logger.info({ request: request.id, usage: usageHash }, 'sealed bundle released');
+    return {
+      v: 1,
+      chain,
+      request: request.id,
+      grant: grant.id,
+      usage: usageHash,
+      digest: usage.tx.body.bundle,
+      proofs: { request: requestTx.proof, grant: grantTx.proof, usage: usage.proof },
+      records,
+    };
+  }
+
+  /**
+   * On the institution's own gateway only (it holds the bank's key): records the bank's usage,
+   * takes the sealed bundle released against it, verifies and opens it with the bank client's code
+   * and assembles the document. PLATFORM_INSTITUTION_NOT_SERVED on any other node, which holds no
+   * key that opens anything.
    */
   async document(
     institution: string,
     requestId: string,
     format?: 'json' | 'csv' | 'xml',
   ): Promise<DeliveredDocument> {
-    const state = this.modules.chain.state;
-    const request = state.get(stateKey.request(requestId)) as RequestState | undefined;
-    if (!request) throw new DatagrantError('PLATFORM_REQUEST_NOT_FOUND', 'no such request');
-    if (request.institution !== institution)
-      throw new DatagrantError('PLATFORM_NOT_GRANTEE', 'this request belongs to another institution');
-    if (request.erased) throw new DatagrantError('PLATFORM_ERASED', 'the subject erased this data');
-    const grant = request.grant
-      ? (state.get(stateKey.grant(request.grant)) as GrantState | undefined)
-      : undefined;
-    const now = this.modules.now();
-    const status = requestStatus(request, grant, now);
-    if (!grant || !(status === 'granted' || status === 'delivered')) {
-      throw new DatagrantError(
-        'PLATFORM_GRANT_REQUIRED',
-        `no live grant for this request (status: ${status})`,
-        { status },
-      );
-    }
     const keys = this.institutionKeys(institution);
+    const { request, grant } = this.liveGrant(institution, requestId);
     const chain = this.modules.chain.genesis.chain;
-    const records: RecordPlaintext[] = [];
-    const provenance: Provenance[] = [];
-    for (const entry of grant.keys) {
-      const record = state.get(stateKey.record(entry.record)) as RecordState | undefined;
-      if (!record || record.erased)
-        throw new DatagrantError('PLATFORM_ERASED', 'a granted record was erased');
-      const ciphertext = await this.ciphertext(record.digest);
-      records.push(
-        openRecordAs(
-          ciphertext,
-          entry.key,
-          keys.encryption.secretKey,
-          recordContext(chain, request.id, record.type),
-        ),
-      );
-      provenance.push({
-        type: record.type,
-        digest: record.digest,
-        source: record.source,
-        fetchedAt: record.fetchedAt,
-        sourceDigest: record.sourceDigest,
-        extractor: record.extractor,
-      });
-    }
-    const rendered = assembleDocument(
-      {
-        request: request.id,
-        subject: request.subject,
-        institution,
-        purpose: grant.purpose,
-        generatedAt: now,
-        fields: request.fields,
-        records,
-        provenance,
-      },
-      format ?? request.format,
-    );
-    const digest = sha256Hex(new TextEncoder().encode(rendered.body));
+    const now = this.modules.now();
     const usage = signTx(
-      { chain, kind: 'usage', body: { grant: grant.id, document: digest, format: format ?? request.format } },
+      {
+        chain,
+        kind: 'usage',
+        body: {
+          grant: grant.id,
+          bundle: bundleDigest(chain, grant.id, grantedRecordDigests(request, grant)),
+          format: format ?? request.format,
+        },
+      },
       keys.signing.publicKey,
       keys.signing.secretKey,
       now,
@@ -283,6 +298,20 @@ export class Platform extends EventEmitter<PlatformEvents> {
       }
       throw err;
     }
+    const inst = this.modules.chain.state.get(
+      stateKey.institution(institution),
+    ) as unknown as InstitutionState;
+    const verified = verifyBundle(
+      await this.bundle(institution, requestId, committed.hash),
+      this.modules.chain.genesis,
+      { institution, signKey: inst.signKey, encKey: inst.encKey },
+      { request: requestId, usage: committed.hash },
+    );
+    const rendered = documentOf(verified, openBundle(verified, keys.encryption.secretKey), {
+      now,
+      ...(format ? { format } : {}),
+    });
+    const digest = documentDigest(rendered);
     this.modules.logger.info({ request: request.id, usage: committed.hash, digest }, 'document delivered');
     return {
       body: rendered.body,
@@ -290,9 +319,45 @@ export class Platform extends EventEmitter<PlatformEvents> {
       digest,
       usageTx: committed.hash,
       usageHeight: committed.height,
-      retainUntil: now + grant.retainDays * 24 * 3600 * 1000,
+      retainUntil: now + grant.retainDays * DAY_MS,
       grant: grant.id,
     };
+  }
+
+  private get policy() {
+    return extractionPolicy(this.modules.chain.genesis.params);
+  }
+
+  /** The request and its grant, checked to be `institution`'s and live (used-up is fine: a use paid). */
+  private liveGrant(institution: string, requestId: string): { request: RequestState; grant: GrantState } {
+    const state = this.modules.chain.state;
+    const request = state.get(stateKey.request(requestId)) as RequestState | undefined;
+    if (!request) throw new DatagrantError('PLATFORM_REQUEST_NOT_FOUND', 'no such request');
+    if (request.institution !== institution)
+      throw new DatagrantError('PLATFORM_NOT_GRANTEE', 'this request belongs to another institution');
+    if (request.erased) throw new DatagrantError('PLATFORM_ERASED', 'the subject erased this data');
+    const grant = request.grant
+      ? (state.get(stateKey.grant(request.grant)) as GrantState | undefined)
+      : undefined;
+    const status = requestStatus(request, grant, this.modules.now(), this.policy);
+    if (!grant || !(status === 'granted' || status === 'delivered' || status === 'used-up')) {
+      throw new DatagrantError(
+        'PLATFORM_GRANT_REQUIRED',
+        `no live grant for this request (status: ${status})`,
+        { status },
+      );
+    }
+    return { request, grant };
+  }
+
+  /** A committed transaction with its inclusion proof, or undefined. */
+  private async committedTx(hash: string): Promise<{ tx: AnyTx; proof: TxProof } | undefined> {
+    const store = this.modules.chain.store;
+    const location = await store.getTxLocation(hash);
+    if (!location) return undefined;
+    const certified = await store.getBlock(location.height);
+    if (!certified) return undefined;
+    return { tx: certified.block.txs[location.index]!, proof: buildTxProof(certified, location.index) };
   }
 
   /** Requests about a subject, newest first; `pendingOnly` keeps those awaiting a decision. */
@@ -354,7 +419,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
     if (!keys)
       throw new DatagrantError(
         'PLATFORM_INSTITUTION_NOT_SERVED',
-        'this platform does not act for that institution',
+        "this node holds no key of that institution: fetch the sealed bundle and open it on the institution's side (datagrant/client)",
       );
     return keys;
   }
@@ -366,7 +431,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
       if (!bytes)
         throw new DatagrantError('PLATFORM_PAYLOAD_UNAVAILABLE', 'no node could serve the encrypted record');
     }
-    if (sha256Hex(bytes) !== digest) {
+    if (recordDigest(bytes) !== digest) {
       throw new DatagrantError(
         'PLATFORM_PAYLOAD_TAMPERED',
         'the encrypted record does not match its on-chain digest',
@@ -405,4 +470,18 @@ export function summarize(tx: AnyTx): Record<string, unknown> {
     default:
       return { ...(tx.body as Record<string, unknown>) };
   }
+}
+
+/**
+ * The records a usage paid for: the subset of the grant's current records whose bundle digest is
+ * the usage's (records are only ever added, so it is the set the grant held when the usage
+ * committed). At most one subset per digest; a grant has at most a handful of records.
+ */
+function usedRecords(chain: string, grant: string, current: string[], digest: string): string[] | undefined {
+  const n = current.length;
+  for (let mask = (1 << n) - 1; mask > 0; mask--) {
+    const subset = current.filter((_, i) => (mask & (1 << i)) !== 0);
+    if (bundleDigest(chain, grant, subset) === digest) return subset;
+  }
+  return undefined;
 }

@@ -1,14 +1,16 @@
 /**
- * Platform HTTP routes: institutions (signed requests) open requests and fetch documents;
- * anyone on the network can follow a request's state (JSON or server-sent events); subjects
- * list their pending requests and read their audit trail with proofs.
+ * Platform HTTP routes: institutions hand over their own signed `request.open` to relay, and
+ * fetch the sealed bundle of a granted request (a signed call, against their committed usage);
+ * on an institution's own gateway they may also have it sign and assemble for them. Anyone on the
+ * network can follow a request's state (JSON or server-sent events); subjects list their pending
+ * requests and read their audit trail with proofs.
  */
 import type {} from '@fastify/swagger';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorBodySchema } from '../api/errors.js';
 import { openEventStream } from '../api/event-stream.js';
 import { DatagrantError } from '../common/errors.js';
-import { BODY_SCHEMAS, DOCUMENT_FORMATS, stateKey } from '../ledger/index.js';
+import { BODY_SCHEMAS, DOCUMENT_FORMATS, ENVELOPE_SCHEMA, stateKey } from '../ledger/index.js';
 import type { HttpAuthVerifier } from './http-auth.js';
 import type { Platform, RequestInput } from './platform.js';
 
@@ -24,6 +26,13 @@ const RequestBodySchema = {
   required: ['subject', 'types', 'purpose', 'format', 'fields'],
   additionalProperties: false,
 };
+/** Body of POST /v1/requests carrying the institution's own signed `request.open`. */
+const RelayBodySchema = {
+  type: 'object',
+  properties: { tx: ENVELOPE_SCHEMA },
+  required: ['tx'],
+  additionalProperties: false,
+};
 
 /** Registers the platform routes. */
 export async function platformRoutes(
@@ -31,22 +40,31 @@ export async function platformRoutes(
   modules: { platform: Platform; auth: HttpAuthVerifier },
 ): Promise<void> {
   const { platform, auth } = modules;
-  const authenticate = (request: FastifyRequest): string =>
-    auth.verify(request.method, request.url, request.rawBody ?? '', request.headers);
+  /** The institution a signed call comes from. */
+  const authenticate = async (request: FastifyRequest): Promise<string> => {
+    const caller = await auth.verify(request.method, request.url, request.rawBody ?? '', request.headers);
+    if (caller.kind !== 'institution')
+      throw new DatagrantError('API_FORBIDDEN', 'this route is for institutions');
+    return caller.id;
+  };
 
-  app.post<{ Body: RequestInput }>(
+  app.post<{ Body: RequestInput | { tx: unknown } }>(
     '/v1/requests',
     {
       schema: {
         tags: ['institutions'],
-        summary: 'Open a data request about a subject (signed by the institution); multicast to extractors',
-        body: RequestBodySchema,
+        summary:
+          "Open a data request about a subject: relays the institution's own signed request.open ({tx}) and multicasts it to extractors. On the institution's own gateway, a signed call with the request body has the gateway sign it.",
+        body: { anyOf: [RelayBodySchema, RequestBodySchema] },
         response: { ...errors, 201: { type: 'object', additionalProperties: true } },
       },
     },
     async (request, reply) => {
-      const institution = authenticate(request);
-      const opened = await platform.openRequest(institution, request.body);
+      const body = request.body;
+      const opened =
+        'tx' in body
+          ? await platform.relayRequest(body.tx)
+          : await platform.openRequest(await authenticate(request), body);
       return reply.status(201).send({ ...opened, ...platform.view(opened.request) });
     },
   );
@@ -89,12 +107,36 @@ export async function platformRoutes(
     },
   );
 
+  app.get<{ Params: { id: string }; Querystring: { usage: string } }>(
+    '/v1/requests/:id/bundle',
+    {
+      schema: {
+        tags: ['institutions'],
+        summary:
+          'The sealed bundle of a granted request (ciphertexts, data keys wrapped to the grantee, inclusion proofs), released to the grantee (signed call) against its own committed usage; no plaintext',
+        params: { type: 'object', properties: { id: HASH } },
+        querystring: {
+          type: 'object',
+          properties: { usage: HASH },
+          required: ['usage'],
+          additionalProperties: false,
+        },
+        response: { ...errors, 410: ErrorBodySchema, 502: ErrorBodySchema },
+      },
+    },
+    async (request) => {
+      const institution = await authenticate(request);
+      return platform.bundle(institution, request.params.id, request.query.usage);
+    },
+  );
+
   app.get<{ Params: { id: string }; Querystring: { format?: 'json' | 'csv' | 'xml' } }>(
     '/v1/requests/:id/document',
     {
       schema: {
         tags: ['institutions'],
-        summary: 'The assembled document, only under a live grant; records a usage tx first (signed request)',
+        summary:
+          "On the institution's own gateway only (it holds its key): records its usage, opens the bundle and assembles the document (signed call). Any other node answers PLATFORM_INSTITUTION_NOT_SERVED",
         params: { type: 'object', properties: { id: HASH } },
         querystring: {
           type: 'object',
@@ -105,7 +147,7 @@ export async function platformRoutes(
       },
     },
     async (request, reply) => {
-      const institution = authenticate(request);
+      const institution = await authenticate(request);
       const doc = await platform.document(institution, request.params.id, request.query.format);
       return reply
         .header('content-type', doc.contentType)

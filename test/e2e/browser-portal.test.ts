@@ -16,7 +16,7 @@ import { canonicalize } from '../../src/common/canonical.js';
 import { wrapKey } from '../../src/common/crypto.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile, writeKeyFile } from '../../src/common/keyfile-fs.js';
-import { recordContext } from '../../src/extractor/record-crypto.js';
+import { recordContext } from '../../src/records/record-crypto.js';
 import { decodeTx, txBytes, txHash, verifyTxSignature } from '../../src/ledger/tx-codec.js';
 import {
   attestSubject,

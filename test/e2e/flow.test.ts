@@ -19,7 +19,7 @@ import { unwrapKey } from '../../src/common/crypto.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { createLogger } from '../../src/common/logger.js';
-import { recordContext } from '../../src/extractor/index.js';
+import { recordContext } from '../../src/records/index.js';
 import { type TxProof, verifyTxProof } from '../../src/ledger/index.js';
 import { loadNodeConfig } from '../../src/node/config.js';
 import { initTestnet } from '../../src/node/init.js';

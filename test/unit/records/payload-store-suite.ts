@@ -1,7 +1,7 @@
 /** The compliance suite every PayloadStore implementation must pass. */
 import type { Test } from 'tap';
 import { sha256Hex } from '../../../src/common/crypto.js';
-import type { PayloadStore } from '../../../src/extractor/payload-store.js';
+import type { PayloadStore } from '../../../src/records/payload-store.js';
 
 /** Runs the suite against stores made by `make` (one fresh store per subtest; `dispose` cleans up). */
 export function payloadStoreSuite(

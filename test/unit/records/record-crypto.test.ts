@@ -17,7 +17,7 @@ import {
   rewrapForGrantee,
   sealRecord,
   unwrapRecordKey,
-} from '../../../src/extractor/record-crypto.js';
+} from '../../../src/records/record-crypto.js';
 
 const REQUEST = 'ab'.repeat(32);
 const record: RecordPlaintext = {

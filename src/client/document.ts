@@ -3,8 +3,9 @@
  * (output column → `type.field`) applied to the granted records, rendered as JSON, CSV
  * (RFC 4180) or XML, with the provenance of each record.
  */
-import type { RecordPlaintext } from '../extractor/index.js';
+
 import type { FieldValue } from '../plugins/data-source.js';
+import type { RecordPlaintext } from '../records/record-crypto.js';
 
 /** Where one record came from, as the extractor signed it on chain. */
 export interface Provenance {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { sha256Hex } from '../../../src/common/crypto.js';
-import { LevelPayloadStore } from '../../../src/extractor/level-payload-store.js';
-import { MemoryPayloadStore } from '../../../src/extractor/payload-store.js';
+import { LevelPayloadStore } from '../../../src/records/level-payload-store.js';
+import { MemoryPayloadStore } from '../../../src/records/payload-store.js';
 import { payloadStoreSuite } from './payload-store-suite.js';
 
 t.test('MemoryPayloadStore', async (t) => {

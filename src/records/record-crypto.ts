@@ -5,10 +5,12 @@
  * - plaintext: canonical JSON of `{type, subject, fields, source, fetchedAt}`, padded with
  *   trailing spaces to a multiple of `RECORD_PAD_BYTES` so the on-chain size says little about
  *   the content (JSON parsers ignore the padding);
- * - a fresh random 32-byte data key seals it with XChaCha20-Poly1305 (`sealPayload`), the
- *   record context as associated data; the digest is SHA-256 (hex) of the ciphertext;
- * - the data key is wrapped to the subject's X25519 key under the same context; the subject
- *   re-wraps it to a grantee when granting.
+ * - a fresh random 32-byte data key seals it with ChaCha20-Poly1305 (`sealPayload`: a random
+ *   12-byte nonce, then ciphertext and tag), the record context as associated data; the digest is
+ *   SHA-256 (hex) of the ciphertext;
+ * - the data key is wrapped with HPKE (RFC 9180, `wrapKey`) to the subject's X25519 key under the
+ *   same context; the subject re-wraps it to a grantee when granting, or, under the `on-consent`
+ *   policy, the extractor wraps it to the grantee as well. The byte formats are in docs/formats.md.
  */
 import { utf8ToBytes } from '../common/bytes.js';
 import { canonicalize } from '../common/canonical.js';
@@ -45,6 +47,8 @@ export interface SealedRecord {
   size: number;
   /** The data key wrapped to the subject's X25519 key. */
   key: WrappedKey;
+  /** The data key wrapped to the grantee's X25519 key, when one was given (`on-consent`). */
+  granteeKey?: WrappedKey;
 }
 
 /** Plaintexts are padded to a multiple of this many bytes. */
@@ -88,20 +92,29 @@ function encodePlaintext(record: RecordPlaintext): Uint8Array {
 }
 
 /**
- * Seals a record for the subject. Throws `CANONICAL_UNSUPPORTED` when a field is outside the
- * canonical domain (e.g. a float), and a crypto error when the subject key is unusable.
+ * Seals a record for the subject (and, under `on-consent`, for the grantee too). Throws
+ * `CANONICAL_UNSUPPORTED` when a field is outside the canonical domain (e.g. a float), and a
+ * crypto error when a recipient key is unusable.
  */
 export function sealRecord(
   record: RecordPlaintext,
   subjectEncKey: Uint8Array,
   context: Uint8Array,
+  granteeEncKey?: Uint8Array,
 ): SealedRecord {
   const plaintext = encodePlaintext(record);
   const dataKey = randomBytes(32);
   try {
     const ciphertext = sealPayload(dataKey, plaintext, context);
     const key = wrapKey(dataKey, subjectEncKey, context);
-    return { ciphertext, digest: recordDigest(ciphertext), size: ciphertext.length, key };
+    const sealed: SealedRecord = {
+      ciphertext,
+      digest: recordDigest(ciphertext),
+      size: ciphertext.length,
+      key,
+    };
+    if (granteeEncKey !== undefined) sealed.granteeKey = wrapKey(dataKey, granteeEncKey, context);
+    return sealed;
   } finally {
     dataKey.fill(0);
     plaintext.fill(0);

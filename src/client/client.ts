@@ -1,0 +1,282 @@
+/**
+ * The bank client: what an institution's application system uses to work with datagrant while
+ * keeping its keys on its own side. It signs the institution's calls and its own `request.open`
+ * and `usage` transactions (nodes only relay them), follows a request's state, and fetches the
+ * sealed bundle of a granted request — verified against genesis, decrypted and assembled into
+ * JSON, CSV or XML here, never on a node. Portable: `fetch` and the noble-based crypto only.
+ */
+import { bytesToHex } from '../common/bytes.js';
+import { DatagrantError, isDatagrantError } from '../common/errors.js';
+import { institutionCaller, signCall } from '../common/http-signature.js';
+import type { KeySet } from '../common/keyfile.js';
+import type { Genesis } from '../ledger/genesis.js';
+import { bundleDigest } from '../ledger/records.js';
+import type { Tx, TxBody } from '../ledger/tx.js';
+import { signTx, txHash } from '../ledger/tx-codec.js';
+import type { RequestInput, RequestView } from '../platform/views.js';
+import type { RecordPlaintext } from '../records/record-crypto.js';
+import {
+  documentDigest,
+  documentOf,
+  type Grantee,
+  openBundle,
+  type VerifiedBundle,
+  verifyBundle,
+} from './bundle.js';
+
+/** Options of a client. */
+export interface DatagrantClientOptions {
+  /** Base URL of a platform node: any validator serving the platform role, or the bank's own gateway. */
+  api: string;
+  /** The institution's id on chain. */
+  institution: string;
+  /** The institution's keys (signing and encryption); they never leave this process. */
+  keys: KeySet;
+  /** The chain's genesis: the only thing the client trusts. */
+  genesis: Genesis;
+  /** Time allowed for one HTTP call (default 30 s). */
+  timeoutMs?: number;
+  /** Time allowed for a transaction to commit (default 30 s). */
+  commitTimeoutMs?: number;
+  /** A `fetch` to use (default the global one). */
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+/** A document assembled on the institution's side from a verified bundle. */
+export interface ClientDocument {
+  body: string;
+  contentType: string;
+  /** SHA-256 (hex) of `body`. */
+  digest: string;
+  /** The institution's own usage transaction, committed before the bundle was released. */
+  usageTx: string;
+  usageHeight: number;
+  grant: string;
+  bundleDigest: string;
+  /** Until when the grant allows the institution to keep the data (unix ms). */
+  retainUntil: number;
+  records: RecordPlaintext[];
+  bundle: VerifiedBundle;
+}
+
+/** Options of `document` and `fetchBundle`. */
+export interface DeliveryOptions {
+  format?: 'json' | 'csv' | 'xml';
+  /** Re-fetch the bundle of a usage already committed instead of recording a new one. */
+  usage?: string;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** A client of one institution against one node. */
+export class DatagrantClient {
+  readonly #options: DatagrantClientOptions;
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+  #audience: string | undefined;
+
+  constructor(options: DatagrantClientOptions) {
+    this.#options = options;
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Who this client acts as. */
+  get grantee(): Grantee {
+    return {
+      institution: this.#options.institution,
+      signKey: bytesToHex(this.#options.keys.signing.publicKey),
+      encKey: bytesToHex(this.#options.keys.encryption.publicKey),
+    };
+  }
+
+  get chain(): string {
+    return this.#options.genesis.chain;
+  }
+
+  /** The node's status (`GET /v1/status`); checks it is on this client's chain. */
+  async status(): Promise<{ chain: string; self: string; height: number } & Record<string, unknown>> {
+    const status = await this.#json<{ chain: string; self: string; height: number }>('GET', '/v1/status');
+    if (status.chain !== this.chain)
+      throw new DatagrantError(
+        'CLIENT_WRONG_CHAIN',
+        `the node is on chain ${status.chain}, not ${this.chain}`,
+      );
+    return status;
+  }
+
+  /**
+   * Opens a request about a subject: signs `request.open` with the institution's key, hands it to
+   * the node to relay, and resolves once it is committed, with the request's view.
+   */
+  async openRequest(input: RequestInput & { consentInMs?: number }): Promise<RequestView> {
+    const { consentInMs, ...body } = input;
+    const now = this.#now();
+    const tx = this.#sign('request.open', {
+      ...body,
+      consentBy: body.consentBy ?? now + (consentInMs ?? 7 * DAY_MS),
+    });
+    return this.#json<RequestView>('POST', '/v1/requests', { tx });
+  }
+
+  /** A request's current view. */
+  async request(id: string): Promise<RequestView> {
+    return this.#json<RequestView>('GET', `/v1/requests/${id}`, undefined, true);
+  }
+
+  /** Polls a request until its status is one of `statuses`; CLIENT_TIMEOUT after `timeoutMs`. */
+  async waitFor(
+    id: string,
+    statuses: readonly string[],
+    options: { timeoutMs?: number; intervalMs?: number } = {},
+  ): Promise<RequestView> {
+    const deadline = this.#now() + (options.timeoutMs ?? 60_000);
+    for (;;) {
+      const view = await this.request(id);
+      if (statuses.includes(view.status)) return view;
+      if (this.#now() > deadline)
+        throw new DatagrantError(
+          'CLIENT_TIMEOUT',
+          `request ${id} is ${view.status}, not ${statuses.join('/')}`,
+        );
+      await new Promise((r) => setTimeout(r, options.intervalMs ?? 200));
+    }
+  }
+
+  /**
+   * Records one use of the request's grant (the institution's own `usage`, naming exactly the
+   * records the grant releases now), waits for it to commit, then fetches the sealed bundle
+   * released against it and verifies it against genesis. With `usage`, re-fetches the bundle of
+   * a use already committed (nothing is spent). Errors: the ledger's refusal of the usage
+   * (e.g. LEDGER_GRANT_USED_UP), CLIENT_NOT_GRANTED, or a BUNDLE_ERROR_CODES code.
+   */
+  async fetchBundle(id: string, options: DeliveryOptions = {}): Promise<VerifiedBundle> {
+    let usage = options.usage;
+    if (usage === undefined) {
+      const view = await this.request(id);
+      if (!view.grant || !(view.status === 'granted' || view.status === 'delivered'))
+        throw new DatagrantError('CLIENT_NOT_GRANTED', `request ${id} is ${view.status}`, {
+          status: view.status,
+        });
+      const granted = new Set<string>(view.grant.types);
+      const digests = view.records.filter((r) => granted.has(r.type)).map((r) => r.digest);
+      const tx = this.#sign('usage', {
+        grant: view.grant.id,
+        bundle: bundleDigest(this.chain, view.grant.id, digests),
+        format: (options.format ?? view.format) as 'json' | 'csv' | 'xml',
+      });
+      usage = (await this.submit(tx)).hash;
+    }
+    const raw = await this.#json<unknown>('GET', `/v1/requests/${id}/bundle?usage=${usage}`, undefined, true);
+    return verifyBundle(raw, this.#options.genesis, this.grantee, { request: id, usage });
+  }
+
+  /** Fetches, verifies and opens the bundle, and assembles the document on this side. */
+  async document(id: string, options: DeliveryOptions = {}): Promise<ClientDocument> {
+    const bundle = await this.fetchBundle(id, options);
+    const records = openBundle(bundle, this.#options.keys.encryption.secretKey);
+    const rendered = documentOf(bundle, records, {
+      now: this.#now(),
+      ...(options.format ? { format: options.format } : {}),
+    });
+    return {
+      body: rendered.body,
+      contentType: rendered.contentType,
+      digest: documentDigest(rendered),
+      usageTx: bundle.usage.id,
+      usageHeight: bundle.usage.height,
+      grant: bundle.grant.id,
+      bundleDigest: bundle.digest,
+      retainUntil: bundle.usage.time + bundle.grant.tx.body.retainDays * DAY_MS,
+      records,
+      bundle,
+    };
+  }
+
+  /** Submits a signed transaction and waits until it is committed; throws the ledger's code if refused. */
+  async submit(tx: Tx): Promise<{ hash: string; height: number }> {
+    const hash = txHash(tx);
+    await this.#json<{ hash: string }>('POST', '/v1/txs', tx);
+    const deadline = this.#now() + (this.#options.commitTimeoutMs ?? 30_000);
+    for (;;) {
+      let status: { status: string; height?: number; error?: { code: string; message: string } } | undefined;
+      try {
+        status = await this.#json('GET', `/v1/txs/${hash}`);
+      } catch (err) {
+        if (!isDatagrantError(err, 'LEDGER_TX_NOT_FOUND')) throw err;
+      }
+      if (status?.status === 'committed') return { hash, height: status.height! };
+      if (status?.status === 'rejected')
+        throw new DatagrantError(status.error!.code, status.error!.message, { hash });
+      if (this.#now() > deadline)
+        throw new DatagrantError('CLIENT_TIMEOUT', `tx ${hash} was not committed in time`, { hash });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  #sign<K extends 'request.open' | 'usage'>(kind: K, body: TxBody<K>): Tx<K> {
+    const keys = this.#options.keys;
+    return signTx(
+      { chain: this.chain, kind, body },
+      keys.signing.publicKey,
+      keys.signing.secretKey,
+      this.#now(),
+    );
+  }
+
+  async #audienceOf(): Promise<string> {
+    this.#audience ??= (await this.status()).self;
+    return this.#audience;
+  }
+
+  async #json<T>(method: 'GET' | 'POST', path: string, body?: unknown, signed = false): Promise<T> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = text === undefined ? {} : { 'content-type': 'application/json' };
+    if (signed) {
+      Object.assign(
+        headers,
+        signCall(
+          {
+            method,
+            path,
+            body: text ?? '',
+            caller: institutionCaller(this.#options.institution),
+            audience: await this.#audienceOf(),
+            chain: this.chain,
+            timestamp: this.#now(),
+          },
+          this.#options.keys.signing.secretKey,
+        ),
+      );
+    }
+    let response: Response;
+    try {
+      response = await this.#fetch(new URL(path, this.#options.api), {
+        method,
+        headers,
+        ...(text === undefined ? {} : { body: text }),
+        signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
+      });
+    } catch (err) {
+      throw new DatagrantError(
+        'CLIENT_UNREACHABLE',
+        `cannot reach ${this.#options.api}: ${(err as Error).message}`,
+      );
+    }
+    const raw = await response.text();
+    let json: unknown;
+    try {
+      json = raw.length > 0 ? JSON.parse(raw) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!response.ok) {
+      const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new DatagrantError(e?.code ?? 'CLIENT_HTTP_ERROR', e?.message ?? `HTTP ${response.status}`, {
+        status: response.status,
+      });
+    }
+    return json as T;
+  }
+}
