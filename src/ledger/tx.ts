@@ -100,7 +100,7 @@ export const BODY_SCHEMAS = {
       retainDays: Type.Integer({ minimum: 0, maximum: 3650 }),
       /** One data key per granted record, wrapped to `granteeKey` (empty under `on-consent`). */
       keys: Type.Array(Type.Object({ record: Hex32, key: WrappedKeySchema }, strict), {
-        maxItems: 64,
+        maxItems: DATA_TYPES.length,
       }),
     },
     strict,

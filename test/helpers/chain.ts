@@ -166,14 +166,9 @@ export function keySetOf(keys: TestKeys): KeySet {
  * test decrypts.
  */
 export function fakeWrappedKey(label: string): WrappedKey {
-  const b64 = toBase64url;
   const h = sha256(utf8ToBytes(`wrapped/${label}`));
   const h2 = sha256(h);
-  return {
-    epk: b64(h),
-    nonce: b64(h2.subarray(0, 24)),
-    ct: b64(new Uint8Array([...h, ...h2.subarray(0, 16)])),
-  };
+  return { enc: toBase64url(h), ct: toBase64url(new Uint8Array([...h, ...h2.subarray(0, 16)])) };
 }
 
 /** Lower-case hex of SHA-256 of a label: handy for digests and document ids. */

@@ -17,6 +17,7 @@ import {
   type BlockEffects,
   type BlockHeader,
   buildBlockTxs,
+  bundleDigest,
   type CertifiedBlock,
   type ChainTip,
   type CommitEffects,
@@ -25,6 +26,7 @@ import {
   type Dropped,
   executeBlock,
   type GrantState,
+  grantedRecordDigests,
   type InstitutionState,
   type RecordState,
   type RequestState,
@@ -320,6 +322,9 @@ export class TestLedger {
         source: 'test-source',
         fetchedAt: this.now,
         sourceDigest: hexOf(`source/${request}/${type}`),
+        ...(this.chain.config.policy === 'on-consent'
+          ? { granteeKey: fakeWrappedKey(`grantee/${request}/${type}/${this.counter}`) }
+          : {}),
         ...body,
       },
       options,
@@ -343,8 +348,9 @@ export class TestLedger {
   }
 
   /**
-   * `grant` of a request by `subject`: by default every requested type that has a record, the
-   * request's purpose and range, one fake key per record, 3 uses, expiring in 1 day.
+   * `grant` of a request by `subject`: by default to the request's institution and its registered
+   * key, every requested type that has a record (under `on-consent`: every requested type, no
+   * keys), the request's purpose and range, one fake key per record, 3 uses, expiring in 1 day.
    */
   grant(
     subject: TestKeys,
@@ -353,16 +359,25 @@ export class TestLedger {
     options?: SignOptions,
   ): Tx<'grant'> {
     const state = this.request(request);
-    const types = body.types ?? (state ? state.types.filter((t) => state.records[t] !== undefined) : ['tax']);
-    const keys = types.map((t) => {
-      const record = state?.records[t] ?? hexOf(`no-record/${t}`);
-      return { record, key: fakeWrappedKey(`grant/${record}`) };
-    });
+    const onConsent = this.chain.config.policy === 'on-consent';
+    const types =
+      body.types ??
+      (state ? state.types.filter((t) => onConsent || state.records[t] !== undefined) : ['tax']);
+    const keys = onConsent
+      ? []
+      : types.map((t) => {
+          const record = state?.records[t] ?? hexOf(`no-record/${t}`);
+          return { record, key: fakeWrappedKey(`grant/${record}`) };
+        });
+    const institution = state?.institution ?? this.chain.institutions[0]!.id;
+    const inst = this.institution(institution);
     return this.sign(
       subject,
       'grant',
       {
         request,
+        institution,
+        granteeKey: inst?.encKey ?? this.chain.institutions[0]!.encPub,
         types: types.length > 0 ? types : ['tax'],
         purpose: state?.purpose ?? TEST_PURPOSE,
         ...(state?.dataFrom ? { dataFrom: state.dataFrom } : {}),
@@ -370,7 +385,7 @@ export class TestLedger {
         expires: this.now + 24 * 3600 * 1000,
         uses: 3,
         retainDays: 30,
-        keys: keys.length > 0 ? keys : [{ record: hexOf('no-record'), key: fakeWrappedKey('none') }],
+        keys: keys.length > 0 || onConsent ? keys : [{ record: hexOf('no-record'), key: fakeWrappedKey('none') }],
         ...body,
       },
       options,
@@ -402,7 +417,10 @@ export class TestLedger {
     return this.sign(subject, 'resume', { grant }, options);
   }
 
-  /** `usage` of a grant (by the grantee institution or a platform validator), with a fresh document id. */
+  /**
+   * `usage` of a grant by `who` (the grantee, for it to apply), naming the bundle the grant
+   * releases in the current state (a made-up digest when the grant is unknown).
+   */
   usage(
     who: TestKeys,
     grant: string,
@@ -410,12 +428,13 @@ export class TestLedger {
     options?: SignOptions,
   ): Tx<'usage'> {
     this.counter += 1;
-    return this.sign(
-      who,
-      'usage',
-      { grant, document: hexOf(`document/${grant}/${this.counter}`), format: 'json', ...body },
-      options,
-    );
+    const g = this.state.get(stateKey.grant(grant)) as GrantState | undefined;
+    const request = g ? this.request(g.request) : undefined;
+    const bundle =
+      g && request
+        ? bundleDigest(this.chain.genesis.chain, grant, grantedRecordDigests(request, g))
+        : hexOf(`bundle/${grant}/${this.counter}`);
+    return this.sign(who, 'usage', { grant, bundle, format: 'json', ...body }, options);
   }
 
   /** `erase` of a request's data. */

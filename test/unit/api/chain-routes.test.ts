@@ -30,7 +30,8 @@ async function setup() {
     chain,
     mempool,
     node: {
-      status: () => ({ mode: 'dev', view: 0, primary: '', peers: [], lastCommitAt: null, self: '' }),
+      status: () => ({ mode: 'dev',
+      kind: 'validator', view: 0, primary: '', peers: [], lastCommitAt: null, self: '' }),
     },
     submit: (tx) => mempool.add(tx),
   });

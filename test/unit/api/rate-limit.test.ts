@@ -109,7 +109,7 @@ t.test('per institution: only authenticated calls to signed routes spend the bud
       remoteAddress: ip,
       headers: {
         'content-type': 'application/json',
-        'x-datagrant-institution': institution,
+        'x-datagrant-caller': `institution:${institution}`,
         'x-datagrant-signature': signature,
       },
     });
@@ -134,7 +134,7 @@ t.test('per institution: only authenticated calls to signed routes spend the bud
     method: 'GET',
     url: '/v1/open',
     remoteAddress: '10.1.0.9',
-    headers: { 'x-datagrant-institution': 'demo-bank' },
+    headers: { 'x-datagrant-caller': 'institution:demo-bank' },
   });
   t.equal(open.statusCode, 200, 'unsigned routes ignore the institution header');
 });

@@ -1,117 +1,181 @@
 /**
- * Security limits of the API on a stopped clock: the signed-request clock-skew window holds at
- * its edges, a signature is good once (replay), a signature covers method, path, body and
- * institution; body size limits hold with coded 413s; media types, malformed URLs and over-long
+ * Security limits of the API on a stopped clock: the signed-call clock-skew window holds at its
+ * edges, a nonce is good once (replay, also across a restart of the LevelDB guard), a signature
+ * covers method, path, body, caller, audience node and chain; body size limits hold with coded 413s; media types, malformed URLs and over-long
  * parameters get coded refusals; consensus messages over the size limit are refused.
  */
 import '../../../src/common/polyfill.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
+import { LevelReplayGuard, MemoryReplayGuard } from '../../../src/api/replay-guard.js';
 import { createApi } from '../../../src/api/server.js';
 import { bytesToHex } from '../../../src/common/bytes.js';
 import { verifyFast } from '../../../src/common/crypto-node.js';
+import { institutionCaller, signCall } from '../../../src/common/http-signature.js';
 import { generateKeySet } from '../../../src/common/keyfile.js';
 import { silentLogger } from '../../../src/common/logger.js';
 import { decodeMessage } from '../../../src/consensus/index.js';
-import { HttpAuthVerifier, signHttpRequest } from '../../../src/platform/http-auth.js';
+import { HttpAuthVerifier } from '../../../src/platform/http-auth.js';
 
 const SKEW = 5 * 60 * 1000;
+const NODE = 'a1'.repeat(32);
+const CHAIN = 'datagrant-test';
 
-t.test('signed requests: the clock-skew window, replays, and what the signature covers', async (t) => {
-  const bank = generateKeySet('bank');
+t.test(
+  'signed calls: the skew window, audience, chain, replays, and what the signature covers',
+  async (t) => {
+    const bank = generateKeySet('bank');
+    let now = 1_800_000_000_000;
+    const replay = new MemoryReplayGuard(() => now);
+    const verifier = new HttpAuthVerifier(
+      { maxSkewMs: SKEW, audience: NODE, chain: CHAIN },
+      {
+        callerKey: (c) =>
+          c.kind === 'institution' && c.id === 'demo-bank' ? bytesToHex(bank.signing.publicKey) : undefined,
+        verifier: verifyFast,
+        replay,
+        now: () => now,
+      },
+    );
+    const sign = (
+      ts: number,
+      path = '/v1/requests',
+      body = '{}',
+      method = 'POST',
+      over: { audience?: string; chain?: string; nonce?: string } = {},
+    ) =>
+      signCall(
+        {
+          method,
+          path,
+          body,
+          caller: institutionCaller('demo-bank'),
+          audience: over.audience ?? NODE,
+          chain: over.chain ?? CHAIN,
+          timestamp: ts,
+          ...(over.nonce ? { nonce: over.nonce } : {}),
+        },
+        bank.signing.secretKey,
+      );
+    const verify = (headers: Record<string, string>, path = '/v1/requests', body = '{}', method = 'POST') =>
+      verifier.verify(method, path, body, headers);
+
+    for (const offset of [-SKEW, -SKEW + 1, 0, SKEW - 1, SKEW]) {
+      t.match(
+        await verify(sign(now + offset)),
+        { kind: 'institution', id: 'demo-bank' },
+        `timestamp ${offset} ms from the node clock: accepted`,
+      );
+    }
+    for (const offset of [-SKEW - 1, SKEW + 1, -10 * SKEW, 1e12]) {
+      await t.rejects(
+        verify(sign(now + offset)),
+        { code: 'API_STALE_CALL' },
+        `timestamp ${offset} ms off: refused`,
+      );
+    }
+    const headers = sign(now + 7);
+    t.match(await verify(headers), { id: 'demo-bank' }, 'a fresh signed call is accepted');
+    await t.rejects(verify(headers), { code: 'API_REPLAYED' }, 'the same call again: replay refused');
+    const sameNonce = sign(now + 8, '/v1/requests', '{}', 'POST', { nonce: headers['x-datagrant-nonce']! });
+    await t.rejects(verify(sameNonce), { code: 'API_REPLAYED' }, 'a new call reusing the nonce: refused');
+    now += 60_000;
+    await t.rejects(
+      verify(headers),
+      { code: 'API_REPLAYED' },
+      'still refused a minute later (inside the window)',
+    );
+    now += 2 * SKEW;
+    await t.rejects(verify(headers), { code: 'API_STALE_CALL' }, 'and out of the window later on');
+
+    await t.rejects(
+      verify(sign(now, '/v1/requests', '{}', 'POST', { audience: 'b2'.repeat(32) })),
+      { code: 'API_WRONG_AUDIENCE' },
+      'a call addressed to another node: refused',
+    );
+    await t.rejects(
+      verify(sign(now, '/v1/requests', '{}', 'POST', { chain: 'other-chain' })),
+      { code: 'API_WRONG_CHAIN' },
+      'a call signed for another chain: refused',
+    );
+    await t.rejects(
+      verify({ ...sign(now), 'x-datagrant-audience': NODE.replace('a1', 'a2') }),
+      { code: 'API_WRONG_AUDIENCE' },
+      'audience header changed after signing: refused',
+    );
+    const fresh = () => sign(now);
+    for (const [name, run] of [
+      ['another path', () => verify(fresh(), '/v1/requests?x=1')],
+      ['another body', () => verify(fresh(), '/v1/requests', '{"a":1}')],
+      ['another method', () => verify(fresh(), '/v1/requests', '{}', 'GET')],
+      [
+        'timestamp changed after signing',
+        () => verify({ ...fresh(), 'x-datagrant-timestamp': String(now + 1) }),
+      ],
+      ['nonce changed after signing', () => verify({ ...fresh(), 'x-datagrant-nonce': 'ab'.repeat(8) })],
+    ] as const) {
+      await t.rejects(run(), { code: 'API_BAD_SIGNATURE' }, `${name}: refused`);
+    }
+    await t.rejects(
+      verify({ ...fresh(), 'x-datagrant-caller': 'institution:other-bank' }),
+      { code: 'API_UNAUTHENTICATED', message: /unknown/ },
+      'unknown institution: refused',
+    );
+    for (const ts of ['', '-1', '1e12', '0x10', '１２３', `${now}.5`, ' 1'])
+      await t.rejects(
+        verify({ ...fresh(), 'x-datagrant-timestamp': ts }),
+        { code: 'API_UNAUTHENTICATED' },
+        `timestamp ${JSON.stringify(ts)}: refused`,
+      );
+    for (const nonce of ['', 'abc', 'AB'.repeat(8), 'z'.repeat(16), 'a'.repeat(65)])
+      await t.rejects(
+        verify({ ...fresh(), 'x-datagrant-nonce': nonce }),
+        { code: 'API_UNAUTHENTICATED' },
+        `nonce ${JSON.stringify(nonce)}: refused`,
+      );
+    const { 'x-datagrant-signature': _s, ...unsigned } = fresh();
+    await t.rejects(
+      verify(unsigned),
+      { code: 'API_UNAUTHENTICATED', message: /missing/ },
+      'missing signature',
+    );
+
+    // The replay memory stays bounded: claims leave once out of the window.
+    const before = replay.size;
+    now += 3 * SKEW;
+    for (let i = 0; i < 5; i++) await verify(sign(now, `/v1/later/${i}`), `/v1/later/${i}`);
+    t.ok(replay.size <= before + 5, `claims are kept only for their window (${replay.size} held)`);
+  },
+);
+
+t.test('the LevelDB replay guard survives a restart and forgets only expired claims', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'datagrant-replay-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
   let now = 1_800_000_000_000;
-  const verifier = new HttpAuthVerifier(
-    { maxSkewMs: SKEW },
-    {
-      institutionKey: (id) => (id === 'demo-bank' ? bytesToHex(bank.signing.publicKey) : undefined),
-      verifier: verifyFast,
-      now: () => now,
-    },
-  );
-  const sign = (ts: number, path = '/v1/requests', body = '{}', method = 'POST') =>
-    signHttpRequest(method, path, body, 'demo-bank', bank.signing.secretKey, ts);
-  const verify = (headers: Record<string, string>, path = '/v1/requests', body = '{}', method = 'POST') =>
-    verifier.verify(method, path, body, headers);
-
-  for (const offset of [-SKEW, -SKEW + 1, 0, SKEW - 1, SKEW]) {
-    t.equal(
-      verify(sign(now + offset)),
-      'demo-bank',
-      `timestamp ${offset} ms from the platform clock: accepted`,
-    );
-  }
-  for (const offset of [-SKEW - 1, SKEW + 1, -10 * SKEW, 1e12]) {
-    t.throws(
-      () => verify(sign(now + offset)),
-      { code: 'API_UNAUTHENTICATED', message: /window/ },
-      `timestamp ${offset} ms off: refused`,
-    );
-  }
-  // Ed25519 is deterministic: same request, same millisecond, same signature, so use a new instant.
-  const headers = sign(now + 7);
-  t.equal(verify(headers), 'demo-bank', 'a fresh signed request is accepted');
-  t.throws(
-    () => verify(headers),
-    { code: 'API_UNAUTHENTICATED', message: /replay/ },
-    'the same signature again: replay refused',
-  );
-  now += 60_000;
-  t.throws(
-    () => verify(headers),
-    { code: 'API_UNAUTHENTICATED' },
-    'still refused a minute later (inside the window)',
-  );
-  now += 2 * SKEW;
-  t.throws(
-    () => verify(headers),
-    { code: 'API_UNAUTHENTICATED', message: /window/ },
-    'and out of the window later on',
-  );
-
-  const fresh = () => sign(now);
-  t.throws(
-    () => verify(fresh(), '/v1/requests?x=1'),
-    { code: 'API_UNAUTHENTICATED' },
-    'another path: refused',
-  );
-  t.throws(
-    () => verify(fresh(), '/v1/requests', '{"a":1}'),
-    { code: 'API_UNAUTHENTICATED' },
-    'another body: refused',
-  );
-  t.throws(
-    () => verify(fresh(), '/v1/requests', '{}', 'GET'),
-    { code: 'API_UNAUTHENTICATED' },
-    'another method: refused',
-  );
-  t.throws(
-    () => verify({ ...fresh(), 'x-datagrant-institution': 'other-bank' }),
-    { code: 'API_UNAUTHENTICATED' },
-    'unknown institution: refused',
-  );
-  t.throws(
-    () => verify({ ...fresh(), 'x-datagrant-timestamp': String(now + 1) }),
-    { code: 'API_UNAUTHENTICATED' },
-    'timestamp changed after signing: refused',
-  );
-  for (const ts of ['', '-1', '1e12', '0x10', '１２３', `${now}.5`, ' 1'])
-    t.throws(
-      () => verify({ ...fresh(), 'x-datagrant-timestamp': ts }),
-      { code: 'API_UNAUTHENTICATED' },
-      `timestamp ${JSON.stringify(ts)}: refused`,
-    );
-  const { 'x-datagrant-signature': _s, ...unsigned } = fresh();
-  t.throws(
-    () => verify(unsigned),
-    { code: 'API_UNAUTHENTICATED', message: /missing/ },
-    'missing signature: refused',
-  );
-
-  // The replay memory stays bounded: old signatures leave once out of the window.
-  for (let i = 0; i < 1500; i++) verify(sign(now - SKEW + 10, `/v1/requests/${i}`), `/v1/requests/${i}`);
-  now += 20;
-  for (let i = 0; i < 10; i++) verify(sign(now, `/v1/later/${i}`), `/v1/later/${i}`);
-  const seen = (verifier as unknown as { seen: Map<string, number> }).seen;
-  t.ok(seen.size < 1500, `the replay memory forgot expired signatures (${seen.size} left)`);
+  const open = async () => {
+    const guard = new LevelReplayGuard({ location: join(dir, 'replay') }, () => now);
+    await guard.start();
+    return guard;
+  };
+  let guard = await open();
+  t.equal(await guard.claim('institution:a/01', now + 1000), true, 'first claim granted');
+  t.equal(await guard.claim('institution:a/01', now + 1000), false, 'second claim refused');
+  t.equal(await guard.claim('institution:a/02', now + 10), true, 'a short one');
+  const racing = await Promise.all([
+    guard.claim('institution:a/03', now + 1000),
+    guard.claim('institution:a/03', now + 1000),
+  ]);
+  t.same(racing.sort(), [false, true], 'two concurrent claims of one key: exactly one wins');
+  await guard.stop();
+  now += 100;
+  guard = await open();
+  t.equal(await guard.claim('institution:a/01', now + 1000), false, 'after a restart: still refused');
+  t.equal(await guard.claim('institution:a/03', now + 1000), false, 'the concurrent winner too');
+  t.equal(await guard.claim('institution:a/02', now + 1000), true, 'an expired claim may be made again');
+  await guard.stop();
+  await t.rejects(guard.claim('institution:a/04', now + 10), { code: 'API_NOT_READY' }, 'closed: refused');
 });
 
 t.test('body size limit, media types, malformed URLs: coded refusals', async (t) => {

@@ -25,6 +25,7 @@ import {
   wrapKey,
 } from '../../../src/common/crypto.js';
 import { opensslSha256, opensslX25519, signFast, verifyFast } from '../../../src/common/crypto-node.js';
+import { hpkeOpen } from '../../../src/common/hpke.js';
 import { bytes, seed32 } from '../../helpers/arbitraries.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -237,7 +238,7 @@ t.test('property: OpenSSL and portable X25519 agree; keys wrapped by one open wi
   useX25519(opensslX25519);
 });
 
-t.test('X25519 key wrapping', async (t) => {
+t.test('X25519 key wrapping (HPKE)', async (t) => {
   const alice = generateEncryptionKeyPair();
   const bob = generateEncryptionKeyPair();
   const dataKey = randomBytes(32);
@@ -245,10 +246,16 @@ t.test('X25519 key wrapping', async (t) => {
   const wrapped = wrapKey(dataKey, alice.publicKey, ctx);
 
   t.same(unwrapKey(wrapped, alice.secretKey, ctx), dataKey, 'round trip');
-  t.notSame(wrapKey(dataKey, alice.publicKey, ctx), wrapped, 'fresh ephemeral key and nonce each time');
-  t.equal(fromBase64url(wrapped.epk).length, 32);
-  t.equal(fromBase64url(wrapped.nonce).length, 24);
-  t.equal(fromBase64url(wrapped.ct).length, 48);
+  t.notSame(wrapKey(dataKey, alice.publicKey, ctx), wrapped, 'fresh ephemeral key each time');
+  t.equal(fromBase64url(wrapped.enc).length, 32, 'enc: the 32-byte encapsulated key');
+  t.equal(fromBase64url(wrapped.ct).length, 48, 'ct: the 32-byte data key and a 16-byte tag');
+  // The wrap is HPKE base mode with info = label || 0 || recipient || context, aad = context.
+  const info = new Uint8Array([...utf8('datagrant/wrap/v2'), 0, ...alice.publicKey, ...ctx]);
+  t.same(
+    hpkeOpen(alice.secretKey, fromBase64url(wrapped.enc), info, ctx, fromBase64url(wrapped.ct)),
+    dataKey,
+    'opens as plain RFC 9180 with the documented info and aad',
+  );
 
   const FAIL = { code: 'CRYPTO_UNWRAP_FAILED' };
   const tamper = (field: keyof WrappedKey): WrappedKey => {
@@ -260,13 +267,12 @@ t.test('X25519 key wrapping', async (t) => {
     ['another context', () => unwrapKey(wrapped, alice.secretKey, utf8('record/abd'))],
     ['empty context', () => unwrapKey(wrapped, alice.secretKey, new Uint8Array(0))],
     ['tampered ct', () => unwrapKey(tamper('ct'), alice.secretKey, ctx)],
-    ['tampered epk', () => unwrapKey(tamper('epk'), alice.secretKey, ctx)],
-    ['tampered nonce', () => unwrapKey(tamper('nonce'), alice.secretKey, ctx)],
+    ['tampered enc', () => unwrapKey(tamper('enc'), alice.secretKey, ctx)],
     ['truncated ct', () => unwrapKey({ ...wrapped, ct: wrapped.ct.slice(0, 40) }, alice.secretKey, ctx)],
-    ['malformed base64url', () => unwrapKey({ ...wrapped, nonce: '***' }, alice.secretKey, ctx)],
+    ['malformed base64url', () => unwrapKey({ ...wrapped, enc: '***' }, alice.secretKey, ctx)],
     [
-      'all-zero epk',
-      () => unwrapKey({ ...wrapped, epk: toBase64url(new Uint8Array(32)) }, alice.secretKey, ctx),
+      'all-zero enc',
+      () => unwrapKey({ ...wrapped, enc: toBase64url(new Uint8Array(32)) }, alice.secretKey, ctx),
     ],
   ];
   for (const [name, fn] of cases) t.throws(fn, FAIL, name);
@@ -295,7 +301,7 @@ t.test('payload sealing', async (t) => {
   const plain = utf8('{"monthlyContribution":1234}');
   const aad = utf8('digest-context');
   const sealed = sealPayload(key, plain, aad);
-  t.equal(sealed.length, 24 + plain.length + 16, 'nonce || ciphertext || tag');
+  t.equal(sealed.length, 12 + plain.length + 16, 'nonce (12, ChaCha20-Poly1305) || ciphertext || tag');
   t.same(openPayload(key, sealed, aad), plain, 'round trip with associated data');
   t.same(openPayload(key, sealPayload(key, plain)), plain, 'round trip without associated data');
   t.same(openPayload(key, sealPayload(key, new Uint8Array(0))), new Uint8Array(0), 'empty payload');
@@ -307,7 +313,7 @@ t.test('payload sealing', async (t) => {
   t.throws(() => openPayload(randomBytes(32), sealed, aad), FAIL, 'wrong key');
   t.throws(() => openPayload(key, sealed, utf8('other')), FAIL, 'wrong associated data');
   t.throws(() => openPayload(key, sealed), FAIL, 'missing associated data');
-  t.throws(() => openPayload(key, sealed.subarray(0, 39)), FAIL, 'shorter than nonce + tag');
+  t.throws(() => openPayload(key, sealed.subarray(0, 27)), FAIL, 'shorter than nonce + tag');
   t.throws(() => openPayload(key, sealed.subarray(0, sealed.length - 1), aad), FAIL, 'truncated');
 });
 

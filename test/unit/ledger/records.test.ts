@@ -24,6 +24,7 @@ const grant = (over: Partial<GrantState> = {}): GrantState => ({
   request: 'r',
   subject: 'subject-0',
   institution: 'bank-0',
+  granteeKey: 'ee'.repeat(32),
   types: ['tax'],
   purpose: 'p',
   expires: NOW + 1000,

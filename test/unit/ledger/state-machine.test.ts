@@ -14,6 +14,7 @@ import { verifyFast } from '../../../src/common/crypto-node.js';
 import {
   type AnyTx,
   applyTx,
+  bundleDigest,
   requestStatus,
   StateOverlay,
   stateKey,
@@ -579,28 +580,29 @@ t.test('usage rules', async (t) => {
   const { chain, ledger, bank, otherBank, alice, siTax, platformOnly } = setup();
   const { grant } = ledger.granted(bank, alice, ['tax'], { uses: 2 });
   expectAccept(t, ledger, ledger.usage(bank, grant), 'grantee');
-  expectAccept(t, ledger, ledger.usage(platformOnly, grant), 'a platform validator');
+  // No node may spend a use for the bank: a platform validator's signature is refused.
+  expectReject(t, ledger, ledger.usage(platformOnly, grant), 'LEDGER_NOT_GRANTEE', 'a platform validator');
   expectReject(t, ledger, ledger.usage(bank, hexOf('none')), 'LEDGER_UNKNOWN_GRANT', 'unknown grant');
+  expectReject(
+    t,
+    ledger,
+    ledger.usage(bank, grant, { bundle: hexOf('another bundle') }),
+    'LEDGER_BUNDLE_MISMATCH',
+    'a usage naming another bundle than the grant releases',
+  );
   expectReject(t, ledger, ledger.usage(otherBank, grant), 'LEDGER_NOT_GRANTEE', 'another institution');
   expectReject(t, ledger, ledger.usage(alice, grant), 'LEDGER_NOT_GRANTEE', 'the subject');
   expectReject(t, ledger, ledger.usage(siTax, grant), 'LEDGER_NOT_GRANTEE', 'an extractor-only validator');
   expectReject(t, ledger, ledger.usage(chain.outsider, grant), 'LEDGER_NOT_GRANTEE', 'unknown key');
 
   ledger.commit([ledger.usage(bank, grant)]);
-  ledger.commit([ledger.usage(platformOnly, grant)]);
+  ledger.commit([ledger.usage(bank, grant)]);
   t.equal(ledger.grantState(grant)!.used, 2);
   expectReject(t, ledger, ledger.usage(bank, grant), 'LEDGER_GRANT_USED_UP', 'third use of a 2-use grant');
 
   const second = ledger.granted(bank, alice, ['tax']);
   ledger.commit([ledger.retireInstitution(chain.admin, bank.id)]);
   expectReject(t, ledger, ledger.usage(bank, second.grant), 'LEDGER_NOT_INSTITUTION', 'grantee retired');
-  expectReject(
-    t,
-    ledger,
-    ledger.usage(platformOnly, second.grant),
-    'LEDGER_NOT_INSTITUTION',
-    'platform, grantee retired',
-  );
 
   const third = ledger.granted(otherBank, alice, ['tax']);
   ledger.commit([ledger.erase(alice, third.request)]);
@@ -707,7 +709,6 @@ t.test('happy path: register, request, records, grant, usage, revoke, erase', as
   const ledger = new TestLedger(chain, { verifier: verifyFast });
   const bank = chain.institutions[0]!;
   const alice = chain.subjects[0]!;
-  const platform = chain.validator(['platform']);
 
   t.match(ledger.subject(alice.id), {
     signKey: alice.pub,
@@ -789,7 +790,7 @@ t.test('happy path: register, request, records, grant, usage, revoke, erase', as
   });
   ledger.commit([ledger.usage(bank, grantId)]);
   t.equal(requestStatus(ledger.request(requestId)!, ledger.grantState(grantId), ledger.now), 'delivered');
-  ledger.commit([ledger.usage(platform, grantId, { format: 'csv' })]);
+  ledger.commit([ledger.usage(bank, grantId, { format: 'csv' })]);
   t.equal(ledger.grantState(grantId)!.used, 2);
   t.equal(requestStatus(ledger.request(requestId)!, ledger.grantState(grantId), ledger.now), 'used-up');
 
@@ -843,6 +844,152 @@ t.test('replay protection entries are pruned after expiry, and expired txs stay 
   t.equal(block.effects.writes.get(seen), null, 'pruned (deleted) once its bucket has passed');
   t.equal(ledger.state.get(seen), undefined);
   expectReject(t, ledger, tx, 'LEDGER_TX_EXPIRED', 'replay after pruning');
+});
+
+t.test('a grant binds its grantee: the request institution and its registered key', async (t) => {
+  const { chain, ledger, bank, otherBank, alice } = setup();
+  const { request } = ledger.requestWithRecords(bank, alice, ['tax']);
+  expectAccept(t, ledger, ledger.grant(alice, request), 'control: the bank and its key');
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, request, { institution: otherBank.id, granteeKey: otherBank.encPub }),
+    'LEDGER_GRANTEE_MISMATCH',
+    'a grant naming another institution (with that institution key)',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, request, { granteeKey: otherBank.encPub }),
+    'LEDGER_GRANTEE_KEY_MISMATCH',
+    "a grant to the bank wrapped to another institution's key",
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, request, { granteeKey: chain.validators[0]!.encPub }),
+    'LEDGER_GRANTEE_KEY_MISMATCH',
+    "a grant wrapped to a validator's key",
+  );
+  ledger.commit([ledger.retireInstitution(chain.admin, bank.id)]);
+  expectReject(t, ledger, ledger.grant(alice, request), 'LEDGER_NOT_INSTITUTION', 'a grant to a retired bank');
+});
+
+t.test('a usage names exactly the bundle the grant releases, and only the grantee signs it', async (t) => {
+  const { chain, ledger, bank, alice, platformOnly, allTypes } = setup();
+  const { grant, records } = ledger.granted(bank, alice, ['tax', 'social-insurance']);
+  const digests = [records.tax!, records['social-insurance']!];
+  const right = bundleDigest(chain.genesis.chain, grant, digests);
+  t.equal(right, bundleDigest(chain.genesis.chain, grant, [...digests].reverse()), 'order does not matter');
+  expectAccept(t, ledger, ledger.usage(bank, grant, { bundle: right }), 'both granted records');
+  for (const [name, bundle] of [
+    ['one record left out', bundleDigest(chain.genesis.chain, grant, [records.tax!])],
+    ['another grant id', bundleDigest(chain.genesis.chain, hexOf('other grant'), digests)],
+    ['another chain', bundleDigest('other-chain', grant, digests)],
+  ] as const) {
+    expectReject(t, ledger, ledger.usage(bank, grant, { bundle }), 'LEDGER_BUNDLE_MISMATCH', name);
+  }
+  for (const [name, who] of [
+    ['a platform validator', platformOnly],
+    ['a platform and extractor validator', allTypes],
+    ['the subject', alice],
+  ] as const) {
+    expectReject(t, ledger, ledger.usage(who, grant, { bundle: right }), 'LEDGER_NOT_GRANTEE', name);
+  }
+});
+
+t.test('on-consent extraction: records follow the grant, for granted types only', async (t) => {
+  const { chain, ledger, bank, alice, allTypes } = setup({ params: { extraction: 'on-consent' } });
+  t.equal(chain.config.policy, 'on-consent');
+  const open = ledger.openRequest(bank, alice, { types: ['tax', 'social-insurance'] });
+  ledger.commit([open]);
+  const request = txHash(open);
+  t.equal(requestStatus(ledger.request(request)!, undefined, ledger.now, 'on-consent'), 'waiting-for-consent');
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(allTypes, request, 'tax'),
+    'LEDGER_NOT_GRANTED',
+    'no record before the grant',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, request, { types: ['tax'], keys: [{ record: hexOf('r'), key: fakeWrappedKey('k') }] }),
+    'LEDGER_KEYS_MISMATCH',
+    'a grant carrying keys',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.usage(bank, hexOf('no grant yet')),
+    'LEDGER_UNKNOWN_GRANT',
+    'usage before any grant',
+  );
+  const g = ledger.grant(alice, request, { types: ['tax'] });
+  ledger.commit([g]);
+  const grant = txHash(g);
+  t.equal(
+    requestStatus(ledger.request(request)!, ledger.grantState(grant), ledger.now, 'on-consent'),
+    'waiting-for-data',
+  );
+  expectReject(t, ledger, ledger.usage(bank, grant), 'LEDGER_RECORD_MISSING', 'usage before any record');
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(allTypes, request, 'social-insurance'),
+    'LEDGER_TYPE_NOT_GRANTED',
+    'a record of a requested but ungranted type',
+  );
+  const { granteeKey: _g, ...withoutGrantee } = ledger.putRecord(allTypes, request, 'tax').body;
+  expectReject(
+    t,
+    ledger,
+    ledger.sign(allTypes, 'record.put', withoutGrantee),
+    'LEDGER_GRANTEE_KEY_MISSING',
+    'a record without the grantee key',
+  );
+  const put = ledger.putRecord(allTypes, request, 'tax');
+  ledger.commit([put]);
+  t.same(ledger.record(put.body.digest)!.granteeKey, put.body.granteeKey, 'the grantee key is on the record');
+  t.equal(requestStatus(ledger.request(request)!, ledger.grantState(grant), ledger.now, 'on-consent'), 'granted');
+  expectAccept(t, ledger, ledger.usage(bank, grant), 'usage once the granted record is there');
+  ledger.commit([ledger.revoke(alice, grant)]);
+  expectReject(
+    t,
+    ledger,
+    ledger.failRecord(allTypes, request, 'tax'),
+    'LEDGER_GRANT_REVOKED',
+    'no extraction after revocation',
+  );
+  expectReject(t, ledger, ledger.putRecord(allTypes, request, 'tax'), 'LEDGER_GRANT_REVOKED', 'record after revoke');
+
+  const second = setup({ params: { extraction: 'on-consent' } });
+  const open2 = second.ledger.openRequest(second.bank, second.alice, { types: ['tax'] });
+  second.ledger.commit([open2]);
+  const g2 = second.ledger.grant(second.alice, txHash(open2), { expires: second.ledger.now + 5_000 });
+  second.ledger.commit([g2]);
+  second.ledger.advance(10_000);
+  expectReject(
+    t,
+    second.ledger,
+    second.ledger.putRecord(second.allTypes, txHash(open2), 'tax'),
+    'LEDGER_GRANT_EXPIRED',
+    'no record after the grant expired',
+  );
+});
+
+t.test('on-request chains refuse a record wrapped to a grantee', async (t) => {
+  const { ledger, bank, alice, allTypes } = setup();
+  const open = ledger.openRequest(bank, alice, { types: ['tax'] });
+  ledger.commit([open]);
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(allTypes, txHash(open), 'tax', { granteeKey: fakeWrappedKey('g') }),
+    'LEDGER_GRANTEE_KEY_UNEXPECTED',
+    'granteeKey under on-request',
+  );
 });
 
 t.test('every rejection code of the state machine is exercised', async (t) => {

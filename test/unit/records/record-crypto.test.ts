@@ -51,7 +51,7 @@ t.test('seal, then open with the subject key', async (t) => {
   t.equal(sealed.digest, sha256Hex(sealed.ciphertext));
   t.equal(sealed.digest, recordDigest(sealed.ciphertext));
   t.equal(sealed.size, sealed.ciphertext.length);
-  t.equal((sealed.size - 24 - 16) % RECORD_PAD_BYTES, 0, 'plaintext padded to the bucket size');
+  t.equal((sealed.size - 12 - 16) % RECORD_PAD_BYTES, 0, 'plaintext padded to the bucket size');
   t.same(openRecordAs(sealed.ciphertext, sealed.key, subject.secretKey, context), record);
   const dataKey = unwrapRecordKey(sealed.key, subject.secretKey, context);
   t.same(openRecord(sealed.ciphertext, dataKey, context), record);
