@@ -9,7 +9,8 @@ import type { KeySet } from '../../src/common/keyfile.js';
 import { quorumSize } from '../../src/ledger/genesis.js';
 import type { InstitutionState, SubjectState } from '../../src/ledger/records.js';
 import type { AnyTx, DataType, Tx } from '../../src/ledger/tx.js';
-import type { AuditEntry, RequestView } from '../../src/platform/platform.js';
+import type { SignContext } from '../../src/platform/consent.js';
+import type { AuditEntry, RequestView } from '../../src/platform/views.js';
 import { ApiError, getJson, onBlocks, submitTx, waitForCommit } from './api.js';
 import { byId, type Child, fill, h, nextPaint } from './dom.js';
 import {
@@ -216,9 +217,17 @@ function refresh(): Promise<void> {
   return refreshing;
 }
 
+/** Whether the chain extracts only after consent (genesis `params.extraction`). */
+let onConsent = false;
+
 async function loadOnce(): Promise<void> {
   const s = session;
   if (!s) return;
+  try {
+    onConsent = (await trustedGenesis()).genesis.params.extraction === 'on-consent';
+  } catch {
+    // The history section reports a genesis that cannot be loaded.
+  }
   try {
     const { requests } = await getJson<{ requests: RequestView[] }>(
       `v1/subjects/${s.subject}/requests?all=true`,
@@ -354,11 +363,21 @@ function pendingCard(v: RequestView): HTMLElement {
       ? ` — from ${record.source}`
       : failure
         ? ` — not available (${failure.reason})`
-        : ' — not extracted yet';
+        : onConsent
+          ? ' — fetched only if you grant it'
+          : ' — not extracted yet';
+    const choosable = onConsent || !!record;
     return h(
       'div',
       { class: 'check' },
-      h('input', { type: 'checkbox', id, name: 'types', value: type, checked: !!record, disabled: !record }),
+      h('input', {
+        type: 'checkbox',
+        id,
+        name: 'types',
+        value: type,
+        checked: choosable,
+        disabled: !choosable,
+      }),
       h('label', { for: id }, typeLabel(type), h('span', { class: 'muted' }, why)),
     );
   });
@@ -388,7 +407,7 @@ function pendingCard(v: RequestView): HTMLElement {
     required: true,
   });
   const grantButton = h('button', { type: 'submit', class: 'primary' }, 'Grant access');
-  const waiting = v.records.length === 0;
+  const waiting = !onConsent && v.records.length === 0;
   if (waiting) grantButton.disabled = true;
   const form = h(
     'form',
@@ -453,7 +472,7 @@ function pendingCard(v: RequestView): HTMLElement {
         tx: signGrant(keys, {
           ctx,
           request: v,
-          granteeEncKey: inst.encKey,
+          grantee: { institution: v.institution, encKey: inst.encKey },
           choice: { types, expiresInMs: Number(expires.value), uses: usesN, retainDays: retainN },
         }),
         done: `You granted ${nameOf(v.institution)} access to ${typesLabel(types)}`,
@@ -478,7 +497,13 @@ function pendingCard(v: RequestView): HTMLElement {
     ]),
     waiting
       ? h('p', { class: 'notice info' }, 'The data is still being fetched from the public data platforms.')
-      : null,
+      : onConsent
+        ? h(
+            'p',
+            { class: 'notice info' },
+            'Nothing has been fetched yet: the public data platforms are asked only for what you grant, once you grant it.',
+          )
+        : null,
     form,
     deny,
     status,
@@ -588,7 +613,7 @@ async function act(
   buttons: HTMLButtonElement[],
   status: HTMLElement,
   outcome: HTMLElement,
-  build: (keys: KeySet, ctx: { chain: string; now: number }) => Promise<{ tx: Tx; done: string }>,
+  build: (keys: KeySet, ctx: SignContext) => Promise<{ tx: Tx; done: string }>,
 ): Promise<void> {
   const s = session;
   if (!s) return;
@@ -597,7 +622,11 @@ async function act(
     fill(status, notice('info', 'Signing in this browser…'));
     await nextPaint();
     const trusted = await trustedGenesis();
-    const { tx, done } = await build(s.keys, { chain: trusted.genesis.chain, now: Date.now() });
+    const { tx, done } = await build(s.keys, {
+      chain: trusted.genesis.chain,
+      now: Date.now(),
+      extraction: trusted.genesis.params.extraction ?? 'on-request',
+    });
     const hash = await submitTx(tx);
     fill(status, notice('info', `Submitted (tx ${short(hash)}); waiting for the ledger to commit it…`));
     const { height } = await waitForCommit(hash);
@@ -776,9 +805,9 @@ function describe(
       const types = grantTypes.get(tx.body.grant);
       return [
         h('strong', null, `${inst} used your ${types ? typesLabel(types) : ''} data`.replace('  ', ' ')),
-        `: it received a ${tx.body.format.toUpperCase()} document (sha256 `,
-        hashEl(tx.body.document),
-        ') under your grant.',
+        `: it received your encrypted records for a ${tx.body.format.toUpperCase()} document (bundle sha256 `,
+        hashEl(tx.body.bundle),
+        ') under your grant, opened only with its own key.',
       ];
     }
     case 'erase':

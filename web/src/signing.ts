@@ -17,6 +17,7 @@ import {
   buildSubjectTx,
   type GrantableRequest,
   type GrantChoice,
+  type Grantee,
   type SignContext,
 } from '../../src/platform/consent.js';
 import { seededRandom } from './seeded-random.js';
@@ -56,8 +57,8 @@ export function wipeKeys(keys: KeySet): void {
 export interface GrantInputs {
   ctx: SignContext;
   request: GrantableRequest;
-  /** The institution's X25519 key (hex), from GET /v1/institutions/:id. */
-  granteeEncKey: string;
+  /** The grantee: the request's institution and its X25519 key (hex), from GET /v1/institutions/:id. */
+  grantee: Grantee;
   choice: GrantChoice;
 }
 
@@ -67,7 +68,7 @@ export function signGrant(
   inputs: GrantInputs,
   random?: (length: number) => Uint8Array,
 ): Tx<'grant'> {
-  return buildGrantTx(inputs.ctx, inputs.request, keys, inputs.granteeEncKey, inputs.choice, random);
+  return buildGrantTx(inputs.ctx, inputs.request, keys, inputs.grantee, inputs.choice, random);
 }
 
 /** Signs a deny, revoke, pause, resume or erase. */
