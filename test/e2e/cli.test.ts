@@ -6,7 +6,7 @@
  */
 import '../../src/common/polyfill.js';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -180,9 +180,11 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   const req = await cli([
     'request',
     '--key',
-    join(keys, 'demo-bank.json'),
+    join(home, 'institutions', 'demo-bank', 'key.json'),
     '--institution',
     'demo-bank',
+    '--genesis',
+    join(home, 'genesis.json'),
     '--subject',
     'alice-cli',
     '--types',
@@ -221,21 +223,31 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     '1d',
     '--uses',
     '1',
+    '--genesis',
+    join(home, 'genesis.json'),
     ...opts,
   ]);
   t.equal(grant.code, 0, `grant: ${grant.stderr}`);
   const doc = await cli([
     'document',
     '--key',
-    join(keys, 'demo-bank.json'),
+    join(home, 'institutions', 'demo-bank', 'key.json'),
     '--institution',
     'demo-bank',
+    '--genesis',
+    join(home, 'genesis.json'),
     '--request',
     requestId,
+    '--bundle-out',
+    join(dir, 'bundle.json'),
     ...opts,
   ]);
   t.equal(doc.code, 0, `document: ${doc.stderr}`);
-  t.match(doc.stdout, /^income\r?\n\d+/, 'CSV with the granted column only');
+  t.match(doc.stdout, /^income\r?\n\d+/, 'CSV with the granted column only, assembled by the CLI');
+  t.match(doc.stderr, /verified against genesis/, 'the bundle was verified against genesis');
+  const sealed = await readFile(join(dir, 'bundle.json'), 'utf8');
+  const income = doc.stdout.split(/\r?\n/)[1]!;
+  t.notOk(sealed.includes(income), 'the sealed bundle kept as evidence holds no plaintext value');
   const audit = await cli([
     'audit',
     '--subject',
@@ -265,3 +277,73 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   const helpText = await cli(['grant', '--help']);
   t.match(helpText.stdout, /--uses/, 'every command has --help');
 });
+
+t.test('datagrant init: institutions keep their keys outside every validator home', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'datagrant-init-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const init = await cli(['init', '--validators', '4', '--gateways', '1', '--dir', join(dir, 'plain')]);
+  t.equal(init.code, 0, `init: ${init.stderr}`);
+  t.match(init.stdout, /gateway0 .*holds demo-bank's key/, "the first gateway is the bank's own");
+  const root = join(dir, 'plain');
+  const bank = await readKeyFile(join(root, 'institutions', 'demo-bank', 'key.json'));
+  const secrets = [bank.signing.secretKey, bank.encryption.secretKey].flatMap((k) => [
+    bytesToHex(k),
+    Buffer.from(k).toString('base64'),
+    Buffer.from(k).toString('base64url'),
+  ]);
+  const holders = await filesHolding(root, secrets);
+  t.same(
+    holders
+      .map((f) =>
+        f
+          .slice(root.length + 1)
+          .split('/')
+          .slice(0, 2)
+          .join('/'),
+      )
+      .sort(),
+    ['gateway0/institutions', 'institutions/demo-bank'],
+    "the bank's secret keys are only in institutions/ and the bank's gateway",
+  );
+  for (const v of ['node0', 'node1', 'node2', 'node3']) {
+    const config = JSON.parse(await readFile(join(root, v, 'config.json'), 'utf8')) as {
+      platform?: { institutions: unknown[] };
+    };
+    t.same(config.platform?.institutions ?? [], [], `${v}'s config names no institution key`);
+  }
+  const genesis = JSON.parse(await readFile(join(root, 'genesis.json'), 'utf8')) as {
+    gateways: { name: string; roles: string[] }[];
+  };
+  t.same(
+    genesis.gateways.map((g) => [g.name, g.roles]),
+    [['gateway0', ['platform']]],
+    'the gateway is in genesis',
+  );
+
+  // With a passphrase the institution's files are sealed: its secret bytes appear nowhere.
+  const sealed = await cli(['init', '--validators', '4', '--gateways', '1', '--dir', join(dir, 'sealed')], {
+    DATAGRANT_PASSPHRASE: 'bank passphrase',
+  });
+  t.equal(sealed.code, 0, `sealed init: ${sealed.stderr}`);
+  const sealedRoot = join(dir, 'sealed');
+  const keyPath = join(sealedRoot, 'institutions', 'demo-bank', 'key.json');
+  t.ok(JSON.parse(await readFile(keyPath, 'utf8')).sealed, 'the key file is sealed');
+  const sealedBank = await readKeyFile(keyPath, 'bank passphrase');
+  const sealedSecrets = [sealedBank.encryption.secretKey].flatMap((k) => [
+    bytesToHex(k),
+    Buffer.from(k).toString('base64url'),
+  ]);
+  t.same(await filesHolding(sealedRoot, sealedSecrets), [], 'no file holds the sealed key in the clear');
+});
+
+/** Files under `dir` whose bytes contain any of `needles`. */
+async function filesHolding(dir: string, needles: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const text = (await readFile(path)).toString('latin1');
+    if (needles.some((n) => text.includes(n))) out.push(path);
+  }
+  return out;
+}

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
-import { institutionCall, submitAndWait, waitForRequest } from '../../src/cli/client.js';
+import { submitAndWait, waitForRequest } from '../../src/cli/client.js';
+import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex } from '../../src/common/bytes.js';
 import { generateKeySet } from '../../src/common/keyfile.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
@@ -18,7 +19,7 @@ import { loadNodeConfig } from '../../src/node/config.js';
 import { initTestnet } from '../../src/node/init.js';
 import { DatagrantNode } from '../../src/node/node.js';
 import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
-import type { RequestView } from '../../src/platform/platform.js';
+import type { RequestView } from '../../src/platform/views.js';
 
 t.test('data source down, slow or garbage → record.fail with a reason; live events', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'datagrant-xfault-'));
@@ -73,20 +74,14 @@ t.test('data source down, slow or garbage → record.fail with a reason; live ev
   );
 
   const started = Date.now();
-  const view = await institutionCall<RequestView>(
-    api,
-    'POST',
-    '/v1/requests',
-    'demo-bank',
-    bank.signing.secretKey,
-    {
-      subject: 'bob-0002',
-      types: ['property', 'tax', 'housing-fund', 'social-insurance'],
-      purpose: 'fault drill',
-      format: 'json',
-      fields: {},
-    },
-  );
+  const client = new DatagrantClient({ api, institution: 'demo-bank', keys: bank, genesis: net.genesis });
+  const view = await client.openRequest({
+    subject: 'bob-0002',
+    types: ['property', 'tax', 'housing-fund', 'social-insurance'],
+    purpose: 'fault drill',
+    format: 'json',
+    fields: {},
+  });
 
   // Follow it live.
   const events: string[] = [];
