@@ -1,5 +1,9 @@
+import { createDecipheriv } from 'node:crypto';
+import { Chacha20Poly1305 } from '@hpke/chacha20poly1305';
+import { CipherSuite, HkdfSha256 } from '@hpke/core';
+import { DhkemX25519HkdfSha256 } from '@hpke/dhkem-x25519';
 import t from 'tap';
-import { utf8ToBytes } from '../../../src/common/bytes.js';
+import { fromBase64url, utf8ToBytes } from '../../../src/common/bytes.js';
 import {
   generateEncryptionKeyPair,
   openPayload,
@@ -154,3 +158,59 @@ t.test('refuses what canonical JSON cannot sign, and malformed plaintexts', asyn
     );
   }
 });
+
+t.test(
+  'a sealed record opens with independent implementations: @hpke/core and OpenSSL ChaCha20-Poly1305',
+  async (t) => {
+    // What a bank's Java or Go system does (docs/formats.md): HPKE-open the wrapped data key with
+    // info = "datagrant/wrap/v2" || 0x00 || recipient key || context and aad = context, then open the
+    // payload (12-byte nonce || ciphertext || tag) with ChaCha20-Poly1305, aad = context.
+    const subject = generateEncryptionKeyPair();
+    const bank = generateEncryptionKeyPair();
+    const context = recordContext('dg-test', REQUEST, 'tax');
+    const sealed = sealRecord(record, subject.publicKey, context, bank.publicKey);
+    const suite = new CipherSuite({
+      kem: new DhkemX25519HkdfSha256(),
+      kdf: new HkdfSha256(),
+      aead: new Chacha20Poly1305(),
+    });
+    for (const [who, keys, wrapped] of [
+      ['the subject', subject, sealed.key],
+      ['the grantee (on-consent wrap)', bank, sealed.granteeKey!],
+    ] as const) {
+      const info = new Uint8Array([...utf8ToBytes('datagrant/wrap/v2'), 0, ...keys.publicKey, ...context]);
+      const recipientKey = await suite.kem.importKey('raw', keys.secretKey.slice().buffer, false);
+      const dataKey = new Uint8Array(
+        await suite.open(
+          { recipientKey, enc: fromBase64url(wrapped.enc).slice().buffer, info: info.slice().buffer },
+          fromBase64url(wrapped.ct).slice().buffer,
+          context.slice().buffer,
+        ),
+      );
+      const nonce = sealed.ciphertext.subarray(0, 12);
+      const body = sealed.ciphertext.subarray(12, sealed.ciphertext.length - 16);
+      const tag = sealed.ciphertext.subarray(sealed.ciphertext.length - 16);
+      const decipher = createDecipheriv('chacha20-poly1305', dataKey, nonce, { authTagLength: 16 });
+      decipher.setAAD(context, { plaintextLength: body.length });
+      decipher.setAuthTag(tag);
+      const plain = Buffer.concat([decipher.update(body), decipher.final()])
+        .toString('utf8')
+        .trimEnd();
+      t.same(JSON.parse(plain), record, `${who}: @hpke/core unwraps, OpenSSL decrypts, the record is intact`);
+    }
+    const stranger = generateEncryptionKeyPair();
+    const info = new Uint8Array([...utf8ToBytes('datagrant/wrap/v2'), 0, ...stranger.publicKey, ...context]);
+    await t.rejects(
+      suite.open(
+        {
+          recipientKey: await suite.kem.importKey('raw', stranger.secretKey.slice().buffer, false),
+          enc: fromBase64url(sealed.key.enc).slice().buffer,
+          info: info.slice().buffer,
+        },
+        fromBase64url(sealed.key.ct).slice().buffer,
+        context.slice().buffer,
+      ),
+      'and not with anyone else key',
+    );
+  },
+);
