@@ -1,31 +1,40 @@
 /**
  * The portal and the explorer in a real browser (Debian's chromium through playwright-core)
- * against a dev chain with the synthetic data platform: a person opens a sealed key file in the
- * page, sees a bank's request, grants part of it (signed in the browser), the bank fetches the
- * document, and the history shows the use with a mark verified in the browser; the explorer
- * follows new blocks live. Also: wrong passphrase, another subject's key file, tampered proofs,
- * pause/resume/revoke/erase/deny from the page, the key never leaving the page, and a grant
- * signed in the browser byte for byte equal to the CLI code's.
+ * against a dev chain with the synthetic data platform: the bank signs its own request with its
+ * key file (`DatagrantClient`), a person opens a sealed key file in the page, sees the request,
+ * grants part of it to the bank named by the grant (signed in the browser), the bank records its
+ * use and opens the sealed bundle on its own side, and the history shows the use with a mark
+ * verified in the browser; the explorer follows new blocks live. Also: wrong passphrase, another
+ * subject's key file, tampered proofs, pause/resume/revoke/erase/deny from the page, the key
+ * never leaving the page, a grant signed in the browser byte for byte equal to the CLI code's
+ * (HPKE wraps from a seeded random source), and a chain under `on-consent` extraction where the
+ * page offers every requested type before anything is fetched and only the granted type is.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
+import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex } from '../../src/common/bytes.js';
 import { canonicalize } from '../../src/common/canonical.js';
-import { wrapKey } from '../../src/common/crypto.js';
+import { unwrapKey, wrapKey } from '../../src/common/crypto.js';
+import { isDatagrantError } from '../../src/common/errors.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile, writeKeyFile } from '../../src/common/keyfile-fs.js';
-import { recordContext } from '../../src/records/record-crypto.js';
-import { decodeTx, txBytes, txHash, verifyTxSignature } from '../../src/ledger/tx-codec.js';
+import { bundleDigest } from '../../src/ledger/records.js';
+import type { DataType, Tx } from '../../src/ledger/tx.js';
+import { decodeTx, signTx, txBytes, txHash, verifyTxSignature } from '../../src/ledger/tx-codec.js';
 import {
   attestSubject,
   buildGrantTx,
   buildRegisterTx,
   type GrantableRequest,
+  type GrantChoice,
+  type Grantee,
+  type SignContext,
 } from '../../src/platform/consent.js';
-import { signHttpRequest } from '../../src/platform/http-auth.js';
-import type { RequestView } from '../../src/platform/platform.js';
+import type { RequestInput, RequestView } from '../../src/platform/views.js';
+import { recordContext } from '../../src/records/record-crypto.js';
 import { seededRandom } from '../../web/src/seeded-random.js';
 import {
   browserSkipReason,
@@ -37,6 +46,7 @@ import {
 } from './fixtures/browser-harness.js';
 
 const CHAIN = 'datagrant-browser';
+const CHAIN_ON_CONSENT = 'datagrant-browser-consent';
 const ALICE = 'alice-0001';
 const BOB = 'bob-0002';
 const PASSPHRASE = 'correct horse battery staple';
@@ -48,30 +58,31 @@ interface Json {
   headers: Headers;
 }
 
-const skip = browserSkipReason();
+/** The ledger-side helpers of one dev chain: plain calls, registration, and the bank's own client. */
+interface ChainTools {
+  call(method: string, path: string, body?: unknown): Promise<Json>;
+  submit(tx: unknown): Promise<{ hash: string; height: number }>;
+  register(id: string, keys: KeySet): Promise<void>;
+  /** The bank's keys, from its own key file (no validator holds them). */
+  bank: KeySet;
+  /** The bank's application: signs its request and usage, opens the sealed bundle on its side. */
+  client: DatagrantClient;
+  /** Who the bank is on chain: what a grant names. */
+  grantee: Grantee;
+  openRequest(body: Partial<RequestInput>): Promise<RequestView>;
+  view(id: string): Promise<RequestView>;
+  /** The committed transaction `hash` (GET /v1/txs/:hash). */
+  committedTx(hash: string): Promise<Tx>;
+}
 
-t.test('portal and explorer in a real browser', { skip }, async (t) => {
-  const started = Date.now();
-  await ensureWebBuilt();
-  const dev: DevChain = await startDevChain(CHAIN);
-  let browser: Browser | undefined;
-  t.teardown(async () => {
-    await browser?.close();
-    await dev.stop();
-  });
-  browser = await launchBrowser();
+async function chainTools(dev: DevChain): Promise<ChainTools> {
   const { api, net } = dev;
-
-  const call = async (
-    method: string,
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<Json> => {
+  const chain = net.genesis.chain;
+  const call = async (method: string, path: string, body?: unknown): Promise<Json> => {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const r = await fetch(`${api}${path}`, {
       method,
-      headers: text === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      headers: text === undefined ? {} : { 'content-type': 'application/json' },
       ...(text === undefined ? {} : { body: text }),
     });
     const raw = await r.text();
@@ -85,19 +96,12 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
   };
   const bank = await readKeyFile(net.keys.institution);
   const registrar = await readKeyFile(net.keys.registrar);
-  const bankCall = (method: 'GET' | 'POST', path: string, body?: unknown) =>
-    call(
-      method,
-      path,
-      body,
-      signHttpRequest(
-        method,
-        path,
-        body === undefined ? '' : JSON.stringify(body),
-        'demo-bank',
-        bank.signing.secretKey,
-      ),
-    );
+  const client = new DatagrantClient({
+    api,
+    institution: net.institutionId,
+    keys: bank,
+    genesis: net.genesis,
+  });
   const submit = async (tx: unknown): Promise<{ hash: string; height: number }> => {
     const r = await call('POST', '/v1/txs', tx);
     if (r.status !== 202) throw new Error(`tx refused: ${r.text}`);
@@ -110,50 +114,51 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
     }
     throw new Error('not committed');
   };
-  const register = async (id: string, keys: KeySet) => {
-    const attestation = attestSubject(
-      CHAIN,
-      id,
-      { signKey: bytesToHex(keys.signing.publicKey), encKey: bytesToHex(keys.encryption.publicKey) },
-      registrar,
-    );
-    await submit(
-      buildRegisterTx(
-        { chain: CHAIN, now: Date.now() },
+  return {
+    call,
+    submit,
+    bank,
+    client,
+    grantee: { institution: net.institutionId, encKey: bytesToHex(bank.encryption.publicKey) },
+    async register(id, keys) {
+      const attestation = attestSubject(
+        chain,
         id,
-        keys,
-        bytesToHex(registrar.signing.publicKey),
-        attestation,
-      ),
-    );
+        { signKey: bytesToHex(keys.signing.publicKey), encKey: bytesToHex(keys.encryption.publicKey) },
+        registrar,
+      );
+      await submit(
+        buildRegisterTx(
+          { chain, now: Date.now() },
+          id,
+          keys,
+          bytesToHex(registrar.signing.publicKey),
+          attestation,
+        ),
+      );
+    },
+    openRequest: (body) =>
+      client.openRequest({
+        subject: ALICE,
+        types: ['tax'],
+        purpose: 'unspecified',
+        format: 'csv',
+        fields: {},
+        ...body,
+      }),
+    view: async (id) => (await call('GET', `/v1/requests/${id}`)).body as unknown as RequestView,
+    async committedTx(hash) {
+      const r = await call('GET', `/v1/txs/${hash}`);
+      if (r.body.status !== 'committed') throw new Error(`tx ${hash} is not committed: ${r.text}`);
+      return r.body.tx as Tx;
+    },
   };
-  const openRequest = async (body: Record<string, unknown>): Promise<string> => {
-    const r = await bankCall('POST', '/v1/requests', { subject: ALICE, format: 'csv', fields: {}, ...body });
-    if (r.status !== 201) throw new Error(`request refused: ${r.text}`);
-    return r.body.id as string;
-  };
-  const view = async (id: string) => (await call('GET', `/v1/requests/${id}`)).body as unknown as RequestView;
+}
 
-  // The people: Alice's key file is sealed with a passphrase; Bob's is not.
-  const alice = generateKeySet('alice');
-  const bob = generateKeySet('bob');
-  const aliceFile = join(dev.dir, 'alice.json');
-  const bobFile = join(dev.dir, 'bob.json');
-  await writeKeyFile(aliceFile, alice, { passphrase: PASSPHRASE });
-  await writeKeyFile(bobFile, bob);
-  await register(ALICE, alice);
-  await register(BOB, bob);
-
-  // The bank asks (signed HTTP request) for tax and social insurance.
-  const requestId = await openRequest({
-    types: ['tax', 'social-insurance'],
-    purpose: 'mortgage application 2025-117',
-    fields: { income: 'tax.annualIncome', taxPaid: 'tax.taxPaid', base: 'social-insurance.monthlyBase' },
-  });
-
-  const pageErrors: string[] = [];
+/** Opening pages that record script errors, and unlocking a key file in the portal. */
+function pageTools(browser: Browser, api: string, pageErrors: string[]) {
   const newPage = async (width = 1280, height = 900): Promise<Page> => {
-    const page = await browser!.newPage({ viewport: { width, height } });
+    const page = await browser.newPage({ viewport: { width, height } });
     page.setDefaultTimeout(20_000);
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
@@ -170,7 +175,58 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
     await page.getByLabel('Passphrase').fill(passphrase);
     await page.getByRole('button', { name: 'Open key' }).click();
   };
+  return { newPage, openKey };
+}
+
+/** The ledger's (or the platform's) refusal code of a promise, or 'accepted'. */
+const refusal = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'accepted',
+    (err: unknown) => (isDatagrantError(err) ? err.code : String(err)),
+  );
+
+const skip = browserSkipReason();
+
+t.test('portal and explorer in a real browser', { skip }, async (t) => {
+  const started = Date.now();
+  await ensureWebBuilt();
+  const dev: DevChain = await startDevChain(CHAIN);
+  let browser: Browser | undefined;
+  t.teardown(async () => {
+    await browser?.close();
+    await dev.stop();
+  });
+  browser = await launchBrowser();
+  const { api } = dev;
+  const { call, register, bank, client, grantee, openRequest, view, committedTx } = await chainTools(dev);
+
+  // The people: Alice's key file is sealed with a passphrase; Bob's is not.
+  const alice = generateKeySet('alice');
+  const bob = generateKeySet('bob');
+  const aliceFile = join(dev.dir, 'alice.json');
+  const bobFile = join(dev.dir, 'bob.json');
+  await writeKeyFile(aliceFile, alice, { passphrase: PASSPHRASE });
+  await writeKeyFile(bobFile, bob);
+  await register(ALICE, alice);
+  await register(BOB, bob);
+
+  // The bank signs its own request for tax and social insurance; the node only relays it.
+  const opened = await openRequest({
+    types: ['tax', 'social-insurance'],
+    purpose: 'mortgage application 2025-117',
+    fields: { income: 'tax.annualIncome', taxPaid: 'tax.taxPaid', base: 'social-insurance.monthlyBase' },
+  });
+  const requestId = opened.id;
+  t.equal(
+    (await committedTx(requestId)).signer,
+    bytesToHex(bank.signing.publicKey),
+    "the request.open on the ledger is signed with the bank's own key",
+  );
+
+  const pageErrors: string[] = [];
+  const { newPage, openKey } = pageTools(browser, api, pageErrors);
   let grantHash = '';
+  let firstUsage = '';
 
   await t.test('a person grants a request in the portal; the use is verified in the browser', async (t) => {
     const page = await newPage();
@@ -212,11 +268,34 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
     t.equal(granted.grant?.uses, 2, 'two uses');
     const day = granted.grant!.expires - granted.grant!.grantedAt;
     t.ok(day > 23 * 3600_000 && day <= 24 * 3600_000 + 60_000, 'valid for about one day');
+    t.equal(granted.grant?.institution, grantee.institution, 'the grant names the bank');
+    t.equal(granted.grant?.granteeKey, grantee.encKey, "and the bank's registered key");
+    const grantTx = (await committedTx(grantHash)) as Tx<'grant'>;
+    t.same(
+      grantTx.body.keys.map((k) => k.record),
+      granted.records.filter((r) => r.type === 'tax').map((r) => r.digest),
+      'the browser re-wrapped the tax key only',
+    );
 
-    // The bank fetches the document: the browser's re-wrapped key opens the tax record only.
-    const doc = await bankCall('GET', `/v1/requests/${requestId}/document`);
-    t.equal(doc.status, 200, `document delivered: ${doc.text.slice(0, 120)}`);
-    t.same(doc.text.trim().split('\r\n')[0]!.split(','), ['income', 'taxPaid'], 'tax columns only');
+    // The bank records its use and opens the sealed bundle on its own side: the browser's
+    // re-wrap (HPKE to the bank's key) opens the tax record, and only that one is released.
+    const doc = await client.document(requestId);
+    firstUsage = doc.usageTx;
+    t.equal(doc.contentType.split(';')[0], 'text/csv', 'a CSV document');
+    t.same(doc.body.trim().split('\r\n')[0]!.split(','), ['income', 'taxPaid'], 'tax columns only');
+    t.same(
+      doc.records.map((r) => r.type),
+      ['tax'],
+      'the bundle held the tax record only',
+    );
+    t.same(
+      doc.body.trim().split('\r\n')[1]!.split(','),
+      [String(doc.records[0]!.fields.annualIncome), String(doc.records[0]!.fields.taxPaid)],
+      "the values are the decrypted record's",
+    );
+    const usageTx = (await committedTx(doc.usageTx)) as Tx<'usage'>;
+    t.equal(usageTx.signer, bytesToHex(bank.signing.publicKey), 'the usage is signed by the bank itself');
+    t.equal(usageTx.body.bundle, doc.bundleDigest, 'naming the bundle it was handed');
 
     // The history shows the use, verified in the browser (the page refreshes on the block event).
     const usage = page.locator('#history-list li[data-kind="usage"]');
@@ -282,7 +361,7 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
   });
 
   await t.test('pause, resume, revoke, erase and deny from the portal', async (t) => {
-    const denyId = await openRequest({ types: ['property'], purpose: 'collateral check' });
+    const denyId = (await openRequest({ types: ['property'], purpose: 'collateral check' })).id;
     const page = await newPage();
     await openKey(page, ALICE, aliceFile, PASSPHRASE);
     const decided = page.locator(`#grants-list article[data-request="${requestId}"]`);
@@ -294,8 +373,35 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
       t.equal((await view(requestId)).status, status, `${button} → ${status} on the ledger`);
     };
     await step('Pause grant', 'paused');
-    const paused = await bankCall('GET', `/v1/requests/${requestId}/document`);
-    t.equal(paused.status, 403, 'a paused grant delivers nothing');
+    t.equal(
+      await refusal(client.fetchBundle(requestId, { usage: firstUsage })),
+      'PLATFORM_GRANT_REQUIRED',
+      'a paused grant releases nothing, not even the bundle of a use already recorded',
+    );
+    const pausedView = await view(requestId);
+    const grantId = pausedView.grant!.id;
+    const usage = signTx(
+      {
+        chain: CHAIN,
+        kind: 'usage',
+        body: {
+          grant: grantId,
+          bundle: bundleDigest(
+            CHAIN,
+            grantId,
+            pausedView.records.filter((r) => r.type === 'tax').map((r) => r.digest),
+          ),
+          format: 'csv',
+        },
+      },
+      bank.signing.publicKey,
+      bank.signing.secretKey,
+    );
+    t.equal(
+      await refusal(client.submit(usage)),
+      'LEDGER_GRANT_PAUSED',
+      'and the ledger refuses a new use of it',
+    );
     await step('Resume grant', 'delivered');
     await step('Revoke grant', 'revoked');
     await decided.getByRole('button', { name: 'Erase data…' }).click();
@@ -361,7 +467,7 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
       };
       // The server lies about which document was delivered, and forges a commit signature.
       const usage = json.entries.find((e) => e.kind === 'usage')!;
-      usage.proof.tx.body.document = '0'.repeat(64);
+      usage.proof.tx.body.bundle = '0'.repeat(64);
       const grant = json.entries.find((e) => e.kind === 'grant')!;
       const sig = grant.proof.cert.votes[0]!.sig;
       grant.proof.cert.votes[0]!.sig = (sig[0] === '0' ? '1' : '0') + sig.slice(1);
@@ -402,7 +508,7 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
       'validator with its state',
     );
     // A new block with a transaction appears without reloading the page.
-    const liveId = await openRequest({ types: ['housing-fund'], purpose: 'card limit review' });
+    const liveId = (await openRequest({ types: ['housing-fund'], purpose: 'card limit review' })).id;
     const committed = (await call('GET', `/v1/txs/${liveId}`)).body.height as number;
     await page.locator(`#blocks tr[data-height="${committed}"]`).waitFor();
     t.pass(`block ${committed} appeared live`);
@@ -454,71 +560,88 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
     await page.goto(`${api}/portal/`);
     await page.waitForFunction(() => typeof window.__datagrantSignGrant === 'function');
     const requestIdFixed = 'c0ffee'.repeat(10) + 'c0ff';
+    const types = ['tax', 'social-insurance'] as const;
+    // The extractor's side, reproducibly: one data key per record, wrapped (HPKE) to the subject
+    // with ephemeral keys drawn from a seeded source.
     const wrapRandom = seededRandom('records');
-    const records = (['tax', 'social-insurance'] as const).map((type, i) => ({
-      type,
-      digest: `${i}`.repeat(64),
-      key: wrapKey(
-        wrapRandom(32),
-        alice.encryption.publicKey,
-        recordContext(CHAIN, requestIdFixed, type),
-        wrapRandom,
-      ),
-    }));
-    const request: GrantableRequest = {
+    const dataKeys = new Map<string, Uint8Array>(types.map((type) => [type, wrapRandom(32)]));
+    const recordsFor = (keys: KeySet): GrantableRequest['records'] =>
+      types.map((type, i) => ({
+        type,
+        digest: `${i}`.repeat(64),
+        key: wrapKey(
+          dataKeys.get(type)!,
+          keys.encryption.publicKey,
+          recordContext(CHAIN, requestIdFixed, type),
+          wrapRandom,
+        ),
+      }));
+    const base = {
       id: requestIdFixed,
       subject: ALICE,
-      types: ['tax', 'social-insurance'],
+      types: [...types],
       purpose: 'mortgage — 按揭 application ✓',
-      records,
     };
-    const granteeEncKey = bytesToHex(bank.encryption.publicKey);
-    const cases = [
+    const aliceKeyFile: unknown = JSON.parse(await readFile(aliceFile, 'utf8'));
+    const bobKeyFile: unknown = JSON.parse(await readFile(bobFile, 'utf8'));
+    interface GrantCase {
+      name: string;
+      keys: KeySet;
+      keyFile: unknown;
+      passphrase: string;
+      request: GrantableRequest;
+      choice: GrantChoice;
+      ctx: SignContext;
+      /** Data keys the grant re-wraps to the bank. */
+      wraps: number;
+    }
+    const cases: GrantCase[] = [
       {
         name: 'narrowed grant, sealed key file',
-        keyFile: JSON.parse(await readFile(aliceFile, 'utf8')),
+        keys: alice,
+        keyFile: aliceKeyFile,
         passphrase: PASSPHRASE,
-        choice: {
-          types: ['tax' as const],
-          expiresInMs: 86_400_000,
-          uses: 3,
-          retainDays: 10,
-          dataFrom: '2024-01-01',
-        },
+        request: { ...base, records: recordsFor(alice) },
+        choice: { types: ['tax'], expiresInMs: 86_400_000, uses: 3, retainDays: 10, dataFrom: '2024-01-01' },
         ctx: { chain: CHAIN, now: 1_750_000_000_000, nonce: '0123456789abcdef0123456789abcdef' },
+        wraps: 1,
       },
       {
         name: 'every type, unsealed key file, explicit ttl',
-        keyFile: { ...JSON.parse(await readFile(bobFile, 'utf8')) },
+        keys: bob,
+        keyFile: bobKeyFile,
         passphrase: '',
+        request: { ...base, records: recordsFor(bob) },
         choice: { expiresInMs: 7 * 86_400_000, uses: 1, retainDays: 30 },
         ctx: { chain: CHAIN, now: 1_760_000_000_123, nonce: 'fedcba9876543210', ttlMs: 120_000 },
+        wraps: 2,
+      },
+      {
+        name: 'on-consent: a type with no record yet, no keys',
+        keys: alice,
+        keyFile: aliceKeyFile,
+        passphrase: PASSPHRASE,
+        request: { ...base, records: [] },
+        choice: { types: ['social-insurance'], expiresInMs: 3_600_000, uses: 2, retainDays: 0 },
+        ctx: { chain: CHAIN, now: 1_770_000_000_000, nonce: '00ff00ff00ff00ff', extraction: 'on-consent' },
+        wraps: 0,
       },
     ];
-    // Bob's case needs records wrapped to Bob.
-    const bobRecords = records.map((r) => ({
-      ...r,
-      key: wrapKey(
-        wrapRandom(32),
-        bob.encryption.publicKey,
-        recordContext(CHAIN, requestIdFixed, r.type),
-        wrapRandom,
-      ),
-    }));
-    for (const [i, c] of cases.entries()) {
-      const keys = i === 0 ? alice : bob;
-      const req = i === 0 ? request : { ...request, records: bobRecords };
-      const seed = `grant-${i}`;
-      const nodeTx = buildGrantTx(c.ctx, req, keys, granteeEncKey, c.choice, seededRandom(seed));
-      const browserOut = await page.evaluate((input) => window.__datagrantSignGrant!(input), {
+    const signInBrowser = (c: GrantCase, randomSeed: string) =>
+      page.evaluate((input) => window.__datagrantSignGrant!(input), {
         keyFile: c.keyFile,
         passphrase: c.passphrase,
         ctx: c.ctx,
-        request: req,
-        granteeEncKey,
+        request: c.request,
+        grantee,
         choice: c.choice,
-        randomSeed: seed,
+        randomSeed,
       });
+    const hashes: string[] = [];
+    for (const [i, c] of cases.entries()) {
+      const seed = `grant-${i}`;
+      const nodeTx = buildGrantTx(c.ctx, c.request, c.keys, grantee, c.choice, seededRandom(seed));
+      const browserOut = await signInBrowser(c, seed);
       t.equal(
         JSON.stringify(browserOut.bytes),
         JSON.stringify(Array.from(txBytes(nodeTx))),
@@ -526,26 +649,41 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
       );
       t.equal(browserOut.canonical, canonicalize(nodeTx), `${c.name}: canonical JSON is identical`);
       t.equal(browserOut.hash, txHash(nodeTx), `${c.name}: same tx hash`);
+      hashes.push(browserOut.hash);
       t.ok(
         verifyTxSignature(decodeTx(browserOut.tx)),
         `${c.name}: the browser's tx decodes and its signature verifies`,
       );
+      const body = browserOut.tx.body;
+      t.same(
+        { institution: body.institution, granteeKey: body.granteeKey },
+        { institution: grantee.institution, granteeKey: grantee.encKey },
+        `${c.name}: the grant names the bank and its key`,
+      );
+      t.equal(body.keys.length, c.wraps, `${c.name}: ${c.wraps} data keys re-wrapped`);
+      t.equal(
+        new Set(body.keys.map((k) => k.key.enc)).size,
+        c.wraps,
+        `${c.name}: each wrap has its own ephemeral key`,
+      );
+      for (const k of body.keys) {
+        const type = c.request.records.find((r) => r.digest === k.record)!.type as DataType;
+        t.same(
+          unwrapKey(k.key, bank.encryption.secretKey, recordContext(CHAIN, requestIdFixed, type)),
+          dataKeys.get(type),
+          `${c.name}: the browser's HPKE wrap of ${type} opens with the bank's key to the data key`,
+        );
+      }
     }
-    const other = await page.evaluate((input) => window.__datagrantSignGrant!(input), {
-      keyFile: cases[0]!.keyFile,
-      passphrase: PASSPHRASE,
-      ctx: cases[0]!.ctx,
-      request,
-      granteeEncKey,
-      choice: cases[0]!.choice,
-      randomSeed: 'another seed',
-    });
     t.not(
-      other.hash,
-      txHash(
-        buildGrantTx(cases[0]!.ctx, request, alice, granteeEncKey, cases[0]!.choice, seededRandom('grant-0')),
-      ),
+      (await signInBrowser(cases[0]!, 'another seed')).hash,
+      hashes[0],
       'the comparison is sensitive to the key-wrap randomness',
+    );
+    t.equal(
+      (await signInBrowser(cases[2]!, 'another seed')).hash,
+      hashes[2],
+      'an on-consent grant wraps nothing, so it does not depend on the random source',
     );
     await page.close();
   });
@@ -553,3 +691,162 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
   t.same(pageErrors, [], 'no script errors in any page');
   t.comment(`browser tests took ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
+
+t.test(
+  'on-consent extraction: the portal offers every type before anything is fetched',
+  { skip },
+  async (t) => {
+    await ensureWebBuilt();
+    const dev = await startDevChain(CHAIN_ON_CONSENT, {
+      extraction: 'on-consent',
+      extractor: { timeoutMs: 600_000, retries: 0 },
+    });
+    let browser: Browser | undefined;
+    t.teardown(async () => {
+      await browser?.close();
+      await dev.stop();
+    });
+    browser = await launchBrowser();
+    const { register, client, grantee, openRequest, view, committedTx } = await chainTools(dev);
+    t.equal(dev.net.genesis.params.extraction, 'on-consent', 'the chain extracts only after consent');
+    const alice = generateKeySet('alice');
+    const aliceFile = join(dev.dir, 'alice.json');
+    await writeKeyFile(aliceFile, alice, { passphrase: PASSPHRASE });
+    await register(ALICE, alice);
+    const pageErrors: string[] = [];
+    const { newPage, openKey } = pageTools(browser, dev.api, pageErrors);
+
+    const opened = await openRequest({
+      types: ['tax', 'social-insurance'],
+      purpose: 'credit line review 2025-311',
+      fields: { income: 'tax.annualIncome', taxPaid: 'tax.taxPaid', base: 'social-insurance.monthlyBase' },
+    });
+    const id = opened.id;
+    t.equal(opened.status, 'waiting-for-consent', 'the request waits for consent at once');
+    t.same(opened.records, [], 'with no record');
+
+    const page = await newPage();
+    await openKey(page, ALICE, aliceFile, PASSPHRASE);
+    const card = page.locator(`#pending-list article[data-request="${id}"]`);
+    await card.and(page.locator('[data-status="waiting-for-consent"]')).waitFor();
+    t.match(
+      await card.innerText(),
+      /Nothing has been fetched yet: the public data platforms are asked only for what you grant/,
+      'the page says nothing is fetched before the decision',
+    );
+    for (const label of [/^Tax/, /^Social insurance/]) {
+      const box = card.getByLabel(label);
+      t.ok(await box.isEnabled(), `${label.source.slice(1)} can be chosen before any record exists`);
+      t.ok(await box.isChecked(), `${label.source.slice(1)} is offered checked`);
+    }
+    t.equal(
+      await card.getByText('fetched only if you grant it').count(),
+      2,
+      'each type says it is fetched only if granted',
+    );
+    t.ok(await card.getByRole('button', { name: 'Grant access' }).isEnabled(), 'the grant button is live');
+    const before = await view(id);
+    t.same(before.records, [], 'still no record while the person reads the request');
+    t.equal(dev.source.requestCount(), 0, 'the data platform has not been asked for anything');
+    await card.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SCREENSHOTS, 'portal-on-consent-pending.png'), fullPage: true });
+
+    // She grants tax only.
+    await card.getByLabel(/^Social insurance/).uncheck();
+    await card.getByRole('button', { name: 'Grant access' }).click();
+    const outcome = page.locator('#pending-notice .notice.ok');
+    await outcome.waitFor();
+    t.match(await outcome.innerText(), /You granted Demo Bank access to Tax\. Committed in block \d+/);
+    const grantHash = (await outcome.getAttribute('data-tx')) ?? '';
+    const grantTx = (await committedTx(grantHash)) as Tx<'grant'>;
+    t.same(grantTx.body.types, ['tax'], 'the grant covers tax only');
+    t.same(grantTx.body.keys, [], 'and carries no keys: nothing was extracted to re-wrap');
+    t.equal(grantTx.body.institution, grantee.institution, 'it names the bank');
+    t.equal(grantTx.body.granteeKey, grantee.encKey, "and the bank's key the extractor wraps to");
+
+    // Now the extractor fetches what was granted, and only that.
+    const ready = await client.waitFor(id, ['granted'], { timeoutMs: 60_000, intervalMs: 50 });
+    t.same(
+      ready.records.map((r) => r.type),
+      ['tax'],
+      'a tax record appeared',
+    );
+    t.notOk(
+      ready.records.some((r) => r.type === 'social-insurance'),
+      'the ungranted social insurance has no record',
+    );
+    t.same(ready.failures, [], 'and no failure either: it was never attempted');
+    t.ok(ready.records[0]!.granteeKey, 'the extractor wrapped the tax key to the bank as well');
+    t.ok(dev.source.requestCount('tax') >= 1, 'the data platform was asked for tax');
+    t.equal(dev.source.requestCount('social-insurance'), 0, 'never for social insurance');
+
+    // The page follows: the request is decided, and its extraction is in the verified history.
+    await page.locator(`#grants-list article[data-request="${id}"][data-status="granted"]`).waitFor();
+    const extracted = page.locator('#history-list li[data-kind="record.put"]');
+    await extracted.and(page.locator('[data-verified="true"]')).waitFor();
+    t.equal(await extracted.count(), 1, 'one extraction in the history');
+    t.match(
+      await extracted.innerText(),
+      /Tax data extracted from http:\/\/127\.0\.0\.1:\d+\/v1\/tax\/alice-0001/,
+    );
+
+    // The bank opens what it was granted on its own side.
+    const doc = await client.document(id);
+    t.same(doc.body.trim().split('\r\n')[0]!.split(','), ['income', 'taxPaid'], 'tax columns only');
+    t.same(
+      doc.records.map((r) => r.type),
+      ['tax'],
+      'the bundle held the tax record only',
+    );
+    t.notOk(
+      Object.keys(doc.records[0]!.fields).includes('monthlyBase'),
+      'no social-insurance field reached the bank',
+    );
+    t.same(
+      doc.body.trim().split('\r\n')[1]!.split(','),
+      [String(doc.records[0]!.fields.annualIncome), String(doc.records[0]!.fields.taxPaid)],
+      "the values are the decrypted record's",
+    );
+    const usage = page.locator('#history-list li[data-kind="usage"]');
+    await usage.waitFor();
+    t.match(await usage.innerText(), /Demo Bank used your Tax data/, 'the use shows in the history');
+    t.equal(await usage.getAttribute('data-verified'), 'true', 'verified in the browser');
+    await page.locator(`#grants-list article[data-request="${id}"][data-status="used-up"]`).waitFor();
+    t.equal((await view(id)).status, 'used-up', 'its one use is spent');
+    await page.screenshot({ path: join(SCREENSHOTS, 'portal-on-consent-used.png'), fullPage: true });
+
+    // A granted type whose fetch is still under way: the data platform holds the answer (the
+    // extractor waits up to 10 minutes), so the request stays granted-but-waiting while we look.
+    dev.source.setFaults({ 'housing-fund': { slowMs: 600_000 } });
+    const slowId = (await openRequest({ types: ['housing-fund'], purpose: 'deposit top-up' })).id;
+    const slowCard = page.locator(`#pending-list article[data-request="${slowId}"]`);
+    await slowCard.and(page.locator('[data-status="waiting-for-consent"]')).waitFor();
+    await slowCard.getByRole('button', { name: 'Grant access' }).click();
+    const anyCard = page.locator(`article[data-request="${slowId}"]`);
+    await anyCard.and(page.locator(':not([data-status="waiting-for-consent"])')).waitFor();
+    const fetching = await view(slowId);
+    t.equal(fetching.status, 'waiting-for-data', 'granted, the housing-fund record is being fetched');
+    t.ok(fetching.grant, 'the ledger holds the grant');
+    t.equal(
+      dev.source.requestCount('housing-fund'),
+      1,
+      'the data platform was asked once and holds the answer',
+    );
+    t.equal(
+      await page.locator(`#pending-list article[data-request="${slowId}"]`).count(),
+      0,
+      'a granted request is not offered for a decision again',
+    );
+    t.equal(await anyCard.getByRole('button', { name: 'Grant access' }).count(), 0, 'no second grant form');
+    t.equal(
+      await page
+        .locator(`#grants-list article[data-request="${slowId}"]`)
+        .getByRole('button', { name: 'Revoke grant' })
+        .count(),
+      1,
+      'it is listed with the decided ones, and can be revoked while its data is fetched',
+    );
+    await page.close();
+    t.same(pageErrors, [], 'no script errors in the page');
+  },
+);

@@ -276,9 +276,14 @@ function nameOf(institutionId: string): string {
 
 // ---- requests ----
 
+/** Awaiting her decision: not decided yet (under on-consent a granted request also waits for its data). */
+function awaitingDecision(r: RequestView): boolean {
+  return r.grant === undefined && r.denyReason === undefined && PENDING.has(r.status);
+}
+
 function renderRequests(requests: RequestView[]): void {
-  const pending = requests.filter((r) => PENDING.has(r.status));
-  const decided = requests.filter((r) => !PENDING.has(r.status));
+  const pending = requests.filter(awaitingDecision);
+  const decided = requests.filter((r) => !awaitingDecision(r));
   sync(el.pendingList, pendingCards, pending, pendingCard, 'No requests are waiting for your decision.');
   sync(el.grantsList, grantCards, decided, decidedCard, 'You have not decided on any request yet.');
 }
@@ -528,6 +533,11 @@ function decidedCard(v: RequestView): HTMLElement {
     );
   }
   if (v.denyReason) facts.push(h('dt', null, 'Your reason'), h('dd', null, v.denyReason));
+  if (g && v.status === 'waiting-for-data')
+    facts.push(
+      h('dt', null, 'Data'),
+      h('dd', null, 'being fetched from the public data platforms: only what you granted'),
+    );
   const actions = h('div', { class: 'actions' });
   const buttons: HTMLButtonElement[] = [];
   const decide = (kind: 'pause' | 'resume' | 'revoke', label: string, done: string, danger = false) => {
@@ -542,7 +552,7 @@ function decidedCard(v: RequestView): HTMLElement {
     buttons.push(b);
     actions.append(b);
   };
-  if (g && (v.status === 'granted' || v.status === 'delivered')) {
+  if (g && (v.status === 'granted' || v.status === 'delivered' || v.status === 'waiting-for-data')) {
     decide('pause', 'Pause grant', 'You paused the grant to');
     decide('revoke', 'Revoke grant', 'You revoked the grant to', true);
   } else if (g && v.status === 'paused') {
