@@ -13,7 +13,7 @@ import { LevelReplayGuard, MemoryReplayGuard } from '../../../src/api/replay-gua
 import { createApi } from '../../../src/api/server.js';
 import { bytesToHex } from '../../../src/common/bytes.js';
 import { verifyFast } from '../../../src/common/crypto-node.js';
-import { institutionCaller, signCall } from '../../../src/common/http-signature.js';
+import { institutionCaller, signCall, signedCallBytes } from '../../../src/common/http-signature.js';
 import { generateKeySet } from '../../../src/common/keyfile.js';
 import { silentLogger } from '../../../src/common/logger.js';
 import { decodeMessage } from '../../../src/consensus/index.js';
@@ -149,6 +149,30 @@ t.test(
     t.ok(replay.size <= before + 5, `claims are kept only for their window (${replay.size} held)`);
   },
 );
+
+t.test('signed calls: the known answer of docs/http-signatures.md', async (t) => {
+  const seed = new Uint8Array(32).fill(7);
+  const call = {
+    method: 'POST',
+    path: '/v1/requests',
+    body: '{"tx":{}}',
+    caller: 'institution:demo-bank',
+    audience: 'ab'.repeat(32),
+    chain: 'datagrant-local',
+    nonce: '0123456789abcdef0123456789abcdef',
+    timestamp: 1767225600000,
+  };
+  t.equal(
+    new TextDecoder().decode(signedCallBytes(call)),
+    'datagrant/http/v2\n{"audience":"abababababababababababababababababababababababababababababababab","body":"8779ad3abe6f9a2babaabe2191a741cc880dffa2da49d0270a936bc6ec884b70","caller":"institution:demo-bank","chain":"datagrant-local","method":"POST","nonce":"0123456789abcdef0123456789abcdef","path":"/v1/requests","timestamp":1767225600000}',
+    'the signed bytes',
+  );
+  t.equal(
+    signCall(call, seed)['x-datagrant-signature'],
+    'b9cb8a5b4cda73a9666837ec77badea3d8a1ee5b5c501f5415b08e629c3f8d76559824fbfdb7f0949f13036fd1f36f896dccc093b561856a206f50c68b15080d',
+    'the signature',
+  );
+});
 
 t.test('the LevelDB replay guard survives a restart and forgets only expired claims', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'datagrant-replay-'));
