@@ -286,16 +286,24 @@ t.test(
     t.ok(replays > 0, `old messages replayed (${replays})`);
 
     inner.published.length = 0;
+    const undecodable = () =>
+      inner.published.filter((p) => {
+        try {
+          return !decodeMessage((JSON.parse(new TextDecoder().decode(p.data)) as { m?: unknown }).m).ok;
+        } catch {
+          return true;
+        }
+      });
     await byz.start();
-    await new Promise((r) => setTimeout(r, 200));
+    // Poll for what the flood must send rather than sleep a fixed time: a slow machine only waits longer.
+    const flooded = () =>
+      undecodable().length > 10 &&
+      new Set(inner.published.map((p) => p.topic)).size >= 2 &&
+      inner.requests.length > 0;
+    const deadline = Date.now() + 10_000;
+    while (!flooded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await byz.stop();
-    const garbage = inner.published.filter((p) => {
-      try {
-        return !decodeMessage((JSON.parse(new TextDecoder().decode(p.data)) as { m?: unknown }).m).ok;
-      } catch {
-        return true;
-      }
-    });
+    const garbage = undecodable();
     t.ok(garbage.length > 10, `the flood sent ${garbage.length} undecodable messages`);
     t.ok(new Set(inner.published.map((p) => p.topic)).size >= 2, 'on several topics');
     t.ok(inner.requests.length > 0, 'and garbage requests to the request-response protocols');

@@ -12,14 +12,24 @@ import fc from 'fast-check';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import t, { type Test } from 'tap';
 import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
+import { DatagrantClient, openBundle, verifyBundle } from '../../src/client/index.js';
 import { bytesToHex, utf8ToBytes } from '../../src/common/bytes.js';
 import { signFast } from '../../src/common/crypto-node.js';
 import { DatagrantError } from '../../src/common/errors.js';
+import { institutionCaller, SIGNED_CALL_HEADERS, signCall } from '../../src/common/http-signature.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { createLogger, silentLogger } from '../../src/common/logger.js';
 import { decodeMessage, signProposal, signVote } from '../../src/consensus/index.js';
-import { type AnyTx, signTx, TX_KINDS, type TxBody, type TxKind, txHash } from '../../src/ledger/index.js';
+import {
+  type AnyTx,
+  bundleDigest,
+  signTx,
+  TX_KINDS,
+  type TxBody,
+  type TxKind,
+  txHash,
+} from '../../src/ledger/index.js';
 import { loadNodeConfig } from '../../src/node/config.js';
 import { initTestnet } from '../../src/node/init.js';
 import { DatagrantNode } from '../../src/node/node.js';
@@ -33,8 +43,8 @@ import {
   type Topic,
 } from '../../src/p2p/index.js';
 import { attestSubject, buildGrantTx, buildRegisterTx } from '../../src/platform/consent.js';
-import { signHttpRequest } from '../../src/platform/http-auth.js';
-import type { RequestView } from '../../src/platform/platform.js';
+import { AUTH_ERROR_CODES } from '../../src/platform/http-auth.js';
+import type { RequestInput, RequestView } from '../../src/platform/views.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -207,6 +217,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     dir,
     validators: 1,
     chain: 'datagrant-fuzz',
+    institutions: 2,
     basePort: 0,
     blockIntervalMs: 200,
     minBlockIntervalMs: 5,
@@ -224,6 +235,9 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
   t.teardown(() => node.stop());
   const app: FastifyInstance = node.api;
   const bank = await readKeyFile(net.keys.institution);
+  // A second bank, valid on chain but not the grantee of anything here.
+  const otherBankId = net.institutions[1]!.id;
+  const otherBank = await readKeyFile(net.institutions[1]!.key);
   const admin = await readKeyFile(net.keys.admin);
   const registrar = await readKeyFile(net.keys.registrar);
   const nodeKey = await readKeyFile(config.key);
@@ -256,11 +270,76 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       headers: { 'content-type': 'application/json', ...headers },
     });
 
-  // A subject, a granted request and a delivered document, so routes have real things to find.
+  const hex = (n: number) => bytesToHex(crypto.getRandomValues(new Uint8Array(n)));
+  const status0 = JSON.parse((await send('setup', { method: 'GET', url: '/v1/status' })).body) as {
+    self: string;
+  };
+  const self = status0.self;
+  t.equal(self, bytesToHex(nodeKey.signing.publicKey), 'the node names its own key as the audience');
+
+  /** What a signed call may be made with, beyond its method, path and body (defaults: the bank, here). */
+  interface CallOptions {
+    keys?: KeySet;
+    caller?: string;
+    audience?: string;
+    chain?: string;
+    nonce?: string;
+    timestamp?: number;
+  }
+  const signedHeaders = (method: string, path: string, body: string, o: CallOptions = {}) =>
+    signCall(
+      {
+        method,
+        path,
+        body,
+        caller: o.caller ?? institutionCaller('demo-bank'),
+        audience: o.audience ?? self,
+        chain: o.chain ?? chain,
+        ...(o.nonce !== undefined ? { nonce: o.nonce } : {}),
+        ...(o.timestamp !== undefined ? { timestamp: o.timestamp } : {}),
+      },
+      (o.keys ?? bank).signing.secretKey,
+      signFast,
+    );
+  const signedInject = (method: 'GET' | 'POST', url: string, body: unknown, o: CallOptions = {}) => {
+    const text = body === undefined ? '' : JSON.stringify(body);
+    return send('setup', {
+      method,
+      url,
+      ...(body === undefined ? {} : { payload: text }),
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...signedHeaders(method, url, text, o),
+      },
+    });
+  };
+  /** A transaction signed now by `keys`. */
+  const signed = <K extends TxKind>(kind: K, body: TxBody<K>, keys: KeySet, txChain = chain) =>
+    signTx(
+      { chain: txChain, kind, body },
+      keys.signing.publicKey,
+      keys.signing.secretKey,
+      Date.now(),
+      signFast,
+    );
+
+  // A subject, a request the bank signed itself, her grant to the bank, and the bank's own usage
+  // with the sealed bundle released against it, so routes have real things to find.
+  /** Where the ledger put a transaction: 'committed', or the code it refused it with (polled over the API). */
+  const outcome = async (hash: string): Promise<string> => {
+    for (let i = 0; i < 600; i++) {
+      const r = await send('setup', { method: 'GET', url: `/v1/txs/${hash}` });
+      const s = JSON.parse(r.body) as { status?: string; error?: { code?: string } };
+      if (s.status === 'committed') return 'committed';
+      if (s.status === 'rejected') return s.error?.code ?? 'rejected';
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return 'still pending after 30 s';
+  };
   const submit = async (tx: AnyTx) => {
     const r = await post('setup', '/v1/txs', JSON.stringify(tx));
     t.equal(r.statusCode, 202, `setup tx accepted: ${r.body}`);
-    await node.gateway.waitCommitted(txHash(tx), 20_000);
+    t.equal(await outcome(txHash(tx)), 'committed', `setup ${tx.kind} committed`);
   };
   const attestation = attestSubject(
     chain,
@@ -277,72 +356,92 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       attestation,
     ),
   );
-  const signedInject = (method: 'GET' | 'POST', url: string, body: unknown, keys: KeySet = bank) => {
-    const text = body === undefined ? '' : JSON.stringify(body);
-    const headers = signHttpRequest(method, url, text, 'demo-bank', keys.signing.secretKey);
-    return send('setup', {
-      method,
-      url,
-      ...(body === undefined ? {} : { payload: text }),
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    });
-  };
-  const requestBody = {
+  const requestBody: RequestInput = {
     subject,
     types: ['tax', 'social-insurance'],
     purpose: 'fuzzing',
     format: 'json',
     fields: { income: 'tax.annualIncome' },
   };
-  const opened = await signedInject('POST', '/v1/requests', requestBody);
-  t.equal(opened.statusCode, 201, 'request opened');
+  const openTx = signed('request.open', { ...requestBody, consentBy: Date.now() + 3_600_000 }, bank);
+  const opened = await post('setup', '/v1/requests', JSON.stringify({ tx: openTx }));
+  t.equal(
+    opened.statusCode,
+    201,
+    `the bank's own request.open relayed and committed: ${opened.body.slice(0, 200)}`,
+  );
   const requestId = (JSON.parse(opened.body) as { id: string }).id;
+  t.equal(requestId, txHash(openTx), "the request is the bank's transaction, nothing the node signed");
   let view: RequestView | undefined;
   for (let i = 0; i < 400 && view?.status !== 'waiting-for-consent'; i++) {
     view = JSON.parse(
       (await send('setup', { method: 'GET', url: `/v1/requests/${requestId}` })).body,
     ) as RequestView;
-    await new Promise((r) => setTimeout(r, 50));
+    if (view.status !== 'waiting-for-consent') await new Promise((r) => setTimeout(r, 50));
   }
   t.equal(view?.status, 'waiting-for-consent', 'records extracted');
-  const inst = net.genesis.institutions[0]!;
-  const grantTx = buildGrantTx({ chain, now: Date.now() }, view!, alice, inst.encKey, {
-    expiresInMs: 3_600_000,
-    uses: 1000,
-    retainDays: 1,
-  });
+  const inst = net.genesis.institutions.find((i) => i.institution === 'demo-bank')!;
+  const grantee = { institution: 'demo-bank', signKey: inst.signKey, encKey: inst.encKey };
+  const grantTx = buildGrantTx(
+    { chain, now: Date.now() },
+    view!,
+    alice,
+    { institution: 'demo-bank', encKey: inst.encKey },
+    { expiresInMs: 3_600_000, uses: 1000, retainDays: 1 },
+  );
   await submit(grantTx);
   const grantId = txHash(grantTx);
-  const doc = await signedInject('GET', `/v1/requests/${requestId}/document`, undefined);
-  t.equal(doc.statusCode, 200, 'document delivered');
-  const usageId = String(doc.headers['x-datagrant-usage-tx']);
+  const grantedDigests = grantTx.body.keys.map((k) => k.record);
+  t.equal(grantedDigests.length, 2, 'the grant carries a key for both records');
+  const bundleId = bundleDigest(chain, grantId, grantedDigests);
+  const usageTx = signed('usage', { grant: grantId, bundle: bundleId, format: 'json' }, bank);
+  await submit(usageTx);
+  const usageId = txHash(usageTx);
+  const bundlePath = (request: string, usage: string) => `/v1/requests/${request}/bundle?usage=${usage}`;
+  const sealed = await signedInject('GET', bundlePath(requestId, usageId), undefined);
+  t.equal(sealed.statusCode, 200, 'sealed bundle released against the usage');
+  const verified = verifyBundle(JSON.parse(sealed.body), net.genesis, grantee, {
+    request: requestId,
+    usage: usageId,
+  });
+  const plain = openBundle(verified, bank.encryption.secretKey);
+  t.same(
+    plain.map((r) => r.type).sort(),
+    ['social-insurance', 'tax'],
+    'the bundle verifies against genesis and opens with the bank key only',
+  );
+  const personal = plain.flatMap((r) =>
+    Object.values(r.fields)
+      .map(String)
+      .filter((v) => v.length >= 6),
+  );
+  t.ok(personal.length > 0, `${personal.length} plaintext values in the records`);
+  t.same(
+    personal.filter((v) => sealed.body.includes(v)),
+    [],
+    'none of them is in the sealed bundle as sent',
+  );
 
-  await t.test('clock-skew window of signed requests: inside accepted, outside refused', async (t) => {
-    const url = `/v1/requests/${requestId}/document`;
+  await t.test('clock-skew window of signed calls: inside accepted, outside refused', async (t) => {
+    const url = bundlePath(requestId, usageId);
     for (const [offset, expect] of [
       [-5 * 60 * 1000 + 5000, 200],
       [5 * 60 * 1000 - 5000, 200],
       [-5 * 60 * 1000 - 5000, 401],
       [5 * 60 * 1000 + 5000, 401],
     ] as const) {
-      const headers = signHttpRequest(
-        'GET',
-        url,
-        '',
-        'demo-bank',
-        bank.signing.secretKey,
-        Date.now() + offset,
-      );
+      const headers = signedHeaders('GET', url, '', { timestamp: Date.now() + offset });
       const r = await send('signed', { method: 'GET', url, headers });
       t.equal(
         r.statusCode,
         expect,
         `timestamp ${offset > 0 ? '+' : ''}${offset / 1000} s → ${r.statusCode} ${codeOf(r)}`,
       );
+      if (expect === 401) t.equal(codeOf(r), 'API_STALE_CALL', 'refused as stale');
     }
   });
 
-  await t.test('server-sent event routes answer over real HTTP', async (t) => {
+  await t.test('over real HTTP: server-sent events, and the bank client opening the bundle', async (t) => {
     for (const path of ['/v1/events', `/v1/requests/${requestId}/events`]) {
       const controller = new AbortController();
       const r = await fetch(`${node.apiUrl}${path}`, { signal: controller.signal });
@@ -354,6 +453,15 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       controller.abort();
       await reader.cancel().catch(() => {});
     }
+    const client = new DatagrantClient({
+      api: node.apiUrl,
+      institution: 'demo-bank',
+      keys: bank,
+      genesis: net.genesis,
+    });
+    const doc = await client.document(requestId, { usage: usageId });
+    t.equal(doc.bundleDigest, bundleId, 'the client re-fetched the bundle of the committed usage');
+    t.equal(doc.records.length, 2, 'and opened both records on its own side');
   });
 
   // ---- every route in the OpenAPI document, with fuzzed parameters, query strings and bodies
@@ -381,7 +489,10 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     fc.constant(''),
     fc
       .array(
-        fc.tuple(fc.constantFrom('before', 'limit', 'all', 'format', 'x', '__proto__', ''), paramValue),
+        fc.tuple(
+          fc.constantFrom('before', 'limit', 'all', 'format', 'usage', 'x', '__proto__', ''),
+          paramValue,
+        ),
         {
           maxLength: 4,
         },
@@ -520,6 +631,8 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
         }
       }
     }
+    const deepRelay = await post('sizes', '/v1/requests', `{"tx":${deep(3000, '[', ']')}}`);
+    t.equal(deepRelay.statusCode, 400, 'deep nesting in a relayed request: 400');
     const deepSigned = await signedInject(
       'POST',
       '/v1/requests',
@@ -544,8 +657,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     'institution.add': admin,
     'institution.retire': admin,
   };
-  const hex = (n: number) => bytesToHex(crypto.getRandomValues(new Uint8Array(n)));
-  const wrapped = () => ({ epk: 'A'.repeat(43), nonce: 'B'.repeat(32), ct: 'C'.repeat(64) });
+  const wrapped = () => ({ enc: 'A'.repeat(43), ct: 'C'.repeat(64) });
   const bodyOf = (kind: TxKind): Record<string, unknown> => {
     switch (kind) {
       case 'subject.register':
@@ -587,7 +699,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       case 'resume':
         return { grant: hex(32) };
       case 'usage':
-        return { grant: hex(32), document: hex(32), format: 'json' };
+        return { grant: hex(32), bundle: hex(32), format: 'json' };
       case 'erase':
         return { request: hex(32) };
       case 'institution.add':
@@ -747,107 +859,534 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     runs(2000),
   );
 
-  // ---- the signed institution routes: headers, signatures, skew, replays, bodies
+  // ---- POST /v1/requests {tx}: the bank's own request.open, mutated. The node only relays it.
+  const RELAY = [
+    'none',
+    'replay',
+    'bad-sig',
+    'sig-of-other-tx',
+    'wrong-chain',
+    'expired',
+    'ttl-too-long',
+    'unknown-top-key',
+    'unknown-body-key',
+    'drop-field',
+    'wrong-type',
+    'unicode',
+    'unknown-signer',
+    'unknown-subject',
+    'other-kind',
+    'not-a-tx',
+    'beside-tx',
+    'oversize',
+  ] as const;
+  const RELAY_EXPECT: Partial<Record<(typeof RELAY)[number], string[]>> = {
+    replay: ['LEDGER_TX_REPLAYED'],
+    'bad-sig': ['LEDGER_BAD_SIGNATURE'],
+    'sig-of-other-tx': ['LEDGER_BAD_SIGNATURE'],
+    'wrong-chain': ['LEDGER_WRONG_CHAIN'],
+    expired: ['LEDGER_TX_EXPIRED'],
+    'ttl-too-long': ['LEDGER_TX_TTL_TOO_LONG'],
+    'unknown-body-key': ['LEDGER_TX_MALFORMED'],
+    'drop-field': ['LEDGER_TX_MALFORMED'],
+    'wrong-type': ['LEDGER_TX_MALFORMED'],
+    'other-kind': ['PLATFORM_NOT_A_TX'],
+    oversize: ['LEDGER_TX_MALFORMED', 'LEDGER_TX_TOO_LARGE'],
+  };
+  const relayBody = (n: number): TxBody<'request.open'> => ({
+    ...requestBody,
+    fields: {},
+    types: [(['tax', 'social-insurance', 'housing-fund', 'property'] as const)[n % 4]!],
+    purpose: `relay ${n % 1000}`,
+    consentBy: Date.now() + 600_000,
+  });
+  let relayed = 0;
+  await property(
+    t,
+    "POST /v1/requests {tx}: the bank's own request.open, mutated",
+    fc.record({
+      mutation: fc.constantFrom(...RELAY),
+      kind: fc.constantFrom(...TX_KINDS.filter((k) => k !== 'request.open')),
+      junk: jsonish,
+      text: nastyString,
+      n: fc.nat(),
+    }),
+    async ({ mutation, kind, junk, text, n }) => {
+      const base = relayBody(n);
+      const tx = signed('request.open', base, bank) as unknown as Record<string, unknown> & {
+        body: Record<string, unknown>;
+        sig: string;
+      };
+      const fields = Object.keys(tx.body);
+      const field = fields[n % fields.length]!;
+      const resign = (
+        body: Record<string, unknown>,
+        keys = bank,
+        o: { chain?: string; expires?: number } = {},
+      ) =>
+        signTx(
+          {
+            chain: o.chain ?? chain,
+            kind: 'request.open',
+            body: body as TxBody<'request.open'>,
+            ...(o.expires !== undefined ? { expires: o.expires } : {}),
+          },
+          keys.signing.publicKey,
+          keys.signing.secretKey,
+          Date.now(),
+          signFast,
+        );
+      let envelope: unknown = { tx };
+      switch (mutation) {
+        case 'none':
+        case 'replay':
+          break;
+        case 'bad-sig':
+          envelope = { tx: { ...tx, sig: tx.sig.slice(0, -2) + (tx.sig.endsWith('00') ? '01' : '00') } };
+          break;
+        case 'sig-of-other-tx':
+          envelope = { tx: { ...tx, sig: signed('request.open', relayBody(n + 1), bank).sig } };
+          break;
+        case 'wrong-chain':
+          envelope = { tx: resign(base, bank, { chain: 'datagrant-other' }) };
+          break;
+        case 'expired':
+          envelope = { tx: resign(base, bank, { expires: Date.now() - 1 - (n % 1_000_000) }) };
+          break;
+        case 'ttl-too-long':
+          envelope = { tx: resign(base, bank, { expires: Date.now() + 400 * 24 * 3600 * 1000 }) };
+          break;
+        case 'unknown-top-key':
+          if (Object.hasOwn(tx, text)) return;
+          envelope = { tx: { ...tx, [text || 'extra']: junk ?? 1 } };
+          break;
+        case 'unknown-body-key':
+          try {
+            envelope = { tx: resign({ ...base, [`x${text}`]: junk ?? 1 }) };
+          } catch {
+            envelope = { tx: { ...tx, body: { ...tx.body, [`x${text}`]: junk ?? 1 } } };
+          }
+          break;
+        case 'drop-field': {
+          const { [field]: _dropped, ...rest } = tx.body;
+          envelope = { tx: resign(rest) };
+          break;
+        }
+        case 'wrong-type': {
+          const current = tx.body[field];
+          const replacement = typeof current === 'number' ? String(current) : n % 2 === 0 ? 12345 : null;
+          envelope = { tx: resign({ ...base, [field]: replacement }) };
+          break;
+        }
+        case 'unicode':
+          try {
+            envelope = { tx: resign({ ...base, [field]: text }) };
+          } catch {
+            envelope = { tx: { ...tx, body: { ...tx.body, [field]: text } } };
+          }
+          break;
+        case 'unknown-signer':
+          envelope = { tx: resign(base, generateKeySet()) };
+          break;
+        case 'unknown-subject':
+          envelope = { tx: resign({ ...base, subject: `nobody-${hex(4)}` }) };
+          break;
+        case 'other-kind':
+          // A well-signed transaction of another kind (e.g. the bank's own usage): not relayed.
+          envelope = { tx: build(kind) };
+          break;
+        case 'not-a-tx':
+          envelope = n % 3 === 0 ? junk : { tx: junk };
+          break;
+        case 'beside-tx':
+          if (text === 'tx') return;
+          envelope = { tx, [text]: junk ?? 1 };
+          break;
+        case 'oversize':
+          envelope = { tx: resign({ ...base, purpose: 'z'.repeat(17_000) }) };
+          break;
+      }
+      const payload = JSON.stringify(envelope) ?? 'null';
+      let r = await post('relay', '/v1/requests', payload);
+      if (mutation === 'none' || mutation === 'replay') {
+        if (
+          r.statusCode !== 201 ||
+          (JSON.parse(r.body) as { id?: string }).id !== txHash(tx as unknown as AnyTx)
+        )
+          throw new Error(`a valid request.open was not relayed: ${r.statusCode} ${r.body.slice(0, 300)}`);
+        relayed++;
+      }
+      if (mutation === 'replay') r = await post('relay', '/v1/requests', payload);
+      const expected = RELAY_EXPECT[mutation];
+      if (expected && !expected.includes(codeOf(r)))
+        throw new Error(
+          `relay/${mutation}: expected ${expected.join(' or ')}, got ${r.statusCode} ${r.body.slice(0, 300)}`,
+        );
+      if (
+        [
+          'unknown-signer',
+          'unknown-subject',
+          'not-a-tx',
+          'beside-tx',
+          'unknown-top-key',
+          'other-kind',
+        ].includes(mutation) &&
+        (r.statusCode < 400 || r.statusCode >= 500)
+      )
+        throw new Error(`relay/${mutation}: expected a refusal, got ${r.statusCode} ${r.body.slice(0, 300)}`);
+    },
+    runs(500),
+  );
+  t.ok(relayed > 0, `${relayed} valid request.open relayed and committed during the fuzzing`);
+
+  // ---- usage of the real grant, mutated: only the grantee, naming exactly the granted bundle
+  const USAGE = [
+    'none',
+    'random-bundle',
+    'bundle-of-other-grant',
+    'bundle-of-one-record',
+    'bundle-of-other-chain',
+    'bundle-with-extra-record',
+    'other-institution',
+    'subject',
+    'node',
+    'registrar',
+    'unknown-grant',
+    'grant-is-request',
+    'old-body',
+    'bad-format',
+    'bundle-garbage',
+  ] as const;
+  const USAGE_EXPECT: Record<(typeof USAGE)[number], string> = {
+    none: 'committed',
+    'random-bundle': 'LEDGER_BUNDLE_MISMATCH',
+    'bundle-of-other-grant': 'LEDGER_BUNDLE_MISMATCH',
+    'bundle-of-one-record': 'LEDGER_BUNDLE_MISMATCH',
+    'bundle-of-other-chain': 'LEDGER_BUNDLE_MISMATCH',
+    'bundle-with-extra-record': 'LEDGER_BUNDLE_MISMATCH',
+    'other-institution': 'LEDGER_NOT_GRANTEE',
+    subject: 'LEDGER_NOT_GRANTEE',
+    node: 'LEDGER_NOT_GRANTEE',
+    registrar: 'LEDGER_NOT_GRANTEE',
+    'unknown-grant': 'LEDGER_UNKNOWN_GRANT',
+    'grant-is-request': 'LEDGER_UNKNOWN_GRANT',
+    'old-body': 'LEDGER_TX_MALFORMED',
+    'bad-format': 'LEDGER_TX_MALFORMED',
+    'bundle-garbage': 'LEDGER_TX_MALFORMED',
+  };
+  const admitted: { hash: string; mutation: (typeof USAGE)[number] }[] = [];
+  await property(
+    t,
+    'usage of the real grant, mutated (bundle, signer, grant, body)',
+    fc.record({ mutation: fc.constantFrom(...USAGE), text: nastyString, n: fc.nat() }),
+    async ({ mutation, text, n }) => {
+      const format = (['json', 'csv', 'xml'] as const)[n % 3]!;
+      let body: Record<string, unknown> = { grant: grantId, bundle: bundleId, format };
+      let keys = bank;
+      switch (mutation) {
+        case 'random-bundle':
+          body.bundle = hex(32);
+          break;
+        case 'bundle-of-other-grant':
+          body.bundle = bundleDigest(chain, n % 2 === 0 ? requestId : hex(32), grantedDigests);
+          break;
+        case 'bundle-of-one-record':
+          body.bundle = bundleDigest(chain, grantId, [grantedDigests[n % 2]!]);
+          break;
+        case 'bundle-of-other-chain':
+          body.bundle = bundleDigest('datagrant-other', grantId, grantedDigests);
+          break;
+        case 'bundle-with-extra-record':
+          body.bundle = bundleDigest(chain, grantId, [...grantedDigests, hex(32)]);
+          break;
+        case 'other-institution':
+          keys = otherBank;
+          break;
+        case 'subject':
+          keys = alice;
+          break;
+        case 'node':
+          keys = nodeKey;
+          break;
+        case 'registrar':
+          keys = registrar;
+          break;
+        case 'unknown-grant':
+          body.grant = hex(32);
+          break;
+        case 'grant-is-request':
+          body.grant = requestId;
+          break;
+        case 'old-body':
+          body = { grant: grantId, document: hex(32), format };
+          break;
+        case 'bad-format':
+          body.format = n % 2 === 0 ? text : 'pdf';
+          break;
+        case 'bundle-garbage':
+          body.bundle = n % 2 === 0 ? `${text}!` : bundleId.toUpperCase();
+          break;
+        case 'none':
+          break;
+      }
+      let tx: unknown;
+      try {
+        tx = signed('usage', body as TxBody<'usage'>, keys);
+      } catch {
+        // Not canonically encodable, so not signable: send it with the signature of the real one.
+        tx = { ...usageTx, body };
+      }
+      const r = await post('usage', '/v1/txs', JSON.stringify(tx));
+      const expected = USAGE_EXPECT[mutation];
+      if (expected === 'LEDGER_TX_MALFORMED') {
+        if (codeOf(r) !== expected)
+          throw new Error(
+            `usage/${mutation}: expected ${expected}, got ${r.statusCode} ${r.body.slice(0, 300)}`,
+          );
+        return;
+      }
+      // The rest is decided by the ledger, in a block: collected, and checked together below.
+      if (r.statusCode !== 202)
+        throw new Error(`usage/${mutation}: not admitted: ${r.statusCode} ${r.body.slice(0, 300)}`);
+      admitted.push({ hash: (JSON.parse(r.body) as { hash: string }).hash, mutation });
+    },
+    runs(300),
+  );
+  const decided = await Promise.all(
+    admitted.map(async ({ hash, mutation }) => ({
+      hash,
+      mutation,
+      outcome: await outcome(hash),
+    })),
+  );
+  t.same(
+    decided.filter((d) => d.outcome !== USAGE_EXPECT[d.mutation]).map((d) => `${d.mutation} → ${d.outcome}`),
+    [],
+    `each of the ${decided.length} admitted usages was committed or refused by the ledger as expected`,
+  );
+  const committedUsages = decided.filter((d) => d.outcome === 'committed').map((d) => d.hash);
+  const refusedUsages = decided.filter((d) => d.outcome !== 'committed').map((d) => d.hash);
+  t.ok(committedUsages.length > 0 && refusedUsages.length > 0, 'both committed and refused usages were made');
+  const afterUsage = JSON.parse(
+    (await send('setup', { method: 'GET', url: `/v1/requests/${requestId}` })).body,
+  ) as RequestView;
+  t.equal(afterUsage.grant?.used, 1 + committedUsages.length, 'only the committed usages spent a use');
+
+  // ---- signed calls: the bundle route and the routes only a bank's own gateway serves
   const SIGNED = [
     'none',
     'missing',
     'bad-hex',
     'short-sig',
     'unknown-institution',
-    'bad-institution',
+    'bad-caller',
+    'subject-caller',
+    'other-institution',
+    'wrong-audience',
+    'audience-garbage',
+    'wrong-chain',
     'skew-past',
     'skew-future',
     'timestamp-garbage',
+    'nonce-reuse',
+    'shared-nonce',
+    'nonce-garbage',
+    'replay',
     'body-changed',
     'path-changed',
-    'replay',
+    'method-changed',
     'other-key',
     'header-garbage',
+    'header-array',
     'schema',
   ] as const;
-  const openRequestBody = (types: string[]) => ({
-    subject,
-    types,
-    purpose: 'fuzz',
-    format: 'csv',
-    fields: {},
-  });
+  type SignedMutation = (typeof SIGNED)[number];
+  const AUTH = [...AUTH_ERROR_CODES] as string[];
+  const SIGNED_EXPECT: Partial<Record<SignedMutation, string[]>> = {
+    missing: ['API_UNAUTHENTICATED'],
+    'bad-hex': ['API_UNAUTHENTICATED'],
+    'short-sig': ['API_UNAUTHENTICATED'],
+    'unknown-institution': ['API_UNAUTHENTICATED'],
+    'bad-caller': ['API_UNAUTHENTICATED'],
+    'subject-caller': ['API_UNAUTHENTICATED'],
+    'wrong-audience': ['API_WRONG_AUDIENCE'],
+    'audience-garbage': ['API_UNAUTHENTICATED', 'API_WRONG_AUDIENCE'],
+    'wrong-chain': ['API_WRONG_CHAIN'],
+    'skew-past': ['API_STALE_CALL'],
+    'skew-future': ['API_STALE_CALL'],
+    'timestamp-garbage': AUTH,
+    'nonce-reuse': ['API_REPLAYED'],
+    'nonce-garbage': ['API_UNAUTHENTICATED'],
+    replay: ['API_REPLAYED'],
+    'body-changed': ['API_BAD_SIGNATURE'],
+    'path-changed': ['API_BAD_SIGNATURE'],
+    'method-changed': ['API_BAD_SIGNATURE'],
+    'other-key': ['API_BAD_SIGNATURE'],
+    'header-garbage': AUTH,
+    'header-array': AUTH,
+  };
+  const SIGNED_ROUTES = [
+    'bundle',
+    'bundle-unknown',
+    'bundle-refused-usage',
+    'document',
+    'open-plain',
+  ] as const;
+  type SignedRoute = (typeof SIGNED_ROUTES)[number];
+  /** What a well-signed call answers: by the bank, and by another (valid) institution. */
+  const ANSWER: Record<SignedRoute, { bank: [number, string]; other: [number, string] }> = {
+    bundle: { bank: [200, ''], other: [403, 'PLATFORM_NOT_GRANTEE'] },
+    'bundle-unknown': {
+      bank: [404, 'PLATFORM_REQUEST_NOT_FOUND'],
+      other: [404, 'PLATFORM_REQUEST_NOT_FOUND'],
+    },
+    'bundle-refused-usage': { bank: [403, 'PLATFORM_USAGE_REQUIRED'], other: [403, 'PLATFORM_NOT_GRANTEE'] },
+    document: {
+      bank: [403, 'PLATFORM_INSTITUTION_NOT_SERVED'],
+      other: [403, 'PLATFORM_INSTITUTION_NOT_SERVED'],
+    },
+    'open-plain': {
+      bank: [403, 'PLATFORM_INSTITUTION_NOT_SERVED'],
+      other: [403, 'PLATFORM_INSTITUTION_NOT_SERVED'],
+    },
+  };
+  const usages = [usageId, ...committedUsages];
+  const answered = (r: LightMyRequestResponse, [status, code]: [number, string], what: string) => {
+    if (r.statusCode === 0) return;
+    if (r.statusCode !== status || codeOf(r) !== code)
+      throw new Error(`${what}: expected ${status} ${code}, got ${r.statusCode} ${r.body.slice(0, 300)}`);
+    if (status === 200) {
+      const b = JSON.parse(r.body) as { digest?: string; request?: string };
+      if (b.digest !== bundleId || b.request !== requestId)
+        throw new Error(`${what}: not the granted bundle`);
+    }
+  };
   await property(
     t,
-    'signed institution routes',
+    'signed calls: bundle, document and plain request routes',
     fc.record({
       mutation: fc.constantFrom(...SIGNED),
-      route: fc.constantFrom('open', 'document', 'document-unknown'),
+      route: fc.constantFrom(...SIGNED_ROUTES),
       text: nastyString,
       junk: jsonish,
       n: fc.nat(),
     }),
     async ({ mutation, route, text, junk, n }) => {
-      const method = route === 'open' ? 'POST' : 'GET';
+      const method = route === 'open-plain' ? 'POST' : 'GET';
+      const otherHash = hex(32);
       const url =
-        route === 'open'
+        route === 'open-plain'
           ? '/v1/requests'
-          : `/v1/requests/${route === 'document' ? requestId : hex(32)}/document`;
-      // Valid bodies that would open real requests are kept out of most runs; schema runs fuzz the body.
+          : route === 'document'
+            ? `/v1/requests/${requestId}/document`
+            : route === 'bundle'
+              ? bundlePath(requestId, usages[n % usages.length]!)
+              : route === 'bundle-unknown'
+                ? bundlePath(otherHash, usageId)
+                : bundlePath(requestId, refusedUsages[n % refusedUsages.length] ?? hex(32));
       let body: unknown =
-        route === 'open' ? openRequestBody(n % 2 === 0 ? ['tax', 'tax'] : ['no-such-type']) : undefined;
-      if (mutation === 'schema') body = route === 'open' ? junk : undefined;
+        route === 'open-plain' ? { ...requestBody, purpose: `fuzz ${n % 1000}` } : undefined;
+      let sent = url;
+      if (mutation === 'schema') {
+        if (body !== undefined) body = junk;
+        else
+          sent = `${url}${route === 'document' ? '?format=' : '&x='}${encodeURIComponent(text.toWellFormed())}`;
+      }
       const text0 = body === undefined ? '' : (JSON.stringify(body) ?? 'null');
-      let ts = Date.now();
-      if (mutation === 'skew-past') ts -= 5 * 60 * 1000 + 1000 + (n % 100_000);
-      if (mutation === 'skew-future') ts += 5 * 60 * 1000 + 1000 + (n % 100_000);
-      const signer = mutation === 'other-key' ? generateKeySet() : bank;
-      const institution =
-        mutation === 'unknown-institution'
-          ? 'nobody-bank'
-          : mutation === 'bad-institution'
-            ? text
-            : 'demo-bank';
-      const signedPath = mutation === 'path-changed' ? `${url}x` : url;
-      let headers: Record<string, string>;
-      try {
-        headers = signHttpRequest(method, signedPath, text0, institution, signer.signing.secretKey, ts);
-      } catch {
-        // An institution id that cannot be canonically encoded cannot be signed: claim it unsigned.
-        headers = signHttpRequest(method, signedPath, text0, 'demo-bank', signer.signing.secretKey, ts);
-        headers['x-datagrant-institution'] = institution;
+      const o: CallOptions = {};
+      if (mutation === 'unknown-institution') o.caller = institutionCaller('nobody-bank');
+      if (mutation === 'subject-caller') Object.assign(o, { caller: `subject:${subject}`, keys: alice });
+      if (mutation === 'other-institution' || mutation === 'shared-nonce')
+        Object.assign(o, { caller: institutionCaller(otherBankId), keys: otherBank });
+      if (mutation === 'other-key') o.keys = generateKeySet();
+      if (mutation === 'wrong-audience')
+        o.audience = [hex(32), inst.signKey, bytesToHex(registrar.signing.publicKey)][n % 3]!;
+      if (mutation === 'wrong-chain')
+        o.chain = ['datagrant-other', `${chain}x`, 'datagrant-fuzz-p2p'][n % 3]!;
+      if (mutation === 'skew-past') o.timestamp = Date.now() - 5 * 60 * 1000 - 1000 - (n % 100_000);
+      if (mutation === 'skew-future') o.timestamp = Date.now() + 5 * 60 * 1000 + 1000 + (n % 100_000);
+      if (mutation === 'nonce-garbage')
+        o.nonce = ['abc', 'A'.repeat(32), '0'.repeat(65), `${hex(8)}g`][n % 4]!;
+      if (mutation === 'nonce-reuse' || mutation === 'shared-nonce') o.nonce = hex(16);
+      let signMethod: string = method;
+      let signPath = sent;
+      let signBody = text0;
+      if (mutation === 'method-changed') signMethod = method === 'GET' ? 'POST' : 'GET';
+      if (mutation === 'path-changed') {
+        signPath = [
+          `${sent}x`,
+          `${sent}${sent.includes('?') ? '&' : '?'}x=1`,
+          /[0-9a-f]{64}/.test(sent) ? sent.replace(/[0-9a-f]{64}/, hex(32)) : `${sent}/`,
+        ][n % 3]!;
       }
-      if (mutation === 'missing') {
-        const { 'x-datagrant-signature': _s, ...rest } = headers;
-        headers = n % 2 === 0 ? rest : {};
-      }
-      if (mutation === 'bad-hex')
-        headers['x-datagrant-signature'] = `zz${headers['x-datagrant-signature']!.slice(2)}`;
-      if (mutation === 'short-sig')
-        headers['x-datagrant-signature'] = headers['x-datagrant-signature']!.slice(0, 64);
-      if (mutation === 'timestamp-garbage') headers['x-datagrant-timestamp'] = text;
-      if (mutation === 'header-garbage')
-        headers[['x-datagrant-institution', 'x-datagrant-timestamp', 'x-datagrant-signature'][n % 3]!] = text;
+      if (mutation === 'body-changed' && body === undefined) signBody = 'x';
+      const header = (h: Record<string, string>): Record<string, string | string[]> => {
+        const headers: Record<string, string | string[]> = { ...h };
+        const names = Object.values(SIGNED_CALL_HEADERS);
+        if (mutation === 'missing') {
+          if (n % 2 === 0) delete headers[names[n % names.length]!];
+          else for (const name of names) delete headers[name];
+        }
+        if (mutation === 'bad-hex')
+          headers[SIGNED_CALL_HEADERS.signature] = `zz${h[SIGNED_CALL_HEADERS.signature]!.slice(2)}`;
+        if (mutation === 'short-sig')
+          headers[SIGNED_CALL_HEADERS.signature] = h[SIGNED_CALL_HEADERS.signature]!.slice(0, 64);
+        if (mutation === 'timestamp-garbage') headers[SIGNED_CALL_HEADERS.timestamp] = text;
+        // Garbage a signer could not even encode: signed properly, then the header replaced.
+        if (mutation === 'bad-caller') headers[SIGNED_CALL_HEADERS.caller] = text;
+        if (mutation === 'audience-garbage') headers[SIGNED_CALL_HEADERS.audience] = text;
+        if (mutation === 'header-garbage') headers[names[n % names.length]!] = text;
+        if (mutation === 'header-array') {
+          const name = names[n % names.length]!;
+          headers[name] = [h[name]!, h[name]!];
+        }
+        return headers;
+      };
       const payload =
         mutation === 'body-changed' && body !== undefined
           ? JSON.stringify({ ...(body as object), purpose: 'changed' })
           : text0;
-      const options: InjectOptions = {
+      const inject = (h: Record<string, string>): InjectOptions => ({
         method,
-        url,
-        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        url: sent,
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...header(h) },
         ...(body === undefined ? {} : { payload }),
-      };
+      });
+      if (mutation === 'shared-nonce') {
+        // Another institution used this nonce first: nonces are per caller, so the bank's is fresh.
+        answered(
+          await send('signed', inject(signedHeaders(method, sent, text0, o))),
+          ANSWER[route].other,
+          route,
+        );
+        delete o.caller;
+        delete o.keys;
+      }
+      const options = inject(signedHeaders(signMethod, signPath, signBody, o));
       let r = await send('signed', options);
-      if (mutation === 'replay') r = await send('signed', options);
       if (r.statusCode === 0) return;
-      // A GET has no body to change: that case is a plain valid request.
-      const ok =
-        mutation === 'none' ||
-        mutation === 'replay' ||
-        mutation === 'schema' ||
-        (mutation === 'body-changed' && body === undefined);
-      if (mutation === 'replay' && r.statusCode !== 401 && !(route === 'open' && r.statusCode === 400))
-        throw new Error(`replayed signed request: ${r.statusCode} ${r.body.slice(0, 200)}`);
-      if (!ok && r.statusCode !== 401 && !(route === 'open' && r.statusCode === 400))
-        throw new Error(`${mutation} on ${route}: expected 401, got ${r.statusCode} ${r.body.slice(0, 200)}`);
-      if (route === 'document-unknown' && mutation === 'none' && r.statusCode !== 404)
-        throw new Error(`document of an unknown request: ${r.statusCode}`);
+      const what = `${mutation} on ${route}`;
+      if (mutation === 'replay' || mutation === 'nonce-reuse') {
+        answered(r, ANSWER[route].bank, `${what} (first call)`);
+        r = await send(
+          'signed',
+          mutation === 'replay'
+            ? options
+            : inject(signedHeaders(method, sent, text0, { ...o, timestamp: Date.now() + 1 })),
+        );
+      }
+      if (mutation === 'none' || mutation === 'shared-nonce') return answered(r, ANSWER[route].bank, what);
+      if (mutation === 'other-institution') return answered(r, ANSWER[route].other, what);
+      if (mutation === 'schema') {
+        if (r.statusCode !== 400)
+          throw new Error(`${what}: expected 400, got ${r.statusCode} ${r.body.slice(0, 300)}`);
+        return;
+      }
+      const expected = SIGNED_EXPECT[mutation]!;
+      if (r.statusCode !== 401 || !expected.includes(codeOf(r)))
+        throw new Error(
+          `${what}: expected 401 ${expected.join('/')}, got ${r.statusCode} ${r.body.slice(0, 300)}`,
+        );
     },
     runs(1500),
   );

@@ -385,7 +385,8 @@ export class TestLedger {
         expires: this.now + 24 * 3600 * 1000,
         uses: 3,
         retainDays: 30,
-        keys: keys.length > 0 || onConsent ? keys : [{ record: hexOf('no-record'), key: fakeWrappedKey('none') }],
+        keys:
+          keys.length > 0 || onConsent ? keys : [{ record: hexOf('no-record'), key: fakeWrappedKey('none') }],
         ...body,
       },
       options,

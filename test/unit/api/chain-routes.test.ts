@@ -30,8 +30,15 @@ async function setup() {
     chain,
     mempool,
     node: {
-      status: () => ({ mode: 'dev',
-      kind: 'validator', view: 0, primary: '', peers: [], lastCommitAt: null, self: '' }),
+      status: () => ({
+        mode: 'dev',
+        kind: 'validator',
+        view: 0,
+        primary: '',
+        peers: [],
+        lastCommitAt: null,
+        self: '',
+      }),
     },
     submit: (tx) => mempool.add(tx),
   });

@@ -18,12 +18,12 @@ import {
   type ExtractorOptions,
   rankExtractors,
 } from '../../../src/extractor/extractor.js';
-import { MemoryPayloadStore, type PayloadStore } from '../../../src/records/payload-store.js';
-import { openRecordAs, recordContext } from '../../../src/records/record-crypto.js';
 import { type AnyTx, DATA_TYPES, type DataType, type Tx } from '../../../src/ledger/tx.js';
 import { decodeTx, txHash, verifyTxSignature } from '../../../src/ledger/tx-codec.js';
 import { createDataSource } from '../../../src/plugins/create-data-source.js';
 import type { DataQuery, DataSource, FetchContext, FetchResult } from '../../../src/plugins/data-source.js';
+import { MemoryPayloadStore, type PayloadStore } from '../../../src/records/payload-store.js';
+import { openRecordAs, recordContext } from '../../../src/records/record-crypto.js';
 
 const CHAIN = 'dg-test';
 const NOW = 1_750_000_000_000;

@@ -872,7 +872,13 @@ t.test('a grant binds its grantee: the request institution and its registered ke
     "a grant wrapped to a validator's key",
   );
   ledger.commit([ledger.retireInstitution(chain.admin, bank.id)]);
-  expectReject(t, ledger, ledger.grant(alice, request), 'LEDGER_NOT_INSTITUTION', 'a grant to a retired bank');
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, request),
+    'LEDGER_NOT_INSTITUTION',
+    'a grant to a retired bank',
+  );
 });
 
 t.test('a usage names exactly the bundle the grant releases, and only the grantee signs it', async (t) => {
@@ -904,7 +910,10 @@ t.test('on-consent extraction: records follow the grant, for granted types only'
   const open = ledger.openRequest(bank, alice, { types: ['tax', 'social-insurance'] });
   ledger.commit([open]);
   const request = txHash(open);
-  t.equal(requestStatus(ledger.request(request)!, undefined, ledger.now, 'on-consent'), 'waiting-for-consent');
+  t.equal(
+    requestStatus(ledger.request(request)!, undefined, ledger.now, 'on-consent'),
+    'waiting-for-consent',
+  );
   expectReject(
     t,
     ledger,
@@ -915,7 +924,10 @@ t.test('on-consent extraction: records follow the grant, for granted types only'
   expectReject(
     t,
     ledger,
-    ledger.grant(alice, request, { types: ['tax'], keys: [{ record: hexOf('r'), key: fakeWrappedKey('k') }] }),
+    ledger.grant(alice, request, {
+      types: ['tax'],
+      keys: [{ record: hexOf('r'), key: fakeWrappedKey('k') }],
+    }),
     'LEDGER_KEYS_MISMATCH',
     'a grant carrying keys',
   );
@@ -952,7 +964,10 @@ t.test('on-consent extraction: records follow the grant, for granted types only'
   const put = ledger.putRecord(allTypes, request, 'tax');
   ledger.commit([put]);
   t.same(ledger.record(put.body.digest)!.granteeKey, put.body.granteeKey, 'the grantee key is on the record');
-  t.equal(requestStatus(ledger.request(request)!, ledger.grantState(grant), ledger.now, 'on-consent'), 'granted');
+  t.equal(
+    requestStatus(ledger.request(request)!, ledger.grantState(grant), ledger.now, 'on-consent'),
+    'granted',
+  );
   expectAccept(t, ledger, ledger.usage(bank, grant), 'usage once the granted record is there');
   ledger.commit([ledger.revoke(alice, grant)]);
   expectReject(
@@ -962,7 +977,13 @@ t.test('on-consent extraction: records follow the grant, for granted types only'
     'LEDGER_GRANT_REVOKED',
     'no extraction after revocation',
   );
-  expectReject(t, ledger, ledger.putRecord(allTypes, request, 'tax'), 'LEDGER_GRANT_REVOKED', 'record after revoke');
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(allTypes, request, 'tax'),
+    'LEDGER_GRANT_REVOKED',
+    'record after revoke',
+  );
 
   const second = setup({ params: { extraction: 'on-consent' } });
   const open2 = second.ledger.openRequest(second.bank, second.alice, { types: ['tax'] });
