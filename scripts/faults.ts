@@ -1,16 +1,20 @@
 /**
  * `npm run faults`: the fault suite. A 4-validator testnet of real node processes on 127.0.0.1
- * (fault injection on) runs the patent's business flow (register → bank request → extraction
- * from the SYNTHETIC data platform → grant → document) and plain transactions from a load
- * generator, while the suite injects faults: SIGKILL and restart of random nodes (the primary
- * too, and kills during start-up), SIGSTOP/SIGCONT pauses, network partitions (one node, or two
- * against two) through libp2p connection gating, a failing disk, and a Byzantine validator
- * (equivocation, double votes, bad signatures, floods, replays). Then it heals everything and
- * checks: every node holds the same block at every height, every transaction acknowledged as
- * committed is on every node at the same place, no grant or usage record is missing, no honest
- * node saw an equivocation or a bad signature from an honest peer, no internal error, no secret
- * or personal value in any log. Finally it runs the block-store crash test (kill -9 during block
- * commit, reopen, check) for `--store-crash` iterations.
+ * (fault injection on) runs the patent's business flow and plain transactions from a load
+ * generator, while the suite injects faults. In the business flow the suite plays the bank, whose
+ * keys stay in this process (no node holds them): register → the bank's own signed request
+ * (datagrant/client, against whichever platform validator is up) → extraction from the SYNTHETIC
+ * data platform → grant naming the bank and its key → the bank's own usage, then the sealed
+ * bundle, verified against genesis, decrypted and assembled on the bank's side. Faults: SIGKILL
+ * and restart of random nodes (the primary too, and kills during start-up), SIGSTOP/SIGCONT
+ * pauses, network partitions (one node, or two against two) through libp2p connection gating, a
+ * failing disk, and a Byzantine validator (equivocation, double votes, bad signatures, floods,
+ * replays). Then it heals everything and checks: every node holds the same block at every height,
+ * every transaction acknowledged as committed is on every node at the same place, no request,
+ * grant or usage record is missing from an audit trail, no honest node saw an equivocation or a
+ * bad signature from an honest peer, no internal error, no secret or personal value in any log,
+ * and the bank's secret keys in no node's files. Finally it runs the block-store crash test
+ * (kill -9 during block commit, reopen, check) for `--store-crash` iterations.
  *
  *   npm run faults -- --minutes 5 --seed 42 [--store-crash 200] [--keep]
  *
@@ -19,22 +23,23 @@
 import '../src/common/polyfill.js';
 import { spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bytesToHex, utf8ToBytes } from '../src/common/bytes.js';
+import { type ClientDocument, DatagrantClient } from '../src/client/index.js';
+import { bytesToHex, toBase64url, utf8ToBytes } from '../src/common/bytes.js';
 import { sha256 } from '../src/common/crypto.js';
+import { type DatagrantError, isDatagrantError } from '../src/common/errors.js';
 import { generateKeySet, type KeySet } from '../src/common/keyfile.js';
 import { readKeyFile } from '../src/common/keyfile-fs.js';
-import { signTx, txHash } from '../src/ledger/index.js';
+import { blockHash, signTx, type TxProof, txHash } from '../src/ledger/index.js';
 import { BYZANTINE_ENV } from '../src/node/byzantine.js';
 import { FAULT_INJECTION_ENV } from '../src/node/fault-injection.js';
 import { LocalTestnet } from '../src/node/local-testnet.js';
 import { attestSubject, buildGrantTx, buildRegisterTx } from '../src/platform/consent.js';
-import { signHttpRequest } from '../src/platform/http-auth.js';
-import type { RequestView } from '../src/platform/platform.js';
+import type { RequestView } from '../src/platform/views.js';
 import {
   startSyntheticDataPlatform,
   syntheticSensitiveValues,
@@ -100,6 +105,31 @@ function prng(seed: string): () => number {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A JSON object body, or `{}`. */
+function parseBody(raw: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The HTTP status a failed bank call stands for: the node's answer where there was one. What the
+ * bank client decides on its own side counts as the platform answered it when it still assembled
+ * documents itself: a usage not committed in time as its 504 (LEDGER_TX_TIMEOUT); a request not
+ * granted on this node yet, or a usage the ledger refused, as its 403 (PLATFORM_GRANT_REQUIRED).
+ * Anything else (a bundle that fails verification, a record that does not open) has none: it is
+ * never retried.
+ */
+function statusLike(err: DatagrantError): number | undefined {
+  if (typeof err.meta.status === 'number') return err.meta.status;
+  if (err.code === 'CLIENT_TIMEOUT') return 504;
+  if (err.code === 'CLIENT_NOT_GRANTED' || err.code.startsWith('LEDGER_')) return 403;
+  return undefined;
+}
 
 interface HttpResult {
   status: number;
@@ -214,20 +244,47 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         signal: AbortSignal.timeout(timeoutMs),
       });
       const raw = await r.text();
-      let parsed: Record<string, unknown> = {};
-      try {
-        parsed = JSON.parse(raw) as Record<string, unknown>;
-      } catch {
-        parsed = {};
-      }
-      if (r.status >= 500) {
-        const code = (parsed.error as { code?: string } | undefined)?.code ?? `HTTP_${r.status}`;
-        bump(`http-${r.status}-${code}`);
-        if (r.status === 500)
-          anomaly(`node${i} answered 500 (${code}) to ${method} ${path}: ${raw.slice(0, 200)}`);
-      }
+      const parsed = parseBody(raw);
+      countServerError(i, r.status, method, path, raw, parsed);
       return { status: r.status, body: parsed, text: raw, headers: r.headers };
     };
+    /** Counts a 5xx answer by status and code; a 500 (an internal error) is an anomaly. */
+    const countServerError = (
+      i: number,
+      status: number,
+      method: string,
+      path: string,
+      raw: string,
+      parsed: Record<string, unknown>,
+    ) => {
+      if (status < 500) return;
+      const code = (parsed.error as { code?: string } | undefined)?.code ?? `HTTP_${status}`;
+      bump(`http-${status}-${code}`);
+      if (status === 500)
+        anomaly(`node${i} answered 500 (${code}) to ${method} ${path}: ${raw.slice(0, 200)}`);
+    };
+    /** The bank client's `fetch` towards node i: every answer it gets is counted as `http` counts it. */
+    const countingFetch =
+      (i: number): typeof fetch =>
+      async (input, init) => {
+        const r = await fetch(input, init);
+        if (r.status >= 500) {
+          const raw = await r
+            .clone()
+            .text()
+            .catch(() => '');
+          const url = new URL(input instanceof Request ? input.url : String(input));
+          countServerError(
+            i,
+            r.status,
+            init?.method ?? 'GET',
+            `${url.pathname}${url.search}`,
+            raw,
+            parseBody(raw),
+          );
+        }
+        return r;
+      };
     const live = (i: number) => testnet.running(i) && !paused.has(i);
     const liveNodes = (among: readonly number[] = [0, 1, 2, 3]) => among.filter(live);
     const anyLive = (among?: readonly number[]) => {
@@ -312,42 +369,66 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       }
     };
 
-    /** A signed institution call to a live platform node, retried until `accept` says done. */
-    const institutionCall = async (
-      method: 'GET' | 'POST',
-      path: string,
-      body: unknown,
-      accept: (r: HttpResult) => 'done' | 'retry' | 'fail',
+    // The bank: its keys stay in this process; one client per platform validator, used in turn.
+    const grantee = { institution: net.institutionId, encKey: institutionEncKey };
+    const clients = new Map(
+      platforms.map((i) => [
+        i,
+        new DatagrantClient({
+          api: testnet.api(i),
+          institution: net.institutionId,
+          keys: bank,
+          genesis: net.genesis,
+          fetch: countingFetch(i),
+          timeoutMs: 30_000,
+        }),
+      ]),
+    );
+
+    /**
+     * Runs one bank operation against a live platform node, at another one after each failure,
+     * until it succeeds, `verdict` says `fail` (an anomaly), or `deadlineMs` passes (an anomaly
+     * only if the last failure was a refusal, status < 500, not an outage). Unreachable nodes are
+     * counted as `http-unreachable`, 5xx answers by `countingFetch`; a failure decided on the bank's
+     * side (no HTTP status) is counted as `bank-<code>`.
+     */
+    const bankCall = async <T>(
+      what: string,
+      op: (client: DatagrantClient) => Promise<T>,
+      verdict: (status: number) => 'retry' | 'fail',
       deadlineMs: number,
-    ): Promise<HttpResult | undefined> => {
+    ): Promise<T | undefined> => {
       const deadline = Date.now() + deadlineMs;
-      let last: HttpResult | undefined;
+      let last: { status: number; text: string } | undefined;
       while (Date.now() < deadline && !stopping) {
         const i = anyLive(platforms);
         if (i === undefined) {
           await sleep(300);
           continue;
         }
-        const text = body === undefined ? '' : JSON.stringify(body);
-        const headers = signHttpRequest(method, path, text, net.institutionId, bank.signing.secretKey);
         try {
-          const r = await http(i, method, path, body === undefined ? undefined : text, headers, 30_000);
-          const verdict = accept(r);
-          last = r;
-          if (verdict === 'done') return r;
-          if (verdict === 'fail') {
-            anomaly(`platform node${i} refused ${method} ${path}: ${r.status} ${r.text.slice(0, 200)}`);
+          return await op(clients.get(i)!);
+        } catch (err) {
+          if (!isDatagrantError(err)) {
+            anomaly(`${what} at platform node${i} threw: ${(err as Error).stack ?? String(err)}`);
             return undefined;
           }
-        } catch {
-          bump('http-unreachable');
+          if (err.code === 'CLIENT_UNREACHABLE') bump('http-unreachable');
+          else {
+            const status = statusLike(err);
+            const text = `${err.code}: ${err.message}`.slice(0, 200);
+            if (status === undefined || verdict(status) === 'fail') {
+              anomaly(`platform node${i} refused ${what}: ${status ?? 'no status'} ${text}`);
+              return undefined;
+            }
+            if (typeof err.meta.status !== 'number') bump(`bank-${err.code}`);
+            last = { status, text };
+          }
         }
         await sleep(500);
       }
       if (last && last.status < 500 && !stopping)
-        anomaly(
-          `${method} ${path} still refused after ${deadlineMs} ms: ${last.status} ${last.text.slice(0, 200)}`,
-        );
+        anomaly(`${what} still refused after ${deadlineMs} ms: ${last.status} ${last.text}`);
       bump('institution-calls-gave-up');
       return undefined;
     };
@@ -378,27 +459,26 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         );
         if (!(await submitUntilCommitted(reg, txHash(reg), 'subject.register'))) continue;
 
-        const opened = await institutionCall(
-          'POST',
-          '/v1/requests',
-          {
-            subject,
-            types: ['tax', 'social-insurance'],
-            purpose: 'mortgage application (fault suite)',
-            format: 'csv',
-            fields: { income: 'tax.annualIncome', base: 'social-insurance.monthlyBase' },
-          },
-          (r) => (r.status === 201 ? 'done' : r.status >= 500 || r.status === 429 ? 'retry' : 'fail'),
+        const opened = await bankCall(
+          `the request about ${subject}`,
+          (client) =>
+            client.openRequest({
+              subject,
+              types: ['tax', 'social-insurance'],
+              purpose: 'mortgage application (fault suite)',
+              format: 'csv',
+              fields: { income: 'tax.annualIncome', base: 'social-insurance.monthlyBase' },
+            }),
+          (status) => (status >= 500 || status === 429 ? 'retry' : 'fail'),
           90_000,
         );
         if (!opened) continue;
-        const requestId = opened.body.id as string;
-        acked.set(requestId, { kind: 'request.open', height: opened.body.height as number, blockHash: null });
-
+        const requestId = opened.id;
+        acked.set(requestId, { kind: 'request.open', height: opened.height, blockHash: null });
         let view: RequestView | undefined;
         const dataDeadline = Date.now() + 120_000;
         while (!stopping && Date.now() < dataDeadline) {
-          const i = anyLive();
+          const i = anyLive(platforms);
           if (i !== undefined) {
             try {
               const r = await http(i, 'GET', `/v1/requests/${requestId}`);
@@ -417,7 +497,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           bump(view?.status === 'failed' ? 'flows-extraction-failed' : 'flows-stalled-at-extraction');
           continue;
         }
-        const grant = buildGrantTx({ chain: CHAIN, now: Date.now() }, view, person, institutionEncKey, {
+        const grant = buildGrantTx({ chain: CHAIN, now: Date.now() }, view, person, grantee, {
           expiresInMs: 3_600_000,
           uses: 5,
           retainDays: 1,
@@ -425,27 +505,31 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         const grantHash = txHash(grant);
         if (!(await submitUntilCommitted(grant, grantHash, 'grant'))) continue;
 
-        const path = `/v1/requests/${requestId}/document`;
-        const doc = await institutionCall(
-          'GET',
-          path,
-          undefined,
-          // A lagging platform node may not have the request or the grant yet: ask again.
-          (r) =>
-            r.status === 200
-              ? 'done'
-              : r.status >= 500 || r.status === 429 || r.status === 404 || r.status === 403
-                ? 'retry'
-                : 'fail',
+        // The bank records its use and takes the sealed bundle; a lagging node may not have the
+        // request or the grant yet, a node cut off may not commit the usage in time: ask another.
+        const doc: ClientDocument | undefined = await bankCall(
+          `the document of ${subject}`,
+          (client) => client.document(requestId),
+          (status) =>
+            status >= 500 || status === 429 || status === 404 || status === 403 ? 'retry' : 'fail',
           90_000,
         );
         if (!doc) continue;
-        const usage = doc.headers.get('x-datagrant-usage-tx') ?? '';
-        const [header, row] = doc.text.trim().split('\r\n');
-        if (header !== 'income,base' || !row)
-          anomaly(`document of ${subject} is not the CSV asked for: ${doc.text.slice(0, 100)}`);
-        acked.set(usage, { kind: 'usage', height: 0, blockHash: null });
-        flows.push({ subject, request: requestId, grant: grantHash, usage });
+        const [header, row] = doc.body.trim().split('\r\n');
+        if (header !== 'income,base' || !row || doc.records.length !== 2)
+          anomaly(`document of ${subject} is not the CSV asked for: ${doc.body.slice(0, 100)}`);
+        const proofs = doc.bundle.sealed.proofs as Record<'request' | 'usage', TxProof>;
+        acked.set(requestId, {
+          kind: 'request.open',
+          height: opened.height,
+          blockHash: blockHash(proofs.request.header),
+        });
+        acked.set(doc.usageTx, {
+          kind: 'usage',
+          height: doc.usageHeight,
+          blockHash: blockHash(proofs.usage.header),
+        });
+        flows.push({ subject, request: requestId, grant: grantHash, usage: doc.usageTx });
         bump('flows-completed');
       }
     };
@@ -841,6 +925,23 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     checks['flows-audited'] = flows.length;
 
     await testnet.stopAll();
+
+    // The bank's keys stayed with the bank: no file any node wrote holds one of its secret keys.
+    const bankSecrets = [bank.signing.secretKey, bank.encryption.secretKey].flatMap((k) => [
+      bytesToHex(k),
+      toBase64url(k),
+      Buffer.from(k).toString('latin1'),
+    ]);
+    for (const node of net.nodes) {
+      for (const entry of await readdir(node.home, { withFileTypes: true, recursive: true })) {
+        if (!entry.isFile()) continue;
+        const file = join(entry.parentPath, entry.name);
+        const text = await readFile(file, 'latin1').catch(() => '');
+        if (bankSecrets.some((v) => text.includes(v)))
+          anomaly(`${node.name} holds a secret key of the bank in ${file.slice(node.home.length + 1)}`);
+        checks['node-files-scanned-for-bank-key'] = (checks['node-files-scanned-for-bank-key'] ?? 0) + 1;
+      }
+    }
 
     // No secret and no personal value in any log; no internal error.
     const personal = new Map<string, string>();

@@ -1,39 +1,52 @@
 /**
  * The subjects' and the bank's client work for the flow benchmark, done with OpenSSL so that one
- * process can play hundreds of subjects on the machine under test: subject keys, registration,
- * grants that re-wrap each record key to the bank, and signed institution requests. Byte-for-byte
- * the same protocol as `platform/consent.ts` and `platform/http-auth.ts` (checked against them at
- * start-up), only faster.
+ * process can play hundreds of subjects and a busy bank on the machine under test: subject keys,
+ * registration, grants that re-wrap each record key to the bank (HPKE over OpenSSL's X25519), the
+ * bank's own `request.open` and `usage`, and its signed calls. Byte-for-byte the same protocol as
+ * `platform/consent.ts`, `client/client.ts` and `common/http-signature.ts` (checked against them
+ * at start-up), only faster: Ed25519 through imported OpenSSL keys, X25519 and SHA-256 through
+ * `crypto-node.ts`.
  */
+import { generateKeyPairSync } from 'node:crypto';
+import { bytesToHex, fromHex } from '../../src/common/bytes.js';
+import { canonicalize } from '../../src/common/canonical.js';
 import {
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-} from 'node:crypto';
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, concatBytes, fromBase64url, toBase64url, utf8ToBytes } from '../../src/common/bytes.js';
-import { randomBytes, unwrapKey, type WrappedKey, wrapKey } from '../../src/common/crypto.js';
-import { recordContext } from '../../src/records/record-crypto.js';
-import { attestationBytes, signTx, type Tx } from '../../src/ledger/index.js';
-import { AUTH_HEADERS, httpSigningBytes } from '../../src/platform/http-auth.js';
-import { type BenchKey, benchKey } from './keys.js';
+  generateEncryptionKeyPair,
+  unwrapKey,
+  useX25519,
+  verify,
+  type WrappedKey,
+  wrapKey,
+} from '../../src/common/crypto.js';
+import { opensslX25519 } from '../../src/common/crypto-node.js';
+import {
+  institutionCaller,
+  SIGNED_CALL_HEADERS,
+  signCall,
+  signedCallBytes,
+} from '../../src/common/http-signature.js';
+import { generateKeySet } from '../../src/common/keyfile.js';
+import {
+  attestationBytes,
+  bundleDigest,
+  type DOCUMENT_FORMATS,
+  signTx,
+  type Tx,
+  type TxBody,
+  type TxKind,
+  verifyTxSignature,
+} from '../../src/ledger/index.js';
+import { buildGrantTx } from '../../src/platform/consent.js';
+import { recordContext, rewrapForGrantee } from '../../src/records/record-crypto.js';
+import { type BenchKey, benchKey, randomHex } from './keys.js';
 
-const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
-const WRAP_INFO = utf8ToBytes('datagrant/wrap/v1');
-
-/** An X25519 key pair with the OpenSSL key object. */
+/** An X25519 key pair (raw keys). */
 export interface FastEncKey {
   publicKey: Uint8Array;
   secretKey: Uint8Array;
-  key: KeyObject;
 }
 
-/** A fresh X25519 key pair. */
+/** A fresh X25519 key pair, generated inside OpenSSL. */
 export function fastEncKey(): FastEncKey {
   const { privateKey, publicKey } = generateKeyPairSync('x25519');
   const spki = publicKey.export({ format: 'der', type: 'spki' });
@@ -41,48 +54,20 @@ export function fastEncKey(): FastEncKey {
   return {
     publicKey: new Uint8Array(spki.subarray(spki.length - 32)),
     secretKey: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)),
-    key: privateKey,
   };
 }
 
-/** An X25519 key object for a raw public key. */
-export function x25519Public(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([X25519_SPKI, raw]), format: 'der', type: 'spki' });
-}
-
-/** An X25519 key object for a raw secret key. */
-export function x25519Private(raw: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8, raw]), format: 'der', type: 'pkcs8' });
-}
-
-function kek(shared: Uint8Array, epk: Uint8Array, recipient: Uint8Array, context: Uint8Array): Uint8Array {
-  return hkdf(sha256, shared, concatBytes(epk, recipient), concatBytes(WRAP_INFO, context), 32);
-}
-
-/** `rewrapForGrantee` with OpenSSL's X25519: opens the subject's wrapped key, wraps it to the grantee. */
+/**
+ * `rewrapForGrantee` itself: opens the subject's wrapped key and wraps it to the grantee with HPKE.
+ * Fast because importing `crypto-node.ts` (above) put OpenSSL's X25519 under HPKE.
+ */
 export function fastRewrap(
   wrapped: WrappedKey,
   subject: FastEncKey,
-  grantee: { raw: Uint8Array; key: KeyObject },
+  granteePublicKey: Uint8Array,
   context: Uint8Array,
 ): WrappedKey {
-  const epk = fromBase64url(wrapped.epk, 'epk');
-  const shared = diffieHellman({ privateKey: subject.key, publicKey: x25519Public(epk) });
-  const dataKey = xchacha20poly1305(
-    kek(shared, epk, subject.publicKey, context),
-    fromBase64url(wrapped.nonce, 'nonce'),
-    concatBytes(context, subject.publicKey),
-  ).decrypt(fromBase64url(wrapped.ct, 'ct'));
-  const eph = fastEncKey();
-  const shared2 = diffieHellman({ privateKey: eph.key, publicKey: grantee.key });
-  const nonce = randomBytes(24);
-  const ct = xchacha20poly1305(
-    kek(shared2, eph.publicKey, grantee.raw, context),
-    nonce,
-    concatBytes(context, grantee.raw),
-  ).encrypt(dataKey);
-  dataKey.fill(0);
-  return { epk: toBase64url(eph.publicKey), nonce: toBase64url(nonce), ct: toBase64url(ct) };
+  return rewrapForGrantee(wrapped, subject.secretKey, granteePublicKey, context);
 }
 
 /** One synthetic person: pseudonymous id, signing and encryption keys. */
@@ -123,18 +108,25 @@ export interface RequestRecords {
   records: { type: string; digest: string; key: WrappedKey }[];
 }
 
+/** The grantee a grant names: the institution and its registered X25519 key (hex). */
+export interface BenchGrantee {
+  institution: string;
+  encKey: string;
+}
+
 /** The subject's grant of every record of `request` to the grantee, one use, valid 7 days. */
 export function grantTx(
   chain: string,
   request: RequestRecords,
   subject: BenchSubject,
-  grantee: { raw: Uint8Array; key: KeyObject },
+  grantee: BenchGrantee,
   now: number,
-): Tx {
+): Tx<'grant'> {
   const types = request.records.map((r) => r.type) as ('tax' | 'social-insurance')[];
+  const granteeKey = fromHex(grantee.encKey, 'encKey', 32);
   const keys = request.records.map((r) => ({
     record: r.digest,
-    key: fastRewrap(r.key, subject.enc, grantee, recordContext(chain, request.id, r.type as 'tax')),
+    key: fastRewrap(r.key, subject.enc, granteeKey, recordContext(chain, request.id, r.type as 'tax')),
   }));
   return signTx(
     {
@@ -142,6 +134,8 @@ export function grantTx(
       kind: 'grant',
       body: {
         request: request.id,
+        institution: grantee.institution,
+        granteeKey: grantee.encKey,
         types,
         purpose: request.purpose,
         expires: now + 7 * 24 * 3600 * 1000,
@@ -157,36 +151,151 @@ export function grantTx(
   );
 }
 
-/** Headers authenticating one institution request (see `signHttpRequest`). */
-export function institutionHeaders(
+function bankTx<K extends TxKind>(
+  chain: string,
+  kind: K,
+  body: TxBody<K>,
+  bank: BenchKey,
+  now: number,
+): Tx<K> {
+  return signTx({ chain, kind, body }, bank.publicKey, bank.secretKey, now, (m) => bank.sign(m));
+}
+
+/** The bank's own `request.open` (what `DatagrantClient.openRequest` signs), consent due in 7 days. */
+export function requestOpenTx(
+  chain: string,
+  body: Omit<TxBody<'request.open'>, 'consentBy'>,
+  bank: BenchKey,
+  now: number,
+): Tx<'request.open'> {
+  return bankTx(chain, 'request.open', { ...body, consentBy: now + 7 * 24 * 3600 * 1000 }, bank, now);
+}
+
+/**
+ * The bank's own `usage` of a grant (what `DatagrantClient.fetchBundle` signs): it names the
+ * bundle of exactly the granted records' digests.
+ */
+export function usageTx(
+  chain: string,
+  grant: string,
+  records: readonly string[],
+  format: (typeof DOCUMENT_FORMATS)[number],
+  bank: BenchKey,
+  now: number,
+): Tx<'usage'> {
+  return bankTx(chain, 'usage', { grant, bundle: bundleDigest(chain, grant, records), format }, bank, now);
+}
+
+/** What one signed call is addressed to: the node's key (`self` in GET /v1/status) and the chain. */
+export interface CallTarget {
+  audience: string;
+  chain: string;
+}
+
+/** Headers of one signed call by `institution` (see `signCall`), signed with the fast signer. */
+export function signedCallHeaders(
   method: string,
   path: string,
   body: string,
   institution: string,
+  target: CallTarget,
   key: BenchKey,
   now = Date.now(),
 ): Record<string, string> {
+  const call = {
+    method,
+    path,
+    body,
+    caller: institutionCaller(institution),
+    audience: target.audience,
+    chain: target.chain,
+    nonce: randomHex(16),
+    timestamp: now,
+  };
   return {
-    [AUTH_HEADERS.institution]: institution,
-    [AUTH_HEADERS.timestamp]: String(now),
-    [AUTH_HEADERS.signature]: bytesToHex(key.sign(httpSigningBytes(method, path, body, now, institution))),
+    [SIGNED_CALL_HEADERS.caller]: call.caller,
+    [SIGNED_CALL_HEADERS.audience]: call.audience,
+    [SIGNED_CALL_HEADERS.chain]: call.chain,
+    [SIGNED_CALL_HEADERS.nonce]: call.nonce,
+    [SIGNED_CALL_HEADERS.timestamp]: String(call.timestamp),
+    [SIGNED_CALL_HEADERS.signature]: bytesToHex(key.sign(signedCallBytes(call))),
   };
 }
 
-/** Checks the fast re-wrap against the portable implementation; throws if they disagree. */
-export function assertRewrapAgrees(chain: string): void {
-  const subject = fastEncKey();
-  const grantee = fastEncKey();
+/**
+ * Checks the fast paths against the portable implementations; throws if they disagree: a key
+ * re-wrapped over OpenSSL's X25519 opens with the portable (noble) one; the fast grant's body is
+ * `buildGrantTx`'s but for the (random) wrapped keys; the bank's fast transactions and signed call
+ * verify with the portable Ed25519, and the fast signed call's headers are `signCall`'s.
+ */
+export function assertFastClientAgrees(chain: string): void {
+  const person = generateKeySet('check');
+  const subject: BenchSubject = {
+    id: 'check-subject',
+    signing: benchKey(person.signing.secretKey),
+    enc: { publicKey: person.encryption.publicKey, secretKey: person.encryption.secretKey },
+  };
+  const bankEnc = fastEncKey();
   const context = recordContext(chain, '0'.repeat(64), 'tax');
-  const dataKey = randomBytes(32);
-  const toSubject = wrapKey(dataKey, subject.publicKey, context);
-  const toGrantee = fastRewrap(
-    toSubject,
-    subject,
-    { raw: grantee.publicKey, key: x25519Public(grantee.publicKey) },
-    context,
-  );
-  const opened = unwrapKey(toGrantee, grantee.secretKey, context);
+  const dataKey = generateEncryptionKeyPair().secretKey;
+  const request = {
+    id: '0'.repeat(64),
+    subject: subject.id,
+    purpose: 'check',
+    types: ['tax'],
+    records: [{ type: 'tax', digest: randomHex(32), key: wrapKey(dataKey, subject.enc.publicKey, context) }],
+  };
+  const grantee = { institution: 'check-bank', encKey: bytesToHex(bankEnc.publicKey) };
+  const now = Date.now();
+  const fast = grantTx(chain, request, subject, grantee, now).body;
+  useX25519();
+  let opened: Uint8Array;
+  let portable: TxBody<'grant'>;
+  try {
+    opened = unwrapKey(fast.keys[0]!.key, bankEnc.secretKey, context);
+    portable = buildGrantTx({ chain, now }, request, person, grantee, {
+      expiresInMs: 7 * 24 * 3600 * 1000,
+      uses: 1,
+      retainDays: 30,
+    }).body;
+  } finally {
+    useX25519(opensslX25519);
+  }
   if (bytesToHex(opened) !== bytesToHex(dataKey))
-    throw new Error('fast re-wrap does not open with the portable unwrap');
+    throw new Error('the fast re-wrap does not open with the portable unwrap');
+  const withoutKeys = (b: TxBody<'grant'>) =>
+    canonicalize({ ...b, keys: b.keys.map((k) => ({ record: k.record, key: Object.keys(k.key).sort() })) });
+  if (withoutKeys(fast) !== withoutKeys(portable))
+    throw new Error('the fast grant differs from buildGrantTx');
+
+  const bank = benchKey();
+  const txs: Tx[] = [
+    requestOpenTx(
+      chain,
+      { subject: subject.id, types: ['tax'], purpose: 'check', format: 'json', fields: {} },
+      bank,
+      now,
+    ),
+    usageTx(chain, '1'.repeat(64), [request.records[0]!.digest], 'json', bank, now),
+  ];
+  for (const tx of txs)
+    if (!verifyTxSignature(tx, verify)) throw new Error(`the fast ${tx.kind} does not verify`);
+  // Ed25519 is deterministic: with the same nonce and time, the portable signCall gives the same headers.
+  const target = { audience: randomHex(32), chain };
+  const path = '/v1/requests/x/bundle?usage=y';
+  const headers = signedCallHeaders('GET', path, '', 'check-bank', target, bank, now);
+  const reference = signCall(
+    {
+      method: 'GET',
+      path,
+      body: '',
+      caller: institutionCaller('check-bank'),
+      ...target,
+      nonce: headers[SIGNED_CALL_HEADERS.nonce]!,
+      timestamp: now,
+    },
+    bank.secretKey,
+  );
+  if (canonicalize(headers) !== canonicalize(reference))
+    throw new Error('the fast signed call differs from signCall');
 }

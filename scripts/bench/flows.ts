@@ -1,36 +1,53 @@
 /**
  * Part 3, complete business flows on the 4-validator testnet with the synthetic public data
  * platform as the data source: for each of many subjects in parallel (closed loop, C flows in
- * flight), register → the bank's signed request (two data types) → extraction by the extractor
- * nodes → the subject's grant re-wrapping both record keys → the document, which records a usage
- * transaction before it is delivered. Reports complete flows per second and p50/p99 per step.
+ * flight), register → the bank's own signed request.open (two data types), relayed by a platform
+ * node → extraction by the extractor nodes → the subject's grant naming the bank and re-wrapping
+ * both record keys to its key → the document: the bank's own usage committed, the sealed bundle
+ * fetched with a signed call, verified against genesis, decrypted and assembled on the bank's
+ * side (this process, as `datagrant/client` does it). Reports complete flows per second, p50/p99
+ * per step, and the bank's own verify + decrypt + assemble time.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fromHex } from '../../src/common/bytes.js';
+import { documentOf, type Grantee, openBundle, verifyBundle } from '../../src/client/index.js';
+import { verifyFast } from '../../src/common/crypto-node.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { txHash } from '../../src/ledger/index.js';
 import type { CryptoCeiling } from './crypto.js';
 import {
-  assertRewrapAgrees,
+  assertFastClientAgrees,
   type BenchSubject,
   benchSubject,
+  type CallTarget,
   grantTx,
-  institutionHeaders,
   type RequestRecords,
   registerTx,
-  x25519Public,
+  requestOpenTx,
+  signedCallHeaders,
+  usageTx,
 } from './fast-client.js';
 import { CommitWatcher, httpCall, jsonCall } from './http-client.js';
 import { benchKey } from './keys.js';
 import { CpuMeter, latencySummary, note, printTable, round, sleep, writeResult } from './report.js';
 import type { BenchTestnet } from './testnet.js';
 
-/** Signature checks one complete flow costs across 4 validators (see BENCHMARKS.md). */
+/**
+ * Signature checks one complete flow costs across 4 validators (see BENCHMARKS.md): six
+ * transactions on 4 validators, the signed bundle call and the attestation. The bank's own check
+ * of the bundle's proofs runs in this process and is reported apart (`documentPartsMs.bankOpen`).
+ */
 export const SIGNATURE_CHECKS_PER_FLOW = 30;
 const TYPES = ['tax', 'social-insurance'] as const;
+/** Steps of a flow; `document` is the bank's usage committed + the bundle fetched + verified and opened. */
 const STEPS = ['register', 'request', 'extraction', 'grant', 'document', 'total'] as const;
 type Step = (typeof STEPS)[number];
+/**
+ * What `document` is made of: the bank's usage until committed, the signed bundle call, and the
+ * bank's own verify (every proof against genesis) + decrypt + assemble, CPU of this process.
+ */
+const DOCUMENT_PARTS = ['usage', 'bundle', 'bankOpen'] as const;
+type DocumentPart = (typeof DOCUMENT_PARTS)[number];
 
 /** A running synthetic data platform in its own process. */
 export interface SourceProcess {
@@ -78,6 +95,8 @@ interface LevelResult {
   failed: number;
   failures: Record<string, number>;
   stepsMs: Record<Step, ReturnType<typeof latencySummary>>;
+  /** `document` in parts (see DOCUMENT_PARTS). */
+  documentPartsMs: Record<DocumentPart, ReturnType<typeof latencySummary>>;
   retries: number;
   cpu: ReturnType<CpuMeter['read']>;
   sourceCpu: number;
@@ -90,14 +109,29 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
   const levels = quick ? [60] : [25, 100, 250, 400];
   const durationMs = quick ? 15_000 : 40_000;
   const warmupMs = quick ? 4_000 : 8_000;
-  assertRewrapAgrees(net.chain);
+  assertFastClientAgrees(net.chain);
+  const genesis = net.testnet.net.genesis;
   const registrar = benchKey((await readKeyFile(net.testnet.net.keys.registrar)).signing.secretKey);
-  const bank = benchKey((await readKeyFile(net.testnet.net.keys.institution)).signing.secretKey);
+  // The bank's keys: only here, in the bank's process; no node holds them.
+  const bankKeys = await readKeyFile(net.testnet.net.keys.institution);
+  const bank = benchKey(bankKeys.signing.secretKey);
   const institution = net.testnet.net.institutionId;
   const platforms = net.testnet.net.nodes.flatMap((n, i) => (n.roles.includes('platform') ? [i] : []));
-  const inst = await jsonCall<{ encKey: string }>('GET', `${net.apis[0]}/v1/institutions/${institution}`);
-  const granteeRaw = fromHex(inst.encKey, 'encKey', 32);
-  const grantee = { raw: granteeRaw, key: x25519Public(granteeRaw) };
+  const inst = await jsonCall<{ encKey: string; signKey: string }>(
+    'GET',
+    `${net.apis[0]}/v1/institutions/${institution}`,
+  );
+  const registered = genesis.institutions.find((i) => i.institution === institution)!;
+  if (inst.encKey !== registered.encKey || inst.signKey !== bank.pub)
+    throw new Error("the node's view of the bank's keys is not genesis'");
+  const grantee = { institution, encKey: registered.encKey };
+  const me: Grantee = { institution, signKey: bank.pub, encKey: registered.encKey };
+  // Signed calls name the node they are for.
+  const targets = new Map<number, CallTarget>();
+  for (const p of platforms) {
+    const status = await jsonCall<{ self: string; chain: string }>('GET', `${net.apis[p]}/v1/status`);
+    targets.set(p, { audience: status.self, chain: status.chain });
+  }
 
   // Extraction is done when both record.put transactions of a request are committed.
   const extracted = new Map<
@@ -148,6 +182,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         document: [],
         total: [],
       };
+      const parts: Record<DocumentPart, number[]> = { usage: [], bundle: [], bankOpen: [] };
       const failures: Record<string, number> = {};
       let retries = 0;
       let completedInWindow = 0;
@@ -165,7 +200,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         const api = net.apis[p]!;
         const watcher = watchers.get(p)!;
         const start = performance.now();
-        const times: Partial<Record<Step, number>> = {};
+        const times: Partial<Record<Step | DocumentPart, number>> = {};
         let t = start;
         const lap = (step: Step) => {
           const now = performance.now();
@@ -176,64 +211,100 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         await jsonCall('POST', `${api}/v1/txs`, reg);
         await watcher.wait(txHash(reg));
         lap('register');
-        const body = JSON.stringify({
-          subject: s.id,
-          types: TYPES,
-          purpose: 'mortgage application',
-          format: 'json',
-          fields: {
-            annual_income: 'tax.annualIncome',
-            tax_year: 'tax.taxYear',
-            insured_months: 'social-insurance.contributionMonths',
+        const request = requestOpenTx(
+          net.chain,
+          {
+            subject: s.id,
+            types: [...TYPES],
+            purpose: 'mortgage application',
+            format: 'json',
+            fields: {
+              annual_income: 'tax.annualIncome',
+              tax_year: 'tax.taxYear',
+              insured_months: 'social-insurance.contributionMonths',
+            },
           },
-        });
-        const opened = await jsonCall<{ request: string }>(
-          'POST',
-          `${api}/v1/requests`,
-          body,
-          institutionHeaders('POST', '/v1/requests', body, institution, bank),
+          bank,
+          Date.now(),
         );
+        const opened = await jsonCall<{ id: string }>('POST', `${api}/v1/requests`, { tx: request });
         lap('request');
-        await waitExtraction(opened.request);
+        await waitExtraction(opened.id);
         lap('extraction');
-        let view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.request}`);
+        let view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.id}`);
         while (view.records.length < TYPES.length) {
           retries++;
           await sleep(20);
-          view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.request}`);
+          view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.id}`);
         }
         const grant = grantTx(net.chain, view, s, grantee, Date.now());
+        const grantHash = txHash(grant);
         await jsonCall('POST', `${api}/v1/txs`, grant);
-        await watcher.wait(txHash(grant));
+        await watcher.wait(grantHash);
         lap('grant');
-        const path = `/v1/requests/${opened.request}/document`;
+        const usage = usageTx(
+          net.chain,
+          grantHash,
+          view.records.map((r) => r.digest),
+          'json',
+          bank,
+          Date.now(),
+        );
+        const usageHash = txHash(usage);
+        await jsonCall('POST', `${api}/v1/txs`, usage);
+        await watcher.wait(usageHash);
+        const path = `/v1/requests/${opened.id}/bundle?usage=${usageHash}`;
+        let sealed: unknown;
+        const asked = performance.now();
+        times.usage = asked - t;
         for (;;) {
           const r = await httpCall(
             'GET',
             `${api}${path}`,
             undefined,
-            institutionHeaders('GET', path, '', institution, bank),
+            signedCallHeaders('GET', path, '', institution, targets.get(p)!, bank),
           );
-          if (r.status === 200) break;
-          // The grant may not be applied on this node for a moment after the watcher saw it.
+          if (r.status === 200) {
+            sealed = JSON.parse(r.text);
+            break;
+          }
+          // The usage may not be applied on this node for a moment after the watcher saw it.
           if (
             r.status === 403 &&
-            r.text.includes('PLATFORM_GRANT_REQUIRED') &&
-            performance.now() - t < 5000
+            r.text.includes('PLATFORM_USAGE_REQUIRED') &&
+            performance.now() - asked < 5000
           ) {
             retries++;
             await sleep(20);
             continue;
           }
-          throw Object.assign(new Error(`document: ${r.status} ${r.text.slice(0, 200)}`), {
+          throw Object.assign(new Error(`bundle: ${r.status} ${r.text.slice(0, 200)}`), {
             code: `HTTP_${r.status}`,
           });
         }
+        // The bank's side, as datagrant/client does it: every proof against genesis, then its own key.
+        const opening = performance.now();
+        times.bundle = opening - asked;
+        const verified = verifyBundle(
+          sealed,
+          genesis,
+          me,
+          { request: opened.id, usage: usageHash },
+          verifyFast,
+        );
+        const records = openBundle(verified, bankKeys.encryption.secretKey);
+        const document = documentOf(verified, records);
+        times.bankOpen = performance.now() - opening;
+        if (records.length !== TYPES.length || !document.body.includes('"annual_income"'))
+          throw Object.assign(new Error(`document: ${document.body.slice(0, 100)}`), {
+            code: 'BAD_DOCUMENT',
+          });
         lap('document');
         times.total = performance.now() - start;
         if (process.env.BENCH_DEBUG) process.stderr.write(`${JSON.stringify(times)}\n`);
         if (start >= windowStart && performance.now() <= end) {
           for (const step of STEPS) samples[step].push(times[step]!);
+          for (const part of DOCUMENT_PARTS) parts[part].push(times[part]!);
         }
         if (performance.now() >= windowStart && performance.now() <= end) completedInWindow++;
       };
@@ -271,6 +342,9 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         stepsMs: Object.fromEntries(
           STEPS.map((s) => [s, latencySummary(samples[s])]),
         ) as LevelResult['stepsMs'],
+        documentPartsMs: Object.fromEntries(
+          DOCUMENT_PARTS.map((d) => [d, latencySummary(parts[d])]),
+        ) as LevelResult['documentPartsMs'],
         retries,
         cpu,
         sourceCpu: cpuAll.perPid[net.pids.length] ?? Number.NaN,
@@ -279,6 +353,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
       results.push(level);
       note(
         `flows C=${concurrency}: ${flowsPerSecond}/s, total p50 ${level.stepsMs.total.p50} p99 ${level.stepsMs.total.p99} ms, ` +
+          `document p50 = usage ${level.documentPartsMs.usage.p50} + bundle ${level.documentPartsMs.bundle.p50} + bank verify/open ${level.documentPartsMs.bankOpen.p50} (p99 ${level.documentPartsMs.bankOpen.p99}) ms, ` +
           `cpu ${cpu.perPid.join('/')} source ${level.sourceCpu} bench ${cpu.bench} others ${cpu.others}` +
           (level.failed ? `, failed ${JSON.stringify(failures)}` : ''),
       );
@@ -296,6 +371,10 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
       'flows/s',
       'of ceiling',
       ...STEPS.flatMap((s) => [`${s} p50`, `${s} p99`]),
+      'usage p50',
+      'bundle p50',
+      'bank open p50',
+      'bank open p99',
       'failed',
       'cpu/node',
       'bench cpu',
@@ -305,6 +384,10 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
       r.flowsPerSecond,
       `${Math.round(r.ofCeiling * 100)}%`,
       ...STEPS.flatMap((s) => [r.stepsMs[s].p50, r.stepsMs[s].p99]),
+      r.documentPartsMs.usage.p50,
+      r.documentPartsMs.bundle.p50,
+      r.documentPartsMs.bankOpen.p50,
+      r.documentPartsMs.bankOpen.p99,
       r.failed,
       r.cpu.perPid.map((x) => x.toFixed(2)).join(' '),
       r.cpu.bench,

@@ -13,6 +13,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesToHex, toBase64url } from '../../src/common/bytes.js';
+import type { WrappedKey } from '../../src/common/crypto.js';
 import { verifyFast } from '../../src/common/crypto-node.js';
 import {
   type AnyTx,
@@ -20,6 +21,7 @@ import {
   type BlockStore,
   blockHash,
   buildTxProof,
+  bundleDigest,
   commitSigningBytes,
   DEFAULT_CHAIN_PARAMS,
   type Genesis,
@@ -34,6 +36,7 @@ import {
 } from '../../src/ledger/index.js';
 import { Chain } from '../../src/node/chain.js';
 import { Mempool } from '../../src/node/mempool.js';
+import { type FastEncKey, fastEncKey } from './fast-client.js';
 import { type BenchKey, benchKey, randomHex } from './keys.js';
 import { latencySummary, note, printTable, round, writeResult } from './report.js';
 
@@ -64,11 +67,16 @@ interface Actors {
   registrar: BenchKey;
   admin: BenchKey;
   bank: BenchKey;
+  /** The bank's X25519 key pair: its public key is registered, and every grant names it. */
+  bankEnc: FastEncKey;
 }
 
-function wrappedKey(): { epk: string; nonce: string; ct: string } {
+const BANK = 'demo-bank';
+
+/** A wrapped key's shape (HPKE enc + sealed 32-byte key): the ledger stores it and never opens it. */
+function wrappedKey(): WrappedKey {
   const r = (n: number) => toBase64url(Uint8Array.from(Buffer.from(randomHex(n), 'hex')));
-  return { epk: r(32), nonce: r(24), ct: r(48) };
+  return { enc: r(32), ct: r(48) };
 }
 
 function genesisOf(actors: Actors, time: number): Genesis {
@@ -86,7 +94,12 @@ function genesisOf(actors: Actors, time: number): Genesis {
     registrars: [actors.registrar.pub],
     admins: [actors.admin.pub],
     institutions: [
-      { institution: 'demo-bank', name: 'Demo Bank', signKey: actors.bank.pub, encKey: randomHex(32) },
+      {
+        institution: BANK,
+        name: 'Demo Bank',
+        signKey: actors.bank.pub,
+        encKey: bytesToHex(actors.bankEnc.publicKey),
+      },
     ],
     params: { ...DEFAULT_CHAIN_PARAMS },
   };
@@ -146,6 +159,8 @@ function stageTx(stage: number, s: Subject, actors: Actors, time: number): AnyTx
         'grant',
         {
           request: s.request!,
+          institution: BANK,
+          granteeKey: bytesToHex(actors.bankEnc.publicKey),
           types: ['tax'],
           purpose: PURPOSE,
           expires: time + 30 * 24 * 3600 * 1000,
@@ -159,7 +174,12 @@ function stageTx(stage: number, s: Subject, actors: Actors, time: number): AnyTx
       return tx;
     }
     default:
-      return sign('usage', { grant: s.grant!, document: randomHex(32), format: 'json' }, actors.bank);
+      // The bank names the bundle of exactly the granted record, as the ledger checks.
+      return sign(
+        'usage',
+        { grant: s.grant!, bundle: bundleDigest(CHAIN, s.grant!, [s.digest!]), format: 'json' },
+        actors.bank,
+      );
   }
 }
 
@@ -179,6 +199,7 @@ async function openChain(store: (g: Genesis, init: ReturnType<typeof genesisStat
     registrar: benchKey(),
     admin: benchKey(),
     bank: benchKey(),
+    bankEnc: fastEncKey(),
   };
   const start = Date.now() - 1000;
   const genesis = genesisOf(actors, start);

@@ -68,6 +68,14 @@ export interface DeliveryOptions {
 }
 
 const DAY_MS = 24 * 3600 * 1000;
+/** Failures after which a relayed transaction may still commit: follow it by hash. */
+const AMBIGUOUS = new Set([
+  'CLIENT_UNREACHABLE',
+  'LEDGER_TX_TIMEOUT',
+  'LEDGER_TX_DUPLICATE',
+  'API_TIMEOUT',
+  'API_INTERNAL',
+]);
 
 /** A client of one institution against one node. */
 export class DatagrantClient {
@@ -108,7 +116,9 @@ export class DatagrantClient {
 
   /**
    * Opens a request about a subject: signs `request.open` with the institution's key, hands it to
-   * the node to relay, and resolves once it is committed, with the request's view.
+   * the node to relay, and resolves once it is committed, with the request's view. If the relay's
+   * answer is lost (a timeout, the node going away), it follows that same transaction by its hash
+   * rather than signing a second request.
    */
   async openRequest(input: RequestInput & { consentInMs?: number }): Promise<RequestView> {
     const { consentInMs, ...body } = input;
@@ -117,7 +127,14 @@ export class DatagrantClient {
       ...body,
       consentBy: body.consentBy ?? now + (consentInMs ?? 7 * DAY_MS),
     });
-    return this.#json<RequestView>('POST', '/v1/requests', { tx });
+    try {
+      return await this.#json<RequestView>('POST', '/v1/requests', { tx });
+    } catch (err) {
+      const code = isDatagrantError(err) ? err.code : '';
+      if (!AMBIGUOUS.has(code)) throw err;
+      await this.#waitCommitted(txHash(tx));
+      return this.request(txHash(tx));
+    }
   }
 
   /** A request's current view. */
@@ -168,8 +185,23 @@ export class DatagrantClient {
       });
       usage = (await this.submit(tx)).hash;
     }
-    const raw = await this.#json<unknown>('GET', `/v1/requests/${id}/bundle?usage=${usage}`, undefined, true);
-    return verifyBundle(raw, this.#options.genesis, this.grantee, { request: id, usage });
+    try {
+      const raw = await this.#json<unknown>(
+        'GET',
+        `/v1/requests/${id}/bundle?usage=${usage}`,
+        undefined,
+        true,
+      );
+      return verifyBundle(raw, this.#options.genesis, this.grantee, { request: id, usage });
+    } catch (err) {
+      // The use is recorded: whoever retries must fetch its bundle again, not spend another use.
+      if (isDatagrantError(err))
+        throw new DatagrantError(err.code, `${err.message} (retry with { usage: '${usage}' })`, {
+          ...err.meta,
+          usage,
+        });
+      throw err;
+    }
   }
 
   /** Fetches, verifies and opens the bundle, and assembles the document on this side. */
@@ -196,8 +228,11 @@ export class DatagrantClient {
 
   /** Submits a signed transaction and waits until it is committed; throws the ledger's code if refused. */
   async submit(tx: Tx): Promise<{ hash: string; height: number }> {
-    const hash = txHash(tx);
     await this.#json<{ hash: string }>('POST', '/v1/txs', tx);
+    return this.#waitCommitted(txHash(tx));
+  }
+
+  async #waitCommitted(hash: string): Promise<{ hash: string; height: number }> {
     const deadline = this.#now() + (this.#options.commitTimeoutMs ?? 30_000);
     for (;;) {
       let status: { status: string; height?: number; error?: { code: string; message: string } } | undefined;

@@ -8,6 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { bytesToHex } from '../common/bytes.js';
+import { DatagrantError } from '../common/errors.js';
 import { generateKeySet, type KeySet } from '../common/keyfile.js';
 import { writeKeyFile } from '../common/keyfile-fs.js';
 import {
@@ -103,6 +104,11 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
   await mkdir(keysDir, { recursive: true });
 
   const g = options.gateways ?? 0;
+  if (g > 0 && n < 2)
+    throw new DatagrantError(
+      'CONFIG_INVALID',
+      'gateways follow a PBFT chain: give at least 2 validators (a lone dev validator runs no network)',
+    );
   const registrar = generateKeySet('registrar');
   const admin = generateKeySet('governance');
   const paths = {

@@ -138,6 +138,12 @@ export class DatagrantNode implements NodeStatusSource {
     this.selfKey = bytesToHex(this.keys.signing.publicKey);
     this.member = memberOf(this.genesis, this.selfKey);
     const self = this.member.info;
+    if (this.member.kind === 'gateway' && this.genesis.validators.length < 2) {
+      throw new DatagrantError(
+        'CONFIG_INVALID',
+        'a gateway follows a PBFT chain; this genesis has a lone dev validator, which runs no network',
+      );
+    }
     if (this.member.kind === 'validator' && (config.platform?.institutions.length ?? 0) > 0) {
       // A validator replicates everything; if it also held a bank's key it could open every record
       // granted to that bank without a usage. Only the bank's own gateway may hold it.

@@ -73,23 +73,28 @@ export class TxGateway implements TxSubmitter {
    * refused it, or `LEDGER_TX_TIMEOUT` after `timeoutMs`.
    */
   async waitCommitted(hash: string, timeoutMs = 20_000): Promise<CommittedTx> {
-    const location = await this.modules.chain.store.getTxLocation(hash);
-    if (location) return { hash, ...location };
+    // The waiter is registered before the store is read, so a commit that lands while the read is
+    // in flight is seen by one or the other.
     return new Promise<CommittedTx>((resolve, reject) => {
+      let settled = false;
       const done = (result: CommittedTx) => {
+        if (settled) return;
+        settled = true;
         cleanup();
         resolve(result);
       };
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        reject(err);
+      };
       const poll = setInterval(() => {
         const rejected = this.modules.mempool.rejection(hash);
-        if (rejected) {
-          cleanup();
-          reject(new DatagrantError(rejected.code, rejected.message, { hash }));
-        }
+        if (rejected) fail(new DatagrantError(rejected.code, rejected.message, { hash }));
       }, 50);
       const timer = setTimeout(() => {
-        cleanup();
-        reject(
+        fail(
           new DatagrantError('LEDGER_TX_TIMEOUT', `tx ${hash} was not committed within ${timeoutMs} ms`, {
             hash,
           }),
@@ -108,6 +113,12 @@ export class TxGateway implements TxSubmitter {
         this.waiters.set(hash, set);
       }
       set.add(done);
+      this.modules.chain.store.getTxLocation(hash).then(
+        (location) => {
+          if (location) done({ hash, ...location });
+        },
+        (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
+      );
     });
   }
 

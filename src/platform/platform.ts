@@ -202,7 +202,9 @@ export class Platform extends EventEmitter<PlatformEvents> {
    */
   async bundle(institution: string, requestId: string, usageHash: string): Promise<SealedBundle> {
     const { request, grant } = this.liveGrant(institution, requestId);
-    const usage = await this.committedTx(usageHash);
+    const blocks = new Map<number, Promise<CertifiedBlock | undefined>>();
+    const committedTx = (hash: string) => this.committedTx(hash, blocks);
+    const usage = await committedTx(usageHash);
     const inst = this.modules.chain.state.get(
       stateKey.institution(institution),
     ) as unknown as InstitutionState;
@@ -229,7 +231,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
       if (!record || record.erased)
         throw new DatagrantError('PLATFORM_ERASED', 'a granted record was erased');
       const key = keyByRecord.get(digest) ?? record.granteeKey;
-      const proof = (await this.committedTx(record.tx))?.proof;
+      const proof = (await committedTx(record.tx))?.proof;
       if (!key || !proof)
         throw new DatagrantError(
           'PLATFORM_PAYLOAD_UNAVAILABLE',
@@ -350,12 +352,20 @@ export class Platform extends EventEmitter<PlatformEvents> {
     return { request, grant };
   }
 
-  /** A committed transaction with its inclusion proof, or undefined. */
-  private async committedTx(hash: string): Promise<{ tx: AnyTx; proof: TxProof } | undefined> {
+  /** A committed transaction with its inclusion proof, or undefined; `blocks` caches blocks read for one answer. */
+  private async committedTx(
+    hash: string,
+    blocks?: Map<number, Promise<CertifiedBlock | undefined>>,
+  ): Promise<{ tx: AnyTx; proof: TxProof } | undefined> {
     const store = this.modules.chain.store;
     const location = await store.getTxLocation(hash);
     if (!location) return undefined;
-    const certified = await store.getBlock(location.height);
+    let block = blocks?.get(location.height);
+    if (block === undefined) {
+      block = store.getBlock(location.height);
+      blocks?.set(location.height, block);
+    }
+    const certified = await block;
     if (!certified) return undefined;
     return { tx: certified.block.txs[location.index]!, proof: buildTxProof(certified, location.index) };
   }

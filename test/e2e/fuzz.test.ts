@@ -1,9 +1,12 @@
 /**
  * Bad input, fuzzed: every HTTP route (from the node's own OpenAPI document, plus targeted
- * generators for transaction submission and the signed institution routes) and every libp2p
- * entry point (consensus decoding and the consensus topic, the transaction gossip topics, the
- * sync and payload request handlers). Every input must end in a coded 4xx (`{error: {code,
- * message}}`) or an accepted answer, or be dropped and counted — never a 5xx, a crash or a hang.
+ * generators for transaction submission, every tx kind, the bank's own `request.open` relayed
+ * through POST /v1/requests {tx}, the bank's `usage` of a real grant, and signed calls to the
+ * sealed-bundle route and the routes only a bank's own gateway serves) and every libp2p entry
+ * point (consensus decoding and the consensus topic, the transaction gossip topics, the sync and
+ * payload request handlers). Every input must end in a coded 4xx (`{error: {code, message}}`) or
+ * an accepted answer, or be dropped and counted — never a 5xx, a crash or a hang. The node under
+ * test is a validator: it holds no institution's key, so the bank signs here, as its client would.
  * In-process nodes with `app.inject()` keep it fast; FUZZ_SEED replays a run, FUZZ_SCALE scales it.
  */
 import '../../src/common/polyfill.js';
@@ -1648,12 +1651,12 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
           try {
             const res = await withTimeout(handler(req, from), 10_000, protocol);
             if (!(res instanceof Uint8Array)) throw new Error('not bytes');
-            tally(protocol, 'answered');
+            tally(`${protocol}-protocol`, 'answered');
           } catch (err) {
             if ((err as Error).message.startsWith('HANG')) throw err;
             if (!(err instanceof DatagrantError) || !CODE.test(err.code))
               throw new Error(`uncoded failure: ${(err as Error).stack}`);
-            tally(protocol, err.code);
+            tally(`${protocol}-protocol`, err.code);
           }
         },
         runs(700),
@@ -1661,7 +1664,15 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
     });
   }
 
-  t.comment(`p2p inputs: ${JSON.stringify(inputs)}`);
+  const p2p = [
+    'decodeMessage',
+    'consensus-topic',
+    'tx-gossip',
+    'sync-protocol',
+    'txs-protocol',
+    'payload-protocol',
+  ];
+  t.comment(`p2p inputs: ${JSON.stringify(Object.fromEntries(p2p.map((k) => [k, inputs[k] ?? 0])))}`);
   t.equal(
     (await node.api.inject({ method: 'GET', url: '/v1/status' })).statusCode,
     200,

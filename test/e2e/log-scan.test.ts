@@ -1,10 +1,14 @@
 /**
- * No secrets and no personal data in logs. The whole business flow runs on a dev chain with the
- * node logging at `trace` (everything), the subject's consent signed through the CLI with a
- * sealed key file, and refusals provoked along the way; then every log line and every line the
- * CLI printed is searched for the subject's plaintext values (synthetic), every secret key (hex,
- * base64, base64url) and the passphrase. Also: key files readable by group or others are refused,
- * by the CLI and by `node start`, and a wrong passphrase is never echoed.
+ * No secrets and no personal data in logs. The whole business flow runs on two validators (a
+ * platform node and an extractor) and the bank's own gateway, each logging at `trace`
+ * (everything): the bank client signs its request in this process, the subject consents through
+ * the CLI with a sealed key file, and the records are delivered both ways — as a sealed bundle the
+ * bank client opens here, and as a document the bank's gateway assembles with the key it holds —
+ * with refusals provoked along the way. Then every node's log lines and every line the CLI printed
+ * are searched for the subject's plaintext values (synthetic, and checked to be in both
+ * documents), every secret key (hex, base64, base64url) and the passphrase. Also: key files
+ * readable by group or others are refused, by the CLI and by `node start`, and a wrong passphrase
+ * is never echoed.
  */
 import '../../src/common/polyfill.js';
 import { execFile } from 'node:child_process';
@@ -19,16 +23,17 @@ import {
   syntheticSensitiveValues,
   syntheticSourceConfig,
 } from '../../scripts/synthetic-data-platform.js';
+import { DatagrantClient, type RequestView } from '../../src/client/index.js';
 import { bytesToHex, toBase64url } from '../../src/common/bytes.js';
+import { institutionCaller, signCall } from '../../src/common/http-signature.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile, writeKeyFile } from '../../src/common/keyfile-fs.js';
 import { createLogger } from '../../src/common/logger.js';
 import { loadNodeConfig } from '../../src/node/config.js';
 import { initTestnet } from '../../src/node/init.js';
+import { findFreeBasePort } from '../../src/node/local-testnet.js';
 import { DatagrantNode } from '../../src/node/node.js';
 import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
-import { signHttpRequest } from '../../src/platform/http-auth.js';
-import type { RequestView } from '../../src/platform/platform.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -63,31 +68,46 @@ t.test('no secret or personal value in any log line, through the whole flow', as
   const dir = await makeTempDir(t, 'datagrant-logscan-');
   const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
   t.teardown(() => source.close());
+  // Two validators (a platform node and an extractor) and the bank's own gateway, all over real
+  // libp2p on loopback: a lone dev validator runs no network, so a gateway could not follow it.
   const net = await initTestnet({
     dir,
-    validators: 1,
+    validators: 2,
+    gateways: 1,
     chain: 'datagrant-logscan',
-    basePort: 0,
-    blockIntervalMs: 200,
-    minBlockIntervalMs: 5,
+    basePort: await findFreeBasePort(3),
+    blockIntervalMs: 300,
+    minBlockIntervalMs: 20,
     sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
   });
   const chain = net.genesis.chain;
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
+  const logs = new Map<string, string[]>();
+  const nodes: DatagrantNode[] = [];
+  t.teardown(async () => {
+    for (const node of [...nodes].reverse()) await node.stop();
   });
-  const config = await loadNodeConfig(net.nodes[0]!.configPath);
-  const node = new DatagrantNode(
-    { ...config, api: { ...config.api, port: 0 } },
-    createLogger({ level: 'trace', destination: sink }),
-  );
-  await node.start();
-  t.teardown(() => node.stop());
-  const api = node.apiUrl;
+  for (const n of net.nodes) {
+    const lines: string[] = [];
+    logs.set(n.name, lines);
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const config = await loadNodeConfig(n.configPath);
+    const node = new DatagrantNode(
+      { ...config, api: { ...config.api, port: 0 } },
+      createLogger({ level: 'trace', destination: sink }),
+    );
+    await node.start();
+    nodes.push(node);
+  }
+  const [validator, extractor, gateway] = net.nodes.map((n, i) => ({ ...n, api: nodes[i]!.apiUrl }));
+  t.equal(validator!.kind, 'validator', 'node0 is a validator');
+  t.same(extractor!.roles, ['extractor'], 'node1 extracts');
+  t.equal(gateway!.institution, net.institutionId, "gateway0 holds the bank's key");
+  const api = validator!.api;
 
   const carolPath = join(dir, 'carol.json');
   await writeKeyFile(carolPath, generateKeySet('carol'), { passphrase: PASSPHRASE });
@@ -95,35 +115,66 @@ t.test('no secret or personal value in any log line, through the whole flow', as
   const bank = await readKeyFile(net.keys.institution);
   const registrar = await readKeyFile(net.keys.registrar);
   const admin = await readKeyFile(net.keys.admin);
-  const nodeKey = await readKeyFile(config.key);
+  const nodeKeys = await Promise.all(
+    net.nodes.map(async (n) => [n.name, await readKeyFile(join(n.home, 'node-key.json'))] as const),
+  );
 
   const call = async (
+    base: string,
     method: 'GET' | 'POST',
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
   ) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const r = await fetch(`${api}${path}`, {
+    const r = await fetch(`${base}${path}`, {
       method,
       headers: text === undefined ? headers : { 'content-type': 'application/json', ...headers },
       ...(text === undefined ? {} : { body: text }),
     });
     return { status: r.status, text: await r.text(), headers: r.headers };
   };
-  const signed = (method: 'GET' | 'POST', path: string, body?: unknown, keys: KeySet = bank) =>
+  const selfOf = async (base: string) =>
+    (JSON.parse((await call(base, 'GET', '/v1/status')).text) as { self: string }).self;
+  /** A call signed by the bank (or `keys`), addressed to the node at `base`. */
+  const signed = async (
+    base: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    keys: KeySet = bank,
+  ) =>
     call(
+      base,
       method,
       path,
       body,
-      signHttpRequest(
-        method,
-        path,
-        body === undefined ? '' : JSON.stringify(body),
-        'demo-bank',
+      signCall(
+        {
+          method,
+          path,
+          body: body === undefined ? '' : JSON.stringify(body),
+          caller: institutionCaller(net.institutionId),
+          audience: await selfOf(base),
+          chain,
+        },
         keys.signing.secretKey,
       ),
     );
+  const waitUntil = async (what: string, ok: () => Promise<boolean>) => {
+    for (let i = 0; i < 600; i++) {
+      if (await ok()) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.fail(`timed out waiting for ${what}`);
+    return false;
+  };
+  const height = async (base: string) =>
+    (JSON.parse((await call(base, 'GET', '/v1/status')).text) as { height: number }).height;
+  await waitUntil('every node to follow the chain', async () => {
+    for (const n of [validator, extractor, gateway]) if ((await height(n!.api)) < 2) return false;
+    return true;
+  });
 
   const attestation = attestSubject(
     chain,
@@ -138,33 +189,49 @@ t.test('no secret or personal value in any log line, through the whole flow', as
     bytesToHex(registrar.signing.publicKey),
     attestation,
   );
-  t.equal((await call('POST', '/v1/txs', reg)).status, 202, 'registration submitted');
-  const opened = await signed('POST', '/v1/requests', {
+  t.equal((await call(api, 'POST', '/v1/txs', reg)).status, 202, 'registration submitted');
+  await waitUntil(
+    'the registration',
+    async () => (await call(api, 'GET', `/v1/subjects/${SUBJECT}`)).status === 200,
+  );
+
+  // The bank signs its own request in this process; the validator only relays it.
+  const client = new DatagrantClient({
+    api,
+    institution: net.institutionId,
+    keys: bank,
+    genesis: net.genesis,
+  });
+  const opened = await client.openRequest({
     subject: SUBJECT,
     types: ['tax', 'social-insurance', 'housing-fund', 'property'],
     purpose: 'mortgage application',
     format: 'json',
     fields: {},
   });
-  t.equal(opened.status, 201, `request opened: ${opened.text.slice(0, 200)}`);
-  const requestId = (JSON.parse(opened.text) as { id: string }).id;
-  let view: RequestView | undefined;
-  for (let i = 0; i < 400 && view?.status !== 'waiting-for-consent'; i++) {
-    view = JSON.parse((await call('GET', `/v1/requests/${requestId}`)).text) as RequestView;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  t.equal(view?.status, 'waiting-for-consent', 'all four records extracted');
+  const requestId = opened.id;
+  const view = await client.waitFor(requestId, ['waiting-for-consent'], {
+    timeoutMs: 30_000,
+    intervalMs: 50,
+  });
+  t.equal(view.records.length, 4, 'all four records extracted');
 
-  // Refusals on the way: no grant yet, a forged call, a wrong-passphrase CLI run.
-  t.equal(
-    (await signed('GET', `/v1/requests/${requestId}/document`)).status,
-    403,
-    'no document before consent',
+  // Refusals on the way: no grant yet, a forged call, a validator asked to assemble, a wrong-passphrase CLI run.
+  const early = await signed(gateway!.api, 'GET', `/v1/requests/${requestId}/document`);
+  t.equal(early.status, 403, `no document before consent: ${early.text.slice(0, 120)}`);
+  const forged = await signed(
+    gateway!.api,
+    'GET',
+    `/v1/requests/${requestId}/document`,
+    undefined,
+    generateKeySet(),
   );
-  t.equal(
-    (await signed('GET', `/v1/requests/${requestId}/document`, undefined, generateKeySet())).status,
-    401,
-    'forged call refused',
+  t.equal(forged.status, 401, 'forged call refused');
+  const notServed = await signed(api, 'GET', `/v1/requests/${requestId}/document`);
+  t.match(
+    notServed.text,
+    /PLATFORM_INSTITUTION_NOT_SERVED/,
+    'a validator holds no bank key and assembles nothing',
   );
   const wrong = await cli(['grant', '--key', carolPath, '--request', requestId, '--api', api], {
     DATAGRANT_PASSPHRASE: 'not the passphrase',
@@ -172,23 +239,60 @@ t.test('no secret or personal value in any log line, through the whole flow', as
   t.not(wrong.code, 0, `a wrong passphrase is refused: ${wrong.out.trim().slice(0, 120)}`);
   t.notOk(wrong.out.includes('not the passphrase'), 'the wrong passphrase is not echoed');
 
-  // Consent through the CLI with the sealed key file, then the document.
+  // Consent through the CLI with the sealed key file: two uses, one per delivery path.
   const granted = await cli(
-    ['grant', '--key', carolPath, '--request', requestId, '--uses', '2', '--api', api, '--json'],
+    [
+      'grant',
+      '--key',
+      carolPath,
+      '--request',
+      requestId,
+      '--uses',
+      '2',
+      '--api',
+      api,
+      '--genesis',
+      net.genesisPath,
+      '--json',
+    ],
     { DATAGRANT_PASSPHRASE: PASSPHRASE },
   );
   t.equal(granted.code, 0, `granted with the CLI: ${granted.out.trim().slice(0, 200)}`);
-  const doc = await signed('GET', `/v1/requests/${requestId}/document`);
-  t.equal(doc.status, 200, 'document delivered');
+
+  // Path 1: the bank's usage, the validator's sealed bundle, decrypted and assembled in this process.
+  const doc = await client.document(requestId);
+  t.equal(doc.records.length, 4, 'the bank client opened all four records');
+  // Path 2: the bank's own gateway, holding its key, records the use and assembles the document.
+  const statusAt = async (base: string) =>
+    (JSON.parse((await call(base, 'GET', `/v1/requests/${requestId}`)).text) as RequestView).status;
+  await waitUntil(
+    'the gateway to see the first use',
+    async () => (await statusAt(gateway!.api)) === 'delivered',
+  );
+  const fromGateway = await signed(gateway!.api, 'GET', `/v1/requests/${requestId}/document`);
+  t.equal(
+    fromGateway.status,
+    200,
+    `document assembled by the bank's gateway: ${fromGateway.text.slice(0, 120)}`,
+  );
+  t.not(fromGateway.headers.get('x-datagrant-usage-tx'), doc.usageTx, 'a second use of its own');
+
   const values = syntheticSensitiveValues(SUBJECT);
   t.ok(values.length >= 5, `${values.length} personal values to look for`);
-  t.ok(
-    values.some((v) => doc.text.includes(v)),
-    'the document does carry personal values (so the scan looks for the right ones)',
-  );
-  const audit = await call('GET', `/v1/subjects/${SUBJECT}/audit`);
+  for (const [path, body] of [
+    ['the bank client', doc.body],
+    ['the gateway', fromGateway.text],
+  ] as const)
+    t.same(
+      values.filter((v) => !containsToken(body, v)),
+      [],
+      `the document from ${path} carries every personal value (so the scan looks for the right ones)`,
+    );
+  const planted = `{"level":30,"msg":"x","v":${JSON.stringify(values[0])}}`;
+  t.ok(containsToken(planted, values[0]!), 'the scan finds a value planted in a log line');
+  const audit = await call(api, 'GET', `/v1/subjects/${SUBJECT}/audit`);
   t.equal(audit.status, 200, 'audit trail read');
-  await node.stop();
+  for (const node of [...nodes].reverse()) await node.stop();
 
   const secrets: [string, string][] = [];
   for (const [who, keys] of [
@@ -196,20 +300,29 @@ t.test('no secret or personal value in any log line, through the whole flow', as
     ['bank', bank],
     ['registrar', registrar],
     ['admin', admin],
-    ['node', nodeKey],
+    ...nodeKeys.map(([name, k]) => [`${name}'s node`, k] as const),
   ] as const)
     for (const secret of [keys.signing.secretKey, keys.encryption.secretKey])
       for (const e of encodings(secret)) secrets.push([`${who} secret key`, e]);
-  const logs = lines.join('');
   const outputs = `${wrong.out}\n${granted.out}`;
-  t.ok(lines.length > 10, `${lines.length} log lines captured at trace level`);
-  t.ok(logs.includes(requestId), 'the scan reads real log lines (they name the request)');
   const found: string[] = [];
-  for (const value of values)
-    if (containsToken(logs, value) || containsToken(outputs, value)) found.push(`personal value ${value}`);
-  for (const [what, value] of secrets) if (logs.includes(value) || outputs.includes(value)) found.push(what);
-  if (logs.includes(PASSPHRASE) || outputs.includes(PASSPHRASE)) found.push('the passphrase');
-  t.same(found, [], 'no personal value, secret key or passphrase in any log line or CLI output');
+  for (const [name, lines] of logs) {
+    const text = lines.join('');
+    t.ok(lines.length >= 5, `${name}: ${lines.length} log lines captured at trace level`);
+    t.ok(text.includes(requestId), `${name}: the scan reads real log lines (they name the request)`);
+    for (const value of values)
+      if (containsToken(text, value)) found.push(`${name}: personal value ${value}`);
+    for (const [what, value] of secrets) if (text.includes(value)) found.push(`${name}: ${what}`);
+    if (text.includes(PASSPHRASE)) found.push(`${name}: the passphrase`);
+  }
+  for (const value of values) if (containsToken(outputs, value)) found.push(`CLI: personal value ${value}`);
+  for (const [what, value] of secrets) if (outputs.includes(value)) found.push(`CLI: ${what}`);
+  if (outputs.includes(PASSPHRASE)) found.push('CLI: the passphrase');
+  t.ok(
+    [...logs.values()].flat().some((l) => l.includes('"level":20')),
+    'debug lines are captured too (the nodes log below info)',
+  );
+  t.same(found, [], 'no personal value, secret key or passphrase in any node log line or CLI output');
 });
 
 t.test('key files readable by group or others are refused, by the CLI and by node start', async (t) => {
