@@ -396,8 +396,17 @@ t.test(
         !block.cert.votes.some((v) => v.validator === nodeKey(gatewayIndex)),
       'certificates hold validator votes only',
     );
-    const atValidatorBlock = await apiCall<{ hash: string }>(validator, 'GET', `/v1/blocks/${tip.height}`);
-    t.equal(atValidatorBlock.hash, block.hash, 'and the gateway holds the same block as the validators');
+    // The restarted validator may still be catching up: read the block from one that was not.
+    let atValidatorBlock: { hash: string } | undefined;
+    for (let i = 0; i < 100 && !atValidatorBlock; i++) {
+      atValidatorBlock = await apiCall<{ hash: string }>(
+        testnet.api(otherValidator),
+        'GET',
+        `/v1/blocks/${tip.height}`,
+      ).catch(() => undefined);
+      if (!atValidatorBlock) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.equal(atValidatorBlock?.hash, block.hash, 'and the gateway holds the same block as the validators');
     const failure = await client.document(opened.id).then(
       () => 'ok',
       (err: unknown) => (isDatagrantError(err) ? err.code : String(err)),

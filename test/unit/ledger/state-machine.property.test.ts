@@ -253,7 +253,7 @@ function toTx(ledger: TestLedger, action: Action, known: Known): AnyTx | undefin
       const id = grantId(action.grant);
       const g = ledger.grantState(id);
       const grantee = g && chain.institutions.find((i) => i.id === g.institution);
-      return ledger.usage(proper(action.who, action.who === 0 ? chain.validator(['platform']) : grantee), id);
+      return ledger.usage(proper(action.who, grantee), id);
     }
     case 'retire':
       // Rarely by the admin: a retired bank stops the flow for the rest of the run.
@@ -300,6 +300,8 @@ function checkAccepted(before: StateOverlay, tx: AnyTx, ctx: BlockContext): stri
     if (g.paused) return 'usage while paused';
     const req = before.get(stateKey.request(g.request)) as RequestState | undefined;
     if (!req || req.erased) return 'usage after erase';
+    const inst = before.get(stateKey.institution(g.institution)) as { signKey: string } | undefined;
+    if (inst?.signKey !== tx.signer) return 'usage not signed by the grantee';
   }
   if (tx.kind === 'record.put') {
     const req = before.get(stateKey.request(tx.body.request)) as RequestState | undefined;
