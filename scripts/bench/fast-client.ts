@@ -19,12 +19,7 @@ import {
   wrapKey,
 } from '../../src/common/crypto.js';
 import { opensslX25519 } from '../../src/common/crypto-node.js';
-import {
-  institutionCaller,
-  SIGNED_CALL_HEADERS,
-  signCall,
-  signedCallBytes,
-} from '../../src/common/http-signature.js';
+import { institutionCaller, SIGNED_CALL_HEADERS, signCall } from '../../src/common/http-signature.js';
 import { generateKeySet } from '../../src/common/keyfile.js';
 import {
   attestationBytes,
@@ -202,24 +197,20 @@ export function signedCallHeaders(
   key: BenchKey,
   now = Date.now(),
 ): Record<string, string> {
-  const call = {
-    method,
-    path,
-    body,
-    caller: institutionCaller(institution),
-    audience: target.audience,
-    chain: target.chain,
-    nonce: randomHex(16),
-    timestamp: now,
-  };
-  return {
-    [SIGNED_CALL_HEADERS.caller]: call.caller,
-    [SIGNED_CALL_HEADERS.audience]: call.audience,
-    [SIGNED_CALL_HEADERS.chain]: call.chain,
-    [SIGNED_CALL_HEADERS.nonce]: call.nonce,
-    [SIGNED_CALL_HEADERS.timestamp]: String(call.timestamp),
-    [SIGNED_CALL_HEADERS.signature]: bytesToHex(key.sign(signedCallBytes(call))),
-  };
+  return signCall(
+    {
+      method,
+      path,
+      body,
+      caller: institutionCaller(institution),
+      audience: target.audience,
+      chain: target.chain,
+      nonce: randomHex(16),
+      timestamp: now,
+    },
+    new Uint8Array(0),
+    (message) => key.sign(message),
+  );
 }
 
 /**

@@ -6,22 +6,13 @@
  */
 import '../../src/common/polyfill.js';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
-import { submitAndWait } from '../../src/cli/client.js';
-import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex } from '../../src/common/bytes.js';
-import { generateKeySet } from '../../src/common/keyfile.js';
-import { readKeyFile } from '../../src/common/keyfile-fs.js';
-import { silentLogger } from '../../src/common/logger.js';
-import { loadNodeConfig } from '../../src/node/config.js';
-import { initTestnet } from '../../src/node/init.js';
-import { DatagrantNode } from '../../src/node/node.js';
-import { attestSubject, buildGrantTx, buildRegisterTx } from '../../src/platform/consent.js';
+import { buildGrantTx } from '../../src/platform/consent.js';
+import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 
 const run = promisify(execFile);
 const ROOT = resolve('.');
@@ -30,50 +21,11 @@ t.test('the compiled datagrant/client verifies and opens a bundle in plain Node'
   const build = await run('npm', ['run', 'build:client'], { cwd: ROOT });
   t.match(build.stdout, /tsc -p tsconfig.client.json/, 'the package builds');
 
-  const dir = await mkdtemp(join(tmpdir(), 'datagrant-pkg-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
-  t.teardown(() => source.close());
   const chain = 'datagrant-pkg';
-  const net = await initTestnet({
-    dir,
-    validators: 1,
-    chain,
-    basePort: 0,
-    blockIntervalMs: 200,
-    minBlockIntervalMs: 5,
-    sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
-  });
-  const config = await loadNodeConfig(net.nodes[0]!.configPath);
-  const node = new DatagrantNode({ ...config, api: { ...config.api, port: 0 } }, silentLogger);
-  await node.start();
-  t.teardown(() => node.stop());
-
-  const bank = await readKeyFile(net.keys.institution);
-  const registrar = await readKeyFile(net.keys.registrar);
-  const alice = generateKeySet('alice');
-  const att = attestSubject(
-    chain,
-    'alice-pkg',
-    { signKey: bytesToHex(alice.signing.publicKey), encKey: bytesToHex(alice.encryption.publicKey) },
-    registrar,
-  );
-  await submitAndWait(
-    node.apiUrl,
-    buildRegisterTx(
-      { chain, now: Date.now() },
-      'alice-pkg',
-      alice,
-      bytesToHex(registrar.signing.publicKey),
-      att,
-    ),
-  );
-  const client = new DatagrantClient({
-    api: node.apiUrl,
-    institution: 'demo-bank',
-    keys: bank,
-    genesis: net.genesis,
-  });
+  const dev = await startDevNode(t, { chain });
+  const { dir, net, bank, node } = dev;
+  const alice = await registerSubject(dev.api, net.genesis, dev.registrar, 'alice-pkg');
+  const client = dev.client();
   const opened = await client.openRequest({
     subject: 'alice-pkg',
     types: ['tax'],

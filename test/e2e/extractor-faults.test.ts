@@ -4,77 +4,22 @@
  * institution following the request over server-sent events sees each change live.
  */
 import '../../src/common/polyfill.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
-import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
-import { submitAndWait, waitForRequest } from '../../src/cli/client.js';
-import { DatagrantClient } from '../../src/client/index.js';
-import { bytesToHex } from '../../src/common/bytes.js';
-import { generateKeySet } from '../../src/common/keyfile.js';
-import { readKeyFile } from '../../src/common/keyfile-fs.js';
-import { silentLogger } from '../../src/common/logger.js';
-import { loadNodeConfig } from '../../src/node/config.js';
-import { initTestnet } from '../../src/node/init.js';
-import { DatagrantNode } from '../../src/node/node.js';
-import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
+import { waitForRequest } from '../../src/cli/client.js';
 import type { RequestView } from '../../src/platform/views.js';
+import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 
 t.test('data source down, slow or garbage → record.fail with a reason; live events', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'datagrant-xfault-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const source = await startSyntheticDataPlatform({
-    port: 0,
-    host: '127.0.0.1',
-    faults: { property: { down: true }, tax: { slowMs: 5000 }, 'housing-fund': { garbage: 'not-json' } },
-  });
-  t.teardown(() => source.close());
-  const net = await initTestnet({
-    dir,
-    validators: 1,
+  const dev = await startDevNode(t, {
     chain: 'datagrant-xfault',
-    basePort: 0,
-    blockIntervalMs: 200,
-    minBlockIntervalMs: 5,
-    sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
+    faults: { property: { down: true }, tax: { slowMs: 5000 }, 'housing-fund': { garbage: 'not-json' } },
+    extractor: { timeoutMs: 300, retries: 1 },
   });
-  const config = await loadNodeConfig(net.nodes[0]!.configPath);
-  const node = new DatagrantNode(
-    {
-      ...config,
-      api: { ...config.api, port: 0 },
-      extractor: { sources: config.extractor!.sources, timeoutMs: 300, retries: 1 },
-    },
-    silentLogger,
-  );
-  await node.start();
-  t.teardown(() => node.stop());
-  const api = node.apiUrl;
-
-  const alice = generateKeySet();
-  const registrar = await readKeyFile(net.keys.registrar);
-  const bank = await readKeyFile(net.keys.institution);
-  const chain = 'datagrant-xfault';
-  const att = attestSubject(
-    chain,
-    'bob-0002',
-    { signKey: bytesToHex(alice.signing.publicKey), encKey: bytesToHex(alice.encryption.publicKey) },
-    registrar,
-  );
-  await submitAndWait(
-    api,
-    buildRegisterTx(
-      { chain, now: Date.now() },
-      'bob-0002',
-      alice,
-      bytesToHex(registrar.signing.publicKey),
-      att,
-    ),
-  );
+  const { api, source } = dev;
+  await registerSubject(api, dev.genesis, dev.registrar, 'bob-0002');
 
   const started = Date.now();
-  const client = new DatagrantClient({ api, institution: 'demo-bank', keys: bank, genesis: net.genesis });
+  const client = dev.client();
   const view = await client.openRequest({
     subject: 'bob-0002',
     types: ['property', 'tax', 'housing-fund', 'social-insurance'],

@@ -31,6 +31,7 @@ import { DatagrantNode } from '../../src/node/node.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../../src/platform/consent.js';
 import type { AuditEntry, RequestView } from '../../src/platform/views.js';
 import { recordContext } from '../../src/records/index.js';
+import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 
 const CHAIN = 'datagrant-flow';
 const SUBJECT = 'alice-0001';
@@ -496,47 +497,12 @@ t.test(
   'on-consent extraction: nothing is fetched before the grant, then only the granted types',
   async (t) => {
     const chain = 'datagrant-consent';
-    const dir = await mkdtemp(join(tmpdir(), 'datagrant-consent-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
-    t.teardown(() => source.close());
-    const net = await initTestnet({
-      dir,
-      validators: 1,
-      chain,
-      basePort: 0,
-      blockIntervalMs: 200,
-      minBlockIntervalMs: 5,
-      extraction: 'on-consent',
-      sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
-    });
+    const dev = await startDevNode(t, { chain, extraction: 'on-consent' });
+    const { net, bank, source } = dev;
     t.equal(net.genesis.params.extraction, 'on-consent');
-    const config = await loadNodeConfig(net.nodes[0]!.configPath);
-    const node = new DatagrantNode(
-      { ...config, api: { ...config.api, port: 0 } },
-      createLogger({ level: 'silent' }),
-    );
-    await node.start();
-    t.teardown(() => node.stop());
-    const bank = await readKeyFile(net.keys.institution);
-    const registrar = await readKeyFile(net.keys.registrar);
-    const alice = generateKeySet('alice');
-    const client = new DatagrantClient({
-      api: node.apiUrl,
-      institution: 'demo-bank',
-      keys: bank,
-      genesis: net.genesis,
-    });
+    const alice = await registerSubject(dev.api, net.genesis, dev.registrar, SUBJECT);
+    const client = dev.client();
     const ctx = { chain, now: Date.now(), extraction: 'on-consent' as const };
-    const attestation = attestSubject(
-      chain,
-      SUBJECT,
-      { signKey: bytesToHex(alice.signing.publicKey), encKey: bytesToHex(alice.encryption.publicKey) },
-      registrar,
-    );
-    await client.submit(
-      buildRegisterTx(ctx, SUBJECT, alice, bytesToHex(registrar.signing.publicKey), attestation),
-    );
 
     const opened = await client.openRequest({
       subject: SUBJECT,

@@ -17,49 +17,24 @@ import {
   syntheticSensitiveValues,
   syntheticSourceConfig,
 } from '../../scripts/synthetic-data-platform.js';
-import { apiCall, submitAndWait } from '../../src/cli/client.js';
+import { apiCall } from '../../src/cli/client.js';
 import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex, fromBase64url } from '../../src/common/bytes.js';
 import { unwrapKey, type WrappedKey } from '../../src/common/crypto.js';
 import { isDatagrantError } from '../../src/common/errors.js';
 import { institutionCaller, signCall } from '../../src/common/http-signature.js';
-import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { silentLogger } from '../../src/common/logger.js';
-import type { Genesis, GrantState, RecordState } from '../../src/ledger/index.js';
+import type { GrantState, RecordState } from '../../src/ledger/index.js';
 import { stateKey } from '../../src/ledger/index.js';
-import { loadNodeConfig } from '../../src/node/config.js';
-import { initTestnet } from '../../src/node/init.js';
 import { LocalTestnet } from '../../src/node/local-testnet.js';
 import { DatagrantNode } from '../../src/node/node.js';
-import { attestSubject, buildGrantTx, buildRegisterTx } from '../../src/platform/consent.js';
+import { buildGrantTx } from '../../src/platform/consent.js';
 import type { RequestView } from '../../src/platform/views.js';
 import { recordContext } from '../../src/records/index.js';
+import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 
 const SUBJECT = 'alice-0042';
-
-/** Registers a fresh subject through `api`. */
-async function register(api: string, genesis: Genesis, registrarPath: string): Promise<KeySet> {
-  const alice = generateKeySet('alice');
-  const registrar = await readKeyFile(registrarPath);
-  const attestation = attestSubject(
-    genesis.chain,
-    SUBJECT,
-    { signKey: bytesToHex(alice.signing.publicKey), encKey: bytesToHex(alice.encryption.publicKey) },
-    registrar,
-  );
-  await submitAndWait(
-    api,
-    buildRegisterTx(
-      { chain: genesis.chain, now: Date.now() },
-      SUBJECT,
-      alice,
-      bytesToHex(registrar.signing.publicKey),
-      attestation,
-    ),
-  );
-  return alice;
-}
 
 const HEX32 = /(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])/g;
 const B64URL32 = /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
@@ -148,44 +123,19 @@ function opening(candidates: Uint8Array[], wrapped: { key: WrappedKey; context: 
 
 t.test('a validator with its whole disk and memory cannot open a record granted to a bank', async (t) => {
   const chain = 'datagrant-custody';
-  const dir = await mkdtemp(join(tmpdir(), 'datagrant-custody-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
-  t.teardown(() => source.close());
-  const net = await initTestnet({
-    dir,
-    validators: 1,
-    chain,
-    basePort: 0,
-    blockIntervalMs: 200,
-    minBlockIntervalMs: 5,
-    sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
-  });
-  const config = await loadNodeConfig(net.nodes[0]!.configPath);
+  const dev = await startDevNode(t, { chain });
+  const { dir, net, node, bank, config } = dev;
 
-  // A validator given the bank's key refuses to start.
+  // A validator given the bank's key refuses to start (before it touches its store).
   const tempted = new DatagrantNode(
-    {
-      ...config,
-      api: { ...config.api, port: 0 },
-      platform: { institutions: [{ id: 'demo-bank', key: net.keys.institution }] },
-    },
+    { ...config, platform: { institutions: [{ id: 'demo-bank', key: net.keys.institution }] } },
     silentLogger,
   );
   await t.rejects(tempted.start(), { code: 'CONFIG_INVALID', message: /must not hold/ }, 'refused');
   await tempted.stop();
 
-  const node = new DatagrantNode({ ...config, api: { ...config.api, port: 0 } }, silentLogger);
-  await node.start();
-  t.teardown(() => node.stop());
-  const bank = await readKeyFile(net.keys.institution);
-  const alice = await register(node.apiUrl, net.genesis, net.keys.registrar);
-  const client = new DatagrantClient({
-    api: node.apiUrl,
-    institution: 'demo-bank',
-    keys: bank,
-    genesis: net.genesis,
-  });
+  const alice = await registerSubject(dev.api, net.genesis, dev.registrar, SUBJECT);
+  const client = dev.client();
   const opened = await client.openRequest({
     subject: SUBJECT,
     types: ['tax', 'social-insurance'],
@@ -272,7 +222,12 @@ t.test(
     t.equal(status.kind, 'gateway', 'it runs as a gateway');
 
     const bank = await readKeyFile(net.keys.institution);
-    const alice = await register(validator, net.genesis, net.keys.registrar);
+    const alice = await registerSubject(
+      validator,
+      net.genesis,
+      await readKeyFile(net.keys.registrar),
+      SUBJECT,
+    );
     const client = new DatagrantClient({
       api: gateway,
       institution: 'demo-bank',
