@@ -523,6 +523,8 @@ export interface SyntheticDataPlatform {
   setFaults(faults: SyntheticFaults): void;
   /** Data requests received so far, by type (faulty answers included). */
   requestCount(type?: DataType): number;
+  /** The exact bytes of the data answers served (status 200, the latest 10,000), for leak scans in tests. */
+  servedAnswers(): Uint8Array[];
   /** Stops listening; pending slow answers are cut short. */
   close(): Promise<void>;
 }
@@ -530,8 +532,11 @@ export interface SyntheticDataPlatform {
 interface PlatformState {
   faults: SyntheticFaults;
   counts: Map<DataType, number>;
+  served: Uint8Array[];
   closing: AbortController;
 }
+
+const MAX_SERVED = 10_000;
 
 function sleep(ms: number, signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve) => {
@@ -560,10 +565,18 @@ export function buildSyntheticDataPlatform(
   const state: PlatformState = {
     faults: options.faults ?? {},
     counts: new Map(),
+    served: [],
     closing: new AbortController(),
   };
   // Personal (if synthetic) data flows through here: the server logs nothing.
   const app = Fastify({ logger: false, forceCloseConnections: true });
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.url.startsWith('/v1/') && reply.statusCode === 200 && typeof payload === 'string') {
+      state.served.push(new TextEncoder().encode(payload));
+      if (state.served.length > MAX_SERVED) state.served.shift();
+    }
+    return payload;
+  });
 
   app.get('/', async () => ({
     synthetic: true,
@@ -631,6 +644,9 @@ export function buildSyntheticDataPlatform(
   const platform = {
     setFaults(faults: SyntheticFaults) {
       state.faults = faults;
+    },
+    servedAnswers() {
+      return state.served.map((b) => b.slice());
     },
     requestCount(type?: DataType) {
       if (type !== undefined) return state.counts.get(type) ?? 0;

@@ -150,7 +150,7 @@ function stageTx(stage: number, s: Subject, actors: Actors, time: number): AnyTx
           key: wrappedKey(),
           source: 'synthetic-platform',
           fetchedAt: time,
-          sourceDigest: randomHex(32),
+          sourceCommitment: randomHex(32),
         },
         actors.validator,
       );

@@ -3,7 +3,16 @@ import type {} from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
 import type { ChainView, CommittedBlockEvent, PendingTxs } from '../ledger/index.js';
-import { blockHash, buildTxProof, MAX_TX_BYTES, quorumSize, stateKey, txHash } from '../ledger/index.js';
+import {
+  blockHash,
+  buildTxProof,
+  HASH_PATTERN,
+  ID_PATTERN,
+  MAX_TX_BYTES,
+  quorumSize,
+  stateKey,
+  txHash,
+} from '../ledger/index.js';
 import { ErrorBodySchema } from './errors.js';
 import { openEventStream } from './event-stream.js';
 
@@ -32,7 +41,7 @@ export interface ChainRouteModules {
   submit: (tx: unknown) => Promise<string>;
 }
 
-const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const HASH = { type: 'string', pattern: HASH_PATTERN } as const;
 /** Most transactions in one `POST /v1/txs/batch`. */
 export const MAX_BATCH_TXS = 256;
 const errors = { 400: ErrorBodySchema, 404: ErrorBodySchema };
@@ -137,7 +146,7 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
         summary: 'An institution: name, public keys, whether active',
         params: {
           type: 'object',
-          properties: { id: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } },
+          properties: { id: { type: 'string', pattern: ID_PATTERN } },
         },
         response: errors,
       },

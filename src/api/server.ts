@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyReply,
   LogController,
 } from 'fastify';
+import { canonicalize } from '../common/canonical.js';
 import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { installErrorHandling } from './errors.js';
@@ -63,11 +64,26 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     request.rawBody = body as string;
     if ((body as string).length === 0) return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(body as string));
+      parsed = JSON.parse(body as string);
     } catch {
-      done(new DatagrantError('API_BAD_JSON', 'body is not valid JSON'), undefined);
+      return done(new DatagrantError('API_BAD_JSON', 'body is not valid JSON'), undefined);
     }
+    // Everything the node signs, hashes or stores is canonical JSON: a value it cannot encode (a
+    // lone surrogate, a float or an unsafe integer, nesting past the limit) is refused here, with
+    // a code, on every route, instead of failing later inside a handler.
+    try {
+      canonicalize(parsed);
+    } catch (err) {
+      return done(
+        new DatagrantError('API_UNENCODABLE', `body ${(err as Error).message}`, {
+          path: (err as DatagrantError).meta?.path,
+        }),
+        undefined,
+      );
+    }
+    done(null, parsed);
   });
   await app.register(swagger, {
     openapi: {

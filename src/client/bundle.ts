@@ -197,7 +197,8 @@ export function verifyBundle(
 /**
  * Opens every record of a verified bundle with the grantee's X25519 secret key. Throws
  * CLIENT_DECRYPT_FAILED (not this grantee's key, or tampered), CLIENT_RECORD_MISMATCH (the
- * plaintext names another subject or type than the committed request and record).
+ * plaintext names another subject or type than the committed request and record, or its source
+ * digest is not the one the record commits to on chain).
  */
 export function openBundle(bundle: VerifiedBundle, encSecretKey: Uint8Array): RecordPlaintext[] {
   const subject = bundle.request.tx.body.subject;
@@ -209,9 +210,12 @@ export function openBundle(bundle: VerifiedBundle, encSecretKey: Uint8Array): Re
         r.key,
         encSecretKey,
         recordContext(bundle.chain, bundle.request.id, r.type),
+        { sourceCommitment: r.tx.body.sourceCommitment },
       );
     } catch (err) {
       const code = isDatagrantError(err) ? err.code : 'UNKNOWN';
+      if (code === 'RECORD_COMMITMENT_MISMATCH')
+        throw fail('CLIENT_RECORD_MISMATCH', `the ${r.type} record's source digest is not the one committed`);
       throw fail('CLIENT_DECRYPT_FAILED', `the ${r.type} record does not open with this key (${code})`);
     }
     if (plain.type !== r.type || plain.subject !== subject)
@@ -220,14 +224,17 @@ export function openBundle(bundle: VerifiedBundle, encSecretKey: Uint8Array): Re
   });
 }
 
-/** Where each record of a verified bundle came from, as its committed `record.put` says. */
-export function provenanceOf(bundle: VerifiedBundle): Provenance[] {
-  return bundle.records.map((r) => ({
+/**
+ * Where each record of a verified bundle came from: its committed `record.put`, and the source
+ * answer's digest from the opened record (checked against the record's on-chain commitment).
+ */
+export function provenanceOf(bundle: VerifiedBundle, opened: RecordPlaintext[]): Provenance[] {
+  return bundle.records.map((r, i) => ({
     type: r.type,
     digest: r.digest,
     source: r.tx.body.source,
     fetchedAt: r.tx.body.fetchedAt,
-    sourceDigest: r.tx.body.sourceDigest,
+    sourceDigest: opened[i]!.sourceDigest,
     extractor: r.tx.signer,
     recordTx: r.txHash,
   }));
@@ -252,7 +259,7 @@ export function documentOf(
       generatedAt: options.now ?? Date.now(),
       fields: req.fields,
       records,
-      provenance: provenanceOf(bundle),
+      provenance: provenanceOf(bundle, records),
     },
     options.format ?? req.format,
   );

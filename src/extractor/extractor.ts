@@ -7,10 +7,12 @@
  * Never logged: record fields, keys, plugin payloads, anything from the source's answer.
  * Logged: request ids, data types, pseudonymous subject ids, digests, error codes, timings.
  */
+
 import { bytesToHex, fromHex } from '../common/bytes.js';
 import { type SigningKeyPair, sha256Hex } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import { CHAIN_RE, HASH_RE, SUBJECT_ID_RE } from '../ledger/patterns.js';
 import { type AnyTx, DATA_TYPES, type DataType } from '../ledger/tx.js';
 import { DEFAULT_TX_TTL_MS, signTx, txHash } from '../ledger/tx-codec.js';
 import {
@@ -103,8 +105,6 @@ const FAIL_DETAIL: Record<string, string> = {
   EXTRACTOR_STORE_FAILED: 'the extractor could not store the sealed record',
 };
 
-const SUBJECT_RE = /^[a-z0-9][a-z0-9-]{2,63}$/;
-const HASH_RE = /^[0-9a-f]{64}$/;
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 const DONE_MEMORY = 10_000;
@@ -189,7 +189,7 @@ export class Extractor {
     const positive = (field: keyof ExtractorOptions, value: number, min: number) => {
       if (!Number.isInteger(value) || value < min) throw bad(field, `must be an integer >= ${min}`);
     };
-    if (!/^[a-z0-9][a-z0-9-]{2,63}$/.test(options.chain)) throw bad('chain', 'must be a chain id');
+    if (!CHAIN_RE.test(options.chain)) throw bad('chain', 'must be a chain id');
     if (options.nodeKey.publicKey.length !== 32 || options.nodeKey.secretKey.length !== 32) {
       throw bad('nodeKey', 'must be a raw Ed25519 key pair');
     }
@@ -269,7 +269,7 @@ export class Extractor {
    */
   async handleRequest(request: DataRequest): Promise<ExtractionOutcome[]> {
     if (!HASH_RE.test(request.id)) throw badRequest('id must be a transaction hash');
-    if (!SUBJECT_RE.test(request.subject)) throw badRequest('subject must be a subject id');
+    if (!SUBJECT_ID_RE.test(request.subject)) throw badRequest('subject must be a subject id');
     let subjectKey: Uint8Array;
     let granteeKey: Uint8Array | undefined;
     try {
@@ -438,7 +438,14 @@ export class Extractor {
     let sealed: SealedRecord;
     try {
       sealed = sealRecord(
-        { type, subject: request.subject, fields: result.fields, source: result.source, fetchedAt },
+        {
+          type,
+          subject: request.subject,
+          fields: result.fields,
+          source: result.source,
+          fetchedAt,
+          sourceDigest: sha256Hex(result.raw),
+        },
         keys.subject,
         context,
         keys.grantee,
@@ -478,7 +485,7 @@ export class Extractor {
           key: sealed.key,
           source: result.source,
           fetchedAt,
-          sourceDigest: sha256Hex(result.raw),
+          sourceCommitment: sealed.sourceCommitment,
           ...(sealed.granteeKey ? { granteeKey: sealed.granteeKey } : {}),
         },
         expires: now + this.#options.txTtlMs,

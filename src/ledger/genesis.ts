@@ -4,16 +4,18 @@
  * identities, the governance keys, the institutions present from the start, and chain parameters.
  * Its hash is the `prev` of block 1; a proof verifier needs nothing else.
  */
+
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { bytesToHex } from '../common/bytes.js';
 import { canonicalBytes } from '../common/canonical.js';
 import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
+import { CHAIN_PATTERN, HASH_PATTERN, ID_PATTERN } from './patterns.js';
 import { DATA_TYPES } from './tx.js';
 
-const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
-const Id = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' });
+const Hex32 = Type.String({ pattern: HASH_PATTERN });
+const Id = Type.String({ pattern: ID_PATTERN });
 
 /** Roles a validator node can play besides consensus. */
 export const NODE_ROLES = ['platform', 'extractor'] as const;
@@ -68,7 +70,7 @@ export function extractionPolicy(params: ChainParams): ExtractionPolicy {
 
 export const GenesisSchema = Type.Object(
   {
-    chain: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' }),
+    chain: Type.String({ pattern: CHAIN_PATTERN }),
     time: Type.Integer({ minimum: 0 }),
     validators: Type.Array(
       Type.Object(

@@ -69,7 +69,8 @@ export interface RecordState {
   key: WrappedKey;
   source: string;
   fetchedAt: number;
-  sourceDigest: string;
+  /** Keyed commitment to the source answer's digest (only a record's opener can check it). */
+  sourceCommitment: string;
   extractor: string;
   /** Hash of the `record.put` transaction. */
   tx: string;

@@ -356,7 +356,7 @@ function recordPut(
     key: { ...body.key },
     source: body.source,
     fetchedAt: body.fetchedAt,
-    sourceDigest: body.sourceDigest,
+    sourceCommitment: body.sourceCommitment,
     extractor: tx.signer,
     tx: hash,
     ...(body.granteeKey ? { granteeKey: { ...body.granteeKey } } : {}),

@@ -3,7 +3,9 @@
  * (chain id, kind, signer, nonce, expiry, body) signed by `signer` over its canonical bytes.
  * Schemas are strict: unknown fields, wrong types and oversize values are refused.
  */
+
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { CHAIN_PATTERN, HASH_PATTERN, ID_PATTERN, SIG_PATTERN, SUBJECT_ID_PATTERN } from './patterns.js';
 
 /** Government data types a request can ask for. */
 export const DATA_TYPES = ['social-insurance', 'tax', 'housing-fund', 'property'] as const;
@@ -13,10 +15,11 @@ export type DataType = (typeof DATA_TYPES)[number];
 /** Document formats a platform can assemble. */
 export const DOCUMENT_FORMATS = ['json', 'csv', 'xml'] as const;
 
-const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
-const Hex64 = Type.String({ pattern: '^[0-9a-f]{128}$' });
+const Hex32 = Type.String({ pattern: HASH_PATTERN });
+const Hex64 = Type.String({ pattern: SIG_PATTERN });
 const Nonce = Type.String({ pattern: '^[0-9a-f]{16,64}$' });
-const Id = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' });
+const Id = Type.String({ pattern: ID_PATTERN });
+const SubjectId = Type.String({ pattern: SUBJECT_ID_PATTERN });
 const Time = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 });
 const DayDate = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
@@ -40,12 +43,12 @@ export const WrappedKeySchema = Type.Object(
 /** Bodies, one schema per kind. */
 export const BODY_SCHEMAS = {
   'subject.register': Type.Object(
-    { subject: Id, encKey: Hex32, registrar: Hex32, attestation: Hex64 },
+    { subject: SubjectId, encKey: Hex32, registrar: Hex32, attestation: Hex64 },
     strict,
   ),
   'request.open': Type.Object(
     {
-      subject: Id,
+      subject: SubjectId,
       types: TypeList,
       purpose: Text(200),
       format: Type.Union(DOCUMENT_FORMATS.map((f) => Type.Literal(f))),
@@ -69,7 +72,11 @@ export const BODY_SCHEMAS = {
       key: WrappedKeySchema,
       source: Text(200),
       fetchedAt: Time,
-      sourceDigest: Hex32,
+      /**
+       * Keyed commitment to the digest of the source's answer (record-crypto `sourceCommitment`): who
+       * opens the record can check it; to anyone else it says nothing about the answer.
+       */
+      sourceCommitment: Hex32,
       /** Under the `on-consent` policy only: the data key wrapped to the grant's grantee key. */
       granteeKey: Type.Optional(WrappedKeySchema),
     },
@@ -158,7 +165,7 @@ export type AnyTx = { [K in TxKind]: Tx<K> }[TxKind];
 export const ENVELOPE_SCHEMA = Type.Object(
   {
     v: Type.Literal(1),
-    chain: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' }),
+    chain: Type.String({ pattern: CHAIN_PATTERN }),
     kind: Type.Union(TX_KINDS.map((k) => Type.Literal(k))),
     signer: Hex32,
     nonce: Nonce,

@@ -10,12 +10,19 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorBodySchema } from '../api/errors.js';
 import { openEventStream } from '../api/event-stream.js';
 import { DatagrantError } from '../common/errors.js';
-import { BODY_SCHEMAS, DOCUMENT_FORMATS, ENVELOPE_SCHEMA, stateKey } from '../ledger/index.js';
+import {
+  BODY_SCHEMAS,
+  DOCUMENT_FORMATS,
+  ENVELOPE_SCHEMA,
+  HASH_PATTERN,
+  SUBJECT_ID_PATTERN,
+  stateKey,
+} from '../ledger/index.js';
 import type { HttpAuthVerifier } from './http-auth.js';
 import type { Platform, RequestInput } from './platform.js';
 
-const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
-const ID = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{2,63}$' } as const;
+const HASH = { type: 'string', pattern: HASH_PATTERN } as const;
+const SUBJECT_ID = { type: 'string', pattern: SUBJECT_ID_PATTERN } as const;
 const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 403: ErrorBodySchema, 404: ErrorBodySchema };
 
 const { consentBy: _c, ...requestProps } = BODY_SCHEMAS['request.open'].properties;
@@ -165,7 +172,7 @@ export async function platformRoutes(
       schema: {
         tags: ['subjects'],
         summary: 'A registered subject: its public keys and registrar',
-        params: { type: 'object', properties: { id: ID } },
+        params: { type: 'object', properties: { id: SUBJECT_ID } },
         response: errors,
       },
     },
@@ -182,7 +189,7 @@ export async function platformRoutes(
       schema: {
         tags: ['subjects'],
         summary: "A subject's requests awaiting a decision (all of them with ?all=true), newest first",
-        params: { type: 'object', properties: { id: ID } },
+        params: { type: 'object', properties: { id: SUBJECT_ID } },
         querystring: {
           type: 'object',
           properties: { all: { type: 'boolean' } },
@@ -203,7 +210,7 @@ export async function platformRoutes(
         tags: ['subjects'],
         summary:
           'Every request, record, grant, denial, usage and erasure about a subject, with inclusion proofs',
-        params: { type: 'object', properties: { id: ID } },
+        params: { type: 'object', properties: { id: SUBJECT_ID } },
         response: errors,
       },
     },

@@ -5,11 +5,13 @@
  * the grantee checks everything against genesis alone (client/bundle `verifyBundle`) and opens
  * it with its own key. Byte formats: docs/formats.md.
  */
+
 import { type Static, Type } from '@sinclair/typebox';
+import { CHAIN_PATTERN, HASH_PATTERN, SIG_PATTERN } from '../ledger/patterns.js';
 import { DATA_TYPES, WrappedKeySchema } from '../ledger/tx.js';
 
-const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
-const Hex64 = Type.String({ pattern: '^[0-9a-f]{128}$' });
+const Hex32 = Type.String({ pattern: HASH_PATTERN });
+const Hex64 = Type.String({ pattern: SIG_PATTERN });
 
 /** An inclusion proof as it travels (its transaction is decoded and checked by the verifier). */
 export const TxProofSchema = Type.Object(
@@ -65,7 +67,7 @@ export const BundleRecordSchema = Type.Object(
 export const SealedBundleSchema = Type.Object(
   {
     v: Type.Literal(1),
-    chain: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{2,63}$' }),
+    chain: Type.String({ pattern: CHAIN_PATTERN }),
     /** Request id (hash of its `request.open`). */
     request: Hex32,
     /** Grant id (hash of its `grant`). */

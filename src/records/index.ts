@@ -23,5 +23,6 @@ export {
   rewrapForGrantee,
   type SealedRecord,
   sealRecord,
+  sourceCommitment,
   unwrapRecordKey,
 } from './record-crypto.js';

@@ -3,8 +3,10 @@
  * (hex) of the bytes; `put` refuses bytes that do not hash to the digest it is given, so a store
  * can never hold a payload under a wrong name.
  */
+
 import { sha256Hex } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
+import { HASH_RE } from '../ledger/patterns.js';
 
 /** Where ciphertexts live, by digest. Implementations must pass the shared suite in test/unit/extractor. */
 export interface PayloadStore {
@@ -18,11 +20,9 @@ export interface PayloadStore {
   has(digest: string): Promise<boolean>;
 }
 
-const DIGEST_RE = /^[0-9a-f]{64}$/;
-
 /** Throws `PAYLOAD_BAD_DIGEST` unless `digest` is 64 lower-case hex characters. */
 export function checkDigest(digest: string): void {
-  if (typeof digest !== 'string' || !DIGEST_RE.test(digest)) {
+  if (typeof digest !== 'string' || !HASH_RE.test(digest)) {
     throw new DatagrantError('PAYLOAD_BAD_DIGEST', 'digest must be 64 lower-case hex characters');
   }
 }

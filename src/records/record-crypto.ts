@@ -12,7 +12,11 @@
  *   same context; the subject re-wraps it to a grantee when granting, or, under the `on-consent`
  *   policy, the extractor wraps it to the grantee as well. The byte formats are in docs/formats.md.
  */
-import { utf8ToBytes } from '../common/bytes.js';
+
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, fromHex, utf8ToBytes } from '../common/bytes.js';
 import { canonicalize } from '../common/canonical.js';
 import {
   openPayload,
@@ -24,6 +28,7 @@ import {
   wrapKey,
 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
+import { CHAIN_RE, HASH_RE } from '../ledger/patterns.js';
 import { DATA_TYPES, type DataType } from '../ledger/tx.js';
 import type { FieldValue } from '../plugins/data-source.js';
 
@@ -36,6 +41,12 @@ export interface RecordPlaintext {
   source: string;
   /** Unix ms when the extractor fetched it. */
   fetchedAt: number;
+  /**
+   * SHA-256 (hex) of the source's raw answer. Kept inside the sealed record only: on chain there
+   * is just a commitment to it under a key derived from the data key (`sourceCommitment`), so the
+   * ledger cannot confirm a guess of the answer.
+   */
+  sourceDigest: string;
 }
 
 /** A sealed record, ready to store (ciphertext) and to announce on chain (digest, size, key). */
@@ -49,13 +60,12 @@ export interface SealedRecord {
   key: WrappedKey;
   /** The data key wrapped to the grantee's X25519 key, when one was given (`on-consent`). */
   granteeKey?: WrappedKey;
+  /** `sourceCommitment(dataKey, record.sourceDigest)`, for `record.put`. */
+  sourceCommitment: string;
 }
 
 /** Plaintexts are padded to a multiple of this many bytes. */
 export const RECORD_PAD_BYTES = 256;
-
-const CHAIN_RE = /^[a-z0-9][a-z0-9-]{2,63}$/;
-const HASH_RE = /^[0-9a-f]{64}$/;
 
 /**
  * The context of a record: UTF-8 of `datagrant/record/v1|<chain>|<requestId>|<type>`. Used as the
@@ -83,6 +93,7 @@ function encodePlaintext(record: RecordPlaintext): Uint8Array {
     fields: record.fields,
     source: record.source,
     fetchedAt: record.fetchedAt,
+    sourceDigest: record.sourceDigest,
   });
   const bytes = utf8ToBytes(json);
   const padded = new Uint8Array(Math.ceil((bytes.length + 1) / RECORD_PAD_BYTES) * RECORD_PAD_BYTES);
@@ -112,6 +123,7 @@ export function sealRecord(
       digest: recordDigest(ciphertext),
       size: ciphertext.length,
       key,
+      sourceCommitment: sourceCommitment(dataKey, record.sourceDigest),
     };
     if (granteeEncKey !== undefined) sealed.granteeKey = wrapKey(dataKey, granteeEncKey, context);
     return sealed;
@@ -141,6 +153,8 @@ function toRecord(value: unknown): RecordPlaintext {
   if (typeof r.source !== 'string') throw bad('source is invalid');
   if (typeof r.fetchedAt !== 'number' || !Number.isSafeInteger(r.fetchedAt))
     throw bad('fetchedAt is invalid');
+  if (typeof r.sourceDigest !== 'string' || !HASH_RE.test(r.sourceDigest))
+    throw bad('sourceDigest is invalid');
   if (r.fields === null || typeof r.fields !== 'object' || Array.isArray(r.fields))
     throw bad('fields is invalid');
   const fields: Record<string, FieldValue> = {};
@@ -148,7 +162,14 @@ function toRecord(value: unknown): RecordPlaintext {
     if (!isFieldValue(v)) throw bad(`field ${name} is invalid`);
     fields[name] = v;
   }
-  return { type: r.type as DataType, subject: r.subject, fields, source: r.source, fetchedAt: r.fetchedAt };
+  return {
+    type: r.type as DataType,
+    subject: r.subject,
+    fields,
+    source: r.source,
+    fetchedAt: r.fetchedAt,
+    sourceDigest: r.sourceDigest,
+  };
 }
 
 /**
@@ -181,16 +202,47 @@ export function unwrapRecordKey(
   return unwrapKey(wrapped, recipientEncSecret, context);
 }
 
-/** Unwraps the data key with the recipient's secret key and opens the record (subject or grantee side). */
+const COMMITMENT_INFO = utf8ToBytes('datagrant/source-commitment/v1');
+
+/**
+ * The on-chain commitment to a source answer's digest: HMAC-SHA256 keyed with
+ * HKDF-SHA256(data key, info "datagrant/source-commitment/v1") over the 32 digest bytes. Only who
+ * holds the data key (the subject, the grantee) can compute or check it; it reveals nothing else.
+ */
+export function sourceCommitment(dataKey: Uint8Array, sourceDigestHex: string): string {
+  const key = hkdf(sha256, dataKey, undefined, COMMITMENT_INFO, 32);
+  try {
+    return bytesToHex(hmac(sha256, key, fromHex(sourceDigestHex, 'sourceDigest', 32)));
+  } finally {
+    key.fill(0);
+  }
+}
+
+/**
+ * Unwraps the data key with the recipient's secret key and opens the record (subject or grantee
+ * side). With `expect.sourceCommitment` (the committed record.put's), also checks that the sealed
+ * source digest is the one committed on chain: RECORD_COMMITMENT_MISMATCH otherwise.
+ */
 export function openRecordAs(
   ciphertext: Uint8Array,
   wrapped: WrappedKey,
   recipientEncSecret: Uint8Array,
   context: Uint8Array,
+  expect: { sourceCommitment?: string } = {},
 ): RecordPlaintext {
   const dataKey = unwrapKey(wrapped, recipientEncSecret, context);
   try {
-    return openRecord(ciphertext, dataKey, context);
+    const record = openRecord(ciphertext, dataKey, context);
+    if (
+      expect.sourceCommitment !== undefined &&
+      sourceCommitment(dataKey, record.sourceDigest) !== expect.sourceCommitment
+    ) {
+      throw new DatagrantError(
+        'RECORD_COMMITMENT_MISMATCH',
+        "the record's source digest is not the one committed on chain",
+      );
+    }
+    return record;
   } finally {
     dataKey.fill(0);
   }

@@ -18,7 +18,7 @@ import {
 } from '../../scripts/synthetic-data-platform.js';
 import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex } from '../../src/common/bytes.js';
-import { unwrapKey } from '../../src/common/crypto.js';
+import { sha256, unwrapKey } from '../../src/common/crypto.js';
 import { isDatagrantError } from '../../src/common/errors.js';
 import { institutionCaller, signCall } from '../../src/common/http-signature.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
@@ -467,6 +467,21 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
     t.notOk(logs.includes(value), `logs do not contain ${value}`);
   }
   t.ok(ledgerText.includes(taxDigest), 'the scan reads the ledger files (it finds the digest)');
+
+  // No on-chain value is a hash of anything the data source served, nor of any personal value:
+  // such a digest would confirm a guess of her data from the ledger alone.
+  const answers = source.servedAnswers();
+  t.ok(answers.length >= 4, `${answers.length} answers of the data source to check`);
+  const digestsOf = (bytes: Uint8Array) => {
+    const d = Buffer.from(sha256(bytes));
+    return [d.toString('hex'), d.toString('base64'), d.toString('base64url')];
+  };
+  const forbidden = [
+    ...answers.flatMap(digestsOf),
+    ...values.flatMap((v) => digestsOf(new TextEncoder().encode(v))),
+  ];
+  const found = forbidden.filter((d) => ledgerText.includes(d));
+  t.same(found, [], 'no digest of a source answer or personal value is anywhere in the ledger files');
 });
 
 /** Reads (or, with `bytes`, overwrites) one payload directly in a closed payload store. */

@@ -688,7 +688,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
           key: wrapped(),
           source: 'src',
           fetchedAt: Date.now(),
-          sourceDigest: hex(32),
+          sourceCommitment: hex(32),
         };
       case 'record.fail':
         return { request: requestId, type: 'property', reason: 'SOURCE_DOWN', detail: 'x' };

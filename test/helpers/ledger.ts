@@ -321,7 +321,7 @@ export class TestLedger {
         key: fakeWrappedKey(`record/${request}/${type}/${this.counter}`),
         source: 'test-source',
         fetchedAt: this.now,
-        sourceDigest: hexOf(`source/${request}/${type}`),
+        sourceCommitment: hexOf(`source/${request}/${type}`),
         ...(this.chain.config.policy === 'on-consent'
           ? { granteeKey: fakeWrappedKey(`grantee/${request}/${type}/${this.counter}`) }
           : {}),

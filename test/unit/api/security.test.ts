@@ -230,6 +230,23 @@ t.test('body size limit, media types, malformed URLs: coded refusals', async (t)
   }
   const bad = await post('{"a":');
   t.same([bad.statusCode, bad.json().error.code], [400, 'API_BAD_JSON'], 'broken JSON: 400 API_BAD_JSON');
+  // Values canonical JSON cannot encode are refused before any route sees them.
+  for (const [name, text] of [
+    ['a lone high surrogate', '{"purpose":"x\\ud800"}'],
+    ['a lone low surrogate', '{"purpose":"\\udc00x"}'],
+    ['reversed surrogates', '{"purpose":"\\udc00\\ud800"}'],
+    ['a lone surrogate in a key', '{"\\ud800":1}'],
+    ['a float', '{"uses":1.5}'],
+    ['an integer past the safe range', '{"uses":9007199254740993}'],
+    ['an exponent', '{"uses":1e400}'],
+    ['nesting past the limit', `${'['.repeat(40)}${']'.repeat(40)}`],
+  ] as const) {
+    const r = await post(text);
+    t.same([r.statusCode, r.json().error.code], [400, 'API_UNENCODABLE'], `${name}: 400 API_UNENCODABLE`);
+  }
+  const nfd = await post('{"purpose":"cafe\u0301"}');
+  t.equal(nfd.statusCode, 200, 'a non-NFC string is encodable: accepted as it is');
+  t.equal(nfd.json().got.purpose, 'cafe\u0301', 'and not normalised');
   const badUrl = await app.inject({ method: 'GET', url: '/items/%E0%A4%A' });
   t.same(
     [badUrl.statusCode, badUrl.json().error.code],

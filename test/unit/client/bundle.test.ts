@@ -35,6 +35,7 @@ function setup() {
         fields: { amount: type === 'tax' ? 4521 : 812 },
         source: 'src',
         fetchedAt: 1,
+        sourceDigest: 'ab'.repeat(32),
       },
       alice.encryption.publicKey,
       context,
@@ -43,6 +44,7 @@ function setup() {
       digest: s.digest,
       size: s.size,
       key: s.key,
+      sourceCommitment: s.sourceCommitment,
     });
     return { type, context, sealed: s, put };
   });
@@ -100,6 +102,16 @@ t.test('a genuine bundle verifies, opens with the bank key and assembles', async
   );
   const doc = documentOf(verified, records, { now: 5 });
   t.match(doc.body, /tax\.amount,social-insurance\.amount/, 'CSV as the request asked');
+  const lying = structuredClone(verified);
+  lying.records[0]!.tx = {
+    ...lying.records[0]!.tx,
+    body: { ...lying.records[0]!.tx.body, sourceCommitment: 'ee'.repeat(32) },
+  };
+  t.throws(
+    () => openBundle(lying, bank.encryption.secretKey),
+    { code: 'CLIENT_RECORD_MISMATCH' },
+    'a record whose sealed source digest is not the one its record.put commits to',
+  );
   t.throws(
     () => openBundle(verified, chain.institutions[1]!.encryption.secretKey),
     { code: 'CLIENT_DECRYPT_FAILED' },

@@ -163,6 +163,7 @@ t.test('success: one record.put per type that verifies and opens with the subjec
       put.body.key,
       h.subject.secretKey,
       recordContext(CHAIN, request.id, type),
+      { sourceCommitment: put.body.sourceCommitment },
     );
     t.same(
       opened.fields,
@@ -176,10 +177,15 @@ t.test('success: one record.put per type that verifies and opens with the subjec
 
     const response = await fetch(`${platform.url}/v1/${type}/${SUBJECT}?from=2024-01-01&to=2024-12-31`);
     const raw = new Uint8Array(await response.arrayBuffer());
-    t.equal(
-      put.body.sourceDigest,
+    t.equal(opened.sourceDigest, sha256Hex(raw), `${type}: the sealed record holds the digest of the answer`);
+    t.not(
+      put.body.sourceCommitment,
       sha256Hex(raw),
-      `${type}: sourceDigest is the digest of the source's answer`,
+      `${type}: the chain holds only a keyed commitment to it`,
+    );
+    t.notOk(
+      JSON.stringify(put).includes(sha256Hex(raw)),
+      `${type}: no digest of the answer anywhere in the record.put`,
     );
   }
   checkNoPersonalData(t, h);

@@ -135,6 +135,14 @@ t.test('decodeTx: field-level rules', async (t) => {
       { ...put, body: { ...put.body, key: { ...put.body.key, ct: 'a+b/' } } },
     ],
     ['grant: zero uses', { ...grant, body: { ...grant.body, uses: 0 } }],
+    // A subject id shaped like a national ID number (18 or 15 characters) could carry one.
+    ...['110101199003074578', '11010119900307457x', '110101900307457'].flatMap((id): [string, unknown][] => [
+      [`request.open: subject id ${id}`, { ...open, body: { ...open.body, subject: id } }],
+      [
+        `subject.register: subject id ${id}`,
+        { ...samples['subject.register'], body: { ...samples['subject.register'].body, subject: id } },
+      ],
+    ]),
     [
       'grant: more keys than data types',
       { ...grant, body: { ...grant.body, keys: Array.from({ length: 5 }, () => grant.body.keys[0]!) } },

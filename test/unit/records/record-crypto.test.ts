@@ -20,6 +20,7 @@ import {
   recordDigest,
   rewrapForGrantee,
   sealRecord,
+  sourceCommitment,
   unwrapRecordKey,
 } from '../../../src/records/record-crypto.js';
 
@@ -30,6 +31,7 @@ const record: RecordPlaintext = {
   fields: { name: '周涵远', annualIncome: 349040, settled: true, note: null },
   source: 'http://127.0.0.1:1/v1/tax/alice-001',
   fetchedAt: 1_750_000_000_000,
+  sourceDigest: 'cd'.repeat(32),
 };
 
 t.test('recordContext is the documented string and guards its parts', async (t) => {
@@ -214,3 +216,34 @@ t.test(
     );
   },
 );
+
+t.test('the source commitment: checked by whoever opens the record, opaque to anyone else', async (t) => {
+  const subject = generateEncryptionKeyPair();
+  const context = recordContext('dg-test', REQUEST, 'tax');
+  const sealed = sealRecord(record, subject.publicKey, context);
+  t.not(sealed.sourceCommitment, record.sourceDigest, 'the commitment is not the digest');
+  const dataKey = unwrapRecordKey(sealed.key, subject.secretKey, context);
+  t.equal(
+    sourceCommitment(dataKey, record.sourceDigest),
+    sealed.sourceCommitment,
+    'recomputed with the data key',
+  );
+  t.not(sourceCommitment(dataKey, 'ce'.repeat(32)), sealed.sourceCommitment, 'another digest: another value');
+  const other = sealRecord(record, subject.publicKey, context);
+  t.not(other.sourceCommitment, sealed.sourceCommitment, 'the same answer sealed again commits differently');
+  t.same(
+    openRecordAs(sealed.ciphertext, sealed.key, subject.secretKey, context, {
+      sourceCommitment: sealed.sourceCommitment,
+    }),
+    record,
+    'opens when the commitment matches',
+  );
+  t.throws(
+    () =>
+      openRecordAs(sealed.ciphertext, sealed.key, subject.secretKey, context, {
+        sourceCommitment: other.sourceCommitment,
+      }),
+    { code: 'RECORD_COMMITMENT_MISMATCH' },
+    'refused against another commitment',
+  );
+});
