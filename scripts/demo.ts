@@ -12,7 +12,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { apiCall, submitAndWait, waitForRequest } from '../src/cli/client.js';
+import { apiCall, signedApiCall, submitAndWait } from '../src/cli/client.js';
 import { DatagrantClient } from '../src/client/index.js';
 import { bytesToHex } from '../src/common/bytes.js';
 import { isDatagrantError } from '../src/common/errors.js';
@@ -143,6 +143,20 @@ async function main(): Promise<void> {
       `sealed key file ${alicePath}; subject ${subject} registered at height ${reg.height} (no ID number on chain)`,
     );
 
+    /** Her pending request `id`, as she reads it with her own key. */
+    const pendingFor = async (id: string): Promise<RequestView> => {
+      const { requests } = await signedApiCall<{ requests: RequestView[] }>(
+        api,
+        'GET',
+        `/v1/subjects/${subject}/requests`,
+        `subject:${subject}`,
+        alice.signing.secretKey,
+      );
+      const found = requests.find((r) => r.id === id);
+      if (!found) throw new Error(`check failed: request ${id} is not among her pending requests`);
+      return found;
+    };
+
     title("The bank's application signs its own request for her tax and social-insurance records");
     const client = new DatagrantClient({ api: bankApi, institution: net.institutionId, keys: bank, genesis });
     const request = await client.openRequest({
@@ -178,7 +192,8 @@ async function main(): Promise<void> {
     let view: RequestView = request;
     if (extraction === 'on-request') {
       title('Extractors run their plugins against the data platform, encrypt to her key, and record it');
-      view = await waitForRequest<RequestView>(api, request.id, ['waiting-for-consent'], 60_000);
+      await client.waitFor(request.id, ['waiting-for-consent'], { timeoutMs: 60_000 });
+      view = await pendingFor(request.id);
       for (const r of view.records) {
         const who = net.nodes.find((x) => x.key === r.extractor)?.name ?? short(r.extractor);
         check(
@@ -189,7 +204,7 @@ async function main(): Promise<void> {
       check(view.records.length === 2, 'both records are on chain, only as digests and wrapped keys');
     } else {
       title('Under on-consent extraction nothing is fetched before she decides');
-      view = await waitForRequest<RequestView>(api, request.id, ['waiting-for-consent'], 60_000);
+      view = await pendingFor(request.id);
       check(view.records.length === 0, 'no record exists yet');
     }
 
@@ -210,7 +225,7 @@ async function main(): Promise<void> {
       `grant ${short(grant.hash)} committed at height ${grant.height}, naming ${net.institutionId} and its key${extraction === 'on-request' ? '; data keys re-wrapped to that key' : ''}`,
     );
     if (extraction === 'on-consent') {
-      const ready = await waitForRequest<RequestView>(api, request.id, ['granted'], 60_000);
+      const ready = await client.waitFor(request.id, ['granted'], { timeoutMs: 60_000 });
       check(
         ready.records.length === 2,
         'now the extractors fetched exactly the granted types, wrapping each key to her and to the bank',
@@ -308,8 +323,30 @@ async function main(): Promise<void> {
       'asking for the bundle of the committed use again returns the same sealed bytes and spends nothing',
     );
 
-    title('Her audit trail, every entry verified offline against genesis.json alone');
-    const audit = await apiCall<{ entries: AuditEntry[] }>(api, 'GET', `/v1/subjects/${subject}/audit`);
+    title('Who sees what: the explorer shows kinds and hashes; bodies only to the parties');
+    const anonymous = await apiCall<{ tx: { kind: string; redacted?: boolean; body?: unknown } }>(
+      api,
+      'GET',
+      `/v1/txs/${usageHash}`,
+    );
+    check(
+      anonymous.tx.kind === 'usage' && anonymous.tx.redacted === true && anonymous.tx.body === undefined,
+      'an anonymous reader of the explorer sees a usage, its hash and height, but not its body',
+    );
+    const unsigned = await apiCall(api, 'GET', `/v1/subjects/${subject}/audit`).then(
+      () => 'served',
+      (err: unknown) => (isDatagrantError(err) ? err.code : String(err)),
+    );
+    check(unsigned === 'API_UNAUTHENTICATED', `her audit trail is refused to an unsigned read (${unsigned})`);
+
+    title('Her audit trail, read with her key, every entry verified offline against genesis.json alone');
+    const audit = await signedApiCall<{ entries: AuditEntry[] }>(
+      api,
+      'GET',
+      `/v1/subjects/${subject}/audit`,
+      `subject:${subject}`,
+      alice.signing.secretKey,
+    );
     await writeFile(join(dir, 'audit.json'), JSON.stringify(audit, null, 2));
     for (const e of audit.entries) {
       const r = verifyTxProof(genesis, e.proof as TxProof);

@@ -1,8 +1,13 @@
-/** Chain query routes: status, genesis, validators, blocks, transactions and their proofs, submission. */
+/**
+ * Chain query routes: status, genesis, validators, blocks, transactions and their proofs,
+ * submission. Anyone sees kinds, hashes, heights and signers' roles; the body (and proof) of a
+ * transaction that concerns a subject is shown only to that subject or the institution concerned,
+ * who prove it with a signed call.
+ */
 import type {} from '@fastify/swagger';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
-import type { ChainView, CommittedBlockEvent, PendingTxs } from '../ledger/index.js';
+import type { AnyTx, ChainView, CommittedBlockEvent, PendingTxs } from '../ledger/index.js';
 import {
   blockHash,
   buildTxProof,
@@ -10,11 +15,14 @@ import {
   ID_PATTERN,
   MAX_TX_BYTES,
   quorumSize,
+  signerRole,
   stateKey,
   txHash,
+  txParties,
 } from '../ledger/index.js';
 import { ErrorBodySchema } from './errors.js';
 import { openEventStream } from './event-stream.js';
+import type { Caller } from './http-auth.js';
 
 /** Live facts about the node that only its consensus and network layers know. */
 export interface NodeStatusSource {
@@ -39,6 +47,21 @@ export interface ChainRouteModules {
   node: NodeStatusSource;
   /** Admits a transaction (mempool, gossip, producer wake-up); returns its hash. */
   submit: (tx: unknown) => Promise<string>;
+  /**
+   * Who signed this call, when it is signed (a bad signature is a 401); undefined for an anonymous
+   * reader. Without it every reader is anonymous.
+   */
+  identify?: (request: FastifyRequest) => Promise<Caller | undefined>;
+}
+
+/** A transaction as an anonymous reader sees one that concerns a subject: no body. */
+export interface RedactedTx {
+  v: 1;
+  chain: string;
+  kind: AnyTx['kind'];
+  signer: string;
+  expires: number;
+  redacted: true;
 }
 
 const HASH = { type: 'string', pattern: HASH_PATTERN } as const;
@@ -49,6 +72,21 @@ const errors = { 400: ErrorBodySchema, 404: ErrorBodySchema };
 /** Registers the chain routes under /v1. */
 export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModules): Promise<void> {
   const { chain, mempool, node } = modules;
+  const identify = async (request: FastifyRequest) => (await modules.identify?.(request)) ?? undefined;
+  /** Whether `caller` may read the body of `tx`. */
+  const mayRead = (tx: AnyTx, caller: Caller | undefined): boolean => {
+    const { subject, institution } = txParties(chain.state, tx);
+    if (subject === undefined) return true;
+    return (
+      (caller?.kind === 'subject' && caller.id === subject) ||
+      (caller?.kind === 'institution' && caller.id === institution)
+    );
+  };
+  const visible = (tx: AnyTx, caller: Caller | undefined): AnyTx | RedactedTx =>
+    mayRead(tx, caller)
+      ? tx
+      : { v: tx.v, chain: tx.chain, kind: tx.kind, signer: tx.signer, expires: tx.expires, redacted: true };
+  const roleOf = (tx: AnyTx) => signerRole(chain.genesis, chain.state, tx.signer);
 
   app.get(
     '/v1/status',
@@ -198,7 +236,8 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     {
       schema: {
         tags: ['chain'],
-        summary: 'A certified block by height, by hash, or `latest`',
+        summary:
+          'A certified block by height, by hash, or `latest`; bodies of transactions about a subject only for her and the institution concerned (signed call)',
         params: {
           type: 'object',
           properties: { height: { type: 'string', pattern: '^(latest|[0-9]{1,15}|[0-9a-f]{64})$' } },
@@ -207,16 +246,20 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
       },
     },
     async (request) => {
+      const caller = await identify(request);
       const { height } = request.params;
       const certified =
         height.length === 64
           ? await chain.store.getBlockByHash(height)
           : await chain.store.getBlock(height === 'latest' ? chain.store.tip().height : Number(height));
       if (!certified) throw new DatagrantError('LEDGER_BLOCK_NOT_FOUND', `no block ${height}`);
+      const txs = certified.block.txs as AnyTx[];
       return {
         hash: blockHash(certified.block.header),
-        ...certified,
-        txHashes: certified.block.txs.map((tx) => txHash(tx)),
+        block: { header: certified.block.header, txs: txs.map((tx) => visible(tx, caller)) },
+        cert: certified.cert,
+        txHashes: txs.map((tx) => txHash(tx)),
+        signerRoles: txs.map(roleOf),
       };
     },
   );
@@ -226,16 +269,19 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     {
       schema: {
         tags: ['chain'],
-        summary: 'A transaction: committed (with its block), pending, or rejected (with the code)',
+        summary:
+          'A transaction: committed (with its block), pending, or rejected (with the code); the body of one about a subject only for her and the institution concerned (signed call)',
         params: { type: 'object', properties: { hash: HASH } },
         response: errors,
       },
     },
     async (request) => {
+      const caller = await identify(request);
       const { hash } = request.params;
       const location = await chain.store.getTxLocation(hash);
       if (location) {
         const certified = await chain.store.getBlock(location.height);
+        const tx = certified?.block.txs[location.index] as AnyTx | undefined;
         return {
           status: 'committed',
           hash,
@@ -243,11 +289,13 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
           index: location.index,
           blockHash: certified ? blockHash(certified.block.header) : null,
           time: certified?.block.header.time ?? null,
-          tx: certified?.block.txs[location.index] ?? null,
+          tx: tx ? visible(tx, caller) : null,
+          ...(tx ? { signerRole: roleOf(tx) } : {}),
         };
       }
       const pending = mempool.get(hash);
-      if (pending) return { status: 'pending', hash, tx: pending };
+      if (pending)
+        return { status: 'pending', hash, tx: visible(pending, caller), signerRole: roleOf(pending) };
       const rejected = mempool.rejection(hash);
       if (rejected)
         return { status: 'rejected', hash, error: { code: rejected.code, message: rejected.message } };
@@ -260,16 +308,23 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     {
       schema: {
         tags: ['chain'],
-        summary: 'Inclusion proof of a committed transaction (verifiable with the genesis alone)',
+        summary:
+          'Inclusion proof of a committed transaction (verifiable with the genesis alone); of one about a subject only for her and the institution concerned (signed call)',
         params: { type: 'object', properties: { hash: HASH } },
         response: errors,
       },
     },
     async (request) => {
+      const caller = await identify(request);
       const location = await chain.store.getTxLocation(request.params.hash);
       const certified = location ? await chain.store.getBlock(location.height) : undefined;
       if (!location || !certified)
         throw new DatagrantError('LEDGER_TX_NOT_FOUND', 'no committed transaction with this hash');
+      if (!mayRead(certified.block.txs[location.index] as AnyTx, caller))
+        throw new DatagrantError(
+          'API_FORBIDDEN',
+          'this transaction concerns a subject: only she and the institution concerned read it (a signed call)',
+        );
       return buildTxProof(certified, location.index);
     },
   );

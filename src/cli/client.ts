@@ -1,5 +1,6 @@
 /** A small client of the node's HTTP API, used by the CLI and scripts. */
 import { DatagrantError } from '../common/errors.js';
+import { signCall } from '../common/http-signature.js';
 
 /** Error body returned by the API. */
 interface ApiErrorBody {
@@ -63,6 +64,27 @@ export async function waitForTx(
       throw new DatagrantError('CLI_TIMEOUT', `tx ${hash} not committed within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A signed read or call as `caller` (e.g. `subject:alice-01`): addressed to the node at `base`
+ * (its key from /v1/status) on its chain, signed with `secretKey`.
+ */
+export async function signedApiCall<T>(
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  caller: string,
+  secretKey: Uint8Array,
+  body?: unknown,
+): Promise<T> {
+  const status = await apiCall<{ self: string; chain: string }>(base, 'GET', '/v1/status');
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const headers = signCall(
+    { method, path, body: text, caller, audience: status.self, chain: status.chain },
+    secretKey,
+  );
+  return apiCall<T>(base, method, path, body === undefined ? undefined : text, headers);
 }
 
 /** Submits a signed transaction and waits for its commit; throws the ledger's code if refused. */

@@ -14,7 +14,7 @@ import { DATA_TYPES, type DataType, type Genesis, type TxProof, verifyTxProof } 
 import { readGenesis } from '../node/node.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
 import type { AuditEntry, RequestView } from '../platform/views.js';
-import { apiCall, submitAndWait } from './client.js';
+import { apiCall, signedApiCall, submitAndWait } from './client.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
@@ -187,27 +187,41 @@ export function addFlowCommands(program: Command): void {
 
   program
     .command('requests')
-    .description("list a subject's requests awaiting a decision")
-    .requiredOption('--subject <id>', 'subject id')
+    .description('subject: list your requests awaiting a decision (a read signed with your key)')
+    .requiredOption('--key <file>', 'your key file')
+    .requiredOption('--subject <id>', 'your subject id')
     .option('--all', 'every request, decided or not')
+    .option(...KEY_OPTS)
     .option('--api <url>', 'platform node API URL', DEFAULT_API)
     .option('--json', 'print JSON')
-    .action(async (o: { subject: string; all?: boolean; api: string; json?: boolean }) => {
-      const r = await apiCall<{ requests: RequestView[] }>(
-        o.api,
-        'GET',
-        `/v1/subjects/${o.subject}/requests${o.all ? '?all=true' : ''}`,
-      );
-      out(
-        o.json,
-        r,
-        r.requests.length === 0
-          ? 'no requests'
-          : r.requests
-              .map((q) => `${q.id}  ${q.status}  ${q.institution}  ${q.types.join(',')}  "${q.purpose}"`)
-              .join('\n'),
-      );
-    });
+    .action(
+      async (o: {
+        key: string;
+        subject: string;
+        all?: boolean;
+        passphraseFile?: string;
+        api: string;
+        json?: boolean;
+      }) => {
+        const keys = await keysFrom(o);
+        const r = await signedApiCall<{ requests: RequestView[] }>(
+          o.api,
+          'GET',
+          `/v1/subjects/${o.subject}/requests${o.all ? '?all=true' : ''}`,
+          `subject:${o.subject}`,
+          keys.signing.secretKey,
+        );
+        out(
+          o.json,
+          r,
+          r.requests.length === 0
+            ? 'no requests'
+            : r.requests
+                .map((q) => `${q.id}  ${q.status}  ${q.institution}  ${q.types.join(',')}  "${q.purpose}"`)
+                .join('\n'),
+        );
+      },
+    );
 
   program
     .command('grant')
@@ -215,6 +229,7 @@ export function addFlowCommands(program: Command): void {
       'subject: consent to a request with your key file (re-wraps each record key to the institution)',
     )
     .requiredOption('--key <file>', 'your key file')
+    .requiredOption('--subject <id>', 'your subject id')
     .requiredOption('--request <id>', 'request id')
     .option('--types <list>', 'grant only these types (default: every extracted type)')
     .option('--expires <duration>', 'grant lifetime', '7d')
@@ -229,6 +244,7 @@ export function addFlowCommands(program: Command): void {
     .action(
       async (o: {
         key: string;
+        subject: string;
         request: string;
         genesis?: string;
         types?: string;
@@ -245,7 +261,13 @@ export function addFlowCommands(program: Command): void {
         const genesis = o.genesis
           ? await readGenesis(o.genesis)
           : await apiCall<Genesis>(o.api, 'GET', '/v1/genesis');
-        const view = await apiCall<RequestView>(o.api, 'GET', `/v1/requests/${o.request}`);
+        const view = await signedApiCall<RequestView>(
+          o.api,
+          'GET',
+          `/v1/requests/${o.request}`,
+          `subject:${o.subject}`,
+          keys.signing.secretKey,
+        );
         const encKey = await granteeKey(o.api, view.institution, o.genesis ? genesis : undefined);
         const types = parseTypes(o.types);
         const ctx = {
@@ -322,7 +344,8 @@ export function addFlowCommands(program: Command): void {
       .description(`subject: ${kind} a grant`)
       .requiredOption('--key <file>', 'your key file')
       .option('--grant <id>', 'grant id')
-      .option('--request <id>', 'or the request whose grant it is')
+      .option('--request <id>', 'or the request whose grant it is (with --subject)')
+      .option('--subject <id>', 'your subject id (to read the request, with --request)')
       .option(...KEY_OPTS)
       .option('--api <url>', 'node API URL', DEFAULT_API)
       .option('--json', 'print JSON')
@@ -331,14 +354,25 @@ export function addFlowCommands(program: Command): void {
           key: string;
           grant?: string;
           request?: string;
+          subject?: string;
           passphraseFile?: string;
           api: string;
           json?: boolean;
         }) => {
           const keys = await keysFrom(o);
           let grant = o.grant;
-          if (!grant && o.request)
-            grant = (await apiCall<RequestView>(o.api, 'GET', `/v1/requests/${o.request}`)).grant?.id;
+          if (!grant && o.request) {
+            if (!o.subject)
+              throw new DatagrantError('CLI_USAGE', '--request needs --subject (your subject id)');
+            const view = await signedApiCall<RequestView>(
+              o.api,
+              'GET',
+              `/v1/requests/${o.request}`,
+              `subject:${o.subject}`,
+              keys.signing.secretKey,
+            );
+            grant = view.grant?.id;
+          }
           if (!grant)
             throw new DatagrantError('CLI_USAGE', 'give --grant, or --request of a granted request');
           const tx = buildSubjectTx({ chain: await chainId(o.api), now: Date.now() }, kind, { grant }, keys);
@@ -398,17 +432,30 @@ export function addFlowCommands(program: Command): void {
     .description(
       "a subject's audit trail: every request, record, grant, usage and erasure, optionally verified offline",
     )
-    .requiredOption('--subject <id>', 'subject id')
+    .requiredOption('--key <file>', 'your key file (the trail is read with a call signed by it)')
+    .requiredOption('--subject <id>', 'your subject id')
     .option('--verify', 'check every inclusion proof against --genesis, offline')
     .option('--genesis <file>', 'genesis.json of the chain (with --verify)')
+    .option(...KEY_OPTS)
     .option('--api <url>', 'platform node API URL', DEFAULT_API)
     .option('--json', 'print JSON')
     .action(
-      async (o: { subject: string; verify?: boolean; genesis?: string; api: string; json?: boolean }) => {
-        const trail = await apiCall<{ entries: AuditEntry[] }>(
+      async (o: {
+        key: string;
+        subject: string;
+        verify?: boolean;
+        genesis?: string;
+        passphraseFile?: string;
+        api: string;
+        json?: boolean;
+      }) => {
+        const keys = await keysFrom(o);
+        const trail = await signedApiCall<{ entries: AuditEntry[] }>(
           o.api,
           'GET',
           `/v1/subjects/${o.subject}/audit`,
+          `subject:${o.subject}`,
+          keys.signing.secretKey,
         );
         const genesis = o.verify ? await readGenesis(o.genesis ?? '') : undefined;
         let failures = 0;

@@ -14,7 +14,7 @@ import { decodeTx, type TxProof, txHash, verifyTxProof } from '../ledger/index.j
 import { loadNodeConfig } from '../node/config.js';
 import { initTestnet } from '../node/init.js';
 import { DatagrantNode, readGenesis } from '../node/node.js';
-import { apiCall, waitForTx } from './client.js';
+import { apiCall, signedApiCall, waitForTx } from './client.js';
 import { addFlowCommands } from './flow-commands.js';
 import { passphraseFrom } from './passphrase.js';
 
@@ -216,23 +216,40 @@ export function buildCli(): Command {
     .option('--proof <file>', 'proof JSON file (from GET /v1/txs/:hash/proof)')
     .option('--tx <hash>', 'fetch the proof of this tx from --api, then verify it locally')
     .option('--api <url>', 'node API URL (with --tx)', DEFAULT_API)
-    .action(async (o: { genesis: string; proof?: string; tx?: string; api: string }) => {
-      const genesis = await readGenesis(o.genesis);
-      let proof: TxProof;
-      if (o.proof) proof = JSON.parse(await readFile(o.proof, 'utf8')) as TxProof;
-      else if (o.tx) proof = await apiCall<TxProof>(o.api, 'GET', `/v1/txs/${o.tx}/proof`);
-      else throw new DatagrantError('CLI_USAGE', 'give --proof <file> or --tx <hash>');
-      const result = verifyTxProof(genesis, proof);
-      if (!result.ok) throw new DatagrantError(result.code, result.message);
-      if (o.tx && result.hash !== o.tx)
-        throw new DatagrantError('PROOF_WRONG_TX', 'the proof is for another transaction');
-      print(
-        result,
-        false,
-        () =>
-          `verified: tx ${result.hash} is in block ${result.height} (${result.blockHash}), certified by a validator quorum`,
-      );
-    });
+    .option(
+      '--as <caller>',
+      'sign the fetch as subject:<id> or institution:<id> (a tx about a subject is shown only to its parties)',
+    )
+    .option('--key <file>', 'key file of --as')
+    .action(
+      async (o: { genesis: string; proof?: string; tx?: string; api: string; as?: string; key?: string }) => {
+        const genesis = await readGenesis(o.genesis);
+        let proof: TxProof;
+        if (o.proof) proof = JSON.parse(await readFile(o.proof, 'utf8')) as TxProof;
+        else if (o.tx && o.as) {
+          if (!o.key) throw new DatagrantError('CLI_USAGE', '--as needs --key');
+          const keys = await readKeyFile(o.key, await passphraseFrom({}));
+          proof = await signedApiCall<TxProof>(
+            o.api,
+            'GET',
+            `/v1/txs/${o.tx}/proof`,
+            o.as,
+            keys.signing.secretKey,
+          );
+        } else if (o.tx) proof = await apiCall<TxProof>(o.api, 'GET', `/v1/txs/${o.tx}/proof`);
+        else throw new DatagrantError('CLI_USAGE', 'give --proof <file> or --tx <hash>');
+        const result = verifyTxProof(genesis, proof);
+        if (!result.ok) throw new DatagrantError(result.code, result.message);
+        if (o.tx && result.hash !== o.tx)
+          throw new DatagrantError('PROOF_WRONG_TX', 'the proof is for another transaction');
+        print(
+          result,
+          false,
+          () =>
+            `verified: tx ${result.hash} is in block ${result.height} (${result.blockHash}), certified by a validator quorum`,
+        );
+      },
+    );
 
   program
     .command('hash')

@@ -128,16 +128,16 @@ export class DatagrantClient {
       consentBy: body.consentBy ?? now + (consentInMs ?? 7 * DAY_MS),
     });
     try {
-      return await this.#json<RequestView>('POST', '/v1/requests', { tx });
+      await this.#json<{ request: string }>('POST', '/v1/requests', { tx });
     } catch (err) {
       const code = isDatagrantError(err) ? err.code : '';
       if (!AMBIGUOUS.has(code)) throw err;
       await this.#waitCommitted(txHash(tx));
-      return this.request(txHash(tx));
     }
+    return this.request(txHash(tx));
   }
 
-  /** A request's current view. */
+  /** A request's current view (a signed read: only its institution and its subject are served it). */
   async request(id: string): Promise<RequestView> {
     return this.#json<RequestView>('GET', `/v1/requests/${id}`, undefined, true);
   }

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chainRoutes, type NodeStatusSource } from '../api/chain-routes.js';
+import { type Caller, HttpAuthVerifier } from '../api/http-auth.js';
 import { LevelReplayGuard } from '../api/replay-guard.js';
 import { createApi, DEFAULT_BODY_LIMIT } from '../api/server.js';
 import { webRoutes } from '../api/web-routes.js';
@@ -13,6 +14,7 @@ import { bytesToHex, utf8ToBytes } from '../common/bytes.js';
 import { sha256Hex } from '../common/crypto.js';
 import { signFast, verifyFast } from '../common/crypto-node.js';
 import { DatagrantError } from '../common/errors.js';
+import { SIGNED_CALL_HEADERS } from '../common/http-signature.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
 import type { Logger } from '../common/logger.js';
@@ -28,6 +30,7 @@ import {
   LevelBlockStore,
   networkMembers,
   parseGenesis,
+  stateKey,
   type ValidatorInfo,
 } from '../ledger/index.js';
 import {
@@ -36,7 +39,6 @@ import {
   type Network,
   peerIdFromValidatorKey as peerIdOf,
 } from '../p2p/index.js';
-import { HttpAuthVerifier } from '../platform/http-auth.js';
 import { DEFAULT_PLATFORM_OPTIONS, Platform } from '../platform/platform.js';
 import { platformRoutes } from '../platform/routes.js';
 import { createDataSource } from '../plugins/index.js';
@@ -353,11 +355,22 @@ export class DatagrantNode implements NodeStatusSource {
       logger: log.child({ module: 'api' }),
       rateLimit: rateLimited === false ? false : rateLimit,
     });
+    // One verifier and one replay guard for every signed call this node serves.
+    const replay = new LevelReplayGuard({ location: join(config.data, 'replay') });
+    await this.run(replay);
+    const auth = new HttpAuthVerifier(
+      { maxSkewMs: SIGNED_CALL_SKEW_MS, audience: this.selfKey, chain: this.genesis.chain },
+      { callerKey: (caller) => this.callerKey(caller), verifier: verifyFast, replay, now: Date.now },
+    );
     await chainRoutes(this.api, {
       chain: this.chain,
       mempool: this.mempool,
       node: this,
       submit: (tx) => this.gateway.submit(tx),
+      identify: async (request) =>
+        request.headers[SIGNED_CALL_HEADERS.signature] === undefined
+          ? undefined
+          : auth.verify(request.method, request.url, request.rawBody ?? '', request.headers),
     });
     await webRoutes(this.api);
     if (faulty) {
@@ -385,18 +398,6 @@ export class DatagrantNode implements NodeStatusSource {
         sign: signFast,
       });
       this.platform = platform;
-      const replay = new LevelReplayGuard({ location: join(config.data, 'replay') });
-      await this.run(replay);
-      const auth = new HttpAuthVerifier(
-        { maxSkewMs: SIGNED_CALL_SKEW_MS, audience: this.selfKey, chain: this.genesis.chain },
-        {
-          callerKey: (caller) =>
-            caller.kind === 'institution' ? platform.institutionKey(caller.id) : undefined,
-          verifier: verifyFast,
-          replay,
-          now: Date.now,
-        },
-      );
       await platformRoutes(this.api, { platform, auth });
     }
     this.metrics.route(this.api);
@@ -433,6 +434,18 @@ export class DatagrantNode implements NodeStatusSource {
       lastCommitAt: this.lastCommitAt,
       self: this.selfKey,
     };
+  }
+
+  /** The active signing key (hex) of a caller of a signed call: an institution or a subject. */
+  private callerKey(caller: Caller): string | undefined {
+    const state = this.chain.state;
+    if (caller.kind === 'institution') {
+      const inst = state.get(stateKey.institution(caller.id)) as
+        | { signKey: string; active: boolean }
+        | undefined;
+      return inst?.active ? inst.signKey : undefined;
+    }
+    return (state.get(stateKey.subject(caller.id)) as { signKey: string } | undefined)?.signKey;
   }
 
   liveness(): Record<string, number | null> {

@@ -1,14 +1,15 @@
 /**
  * Platform HTTP routes: institutions hand over their own signed `request.open` to relay, and
  * fetch the sealed bundle of a granted request (a signed call, against their committed usage);
- * on an institution's own gateway they may also have it sign and assemble for them. Anyone on the
- * network can follow a request's state (JSON or server-sent events); subjects list their pending
- * requests and read their audit trail with proofs.
+ * on an institution's own gateway they may also have it sign and assemble for them. A request's
+ * state (JSON or server-sent events) is served only to its institution and its subject, a
+ * subject's pending requests and audit trail only to her: every read is a signed call.
  */
 import type {} from '@fastify/swagger';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorBodySchema } from '../api/errors.js';
 import { openEventStream } from '../api/event-stream.js';
+import type { Caller, HttpAuthVerifier } from '../api/http-auth.js';
 import { DatagrantError } from '../common/errors.js';
 import {
   BODY_SCHEMAS,
@@ -18,7 +19,6 @@ import {
   SUBJECT_ID_PATTERN,
   stateKey,
 } from '../ledger/index.js';
-import type { HttpAuthVerifier } from './http-auth.js';
 import type { Platform, RequestInput } from './platform.js';
 
 const HASH = { type: 'string', pattern: HASH_PATTERN } as const;
@@ -47,12 +47,31 @@ export async function platformRoutes(
   modules: { platform: Platform; auth: HttpAuthVerifier },
 ): Promise<void> {
   const { platform, auth } = modules;
+  const caller = (request: FastifyRequest): Promise<Caller> =>
+    auth.verify(request.method, request.url, request.rawBody ?? '', request.headers);
   /** The institution a signed call comes from. */
   const authenticate = async (request: FastifyRequest): Promise<string> => {
-    const caller = await auth.verify(request.method, request.url, request.rawBody ?? '', request.headers);
-    if (caller.kind !== 'institution')
+    const who = await caller(request);
+    if (who.kind !== 'institution')
       throw new DatagrantError('API_FORBIDDEN', 'this route is for institutions');
-    return caller.id;
+    return who.id;
+  };
+  /** The request `id`, if the signed caller is its institution or its subject. */
+  const ownView = async (request: FastifyRequest, id: string) => {
+    const who = await caller(request);
+    const view = platform.view(id);
+    const mine =
+      (who.kind === 'institution' && who.id === view.institution) ||
+      (who.kind === 'subject' && who.id === view.subject);
+    if (!mine)
+      throw new DatagrantError('PLATFORM_NOT_YOURS', 'only its institution and its subject read a request');
+    return view;
+  };
+  /** Checks the signed caller is subject `id`. */
+  const asSubject = async (request: FastifyRequest, id: string): Promise<void> => {
+    const who = await caller(request);
+    if (who.kind !== 'subject' || who.id !== id)
+      throw new DatagrantError('PLATFORM_NOT_YOURS', 'only the subject reads her requests and audit trail');
   };
 
   app.post<{ Body: RequestInput | { tx: unknown } }>(
@@ -72,7 +91,10 @@ export async function platformRoutes(
         'tx' in body
           ? await platform.relayRequest(body.tx)
           : await platform.openRequest(await authenticate(request), body);
-      return reply.status(201).send({ ...opened, ...platform.view(opened.request) });
+      // Whoever relays a signed request learns only that it committed; its state is a signed read.
+      return reply
+        .status(201)
+        .send({ ...opened, id: opened.request, status: platform.view(opened.request).status });
     },
   );
 
@@ -82,12 +104,12 @@ export async function platformRoutes(
       schema: {
         tags: ['institutions'],
         summary:
-          'State of a request: waiting-for-data, waiting-for-consent, granted, denied, expired, revoked, delivered, failed',
+          'State of a request: waiting-for-data, waiting-for-consent, granted, denied, expired, revoked, delivered, failed (signed call by its institution or subject)',
         params: { type: 'object', properties: { id: HASH } },
         response: errors,
       },
     },
-    async (request) => platform.view(request.params.id),
+    async (request) => ownView(request, request.params.id),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -95,14 +117,15 @@ export async function platformRoutes(
     {
       schema: {
         tags: ['institutions'],
-        summary: 'Server-sent events: the request view each time a committed tx changes it',
+        summary:
+          'Server-sent events: the request view each time a committed tx changes it (signed call by its institution or subject)',
         params: { type: 'object', properties: { id: HASH } },
         response: errors,
       },
     },
     async (request, reply) => {
       const id = request.params.id;
-      platform.view(id);
+      await ownView(request, id);
       openEventStream(request, reply, (send) => {
         send('state', platform.view(id));
         const listener = (changed: string, kind: string) => {
@@ -188,7 +211,8 @@ export async function platformRoutes(
     {
       schema: {
         tags: ['subjects'],
-        summary: "A subject's requests awaiting a decision (all of them with ?all=true), newest first",
+        summary:
+          "A subject's requests awaiting a decision (all of them with ?all=true), newest first (signed call by the subject)",
         params: { type: 'object', properties: { id: SUBJECT_ID } },
         querystring: {
           type: 'object',
@@ -198,9 +222,10 @@ export async function platformRoutes(
         response: errors,
       },
     },
-    async (request) => ({
-      requests: await platform.subjectRequests(request.params.id, request.query.all !== true),
-    }),
+    async (request) => {
+      await asSubject(request, request.params.id);
+      return { requests: await platform.subjectRequests(request.params.id, request.query.all !== true) };
+    },
   );
 
   app.get<{ Params: { id: string } }>(
@@ -209,11 +234,14 @@ export async function platformRoutes(
       schema: {
         tags: ['subjects'],
         summary:
-          'Every request, record, grant, denial, usage and erasure about a subject, with inclusion proofs',
+          'Every request, record, grant, denial, usage and erasure about a subject, with inclusion proofs (signed call by the subject)',
         params: { type: 'object', properties: { id: SUBJECT_ID } },
         response: errors,
       },
     },
-    async (request) => ({ subject: request.params.id, entries: await platform.audit(request.params.id) }),
+    async (request) => {
+      await asSubject(request, request.params.id);
+      return { subject: request.params.id, entries: await platform.audit(request.params.id) };
+    },
   );
 }

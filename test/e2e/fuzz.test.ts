@@ -46,7 +46,7 @@ import {
   type Topic,
 } from '../../src/p2p/index.js';
 import { attestSubject, buildGrantTx, buildRegisterTx } from '../../src/platform/consent.js';
-import { AUTH_ERROR_CODES } from '../../src/platform/http-auth.js';
+import { AUTH_ERROR_CODES } from '../../src/api/http-auth.js';
 import type { RequestInput, RequestView } from '../../src/platform/views.js';
 import { makeTempDir } from '../helpers/tmp.js';
 

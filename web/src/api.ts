@@ -3,6 +3,7 @@
  * node's error code. Paths are relative to the page's parent folder, so the pages work wherever
  * the node (or a proxy in front of it) mounts them.
  */
+import { signCall } from '../../src/common/http-signature.js';
 import type { Tx } from '../../src/ledger/tx.js';
 
 /** A failed call: the node's error code and message (or a PORTAL_ code for transport failures). */
@@ -25,12 +26,20 @@ export function apiUrl(path: string): string {
   return new URL(path, apiBase).toString();
 }
 
-async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+async function call<T>(
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  extraHeaders: Record<string, string> = {},
+): Promise<T> {
   let response: Response;
   try {
     response = await fetch(apiUrl(path), {
       method,
-      headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json' },
+      headers: {
+        ...(body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json' }),
+        ...extraHeaders,
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       cache: 'no-store',
       credentials: 'omit',
@@ -60,6 +69,40 @@ export function getJson<T>(path: string): Promise<T> {
   return call<T>('GET', path);
 }
 
+let node: Promise<{ self: string; chain: string }> | undefined;
+
+/**
+ * GET a resource with a read signed in this page (common/http-signature): as `caller` (e.g.
+ * `subject:alice-01`), addressed to this node and chain, with a fresh nonce. The secret key never
+ * leaves the page; the node answers only the party the data is about.
+ */
+export async function signedGetJson<T>(path: string, caller: string, secretKey: Uint8Array): Promise<T> {
+  node ??= getJson<{ self: string; chain: string }>('v1/status').catch((err: unknown) => {
+    node = undefined;
+    throw err;
+  });
+  const { self, chain } = await node;
+  const url = new URL(apiUrl(path));
+  const headers = signCall(
+    { method: 'GET', path: `${url.pathname}${url.search}`, body: '', caller, audience: self, chain },
+    secretKey,
+  );
+  return call<T>('GET', path, undefined, headers);
+}
+
+/**
+ * A transaction as an anonymous reader sees one about a subject: kind, signer and expiry, but no
+ * body (and no proof); only the subject and the institution concerned read those.
+ */
+export interface RedactedTx {
+  v: 1;
+  chain: string;
+  kind: Tx['kind'];
+  signer: string;
+  expires: number;
+  redacted: true;
+}
+
 /** What GET /v1/txs/:hash answers. */
 export type TxStatus =
   | {
@@ -69,9 +112,10 @@ export type TxStatus =
       index: number;
       blockHash: string;
       time: number;
-      tx: Tx;
+      tx: Tx | RedactedTx;
+      signerRole?: string;
     }
-  | { status: 'pending'; hash: string; tx: Tx }
+  | { status: 'pending'; hash: string; tx: Tx | RedactedTx; signerRole?: string }
   | { status: 'rejected'; hash: string; error: { code: string; message: string } };
 
 /** Submits a signed transaction; resolves with its hash once the mempool admitted it. */

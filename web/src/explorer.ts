@@ -7,7 +7,8 @@
 import type { BlockHeader, CertifiedBlock } from '../../src/ledger/block.js';
 import type { ValidatorInfo } from '../../src/ledger/genesis.js';
 import type { TxProof } from '../../src/ledger/proof.js';
-import { ApiError, getJson, onBlocks, type TxStatus } from './api.js';
+import type { Tx } from '../../src/ledger/tx.js';
+import { ApiError, getJson, onBlocks, type RedactedTx, type TxStatus } from './api.js';
 import { byId, type Child, fill, h } from './dom.js';
 import { errorNotice, fromNow, hashEl, notice, short, timeEl } from './format.js';
 import { type TrustedGenesis, trustedGenesis, verifyEntry } from './proofs.js';
@@ -40,10 +41,16 @@ interface BlocksResponse {
   blocks: { hash: string; header: BlockHeader; votes: number }[];
 }
 
-interface BlockResponse extends CertifiedBlock {
+interface BlockResponse extends Omit<CertifiedBlock, 'block'> {
   hash: string;
+  block: { header: CertifiedBlock['block']['header']; txs: (Tx | RedactedTx)[] };
   txHashes: string[];
+  signerRoles: string[];
 }
+
+/** The hidden-body notice of a transaction about a subject. */
+const HIDDEN =
+  'This transaction concerns a person: its body and proof are shown only to that person and the institution concerned (a read signed with their key). Node operators, who replicate the ledger, do see it.';
 
 type Route = { page: 'home' } | { page: 'block'; id: string } | { page: 'tx'; hash: string };
 
@@ -332,6 +339,7 @@ async function blockView(id: string): Promise<HTMLElement[]> {
                   h('th', { scope: 'col' }, 'Hash'),
                   h('th', { scope: 'col' }, 'Kind'),
                   h('th', { scope: 'col', class: 'wide-only' }, 'Signer'),
+                  h('th', { scope: 'col', class: 'wide-only' }, 'Role'),
                 ),
               ),
               h(
@@ -345,6 +353,12 @@ async function blockView(id: string): Promise<HTMLElement[]> {
                     h('td', null, h('a', { href: `#/tx/${b.txHashes[i]}` }, hashEl(b.txHashes[i] ?? ''))),
                     h('td', null, tx.kind),
                     h('td', { class: 'wide-only' }, trusted.names.get(tx.signer) ?? hashEl(tx.signer)),
+                    h(
+                      'td',
+                      { class: 'wide-only' },
+                      b.signerRoles?.[i] ?? '',
+                      'redacted' in tx ? h('span', { class: 'muted' }, ' · body hidden') : null,
+                    ),
                   ),
                 ),
               ),
@@ -374,8 +388,14 @@ async function txView(hash: string): Promise<HTMLElement[]> {
     ];
   const tx = s.tx;
   pendingShown = s.status === 'pending';
+  const hidden = 'redacted' in tx;
   let proofPart: Child = null;
-  if (s.status === 'committed') {
+  if (s.status === 'committed' && hidden)
+    proofPart = [
+      h('h3', null, 'Inclusion proof'),
+      h('p', { class: 'notice info', 'data-redacted': 'true' }, HIDDEN),
+    ];
+  else if (s.status === 'committed') {
     let mark: HTMLElement;
     let details: Child = null;
     try {
@@ -428,14 +448,21 @@ async function txView(hash: string): Promise<HTMLElement[]> {
             ? `${trusted.names.get(tx.signer)} (${short(tx.signer)})`
             : hashEl(tx.signer, 16),
         ),
+        s.signerRole ? fact('Signer role', s.signerRole) : null,
         fact('Chain', tx.chain),
-        fact('Nonce', h('code', null, tx.nonce)),
+        'redacted' in tx ? null : fact('Nonce', h('code', null, tx.nonce)),
         fact('Valid until', timeEl(tx.expires)),
-        fact('Signature', hashEl(tx.sig, 16)),
+        'redacted' in tx ? null : fact('Signature', hashEl(tx.sig, 16)),
       ),
       proofPart,
       h('h3', null, 'Body'),
-      h('pre', { tabindex: 0, 'aria-label': 'Transaction body as JSON' }, JSON.stringify(tx.body, null, 2)),
+      'redacted' in tx
+        ? h('p', { class: 'notice info', 'data-redacted': 'true' }, HIDDEN)
+        : h(
+            'pre',
+            { tabindex: 0, 'aria-label': 'Transaction body as JSON' },
+            JSON.stringify(tx.body, null, 2),
+          ),
     ),
   ];
 }

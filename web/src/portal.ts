@@ -11,7 +11,7 @@ import type { InstitutionState, SubjectState } from '../../src/ledger/records.js
 import type { AnyTx, DataType, Tx } from '../../src/ledger/tx.js';
 import type { SignContext } from '../../src/platform/consent.js';
 import type { AuditEntry, RequestView } from '../../src/platform/views.js';
-import { ApiError, getJson, onBlocks, submitTx, waitForCommit } from './api.js';
+import { ApiError, getJson, onBlocks, signedGetJson, submitTx, waitForCommit } from './api.js';
 import { byId, type Child, fill, h, nextPaint } from './dom.js';
 import {
   errorNotice,
@@ -229,8 +229,10 @@ async function loadOnce(): Promise<void> {
     // The history section reports a genesis that cannot be loaded.
   }
   try {
-    const { requests } = await getJson<{ requests: RequestView[] }>(
+    const { requests } = await signedGetJson<{ requests: RequestView[] }>(
       `v1/subjects/${s.subject}/requests?all=true`,
+      `subject:${s.subject}`,
+      s.keys.signing.secretKey,
     );
     await Promise.all([...new Set(requests.map((r) => r.institution))].map((id) => institutionName(id)));
     if (session !== s) return;
@@ -241,7 +243,11 @@ async function loadOnce(): Promise<void> {
   }
   try {
     const trusted = await trustedGenesis();
-    const { entries } = await getJson<{ entries: AuditEntry[] }>(`v1/subjects/${s.subject}/audit`);
+    const { entries } = await signedGetJson<{ entries: AuditEntry[] }>(
+      `v1/subjects/${s.subject}/audit`,
+      `subject:${s.subject}`,
+      s.keys.signing.secretKey,
+    );
     if (session !== s) return;
     renderHistory(trusted, entries);
   } catch (err) {

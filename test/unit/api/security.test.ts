@@ -17,7 +17,7 @@ import { institutionCaller, signCall, signedCallBytes } from '../../../src/commo
 import { generateKeySet } from '../../../src/common/keyfile.js';
 import { silentLogger } from '../../../src/common/logger.js';
 import { decodeMessage } from '../../../src/consensus/index.js';
-import { HttpAuthVerifier } from '../../../src/platform/http-auth.js';
+import { HttpAuthVerifier } from '../../../src/api/http-auth.js';
 
 const SKEW = 5 * 60 * 1000;
 const NODE = 'a1'.repeat(32);

@@ -5,11 +5,11 @@
  * against a replay guard that survives restarts. Every failure is a 401 with its own code.
  */
 
-import type { ReplayGuard } from '../api/replay-guard.js';
 import { fromHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
 import { SIGNED_CALL_HEADERS, signedCallBytes } from '../common/http-signature.js';
 import type { SignatureVerifier } from '../ledger/index.js';
+import type { ReplayGuard } from './replay-guard.js';
 
 /** Options of the verifier. */
 export interface HttpAuthOptions {
