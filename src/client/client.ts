@@ -142,6 +142,74 @@ export class DatagrantClient {
     return this.#json<RequestView>('GET', `/v1/requests/${id}`, undefined, true);
   }
 
+  /**
+   * Follows a request live: yields `{ event, view }` for the view at the start (`state`) and each
+   * time a committed transaction changes it (`request.open`, `record.put`, `grant`, …), from the
+   * node's server-sent event stream (a signed call). Ends when `signal` aborts or the node closes it.
+   */
+  async *follow(
+    id: string,
+    options: { signal?: AbortSignal } = {},
+  ): AsyncGenerator<{ event: string; view: RequestView }> {
+    const path = `/v1/requests/${id}/events`;
+    const headers = signCall(
+      {
+        method: 'GET',
+        path,
+        body: '',
+        caller: institutionCaller(this.#options.institution),
+        audience: await this.#audienceOf(),
+        chain: this.chain,
+        timestamp: this.#now(),
+      },
+      this.#options.keys.signing.secretKey,
+    );
+    let response: Response;
+    try {
+      response = await this.#fetch(new URL(path, this.#options.api), {
+        headers,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw new DatagrantError(
+        'CLIENT_UNREACHABLE',
+        `cannot reach ${this.#options.api}: ${(err as Error).message}`,
+      );
+    }
+    if (!response.ok || !response.body) {
+      const e = (
+        (await response.json().catch(() => undefined)) as { error?: { code?: string; message?: string } }
+      )?.error;
+      throw new DatagrantError(e?.code ?? 'CLIENT_HTTP_ERROR', e?.message ?? `HTTP ${response.status}`);
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let end = buffer.indexOf('\n\n');
+        while (end >= 0) {
+          const message = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          end = buffer.indexOf('\n\n');
+          const event = /^event: (.*)$/m.exec(message)?.[1];
+          const data = /^data: (.*)$/m.exec(message)?.[1];
+          if (event !== undefined && data !== undefined)
+            yield { event, view: JSON.parse(data) as RequestView };
+        }
+      }
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw err;
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
   /** Polls a request until its status is one of `statuses`; CLIENT_TIMEOUT after `timeoutMs`. */
   async waitFor(
     id: string,

@@ -5,14 +5,18 @@
  */
 import '../../src/common/polyfill.js';
 import t from 'tap';
-import { waitForRequest } from '../../src/cli/client.js';
-import type { RequestView } from '../../src/platform/views.js';
 import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 
 t.test('data source down, slow or garbage → record.fail with a reason; live events', async (t) => {
   const dev = await startDevNode(t, {
     chain: 'datagrant-xfault',
-    faults: { property: { down: true }, tax: { slowMs: 5000 }, 'housing-fund': { garbage: 'not-json' } },
+    // The healthy source fails once and answers the retry, so its record.put lands while the stream is open.
+    faults: {
+      property: { down: true },
+      tax: { slowMs: 5000 },
+      'housing-fund': { garbage: 'not-json' },
+      'social-insurance': { flaky: 1 },
+    },
     extractor: { timeoutMs: 300, retries: 1 },
   });
   const { api, source } = dev;
@@ -31,20 +35,14 @@ t.test('data source down, slow or garbage → record.fail with a reason; live ev
   // Follow it live.
   const events: string[] = [];
   const controller = new AbortController();
-  const stream = fetch(`${api}/v1/requests/${view.id}/events`, { signal: controller.signal }).then(
-    async (r) => {
-      const reader = r.body!.getReader();
-      const decoder = new TextDecoder();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        for (const m of decoder.decode(value).matchAll(/^event: (.+)$/gm)) events.push(m[1]!);
-      }
-    },
-  );
+  const stream = (async () => {
+    for await (const e of client.follow(view.id, { signal: controller.signal })) events.push(e.event);
+  })();
   stream.catch(() => {});
+  const unsigned = await fetch(`${api}/v1/requests/${view.id}/events`);
+  t.equal(unsigned.status, 401, 'the event stream of a request is not served to an unsigned reader');
 
-  const done = await waitForRequest<RequestView>(api, view.id, ['waiting-for-consent', 'failed'], 30_000);
+  const done = await client.waitFor(view.id, ['waiting-for-consent', 'failed'], { timeoutMs: 30_000 });
   const elapsed = Date.now() - started;
   const reasons = Object.fromEntries(done.failures.map((f) => [f.type, f.reason]));
   t.same(

@@ -103,6 +103,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
     body: unknown,
     keys: KeySet,
     institution = 'demo-bank',
+    caller = institutionCaller(institution),
   ) => {
     const text = body === undefined ? '' : JSON.stringify(body);
     const headers = signCall(
@@ -110,7 +111,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
         method,
         path,
         body: text,
-        caller: institutionCaller(institution),
+        caller,
         audience: net.nodes[0]!.key,
         chain: CHAIN,
       },
@@ -118,6 +119,9 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
     );
     return call(method, path, body, headers);
   };
+  /** A read signed by the bank, and one signed by Alice. */
+  const asBank = (path: string) => signed('GET', path, undefined, bank);
+  const asAlice = (path: string) => signed('GET', path, undefined, alice, '', `subject:${SUBJECT}`);
   const bankClient = () =>
     new DatagrantClient({ api, institution: 'demo-bank', keys: bank, genesis: net.genesis });
   const failure = (p: Promise<unknown>) =>
@@ -140,7 +144,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
   };
   const waitStatus = async (id: string, wanted: string[]): Promise<RequestView> => {
     for (let i = 0; i < 400; i++) {
-      const v = (await call('GET', `/v1/requests/${id}`)).body as unknown as RequestView;
+      const v = (await asBank(`/v1/requests/${id}`)).body as unknown as RequestView;
       if (wanted.includes(v.status)) return v;
       await new Promise((res) => setTimeout(res, 50));
     }
@@ -193,7 +197,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
     `request opened: ${opened.status}`,
   );
   const requestId = opened.id;
-  const openTx = (await call('GET', `/v1/txs/${requestId}`)).body as { tx: { signer: string } };
+  const openTx = (await asBank(`/v1/txs/${requestId}`)).body as { tx: { signer: string } };
   t.equal(
     openTx.tx.signer,
     bytesToHex(bank.signing.publicKey),
@@ -347,7 +351,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
   const raw = await signed('GET', `/v1/requests/${requestId}/bundle?usage=${usageTx}`, undefined, bank);
   t.equal(raw.status, 200, 'the bundle of a committed use can be fetched again');
   t.same(raw.body, doc.bundle.sealed, 'the same sealed bytes, and no further use is spent');
-  t.equal(((await call('GET', `/v1/requests/${requestId}`)).body.grant as { used: number }).used, 1);
+  t.equal(((await asBank(`/v1/requests/${requestId}`)).body.grant as { used: number }).used, 1);
 
   // A used-up grant is refused: by the client, and by the ledger for a usage signed anyway.
   t.equal(
@@ -367,7 +371,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
   );
 
   // 7. The audit trail, every entry verified offline against genesis.
-  const audit = (await call('GET', `/v1/subjects/${SUBJECT}/audit`)).body.entries as AuditEntry[];
+  const audit = (await asAlice(`/v1/subjects/${SUBJECT}/audit`)).body.entries as AuditEntry[];
   const kinds = audit.map((e) => e.kind);
   for (const kind of ['subject.register', 'request.open', 'record.put', 'grant', 'usage']) {
     t.ok(kinds.includes(kind), `audit lists ${kind}`);
@@ -394,7 +398,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
   );
   const used2 = await client.document(ready2.id);
   await submit(buildSubjectTx(ctx(), 'revoke', { grant: g2.hash }, alice));
-  t.equal((await call('GET', `/v1/requests/${ready2.id}`)).body.status, 'revoked');
+  t.equal((await asBank(`/v1/requests/${ready2.id}`)).body.status, 'revoked');
   t.equal(await failure(client.document(ready2.id)), 'CLIENT_NOT_GRANTED', 'revoked grant: no new use');
   t.equal(
     await failure(client.fetchBundle(ready2.id, { usage: used2.usageTx })),
@@ -427,9 +431,9 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
     'PLATFORM_PAYLOAD_TAMPERED',
     'tampered payload refused',
   );
-  const used3 = ((await call('GET', `/v1/requests/${ready3.id}`)).body as unknown as RequestView).grant!;
+  const used3 = ((await asBank(`/v1/requests/${ready3.id}`)).body as unknown as RequestView).grant!;
   t.equal(used3.used, 1, 'the use was recorded before the bundle was asked for');
-  const audit3 = (await call('GET', `/v1/subjects/${SUBJECT}/audit`)).body.entries as AuditEntry[];
+  const audit3 = (await asAlice(`/v1/subjects/${SUBJECT}/audit`)).body.entries as AuditEntry[];
   const usage3 = audit3.filter((e) => e.kind === 'usage' && e.grant === used3.id).at(-1)!;
   await node.stop();
   await rawPayload(payloadPath, propDigest, original);
@@ -439,7 +443,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
   const repaired = await bankClient().fetchBundle(ready3.id, { usage: usage3.hash });
   t.equal(repaired.records.length, 1, 'once the payload is whole again the same use delivers it');
   t.equal(
-    ((await call('GET', `/v1/requests/${ready3.id}`)).body.grant as { used: number }).used,
+    ((await asBank(`/v1/requests/${ready3.id}`)).body.grant as { used: number }).used,
     1,
     'no second use spent',
   );
@@ -450,7 +454,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
   for (let i = 0; i < 100 && (await node.payloads.has(taxDigest)); i++)
     await new Promise((r) => setTimeout(r, 50));
   t.notOk(await node.payloads.has(taxDigest), 'erasure deleted the ciphertext');
-  const afterErase = (await call('GET', `/v1/requests/${requestId}`)).body as unknown as RequestView;
+  const afterErase = (await asBank(`/v1/requests/${requestId}`)).body as unknown as RequestView;
   t.equal(afterErase.status, 'erased');
   t.ok(
     afterErase.records.some((r) => r.digest === taxDigest),

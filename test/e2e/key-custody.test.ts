@@ -234,6 +234,12 @@ t.test(
       keys: bank,
       genesis: net.genesis,
     });
+    const overValidator = new DatagrantClient({
+      api: validator,
+      institution: 'demo-bank',
+      keys: bank,
+      genesis: net.genesis,
+    });
     const opened = await client.openRequest({
       subject: SUBJECT,
       types: ['tax'],
@@ -254,14 +260,13 @@ t.test(
     await client.waitFor(opened.id, ['granted']);
     const values = syntheticSensitiveValues(SUBJECT);
     const holdsPlaintext = (text: string) => values.some((v) => text.includes(v));
-    const used = async () =>
-      (await apiCall<RequestView>(validator, 'GET', `/v1/requests/${opened.id}`)).grant?.used ?? -1;
+    const used = async () => (await overValidator.request(opened.id)).grant?.used ?? -1;
     const waitUsed = async (n: number) => {
       for (let i = 0; i < 100 && (await used()) !== n; i++) await new Promise((r) => setTimeout(r, 100));
       return used();
     };
     const nodeKey = (i: number) => net.nodes[i]!.key;
-    const signedHeaders = (path: string, audience: string) =>
+    const signedHeaders = (path: string, audience: string, chain = net.genesis.chain) =>
       signCall(
         {
           method: 'GET',
@@ -269,7 +274,7 @@ t.test(
           body: '',
           caller: institutionCaller('demo-bank'),
           audience,
-          chain: net.genesis.chain,
+          chain,
         },
         bank.signing.secretKey,
       );
@@ -313,6 +318,17 @@ t.test(
       'replayed at the gateway after it restarted: still refused',
     );
     t.notOk(holdsPlaintext(afterRestart.text), 'no plaintext');
+    const otherChain = await get(
+      gateway,
+      docPath,
+      signedHeaders(docPath, nodeKey(gatewayIndex), 'other-chain'),
+    );
+    t.same(
+      [otherChain.status, otherChain.code],
+      [401, 'API_WRONG_CHAIN'],
+      'a call signed for another chain: refused',
+    );
+    t.notOk(holdsPlaintext(otherChain.text), 'no plaintext');
     t.equal(await used(), 1, 'and no use spent by any replay');
 
     // A bundle call to a data-blind validator, replayed elsewhere and after a restart.
