@@ -98,24 +98,3 @@ export async function submitAndWait(
   if (done.status === 'rejected') throw new DatagrantError(done.error!.code, done.error!.message, { hash });
   return { hash, height: done.height! };
 }
-
-/** Polls a request until its status is one of `wanted`. */
-export async function waitForRequest<T extends { status: string }>(
-  base: string,
-  id: string,
-  wanted: readonly string[],
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const view = await apiCall<T>(base, 'GET', `/v1/requests/${id}`);
-    if (wanted.includes(view.status)) return view;
-    if (Date.now() > deadline) {
-      throw new DatagrantError(
-        'CLI_TIMEOUT',
-        `request ${id} is ${view.status}, not ${wanted.join('/')}, after ${timeoutMs} ms`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

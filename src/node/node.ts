@@ -75,6 +75,9 @@ interface Service {
   stop(): Promise<void>;
 }
 
+/** Blocks between two erasure sweeps of the payload store. */
+const ERASURE_SWEEP_BLOCKS = 500;
+
 /** Window in which a signed call's timestamp is accepted (and its nonce remembered). */
 const SIGNED_CALL_SKEW_MS = 5 * 60 * 1000;
 
@@ -116,6 +119,7 @@ export class DatagrantNode implements NodeStatusSource {
   /** Gossiped transactions dropped, by reason (not JSON or malformed; refused by the mempool). */
   readonly gossipDropped = { 'tx-malformed': 0, 'tx-refused': 0 };
   private producer: DevProducer | undefined;
+  private erasure: ErasureRole | undefined;
   private consensus: PbftDriver | undefined;
   metrics!: NodeMetrics;
   private readonly started: Service[] = [];
@@ -243,6 +247,8 @@ export class DatagrantNode implements NodeStatusSource {
       this.network.handle('payload', async (req) => {
         const digest = new TextDecoder().decode(req);
         checkDigest(digest);
+        if (this.erasure?.erased(digest))
+          throw new DatagrantError('PAYLOAD_ERASED', 'the subject erased this payload');
         const bytes = await this.payloads.get(digest);
         if (!bytes) throw new DatagrantError('PAYLOAD_NOT_FOUND', 'no payload with this digest here');
         return bytes;
@@ -304,13 +310,20 @@ export class DatagrantNode implements NodeStatusSource {
       );
     }
 
-    await this.run(
-      new ErasureRole({
+    this.erasure = new ErasureRole(
+      {
+        sweepEveryBlocks: ERASURE_SWEEP_BLOCKS,
+        // A record.put must commit within a transaction's lifetime of its payload being stored.
+        orphanAfterMs: this.genesis.params.maxTxTtlMs + 10 * 60 * 1000,
+      },
+      {
         chain: this.chain,
         payloads: this.payloads,
         logger: log.child({ module: 'erasure' }),
-      }),
+        now: Date.now,
+      },
     );
+    await this.run(this.erasure);
     if (
       this.member.kind === 'validator' &&
       this.member.info.roles.includes('extractor') &&

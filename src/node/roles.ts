@@ -7,9 +7,11 @@
 import type { Logger } from '../common/logger.js';
 import { type Extractor, rankExtractors } from '../extractor/index.js';
 import {
+  type ChainView,
   type DataType,
   type ExtractionPolicy,
   type GrantState,
+  type RecordState,
   type RequestState,
   type SubjectState,
   stateKey,
@@ -109,33 +111,97 @@ export class ExtractorRole {
   }
 }
 
-/** Deletes local ciphertexts when a committed `erase` covers them; the ledger keeps the digests. */
+/** Options of the erasure role. */
+export interface ErasureOptions {
+  /** Blocks between two sweeps of the whole payload store (besides the one at start-up). */
+  sweepEveryBlocks: number;
+  /** A payload with no committed record after this long is an orphan and is collected (ms). */
+  orphanAfterMs: number;
+}
+
+/**
+ * Erasure, guaranteed: a committed `erase` deletes the request's ciphertexts at once, and an
+ * idempotent sweep — at start-up and every `sweepEveryBlocks` blocks — deletes every payload whose
+ * record is erased (so a node that was down, or restored from a backup, erases on its next start)
+ * and every orphan (a ciphertext no committed record names after `orphanAfterMs`, e.g. from an
+ * extraction whose record.put never committed). After deleting, the store is compacted so the
+ * bytes leave the disk. The ledger keeps the digests.
+ */
 export class ErasureRole {
   private readonly listener = (event: CommittedBlockEvent) => this.onCommitted(event);
+  private sweeping: Promise<{ erased: number; orphaned: number }> | undefined;
+  private blocksSinceSweep = 0;
 
-  constructor(private readonly modules: { chain: Chain; payloads: PayloadStore; logger: Logger }) {}
+  constructor(
+    private readonly options: ErasureOptions,
+    private readonly modules: { chain: ChainView; payloads: PayloadStore; logger: Logger; now: () => number },
+  ) {}
 
   async start(): Promise<void> {
+    await this.sweep();
     this.modules.chain.on('committed', this.listener);
   }
 
   async stop(): Promise<void> {
     this.modules.chain.off('committed', this.listener);
+    await this.sweeping?.catch(() => undefined);
+  }
+
+  /** Whether the ledger says the payload `digest` was erased. */
+  erased(digest: string): boolean {
+    return (
+      (this.modules.chain.state.get(stateKey.record(digest)) as RecordState | undefined)?.erased === true
+    );
+  }
+
+  /** Deletes every erased and orphaned payload, then compacts; one sweep at a time. */
+  sweep(): Promise<{ erased: number; orphaned: number }> {
+    this.sweeping ??= this.runSweep().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  private async runSweep(): Promise<{ erased: number; orphaned: number }> {
+    const { chain, payloads, logger, now } = this.modules;
+    const cutoff = now() - this.options.orphanAfterMs;
+    const doomed: { digest: string; why: 'erased' | 'orphaned' }[] = [];
+    for await (const { digest, addedAt } of payloads.list()) {
+      const record = chain.state.get(stateKey.record(digest)) as RecordState | undefined;
+      if (record?.erased) doomed.push({ digest, why: 'erased' });
+      else if (!record && addedAt < cutoff) doomed.push({ digest, why: 'orphaned' });
+    }
+    for (const { digest } of doomed) await payloads.delete(digest);
+    if (doomed.length > 0) await payloads.compact();
+    const result = {
+      erased: doomed.filter((d) => d.why === 'erased').length,
+      orphaned: doomed.filter((d) => d.why === 'orphaned').length,
+    };
+    if (doomed.length > 0) logger.info(result, 'erasure sweep deleted payloads');
+    this.blocksSinceSweep = 0;
+    return result;
   }
 
   private onCommitted(event: CommittedBlockEvent): void {
+    const digests: string[] = [];
     for (const tx of event.certified.block.txs) {
       if (tx.kind !== 'erase') continue;
       const request = this.modules.chain.state.get(stateKey.request(tx.body.request)) as
         | RequestState
         | undefined;
-      if (!request) continue;
-      for (const digest of Object.values(request.records)) {
-        this.modules.payloads
-          .delete(digest)
-          .then(() => this.modules.logger.info({ digest, request: request.id }, 'payload erased'))
-          .catch((err: unknown) => this.modules.logger.error({ err, digest }, 'payload erasure failed'));
-      }
+      if (request) digests.push(...Object.values(request.records));
     }
+    if (digests.length > 0) {
+      void (async () => {
+        for (const digest of digests) await this.modules.payloads.delete(digest);
+        await this.modules.payloads.compact();
+        this.modules.logger.info({ payloads: digests.length }, 'payloads erased');
+      })().catch((err: unknown) =>
+        // The next sweep deletes them: erasure does not depend on this one succeeding.
+        this.modules.logger.error({ err }, 'payload erasure failed; the next sweep retries'),
+      );
+    }
+    if (++this.blocksSinceSweep >= this.options.sweepEveryBlocks)
+      this.sweep().catch((err: unknown) => this.modules.logger.error({ err }, 'erasure sweep failed'));
   }
 }

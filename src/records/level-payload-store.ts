@@ -1,7 +1,15 @@
-/** A payload store in LevelDB (one directory), values kept as raw bytes. */
+/**
+ * A payload store in LevelDB (one directory): each ciphertext under its digest, and beside it
+ * (`~added/<digest>`) when it was first stored, in one synced batch, so a payload a node has
+ * acknowledged survives a crash. Deleting compacts nothing by itself: `compact()` does.
+ */
 import { Level } from 'level';
+import { utf8ToBytes } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
 import { checkDigest, type PayloadStore, verifyPayloadDigest } from './payload-store.js';
+
+/** Prefix of the first-stored times (sorts after every hex digest). */
+const ADDED = '~added/';
 
 /** Options of `LevelPayloadStore`. */
 export interface LevelPayloadStoreOptions {
@@ -14,7 +22,10 @@ export class LevelPayloadStore implements PayloadStore {
   readonly #db: Level<string, Uint8Array>;
 
   /** Does not touch the disk until `open()`. */
-  constructor(options: LevelPayloadStoreOptions) {
+  constructor(
+    options: LevelPayloadStoreOptions,
+    private readonly now: () => number = Date.now,
+  ) {
     this.#db = new Level<string, Uint8Array>(options.location, { valueEncoding: 'view' });
   }
 
@@ -47,7 +58,33 @@ export class LevelPayloadStore implements PayloadStore {
   async put(digest: string, bytes: Uint8Array): Promise<void> {
     verifyPayloadDigest(digest, bytes);
     this.#ready();
-    await this.#db.put(digest, bytes);
+    const added = await this.#db.get(ADDED + digest);
+    await this.#db.batch(
+      [
+        { type: 'put', key: digest, value: bytes },
+        ...(added === undefined
+          ? [{ type: 'put' as const, key: ADDED + digest, value: utf8ToBytes(String(this.now())) }]
+          : []),
+      ],
+      { sync: true },
+    );
+  }
+
+  async *list(): AsyncIterable<{ digest: string; addedAt: number }> {
+    this.#ready();
+    for await (const [key, value] of this.#db.iterator({ gte: ADDED, lt: `${ADDED}~` })) {
+      yield { digest: key.slice(ADDED.length), addedAt: Number(new TextDecoder().decode(value)) };
+    }
+  }
+
+  /** Compacts the whole store: LevelDB drops the deleted values from its files. */
+  async compact(): Promise<void> {
+    this.#ready();
+    // On Node, `level` is classic-level (LevelDB), which has compactRange; its typings hide it.
+    await (this.#db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(
+      '0',
+      '~~',
+    );
   }
 
   /** The stored bytes, or undefined. */
@@ -61,7 +98,13 @@ export class LevelPayloadStore implements PayloadStore {
   async delete(digest: string): Promise<void> {
     checkDigest(digest);
     this.#ready();
-    await this.#db.del(digest);
+    await this.#db.batch(
+      [
+        { type: 'del', key: digest },
+        { type: 'del', key: ADDED + digest },
+      ],
+      { sync: true },
+    );
   }
 
   /** Whether a payload is stored. */

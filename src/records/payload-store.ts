@@ -18,6 +18,10 @@ export interface PayloadStore {
   delete(digest: string): Promise<void>;
   /** Whether a payload is stored under `digest`. */
   has(digest: string): Promise<boolean>;
+  /** Every stored payload's digest and when it was first stored here (unix ms), in digest order. */
+  list(): AsyncIterable<{ digest: string; addedAt: number }>;
+  /** Reclaims the space of deleted payloads, so erased bytes leave the disk. */
+  compact(): Promise<void>;
 }
 
 /** Throws `PAYLOAD_BAD_DIGEST` unless `digest` is 64 lower-case hex characters. */
@@ -42,12 +46,23 @@ export function verifyPayloadDigest(digest: string, bytes: Uint8Array): void {
 /** A payload store in memory, for tests and single-process demos. Copies on the way in and out. */
 export class MemoryPayloadStore implements PayloadStore {
   readonly #items = new Map<string, Uint8Array>();
+  readonly #added = new Map<string, number>();
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   /** Stores a copy after checking the digest. */
   async put(digest: string, bytes: Uint8Array): Promise<void> {
     verifyPayloadDigest(digest, bytes);
     this.#items.set(digest, bytes.slice());
+    if (!this.#added.has(digest)) this.#added.set(digest, this.now());
   }
+
+  async *list(): AsyncIterable<{ digest: string; addedAt: number }> {
+    for (const digest of [...this.#items.keys()].sort()) yield { digest, addedAt: this.#added.get(digest)! };
+  }
+
+  /** Nothing to reclaim in memory. */
+  async compact(): Promise<void> {}
 
   /** A copy of the stored bytes, or undefined. */
   async get(digest: string): Promise<Uint8Array | undefined> {
@@ -59,6 +74,7 @@ export class MemoryPayloadStore implements PayloadStore {
   async delete(digest: string): Promise<void> {
     checkDigest(digest);
     this.#items.delete(digest);
+    this.#added.delete(digest);
   }
 
   /** Whether a payload is stored. */

@@ -409,6 +409,8 @@ t.test('store failures become record.fail EXTRACTOR_STORE_FAILED', async (t) => 
     get: async () => undefined,
     has: async () => false,
     delete: async () => {},
+    list: async function* () {},
+    compact: async () => {},
   };
   const h = await harness(t, {}, { payloads: broken });
   const [outcome] = await h.extractor.handleRequest(h.request(['tax']));

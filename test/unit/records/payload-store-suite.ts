@@ -84,4 +84,41 @@ export function payloadStoreSuite(
     await store.put(sha256Hex(empty), empty);
     t.same(Array.from((await store.get(sha256Hex(empty))) ?? [1]), []);
   });
+
+  withStore(
+    'list gives every payload with when it was first stored; compact keeps what is kept',
+    async (t, store) => {
+      const a = bytes('first');
+      const b = bytes('second');
+      const before = Date.now();
+      await store.put(sha256Hex(a), a);
+      await store.put(sha256Hex(b), b);
+      const listed = [];
+      for await (const entry of store.list()) listed.push(entry);
+      t.same(
+        listed.map((e) => e.digest),
+        [sha256Hex(a), sha256Hex(b)].sort(),
+        'every digest, in order',
+      );
+      t.ok(
+        listed.every((e) => e.addedAt >= before - 1000 && e.addedAt <= Date.now() + 1000),
+        'with its time',
+      );
+      const first = listed.find((e) => e.digest === sha256Hex(a))!.addedAt;
+      await store.put(sha256Hex(a), a);
+      const again = [];
+      for await (const entry of store.list()) again.push(entry);
+      t.equal(
+        again.find((e) => e.digest === sha256Hex(a))!.addedAt,
+        first,
+        'storing again keeps the first time',
+      );
+      await store.delete(sha256Hex(a));
+      await store.compact();
+      const left = [];
+      for await (const entry of store.list()) left.push(entry.digest);
+      t.same(left, [sha256Hex(b)], 'a deleted payload leaves the list');
+      t.same(Array.from((await store.get(sha256Hex(b))) ?? []), Array.from(b), 'compaction keeps the rest');
+    },
+  );
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -49,4 +49,29 @@ t.test('MemoryPayloadStore counts payloads', async (t) => {
   const payload = new Uint8Array([1, 2, 3]);
   await store.put(sha256Hex(payload), payload);
   t.equal(store.size, 1);
+});
+
+t.test('LevelPayloadStore: a deleted payload leaves the files on disk once compacted', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'datagrant-payloads-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const marker = 'ERASE-ME-'.repeat(400);
+  const payload = new TextEncoder().encode(marker);
+  const digest = sha256Hex(payload);
+  const onDisk = async () => {
+    let text = '';
+    for (const name of await readdir(dir)) text += (await readFile(join(dir, name))).toString('latin1');
+    return text.includes('ERASE-ME-ERASE-ME-');
+  };
+  const store = new LevelPayloadStore({ location: dir });
+  await store.open();
+  for (let i = 0; i < 50; i++) {
+    const filler = new TextEncoder().encode(`filler ${i} ${'x'.repeat(2000)}`);
+    await store.put(sha256Hex(filler), filler);
+  }
+  await store.put(digest, payload);
+  t.ok(await onDisk(), 'the payload is in the files');
+  await store.delete(digest);
+  await store.compact();
+  await store.close();
+  t.notOk(await onDisk(), 'after delete and compaction its bytes are gone from every file');
 });
