@@ -1,5 +1,25 @@
-/** Server-sent events: one place that opens a stream, keeps it alive and cleans up on close. */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+/**
+ * Server-sent events: one place that opens a stream, keeps it alive and cleans up on close, and
+ * bounds how many a node holds open at once (each costs a socket and a listener): past the bound a
+ * new stream is refused with 503 API_TOO_MANY_STREAMS and Retry-After.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DatagrantError } from '../common/errors.js';
+
+/** Default bound of open event streams per node. */
+export const DEFAULT_MAX_EVENT_STREAMS = 1000;
+
+const open = new WeakMap<FastifyInstance, { count: number; max: number }>();
+
+/** Sets the bound of open event streams for an app (before routes open any). */
+export function limitEventStreams(app: FastifyInstance, max: number): void {
+  open.set(app, { count: open.get(app)?.count ?? 0, max });
+}
+
+/** Number of event streams open on an app. */
+export function openEventStreams(app: FastifyInstance): number {
+  return open.get(app)?.count ?? 0;
+}
 
 /** Sends one named event with a JSON payload. */
 export type SendEvent = (event: string, data: unknown) => void;
@@ -11,8 +31,22 @@ export type SendEvent = (event: string, data: unknown) => void;
 export function openEventStream(
   request: FastifyRequest,
   reply: FastifyReply,
-  open: (send: SendEvent) => () => void,
+  subscribe: (send: SendEvent) => () => void,
 ): void {
+  let slot = open.get(request.server);
+  if (!slot) {
+    slot = { count: 0, max: DEFAULT_MAX_EVENT_STREAMS };
+    open.set(request.server, slot);
+  }
+  if (slot.count >= slot.max) {
+    reply.header('retry-after', '5');
+    throw new DatagrantError(
+      'API_TOO_MANY_STREAMS',
+      `this node serves at most ${slot.max} event streams at once`,
+    );
+  }
+  slot.count++;
+  const held = slot;
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -20,10 +54,12 @@ export function openEventStream(
     'cache-control': 'no-cache',
     connection: 'keep-alive',
   });
-  const unsubscribe = open((event, data) => raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
   const ping = setInterval(() => raw.write(': ping\n\n'), 15_000);
+  let unsubscribe = () => {};
   request.raw.on('close', () => {
+    held.count--;
     clearInterval(ping);
     unsubscribe();
   });
+  unsubscribe = subscribe((event, data) => raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
 }

@@ -13,6 +13,7 @@ import { canonicalize } from '../common/canonical.js';
 import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { installErrorHandling } from './errors.js';
+import { DEFAULT_MAX_EVENT_STREAMS, limitEventStreams } from './event-stream.js';
 import { installRateLimit, type RateLimitOptions } from './rate-limit.js';
 
 declare module 'fastify' {
@@ -29,6 +30,8 @@ export interface ApiOptions {
   logger: Logger;
   /** Request rate limits (defaults: `DEFAULT_RATE_LIMIT`); `false` turns them off. */
   rateLimit?: Partial<RateLimitOptions> | false;
+  /** Most server-sent event streams open at once (default `DEFAULT_MAX_EVENT_STREAMS`). */
+  maxEventStreams?: number;
 }
 
 /** Default largest request body. */
@@ -57,6 +60,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   installErrorHandling(app);
   if (options.rateLimit !== false) installRateLimit(app, options.rateLimit ?? {});
+  limitEventStreams(app, options.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS);
   // Only JSON bodies are accepted (anything else is a coded 415); the raw text is kept because
   // signed institution requests cover the exact bytes of the body.
   app.removeContentTypeParser(['text/plain', 'application/json']);

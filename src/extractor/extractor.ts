@@ -45,6 +45,12 @@ export interface ExtractorOptions {
   submitTimeoutMs?: number;
   /** Plugin fetches running at once across all requests (default 8). */
   concurrency?: number;
+  /**
+   * Most (request, type) jobs held at once, running or queued (default 10,000). Past it a job is
+   * refused (`skipped`, why `overloaded`, logged with EXTRACTOR_OVERLOADED) rather than queued
+   * without bound; it is picked up again when the request is rescanned.
+   */
+  maxJobs?: number;
   /** Lifetime of submitted transactions, in ms (default: the ledger default). */
   txTtlMs?: number;
 }
@@ -56,6 +62,7 @@ export const DEFAULT_EXTRACTOR_OPTIONS = {
   backoffMs: 500,
   maxBackoffMs: 5_000,
   concurrency: 8,
+  maxJobs: 10_000,
 } as const;
 
 /** Collaborators of an extractor. */
@@ -93,7 +100,11 @@ export interface DataRequest {
 export type ExtractionOutcome =
   | { type: DataType; status: 'put'; tx: string; digest: string; attempts: number }
   | { type: DataType; status: 'fail'; tx: string; reason: string; attempts: number }
-  | { type: DataType; status: 'skipped'; why: 'not-served' | 'duplicate' | 'stopped' | 'submit-failed' };
+  | {
+      type: DataType;
+      status: 'skipped';
+      why: 'not-served' | 'duplicate' | 'stopped' | 'submit-failed' | 'overloaded';
+    };
 
 const FAIL_DETAIL: Record<string, string> = {
   PLUGIN_NOT_FOUND: 'the data source has no record of this type for the subject',
@@ -197,6 +208,7 @@ export class Extractor {
       ...options,
       submitTimeoutMs: options.submitTimeoutMs ?? options.timeoutMs,
       concurrency: options.concurrency ?? DEFAULT_EXTRACTOR_OPTIONS.concurrency,
+      maxJobs: options.maxJobs ?? DEFAULT_EXTRACTOR_OPTIONS.maxJobs,
       txTtlMs: options.txTtlMs ?? DEFAULT_TX_TTL_MS,
     };
     positive('timeoutMs', merged.timeoutMs, 1);
@@ -205,6 +217,7 @@ export class Extractor {
     positive('maxBackoffMs', merged.maxBackoffMs, merged.backoffMs);
     positive('submitTimeoutMs', merged.submitTimeoutMs, 1);
     positive('concurrency', merged.concurrency, 1);
+    positive('maxJobs', merged.maxJobs, 1);
     positive('txTtlMs', merged.txTtlMs, 1000);
     this.#options = merged;
     this.#modules = modules;
@@ -302,6 +315,13 @@ export class Extractor {
     if (running !== undefined) return running;
     if (this.#done.has(key)) return Promise.resolve({ type, status: 'skipped', why: 'duplicate' });
     if (!this.#started) return Promise.resolve({ type, status: 'skipped', why: 'stopped' });
+    if (this.#inflight.size >= this.#options.maxJobs) {
+      this.#log.warn(
+        { code: 'EXTRACTOR_OVERLOADED', request: request.id, type, jobs: this.#inflight.size },
+        'extractor job refused: too many jobs held',
+      );
+      return Promise.resolve({ type, status: 'skipped', why: 'overloaded' });
+    }
     const job = this.#extract(request, keys, type, source).finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, job);
     return job.then((outcome) => {

@@ -29,6 +29,8 @@ export const NodeConfigSchema = Type.Object(
         host: Type.String({ default: '127.0.0.1' }),
         port: Type.Integer({ minimum: 0, maximum: 65535 }),
         bodyLimit: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
+        /** Most server-sent event streams open at once (default 1000). */
+        maxEventStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
         /** Request rate limits (token buckets); defaults in api/rate-limit `DEFAULT_RATE_LIMIT`. */
         rateLimit: Type.Optional(
           Type.Object(

@@ -365,6 +365,7 @@ export class DatagrantNode implements NodeStatusSource {
     const { enabled: rateLimited, ...rateLimit } = config.api.rateLimit ?? {};
     this.api = await createApi({
       bodyLimit: config.api.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      ...(config.api.maxEventStreams ? { maxEventStreams: config.api.maxEventStreams } : {}),
       logger: log.child({ module: 'api' }),
       rateLimit: rateLimited === false ? false : rateLimit,
     });

@@ -441,6 +441,35 @@ t.test('the concurrency limit holds', async (t) => {
   t.equal(peak, 2);
 });
 
+t.test('the job bound holds: past maxJobs a job is refused, not queued', async (t) => {
+  let release = () => {};
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const held = fakeSource('held', ['tax'], async () => {
+    await gate;
+    return { fields: { a: 1 }, source: 's', raw: new Uint8Array([1]) };
+  });
+  const h = await harness(t, { concurrency: 1, maxJobs: 2 }, { sources: [held] });
+  const running = [
+    h.extractor.handleRequest(h.request(['tax'])),
+    h.extractor.handleRequest(h.request(['tax'])),
+  ];
+  const refused = await h.extractor.handleRequest(h.request(['tax']));
+  t.same(
+    refused,
+    [{ type: 'tax', status: 'skipped', why: 'overloaded' }],
+    'the third job is refused at once',
+  );
+  release();
+  t.ok(
+    (await Promise.all(running)).flat().every((o) => o.status === 'put'),
+    'the held ones complete',
+  );
+  const later = await h.extractor.handleRequest(h.request(['tax']));
+  t.equal(later[0]!.status, 'put', 'and once they are done new jobs are taken again');
+});
+
 t.test('malformed requests and options are refused, naming the field', async (t) => {
   const h = await harness(t);
   const good = h.request(['tax']);
