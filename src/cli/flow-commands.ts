@@ -450,13 +450,19 @@ export function addFlowCommands(program: Command): void {
         json?: boolean;
       }) => {
         const keys = await keysFrom(o);
-        const trail = await signedApiCall<{ entries: AuditEntry[] }>(
-          o.api,
-          'GET',
-          `/v1/subjects/${o.subject}/audit`,
-          `subject:${o.subject}`,
-          keys.signing.secretKey,
-        );
+        const trail: { entries: AuditEntry[] } = { entries: [] };
+        for (let after: number | undefined; ; ) {
+          const page: { entries: AuditEntry[]; next?: number } = await signedApiCall(
+            o.api,
+            'GET',
+            `/v1/subjects/${o.subject}/audit${after === undefined ? '' : `?after=${after}`}`,
+            `subject:${o.subject}`,
+            keys.signing.secretKey,
+          );
+          trail.entries.push(...page.entries);
+          if (page.next === undefined) break;
+          after = page.next;
+        }
         const genesis = o.verify ? await readGenesis(o.genesis ?? '') : undefined;
         let failures = 0;
         const rows = trail.entries.map((e) => {

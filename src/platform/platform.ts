@@ -72,6 +72,18 @@ export const DEFAULT_PLATFORM_OPTIONS: PlatformOptions = {
 };
 
 const DAY_MS = 24 * 3600 * 1000;
+/** Audit entries per page when the caller does not say. */
+export const DEFAULT_AUDIT_PAGE = 500;
+/** Most audit entries per page. */
+export const MAX_AUDIT_PAGE = 1000;
+/** Entries a page may run past its limit to end at a block boundary. */
+const MAX_TXS_PER_HEIGHT_EXTRA = 256;
+
+/** One page of a subject's audit trail; `next` is the height to ask `after` for the next page. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  next?: number;
+}
 
 /** The platform service. */
 export class Platform extends EventEmitter<PlatformEvents> {
@@ -383,9 +395,25 @@ export class Platform extends EventEmitter<PlatformEvents> {
   }
 
   /** Every transaction concerning a subject, oldest first, each with its inclusion proof. */
-  async audit(subject: string): Promise<AuditEntry[]> {
+  async audit(subject: string, page: { limit?: number; after?: number } = {}): Promise<AuditPage> {
+    const limit = page.limit ?? DEFAULT_AUDIT_PAGE;
+    const refs = await this.modules.chain.store.txsBySubject(subject, {
+      limit: limit + MAX_TXS_PER_HEIGHT_EXTRA,
+      ...(page.after !== undefined ? { afterHeight: page.after } : {}),
+    });
+    // A page ends at a block boundary, so that `next` (a height) loses no entry of that block.
+    let end = Math.min(limit, refs.length);
+    while (end < refs.length && end > 0 && refs[end]!.height === refs[end - 1]!.height) end++;
+    const more = end < refs.length;
+    const entries = await this.auditEntries(await this.resolveTxs(refs.slice(0, end)));
+    return { entries, ...(more ? { next: refs[end - 1]!.height } : {}) };
+  }
+
+  private async auditEntries(
+    txs: { hash: string; tx: AnyTx; certified: CertifiedBlock; index: number }[],
+  ): Promise<AuditEntry[]> {
     const state = this.modules.chain.state;
-    return (await this.subjectTxs(subject)).map(({ hash, tx, certified, index }) => {
+    return txs.map(({ hash, tx, certified, index }) => {
       const body = tx.body as Record<string, unknown>;
       const grantId = typeof body.grant === 'string' ? body.grant : undefined;
       const grant = grantId ? (state.get(stateKey.grant(grantId)) as GrantState | undefined) : undefined;
@@ -408,8 +436,13 @@ export class Platform extends EventEmitter<PlatformEvents> {
   private async subjectTxs(
     subject: string,
   ): Promise<{ hash: string; tx: AnyTx; certified: CertifiedBlock; index: number }[]> {
+    return this.resolveTxs(await this.modules.chain.store.txsBySubject(subject));
+  }
+
+  private async resolveTxs(
+    refs: { hash: string; height: number; index: number }[],
+  ): Promise<{ hash: string; tx: AnyTx; certified: CertifiedBlock; index: number }[]> {
     const store = this.modules.chain.store;
-    const refs = await store.txsBySubject(subject);
     const blocks = new Map<number, CertifiedBlock>();
     const out = [];
     for (const ref of refs) {

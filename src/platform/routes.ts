@@ -19,7 +19,7 @@ import {
   SUBJECT_ID_PATTERN,
   stateKey,
 } from '../ledger/index.js';
-import type { Platform, RequestInput } from './platform.js';
+import { MAX_AUDIT_PAGE, type Platform, type RequestInput } from './platform.js';
 
 const HASH = { type: 'string', pattern: HASH_PATTERN } as const;
 const SUBJECT_ID = { type: 'string', pattern: SUBJECT_ID_PATTERN } as const;
@@ -228,20 +228,29 @@ export async function platformRoutes(
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { limit?: number; after?: number } }>(
     '/v1/subjects/:id/audit',
     {
       schema: {
         tags: ['subjects'],
         summary:
-          'Every request, record, grant, denial, usage and erasure about a subject, with inclusion proofs (signed call by the subject)',
+          'Every request, record, grant, denial, usage and erasure about a subject, with inclusion proofs (signed call by the subject), oldest first, in pages: ask `after` the `next` height for the following one',
         params: { type: 'object', properties: { id: SUBJECT_ID } },
+        querystring: {
+          type: 'object',
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: MAX_AUDIT_PAGE },
+            after: { type: 'integer', minimum: 0 },
+          },
+          additionalProperties: false,
+        },
         response: errors,
       },
     },
     async (request) => {
       await asSubject(request, request.params.id);
-      return { subject: request.params.id, entries: await platform.audit(request.params.id) };
+      const page = await platform.audit(request.params.id, request.query);
+      return { subject: request.params.id, ...page };
     },
   );
 }

@@ -120,6 +120,38 @@ t.test('signed reads of personal metadata, and what the explorer shows anyone', 
     );
   }
 
+  // The audit trail comes in pages that end at block boundaries: nothing lost, nothing twice.
+  const full = (await get('/v1/subjects/alice-0007/audit', asAlice)).body as {
+    entries: { hash: string; height: number }[];
+    next?: number;
+  };
+  t.equal(full.next, undefined, 'a short trail is one page');
+  const paged: { hash: string; height: number }[] = [];
+  let pages = 0;
+  for (let after: number | undefined; ; pages++) {
+    const page = (
+      await get(
+        `/v1/subjects/alice-0007/audit?limit=1${after === undefined ? '' : `&after=${after}`}`,
+        asAlice,
+      )
+    ).body as { entries: { hash: string; height: number }[]; next?: number };
+    paged.push(...page.entries);
+    if (page.next === undefined) break;
+    t.ok(
+      page.entries.every((e) => e.height <= page.next!),
+      'a page ends at its next height',
+    );
+    after = page.next;
+  }
+  t.ok(pages >= 3, `the trail came in ${pages + 1} pages of about one entry`);
+  t.same(
+    paged.map((e) => e.hash),
+    full.entries.map((e) => e.hash),
+    'the pages together are the whole trail, in order',
+  );
+  const tooMany = await get('/v1/subjects/alice-0007/audit?limit=100000', asAlice);
+  t.equal(tooMany.status, 400, 'a page larger than the bound is refused');
+
   // A request's state and event stream: its institution and its subject only.
   const requestPath = `/v1/requests/${opened.id}`;
   t.equal((await get(requestPath, asBank)).status, 200, 'the bank reads its request');

@@ -243,11 +243,17 @@ async function loadOnce(): Promise<void> {
   }
   try {
     const trusted = await trustedGenesis();
-    const { entries } = await signedGetJson<{ entries: AuditEntry[] }>(
-      `v1/subjects/${s.subject}/audit`,
-      `subject:${s.subject}`,
-      s.keys.signing.secretKey,
-    );
+    const entries: AuditEntry[] = [];
+    for (let after: number | undefined; ; ) {
+      const page: { entries: AuditEntry[]; next?: number } = await signedGetJson(
+        `v1/subjects/${s.subject}/audit${after === undefined ? '' : `?after=${after}`}`,
+        `subject:${s.subject}`,
+        s.keys.signing.secretKey,
+      );
+      entries.push(...page.entries);
+      if (page.next === undefined) break;
+      after = page.next;
+    }
     if (session !== s) return;
     renderHistory(trusted, entries);
   } catch (err) {
