@@ -603,12 +603,17 @@ export class ConsensusCore {
     if (header.height !== this.height) return 'height';
     if (header.prev !== this.tip.hash) return 'prev';
     if (header.time <= this.tip.time) return 'time not after the previous block';
-    if (header.time > this.modules.clock.now() + this.timing.maxClockSkewMs) return 'time in the future';
+    const now = this.modules.clock.now();
+    if (header.time > now + this.timing.maxClockSkewMs) return 'time in the future';
     const forced = this.constraint?.forced ?? null;
     if (forced !== null) {
+      // A re-proposed prepared block keeps the time it was first proposed with, however old.
       if (hash !== forced) return 'not the block the new-view forces';
     } else if (header.view !== proposal.view || header.proposer !== proposal.sender) {
       return 'view or proposer';
+    } else if (header.time < now - this.timing.maxClockSkewMs) {
+      // Bounded below too: a primary cannot stamp fresh blocks with lagging times.
+      return 'time in the past';
     }
     return this.checkBody(proposal.block);
   }

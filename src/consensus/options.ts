@@ -19,7 +19,10 @@ export interface ConsensusTiming {
   retransmitMs: number;
   /** Cap on the retransmission delay. */
   maxRetransmitMs: number;
-  /** A proposal whose time is further than this ahead of the local clock is refused. */
+  /**
+   * A proposal whose time is further than this from the local clock, ahead or (for a fresh, not
+   * re-proposed block) behind, is refused. The chain checks block time against the same bound.
+   */
   maxClockSkewMs: number;
 }
 

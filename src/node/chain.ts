@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { DatagrantError } from '../common/errors.js';
+import { DEFAULT_TIMING } from '../consensus/index.js';
 import {
   type AnyTx,
   type Block,
@@ -113,7 +114,11 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
    * Validates a block proposed for the next height: header fields, tx root, every transaction
    * applying in order, and the state root. Caches the effects for the commit.
    */
-  validateBlock(block: Block, now?: number, maxClockSkewMs = 30_000): BlockFault | null {
+  validateBlock(
+    block: Block,
+    now?: number,
+    maxClockSkewMs = DEFAULT_TIMING.maxClockSkewMs,
+  ): BlockFault | null {
     const tip = this.store.tip();
     const h = block.header;
     if (h.chain !== this.genesis.chain)

@@ -67,6 +67,8 @@ export const NodeConfigSchema = Type.Object(
         minBlockIntervalMs: Type.Integer({ minimum: 0, maximum: 60_000 }),
         /** Base view-change timeout (ms). */
         viewTimeoutMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 600_000 })),
+        /** Largest difference between a fresh block's time and this node's clock (ms; default 10 s). */
+        maxClockSkewMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
       },
       { additionalProperties: false },
     ),

@@ -291,6 +291,7 @@ export class DatagrantNode implements NodeStatusSource {
           timing: {
             blockIntervalMs: config.consensus.blockIntervalMs,
             ...(config.consensus.viewTimeoutMs ? { viewTimeoutMs: config.consensus.viewTimeoutMs } : {}),
+            ...(config.consensus.maxClockSkewMs ? { maxClockSkewMs: config.consensus.maxClockSkewMs } : {}),
           },
           minBlockIntervalMs: config.consensus.minBlockIntervalMs,
         },

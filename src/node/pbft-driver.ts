@@ -20,6 +20,7 @@ import {
   type ConsensusMessage,
   type ConsensusStatus,
   type ConsensusTiming,
+  DEFAULT_TIMING,
   decodeMessage,
   decodeWal,
   type StepOutput,
@@ -127,7 +128,11 @@ export class PbftDriver {
             return chain.buildBlock(ctx.proposer, ctx.view, ctx.time);
           },
           validate: (block) => {
-            const fault = chain.validateBlock(block, Date.now());
+            const fault = chain.validateBlock(
+              block,
+              Date.now(),
+              this.options.timing.maxClockSkewMs ?? DEFAULT_TIMING.maxClockSkewMs,
+            );
             return fault ? { ok: false, fault: fault.code } : { ok: true };
           },
         },
