@@ -238,6 +238,23 @@ export class ConsensusCore {
     return this.step(() => this.count(this.handleMessage(message)));
   }
 
+  /**
+   * A cheap check of a proposal before the shell spends anything completing it (a compact
+   * proposal's transactions are fetched from its proposer only if this passes): for this height or
+   * the next, for a view not left behind and inside the window, from the primary of that (height,
+   * view), correctly signed. Returns why not, or undefined. Reads the core's state, changes nothing.
+   */
+  screenProposal(proposal: ProposalMessage): DropReason | undefined {
+    if (proposal.chain !== this.chain) return 'wrong-chain';
+    if (proposal.height < this.height) return 'stale-height';
+    if (proposal.height > this.height + 1 || proposal.view > this.view + this.viewWindow) return 'future';
+    if (proposal.height === this.height && proposal.view < this.view) return 'stale-view';
+    const n = this.validators.length;
+    if (proposal.sender !== this.validators[(proposal.height + proposal.view) % n]) return 'not-primary';
+    if (!this.verifySignature(proposal)) return 'bad-signature';
+    return undefined;
+  }
+
   /** A timer this core asked for has fired. */
   onTimer(timer: TimerRequest): StepOutput {
     return this.step(() => this.handleTimer(timer));

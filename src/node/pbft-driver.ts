@@ -16,6 +16,7 @@ import { signFast, verifyFast } from '../common/crypto-node.js';
 import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import {
+  blockHashOf,
   ConsensusCore,
   type ConsensusMessage,
   type ConsensusStatus,
@@ -40,6 +41,8 @@ const SYNC_MAX_BYTES = 8 * 1024 * 1024;
 /** How long a validator waits for a proposer to send the transactions it lacks. */
 const TXS_FETCH_TIMEOUT_MS = 5_000;
 const HASH_HEX = /^[0-9a-f]{64}$/;
+/** Most compact proposals completed at once (each fetches its missing transactions). */
+const MAX_TX_FETCHES = 4;
 
 type ProposalMessage = Extract<ConsensusMessage, { type: 'proposal' }>;
 
@@ -91,7 +94,14 @@ export class PbftDriver {
   /** Transactions of this node's latest proposal, served to validators that lack some. */
   private proposed = new Map<string, AnyTx>();
   /** Compact proposals this shell dropped (the core counts the rest). */
-  private readonly shellDropped = { 'proposal-refs-malformed': 0, 'proposal-txs-unavailable': 0 };
+  private readonly shellDropped = {
+    'proposal-refs-malformed': 0,
+    'proposal-txs-unavailable': 0,
+    'proposal-screened-out': 0,
+    'proposal-fetch-busy': 0,
+  };
+  /** Blocks whose missing transactions are being fetched (at most MAX_TX_FETCHES at once). */
+  private readonly fetching = new Set<string>();
 
   constructor(
     private readonly options: PbftDriverOptions,
@@ -159,8 +169,7 @@ export class PbftDriver {
       }
       const wrapped = envelope !== null && typeof envelope === 'object' && 'm' in envelope;
       const inner = wrapped ? (envelope as { m: unknown }).m : envelope;
-      if (wrapped && 't' in (envelope as object))
-        this.receiveCompact(inner, (envelope as { t: unknown }).t, from);
+      if (wrapped && 't' in (envelope as object)) this.receiveCompact(inner, (envelope as { t: unknown }).t);
       else this.enqueue(() => this.core.onMessage(inner));
     });
     network.handle('sync', (req) => this.serveSync(req));
@@ -298,7 +307,7 @@ export class PbftDriver {
   }
 
   /** A compact proposal: fills in its transactions from the mempool, fetching what is missing. */
-  private receiveCompact(inner: unknown, refs: unknown, from: string): void {
+  private receiveCompact(inner: unknown, refs: unknown): void {
     const decoded = decodeMessage(inner);
     const max = this.modules.chain.genesis.params.maxBlockTxs;
     if (
@@ -311,14 +320,30 @@ export class PbftDriver {
       return;
     }
     const message = decoded.message;
+    const screened = this.core.screenProposal(message);
+    if (screened !== undefined) {
+      // Not from the primary, not signed, or for another height: nothing is fetched for it.
+      this.shellDropped['proposal-screened-out']++;
+      return;
+    }
     const { mempool } = this.modules;
     const txs: (AnyTx | undefined)[] = refs.map(([hash, sig]) => {
       const tx = mempool.lookup(hash) ?? this.proposed.get(hash);
       return tx !== undefined && tx.sig === sig ? tx : undefined;
     });
     // The mempool's own objects: decoded, hashed and signature-checked once already.
-    if (txs.every((tx) => tx !== undefined)) this.deliverFilled(message, txs as AnyTx[]);
-    else void this.fetchMissing(message, refs, txs, from);
+    if (txs.every((tx) => tx !== undefined)) {
+      this.deliverFilled(message, txs as AnyTx[]);
+      return;
+    }
+    const hash = blockHashOf(message.block);
+    if (this.fetching.has(hash)) return; // the fetch in flight delivers this very block
+    if (this.fetching.size >= MAX_TX_FETCHES) {
+      this.shellDropped['proposal-fetch-busy']++;
+      return;
+    }
+    this.fetching.add(hash);
+    void this.fetchMissing(message, refs, txs).finally(() => this.fetching.delete(hash));
   }
 
   private deliverFilled(message: ProposalMessage, txs: AnyTx[]): void {
@@ -326,17 +351,14 @@ export class PbftDriver {
     this.enqueue(() => this.core.onDecodedMessage(full));
   }
 
+  /** Asks the proposer — and only the proposer, who must have them — for what the mempool lacks. */
   private async fetchMissing(
     message: ProposalMessage,
     refs: readonly TxRef[],
     txs: (AnyTx | undefined)[],
-    from: string,
   ): Promise<void> {
     const { network, logger } = this.modules;
-    const peers = [...new Set([message.sender, from, ...network.peers()])].filter(
-      (p) => p !== this.options.self,
-    );
-    for (const peer of peers) {
+    for (const peer of [message.sender].filter((p) => p !== this.options.self)) {
       const missing = refs.filter((_, i) => txs[i] === undefined).map(([hash]) => hash);
       if (missing.length === 0) break;
       try {

@@ -381,11 +381,11 @@ async function makeSolo(t: Test, options: { maxTxs?: number } = {}) {
   const received: Envelope[] = [];
   primary.subscribe('consensus', (data) => received.push(json(data) as Envelope));
   const served: unknown[] = [];
-  let answer: (hashes: string[]) => Uint8Array = () => utf8ToBytes('[]');
+  let answer: (hashes: string[]) => Uint8Array | Promise<Uint8Array> = () => utf8ToBytes('[]');
   primary.handle('txs', async (req) => {
     const body = json(req) as { hashes: string[] };
     served.push(body);
-    return answer(body.hashes);
+    return await answer(body.hashes);
   });
   await primary.start();
   await node.net.start();
@@ -415,7 +415,7 @@ async function makeSolo(t: Test, options: { maxTxs?: number } = {}) {
     received,
     served,
     publish,
-    setAnswer: (fn: (hashes: string[]) => Uint8Array) => {
+    setAnswer: (fn: (hashes: string[]) => Uint8Array | Promise<Uint8Array>) => {
       answer = fn;
     },
   };
@@ -549,6 +549,60 @@ t.test('transactions nobody can provide: counted, nothing reaches the core', asy
   await waitFor('a prepare', () => preparesOf(s.received).length > 0);
   t.same(preparesOf(s.received), [s.hash], 'the completed proposal is accepted');
   t.equal(unavailable(), cases.length);
+  t.same(s.node.fatal, []);
+});
+
+t.test('a compact proposal is screened before anything is fetched; fetches are deduplicated', async (t) => {
+  const s = await makeSolo(t);
+  await s.node.driver.start();
+  const good = refsOf(s.txs);
+  const pv = s.tc.validators[PRIMARY]!;
+  const other = s.tc.validators[3]!;
+  const signedBy = (who: typeof pv, height: number, view: number) => {
+    const p = signProposal(s.tc.genesis.chain, height, view, s.proposal.block, who.pub, (bytes) =>
+      signFast(bytes, who.signing.secretKey),
+    );
+    return { ...p, block: { ...p.block, txs: [] } };
+  };
+  const screened = () => s.node.driver.dropped()['proposal-screened-out'];
+  const cases: [string, Record<string, unknown>][] = [
+    ['from a validator that is not the primary', { m: signedBy(other, 1, 0), t: good }],
+    [
+      'with a signature that does not verify',
+      {
+        m: { ...s.bareProposal, sig: s.bareProposal.sig.replace(/^./, (c) => (c === '0' ? '1' : '0')) },
+        t: good,
+      },
+    ],
+    [
+      'claimed by the primary, signed by another',
+      { m: { ...signedBy(other, 1, 0), sender: pv.pub }, t: good },
+    ],
+    ['for a height two ahead', { m: signedBy(s.tc.validators[(3 + 0) % 4]!, 3, 0), t: good }],
+  ];
+  for (const [i, [name, envelope]] of cases.entries()) {
+    await s.publish(envelope);
+    t.ok(await eventually(() => screened() === i + 1, 2_000), `${name}: screened out`);
+  }
+  t.same(s.served, [], 'not one transaction was fetched for them');
+
+  // The genuine one, twice while the proposer is slow to answer: one fetch, one prepare.
+  let release = () => {};
+  const slow = new Promise<void>((r) => {
+    release = r;
+  });
+  s.setAnswer(async (asked) => {
+    await slow;
+    return utf8ToBytes(JSON.stringify(s.txs.filter((tx) => asked.includes(txHash(tx)))));
+  });
+  await s.publish({ m: s.bareProposal, t: good });
+  await waitFor('the first fetch', () => s.served.length === 1);
+  await s.publish({ m: s.bareProposal, t: good });
+  await new Promise((r) => setTimeout(r, 50));
+  release();
+  await waitFor('a prepare', () => preparesOf(s.received).length > 0);
+  t.equal(s.served.length, 1, 'the same block was fetched once');
+  t.same(preparesOf(s.received), [s.hash]);
   t.same(s.node.fatal, []);
 });
 
