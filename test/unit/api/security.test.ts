@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { HttpAuthVerifier } from '../../../src/api/http-auth.js';
 import { LevelReplayGuard, MemoryReplayGuard } from '../../../src/api/replay-guard.js';
 import { createApi } from '../../../src/api/server.js';
 import { bytesToHex } from '../../../src/common/bytes.js';
@@ -17,7 +18,6 @@ import { institutionCaller, signCall, signedCallBytes } from '../../../src/commo
 import { generateKeySet } from '../../../src/common/keyfile.js';
 import { silentLogger } from '../../../src/common/logger.js';
 import { decodeMessage } from '../../../src/consensus/index.js';
-import { HttpAuthVerifier } from '../../../src/api/http-auth.js';
 
 const SKEW = 5 * 60 * 1000;
 const NODE = 'a1'.repeat(32);
