@@ -23,7 +23,7 @@ export interface RateLimitOptions {
   loopback: BucketLimit;
   /** Per institution, on signed routes. */
   perInstitution: BucketLimit;
-  /** Signed routes as `METHOD /route/:pattern`; an institution's budget applies to these. */
+  /** Signed routes as `METHOD /route/:pattern`; a caller's (institution's or subject's) budget applies to these. */
   signedRoutes: readonly string[];
   /** Most keys tracked per bucket family; the least recently seen are forgotten first. */
   maxTracked: number;
@@ -34,7 +34,15 @@ export const DEFAULT_RATE_LIMIT: RateLimitOptions = {
   perIp: { ratePerSecond: 500, burst: 1000 },
   loopback: { ratePerSecond: 20_000, burst: 40_000 },
   perInstitution: { ratePerSecond: 1000, burst: 2000 },
-  signedRoutes: ['POST /v1/requests', 'GET /v1/requests/:id/document', 'GET /v1/requests/:id/bundle'],
+  signedRoutes: [
+    'POST /v1/requests',
+    'GET /v1/requests/:id',
+    'GET /v1/requests/:id/events',
+    'GET /v1/requests/:id/document',
+    'GET /v1/requests/:id/bundle',
+    'GET /v1/subjects/:id/requests',
+    'GET /v1/subjects/:id/audit',
+  ],
   maxTracked: 10_000,
 };
 

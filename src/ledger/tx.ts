@@ -20,6 +20,7 @@ const Hex64 = Type.String({ pattern: SIG_PATTERN });
 const Nonce = Type.String({ pattern: '^[0-9a-f]{16,64}$' });
 const Id = Type.String({ pattern: ID_PATTERN });
 const SubjectId = Type.String({ pattern: SUBJECT_ID_PATTERN });
+/** Unix ms, up to the largest time a JavaScript Date can hold. */
 const Time = Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 });
 const DayDate = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });

@@ -1,14 +1,14 @@
 /**
  * No secrets and no personal data in logs. The whole business flow runs on two validators (a
  * platform node and an extractor) and the bank's own gateway, each logging at `trace`
- * (everything): the bank client signs its request in this process, the subject consents through
- * the CLI with a sealed key file, and the records are delivered both ways — as a sealed bundle the
- * bank client opens here, and as a document the bank's gateway assembles with the key it holds —
- * with refusals provoked along the way. Then every node's log lines and every line the CLI printed
- * are searched for the subject's plaintext values (synthetic, and checked to be in both
- * documents), every secret key (hex, base64, base64url) and the passphrase. Also: key files
- * readable by group or others are refused, by the CLI and by `node start`, and a wrong passphrase
- * is never echoed.
+ * (everything): the bank client signs its request in this process, the subject lists her
+ * requests, consents and reads her audit trail through the CLI with a sealed key file (reads are
+ * signed calls), and the records are delivered both ways — as a sealed bundle the bank client
+ * opens here, and as a document the bank's gateway assembles with the key it holds — with
+ * refusals provoked along the way. Then every node's log lines and every line the CLI printed are
+ * searched for the subject's plaintext values (synthetic, and checked to be in both documents),
+ * every secret key (hex, base64, base64url) and the passphrase. Also: key files readable by group
+ * or others are refused, by the CLI and by `node start`, and a wrong passphrase is never echoed.
  */
 import '../../src/common/polyfill.js';
 import { execFile } from 'node:child_process';
@@ -136,13 +136,14 @@ t.test('no secret or personal value in any log line, through the whole flow', as
   };
   const selfOf = async (base: string) =>
     (JSON.parse((await call(base, 'GET', '/v1/status')).text) as { self: string }).self;
-  /** A call signed by the bank (or `keys`), addressed to the node at `base`. */
+  /** A call signed by the bank (or `keys`, as `caller`), addressed to the node at `base`. */
   const signed = async (
     base: string,
     method: 'GET' | 'POST',
     path: string,
     body?: unknown,
     keys: KeySet = bank,
+    caller = institutionCaller(net.institutionId),
   ) =>
     call(
       base,
@@ -154,7 +155,7 @@ t.test('no secret or personal value in any log line, through the whole flow', as
           method,
           path,
           body: body === undefined ? '' : JSON.stringify(body),
-          caller: institutionCaller(net.institutionId),
+          caller,
           audience: await selfOf(base),
           chain,
         },
@@ -233,11 +234,36 @@ t.test('no secret or personal value in any log line, through the whole flow', as
     /PLATFORM_INSTITUTION_NOT_SERVED/,
     'a validator holds no bank key and assembles nothing',
   );
-  const wrong = await cli(['grant', '--key', carolPath, '--request', requestId, '--api', api], {
-    DATAGRANT_PASSPHRASE: 'not the passphrase',
-  });
+  const wrong = await cli(
+    ['grant', '--key', carolPath, '--subject', SUBJECT, '--request', requestId, '--api', api],
+    { DATAGRANT_PASSPHRASE: 'not the passphrase' },
+  );
   t.not(wrong.code, 0, `a wrong passphrase is refused: ${wrong.out.trim().slice(0, 120)}`);
   t.notOk(wrong.out.includes('not the passphrase'), 'the wrong passphrase is not echoed');
+
+  // Reads are signed: not by anyone else, and by the subject through the CLI with her sealed key file.
+  const unsigned = await call(api, 'GET', `/v1/subjects/${SUBJECT}/requests`);
+  t.equal(unsigned.status, 401, "an unsigned read of the subject's requests is refused");
+  const asBank = await signed(api, 'GET', `/v1/subjects/${SUBJECT}/requests`);
+  t.equal(asBank.status, 403, 'so is the bank reading them');
+  const hers = await signed(
+    api,
+    'GET',
+    `/v1/subjects/${SUBJECT}/requests`,
+    undefined,
+    carol,
+    `subject:${SUBJECT}`,
+  );
+  t.equal(hers.status, 200, 'her own signed read is served');
+  const pending = await cli(['requests', '--key', carolPath, '--subject', SUBJECT, '--api', api], {
+    DATAGRANT_PASSPHRASE: PASSPHRASE,
+  });
+  t.equal(
+    pending.code,
+    0,
+    `the subject lists her requests with the CLI: ${pending.out.trim().slice(0, 200)}`,
+  );
+  t.match(pending.out, requestId, 'the request awaits her decision');
 
   // Consent through the CLI with the sealed key file: two uses, one per delivery path.
   const granted = await cli(
@@ -245,6 +271,8 @@ t.test('no secret or personal value in any log line, through the whole flow', as
       'grant',
       '--key',
       carolPath,
+      '--subject',
+      SUBJECT,
       '--request',
       requestId,
       '--uses',
@@ -264,7 +292,7 @@ t.test('no secret or personal value in any log line, through the whole flow', as
   t.equal(doc.records.length, 4, 'the bank client opened all four records');
   // Path 2: the bank's own gateway, holding its key, records the use and assembles the document.
   const statusAt = async (base: string) =>
-    (JSON.parse((await call(base, 'GET', `/v1/requests/${requestId}`)).text) as RequestView).status;
+    (JSON.parse((await signed(base, 'GET', `/v1/requests/${requestId}`)).text) as RequestView).status;
   await waitUntil(
     'the gateway to see the first use',
     async () => (await statusAt(gateway!.api)) === 'delivered',
@@ -290,8 +318,25 @@ t.test('no secret or personal value in any log line, through the whole flow', as
     );
   const planted = `{"level":30,"msg":"x","v":${JSON.stringify(values[0])}}`;
   t.ok(containsToken(planted, values[0]!), 'the scan finds a value planted in a log line');
-  const audit = await call(api, 'GET', `/v1/subjects/${SUBJECT}/audit`);
-  t.equal(audit.status, 200, 'audit trail read');
+  const audit = await cli(
+    [
+      'audit',
+      '--key',
+      carolPath,
+      '--subject',
+      SUBJECT,
+      '--api',
+      api,
+      '--verify',
+      '--genesis',
+      net.genesisPath,
+    ],
+    { DATAGRANT_PASSPHRASE: PASSPHRASE },
+  );
+  t.equal(audit.code, 0, `audit trail read with the CLI: ${audit.out.trim().split('\n').at(-1)}`);
+  t.match(audit.out, /entries verified against genesis/, 'and every entry verified offline');
+  const anonymousAudit = await call(api, 'GET', `/v1/subjects/${SUBJECT}/audit`);
+  t.equal(anonymousAudit.status, 401, 'an unsigned read of the audit trail is refused');
   for (const node of [...nodes].reverse()) await node.stop();
 
   const secrets: [string, string][] = [];
@@ -304,7 +349,7 @@ t.test('no secret or personal value in any log line, through the whole flow', as
   ] as const)
     for (const secret of [keys.signing.secretKey, keys.encryption.secretKey])
       for (const e of encodings(secret)) secrets.push([`${who} secret key`, e]);
-  const outputs = `${wrong.out}\n${granted.out}`;
+  const outputs = [wrong.out, pending.out, granted.out, audit.out].join('\n');
   const found: string[] = [];
   for (const [name, lines] of logs) {
     const text = lines.join('');
