@@ -5,16 +5,21 @@
  * keys stay in this process (no node holds them): register → the bank's own signed request
  * (datagrant/client, against whichever platform validator is up) → extraction from the SYNTHETIC
  * data platform → grant naming the bank and its key → the bank's own usage, then the sealed
- * bundle, verified against genesis, decrypted and assembled on the bank's side. Faults: SIGKILL
- * and restart of random nodes (the primary too, and kills during start-up), SIGSTOP/SIGCONT
- * pauses, network partitions (one node, or two against two) through libp2p connection gating, a
- * failing disk, and a Byzantine validator (equivocation, double votes, bad signatures, floods,
- * replays). Then it heals everything and checks: every node holds the same block at every height,
- * every transaction acknowledged as committed is on every node at the same place, no request,
- * grant or usage record is missing from an audit trail, no honest node saw an equivocation or a
- * bad signature from an honest peer, no internal error, no secret or personal value in any log,
- * and the bank's secret keys in no node's files. Finally it runs the block-store crash test
- * (kill -9 during block commit, reopen, check) for `--store-crash` iterations.
+ * bundle, verified against genesis, decrypted and assembled on the bank's side. Every read is a
+ * signed call by its party: the bank (through its client) reads its requests; the subject, whose
+ * keys are made here, reads her pending requests, the view she grants from and her audit trail.
+ * A refusal of the right party is an anomaly, as is an unsigned read that is served. Faults:
+ * SIGKILL and restart of random nodes (the primary too, and kills during start-up),
+ * SIGSTOP/SIGCONT pauses, network partitions (one node, or two against two) through libp2p
+ * connection gating, a failing disk, and a Byzantine validator (equivocation, double votes, bad
+ * signatures, floods, replays). Then it heals everything and checks: every node holds the same
+ * block at every height, every transaction acknowledged as committed is on every node at the
+ * same place, no request, grant or usage record is missing from a subject's audit trail (read
+ * with her key), an anonymous reader gets neither her trail nor the bodies of her transactions,
+ * no honest node saw an equivocation or a bad signature from an honest peer, no internal error,
+ * no secret or personal value in any log, and the bank's secret keys in no node's files. Finally
+ * it runs the block-store crash test (kill -9 during block commit, reopen, check) for
+ * `--store-crash` iterations.
  *
  *   npm run faults -- --minutes 5 --seed 42 [--store-crash 200] [--keep]
  *
@@ -32,6 +37,7 @@ import { type ClientDocument, DatagrantClient } from '../src/client/index.js';
 import { bytesToHex, toBase64url, utf8ToBytes } from '../src/common/bytes.js';
 import { sha256 } from '../src/common/crypto.js';
 import { type DatagrantError, isDatagrantError } from '../src/common/errors.js';
+import { signCall } from '../src/common/http-signature.js';
 import { generateKeySet, type KeySet } from '../src/common/keyfile.js';
 import { readKeyFile } from '../src/common/keyfile-fs.js';
 import { blockHash, signTx, type TxProof, txHash } from '../src/ledger/index.js';
@@ -131,6 +137,27 @@ function statusLike(err: DatagrantError): number | undefined {
   return undefined;
 }
 
+/**
+ * The 403s a platform node that has not caught up with a granted request gives the bank (no grant
+ * or no usage committed there yet, or the bank client's own CLIENT_NOT_GRANTED and ledger refusals
+ * standing for them): retried at another node. Any other 403 (PLATFORM_NOT_YOURS,
+ * PLATFORM_NOT_GRANTEE, API_FORBIDDEN) says the call was signed as the wrong party: an anomaly.
+ */
+function notGrantedHereYet(code: string): boolean {
+  return (
+    ['CLIENT_NOT_GRANTED', 'PLATFORM_GRANT_REQUIRED', 'PLATFORM_USAGE_REQUIRED'].includes(code) ||
+    code.startsWith('LEDGER_')
+  );
+}
+
+/** A registered person the suite plays: her pseudonymous id and her own keys. */
+interface Person {
+  id: string;
+  keys: KeySet;
+  /** Hash of her `subject.register`: a node that has not committed it cannot check her signature. */
+  registration: string;
+}
+
 interface HttpResult {
   status: number;
   body: Record<string, unknown>;
@@ -225,6 +252,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     }
     await testnet.waitAllReady(180_000);
     say('all nodes ready');
+    /** Each node's key, the audience its signed calls name (`self` in its status). */
+    const audiences: string[] = [];
 
     // ---------------------------------------------------------------- HTTP
 
@@ -285,6 +314,57 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         }
         return r;
       };
+    for (let i = 0; i < N; i++) audiences.push((await http(i, 'GET', '/v1/status')).body.self as string);
+    /** A GET at node i signed by `person` with her own signing key. */
+    const subjectRead = (i: number, person: Person, path: string, timeoutMs = 5000) =>
+      http(
+        i,
+        'GET',
+        path,
+        undefined,
+        signCall(
+          {
+            method: 'GET',
+            path,
+            body: '',
+            caller: `subject:${person.id}`,
+            audience: audiences[i]!,
+            chain: CHAIN,
+          },
+          person.keys.signing.secretKey,
+        ),
+        timeoutMs,
+      );
+    /** Nodes seen to hold each person's registration (state only grows: asked once per node). */
+    const knownAt = new Map<string, Set<number>>();
+    /**
+     * Whether node i has committed `person`'s registration, so it knows her key and any refusal of
+     * her signed read is an anomaly; a node still catching up is not asked as her.
+     */
+    const knowsPerson = async (i: number, person: Person): Promise<boolean> => {
+      const known = knownAt.get(person.id) ?? new Set<number>();
+      knownAt.set(person.id, known);
+      if (known.has(i)) return true;
+      const r = await http(i, 'GET', `/v1/txs/${person.registration}`);
+      if (r.body.status !== 'committed') return false;
+      known.add(i);
+      return true;
+    };
+    /**
+     * What the answer to one of her signed reads means: `ok`; `retry` for what a node behind or
+     * going away may answer (404: the request is not committed there yet; 429; 5xx, counted by
+     * `http`); anything else, a 401 or 403 to the right party above all, is an anomaly (`fail`).
+     */
+    const readVerdict = (i: number, what: string, r: HttpResult): 'ok' | 'retry' | 'fail' => {
+      if (r.status === 200) return 'ok';
+      const code = (r.body.error as { code?: string } | undefined)?.code ?? `HTTP_${r.status}`;
+      if (r.status === 404 || r.status === 429 || r.status >= 500) {
+        if (r.status < 500) bump(`subject-reads-${r.status}-${code}`);
+        return 'retry';
+      }
+      anomaly(`node${i} refused ${what}: ${r.status} ${r.text.slice(0, 200)}`);
+      return 'fail';
+    };
     const live = (i: number) => testnet.running(i) && !paused.has(i);
     const liveNodes = (among: readonly number[] = [0, 1, 2, 3]) => among.filter(live);
     const anyLive = (among?: readonly number[]) => {
@@ -296,7 +376,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 
     /** Acknowledged transactions: hash → where a node said it committed. */
     const acked = new Map<string, { kind: string; height: number; blockHash: string | null }>();
-    const flows: { subject: string; request: string; grant: string; usage: string }[] = [];
+    const flows: { person: Person; request: string; grant: string; usage: string }[] = [];
 
     /** Submits a signed tx to live nodes until one reports it committed; undefined if it never does. */
     const submitUntilCommitted = async (tx: unknown, hash: string, kind: string, deadlineMs = 90_000) => {
@@ -387,15 +467,16 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 
     /**
      * Runs one bank operation against a live platform node, at another one after each failure,
-     * until it succeeds, `verdict` says `fail` (an anomaly), or `deadlineMs` passes (an anomaly
-     * only if the last failure was a refusal, status < 500, not an outage). Unreachable nodes are
-     * counted as `http-unreachable`, 5xx answers by `countingFetch`; a failure decided on the bank's
-     * side (no HTTP status) is counted as `bank-<code>`.
+     * until it succeeds, `verdict` (of the status and code) says `fail` (an anomaly), or
+     * `deadlineMs` passes (an anomaly only if the last failure was a refusal, status < 500, not an
+     * outage). Unreachable nodes are counted as `http-unreachable`, 5xx answers by
+     * `countingFetch`; a failure decided on the bank's side (no HTTP status) is counted as
+     * `bank-<code>`.
      */
     const bankCall = async <T>(
       what: string,
       op: (client: DatagrantClient) => Promise<T>,
-      verdict: (status: number) => 'retry' | 'fail',
+      verdict: (status: number, code: string) => 'retry' | 'fail',
       deadlineMs: number,
     ): Promise<T | undefined> => {
       const deadline = Date.now() + deadlineMs;
@@ -417,7 +498,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           else {
             const status = statusLike(err);
             const text = `${err.code}: ${err.message}`.slice(0, 200);
-            if (status === undefined || verdict(status) === 'fail') {
+            if (status === undefined || verdict(status, err.code) === 'fail') {
               anomaly(`platform node${i} refused ${what}: ${status ?? 'no status'} ${text}`);
               return undefined;
             }
@@ -458,6 +539,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           attestation,
         );
         if (!(await submitUntilCommitted(reg, txHash(reg), 'subject.register'))) continue;
+        const me: Person = { id: subject, keys: person, registration: txHash(reg) };
 
         const opened = await bankCall(
           `the request about ${subject}`,
@@ -475,17 +557,32 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         if (!opened) continue;
         const requestId = opened.id;
         acked.set(requestId, { kind: 'request.open', height: opened.height, blockHash: null });
+        // She waits for it among her requests, then reads the view she grants from: both signed by her.
         let view: RequestView | undefined;
+        let refused = false;
         const dataDeadline = Date.now() + 120_000;
-        while (!stopping && Date.now() < dataDeadline) {
+        while (!stopping && !refused && Date.now() < dataDeadline) {
           const i = anyLive(platforms);
           if (i !== undefined) {
             try {
-              const r = await http(i, 'GET', `/v1/requests/${requestId}`);
-              const status = r.body.status as string | undefined;
-              if (status === 'waiting-for-consent' || status === 'failed') {
-                view = r.body as unknown as RequestView;
-                break;
+              if (!(await knowsPerson(i, me))) bump('subject-reads-deferred-registration-not-here-yet');
+              else {
+                const list = await subjectRead(i, me, `/v1/subjects/${subject}/requests?all=true`);
+                const verdict = readVerdict(i, `${subject}'s signed read of her requests`, list);
+                refused = verdict === 'fail';
+                const listed =
+                  verdict === 'ok'
+                    ? (list.body.requests as RequestView[]).find((q) => q.id === requestId)
+                    : undefined;
+                if (listed?.status === 'waiting-for-consent' || listed?.status === 'failed') {
+                  const r = await subjectRead(i, me, `/v1/requests/${requestId}`);
+                  const read = readVerdict(i, `${subject}'s signed read of request ${requestId}`, r);
+                  refused = read === 'fail';
+                  if (read === 'ok') {
+                    view = r.body as unknown as RequestView;
+                    break;
+                  }
+                }
               }
             } catch {
               bump('http-unreachable');
@@ -493,6 +590,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           }
           await sleep(300);
         }
+        if (refused) continue;
         if (view?.status !== 'waiting-for-consent' || view.records.length < 2) {
           bump(view?.status === 'failed' ? 'flows-extraction-failed' : 'flows-stalled-at-extraction');
           continue;
@@ -510,8 +608,10 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         const doc: ClientDocument | undefined = await bankCall(
           `the document of ${subject}`,
           (client) => client.document(requestId),
-          (status) =>
-            status >= 500 || status === 429 || status === 404 || status === 403 ? 'retry' : 'fail',
+          (status, code) =>
+            status >= 500 || status === 429 || status === 404 || (status === 403 && notGrantedHereYet(code))
+              ? 'retry'
+              : 'fail',
           90_000,
         );
         if (!doc) continue;
@@ -529,7 +629,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           height: doc.usageHeight,
           blockHash: blockHash(proofs.usage.header),
         });
-        flows.push({ subject, request: requestId, grant: grantHash, usage: doc.usageTx });
+        flows.push({ person: me, request: requestId, grant: grantHash, usage: doc.usageTx });
         bump('flows-completed');
       }
     };
@@ -907,10 +1007,18 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     checks['acknowledged-txs'] = acked.size;
     checks['tx-copies-checked'] = acked.size * N;
 
-    // Every completed flow: grant and usage on the subject's audit trail, on every platform node.
-    for (const flow of flows) {
+    // Every completed flow: grant and usage on the subject's audit trail, on every platform node,
+    // read with her key; and nothing of hers for an anonymous reader (checked on the first few).
+    for (const [k, flow] of flows.entries()) {
+      const subject = flow.person.id;
       for (const i of platforms) {
-        const r = await http(i, 'GET', `/v1/subjects/${flow.subject}/audit`, undefined, {}, 30_000);
+        const r = await subjectRead(i, flow.person, `/v1/subjects/${subject}/audit`, 30_000);
+        if (r.status !== 200) {
+          anomaly(
+            `node${i} refused ${subject}'s signed read of her audit trail: ${r.status} ${r.text.slice(0, 200)}`,
+          );
+          continue;
+        }
         const listed = new Set(((r.body.entries as { hash: string }[]) ?? []).map((e) => e.hash));
         for (const [what, hash] of [
           ['request', flow.request],
@@ -918,9 +1026,26 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           ['usage', flow.usage],
         ] as const) {
           if (!listed.has(hash))
-            anomaly(`${what} ${hash} of ${flow.subject} is missing from node${i}'s audit trail`);
+            anomaly(`${what} ${hash} of ${subject} is missing from node${i}'s audit trail`);
         }
       }
+      if (k >= 3) continue;
+      const i = platforms[k % platforms.length]!;
+      const anonymous = [
+        await http(i, 'GET', `/v1/subjects/${subject}/audit`),
+        await http(i, 'GET', `/v1/subjects/${subject}/requests`),
+        await http(i, 'GET', `/v1/requests/${flow.request}`),
+      ];
+      for (const r of anonymous) {
+        if (r.status !== 401)
+          anomaly(`node${i} answered an unsigned read of ${subject}'s data with ${r.status}`);
+        else checks['unsigned-reads-refused'] = (checks['unsigned-reads-refused'] ?? 0) + 1;
+      }
+      const grant = await http(i, 'GET', `/v1/txs/${flow.grant}`);
+      const tx = grant.body.tx as { redacted?: boolean; body?: unknown } | undefined;
+      if (tx?.redacted !== true || tx.body !== undefined)
+        anomaly(`node${i} showed ${subject}'s grant to an anonymous reader: ${grant.text.slice(0, 200)}`);
+      else checks['subject-txs-redacted'] = (checks['subject-txs-redacted'] ?? 0) + 1;
     }
     checks['flows-audited'] = flows.length;
 

@@ -2,10 +2,10 @@
  * The subjects' and the bank's client work for the flow benchmark, done with OpenSSL so that one
  * process can play hundreds of subjects and a busy bank on the machine under test: subject keys,
  * registration, grants that re-wrap each record key to the bank (HPKE over OpenSSL's X25519), the
- * bank's own `request.open` and `usage`, and its signed calls. Byte-for-byte the same protocol as
- * `platform/consent.ts`, `client/client.ts` and `common/http-signature.ts` (checked against them
- * at start-up), only faster: Ed25519 through imported OpenSSL keys, X25519 and SHA-256 through
- * `crypto-node.ts`.
+ * bank's own `request.open` and `usage`, and the signed calls of both (the bank's bundle fetches
+ * and block reads, the subjects' reads). Byte-for-byte the same protocol as `platform/consent.ts`,
+ * `client/client.ts` and `common/http-signature.ts` (checked against them at start-up), only
+ * faster: Ed25519 through imported OpenSSL keys, X25519 and SHA-256 through `crypto-node.ts`.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { bytesToHex, fromHex } from '../../src/common/bytes.js';
@@ -96,7 +96,7 @@ export function registerTx(chain: string, subject: BenchSubject, registrar: Benc
   );
 }
 
-/** A request as the grant needs it (from `GET /v1/requests/:id`). */
+/** A request as the grant needs it (from `GET /v1/requests/:id`, a read the subject signs). */
 export interface RequestRecords {
   id: string;
   purpose: string;
@@ -187,12 +187,20 @@ export interface CallTarget {
   chain: string;
 }
 
-/** Headers of one signed call by `institution` (see `signCall`), signed with the fast signer. */
+/** The caller name of a subject in signed calls (`institutionCaller`'s counterpart). */
+export function subjectCaller(id: string): string {
+  return `subject:${id}`;
+}
+
+/**
+ * Headers of one signed call by `caller` (`institutionCaller(id)` for the bank, `subjectCaller(id)`
+ * for a subject; see `signCall`), signed with the fast signer.
+ */
 export function signedCallHeaders(
   method: string,
   path: string,
   body: string,
-  institution: string,
+  caller: string,
   target: CallTarget,
   key: BenchKey,
   now = Date.now(),
@@ -202,7 +210,7 @@ export function signedCallHeaders(
       method,
       path,
       body,
-      caller: institutionCaller(institution),
+      caller,
       audience: target.audience,
       chain: target.chain,
       nonce: randomHex(16),
@@ -271,22 +279,32 @@ export function assertFastClientAgrees(chain: string): void {
   ];
   for (const tx of txs)
     if (!verifyTxSignature(tx, verify)) throw new Error(`the fast ${tx.kind} does not verify`);
-  // Ed25519 is deterministic: with the same nonce and time, the portable signCall gives the same headers.
+  // Ed25519 is deterministic: with the same nonce and time, the portable signCall gives the same
+  // headers, for the bank's calls and the subject's reads alike.
   const target = { audience: randomHex(32), chain };
-  const path = '/v1/requests/x/bundle?usage=y';
-  const headers = signedCallHeaders('GET', path, '', 'check-bank', target, bank, now);
-  const reference = signCall(
-    {
-      method: 'GET',
-      path,
-      body: '',
-      caller: institutionCaller('check-bank'),
-      ...target,
-      nonce: headers[SIGNED_CALL_HEADERS.nonce]!,
-      timestamp: now,
-    },
-    bank.secretKey,
-  );
-  if (canonicalize(headers) !== canonicalize(reference))
-    throw new Error('the fast signed call differs from signCall');
+  for (const [caller, key, secretKey, path] of [
+    [institutionCaller('check-bank'), bank, bank.secretKey, '/v1/requests/x/bundle?usage=y'],
+    [
+      subjectCaller(subject.id),
+      subject.signing,
+      person.signing.secretKey,
+      `/v1/subjects/${subject.id}/audit`,
+    ],
+  ] as const) {
+    const headers = signedCallHeaders('GET', path, '', caller, target, key, now);
+    const reference = signCall(
+      {
+        method: 'GET',
+        path,
+        body: '',
+        caller,
+        ...target,
+        nonce: headers[SIGNED_CALL_HEADERS.nonce]!,
+        timestamp: now,
+      },
+      secretKey,
+    );
+    if (canonicalize(headers) !== canonicalize(reference))
+      throw new Error(`the fast signed call of ${caller} differs from signCall`);
+  }
 }

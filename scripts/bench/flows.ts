@@ -5,13 +5,17 @@
  * node → extraction by the extractor nodes → the subject's grant naming the bank and re-wrapping
  * both record keys to its key → the document: the bank's own usage committed, the sealed bundle
  * fetched with a signed call, verified against genesis, decrypted and assembled on the bank's
- * side (this process, as `datagrant/client` does it). Reports complete flows per second, p50/p99
- * per step, and the bank's own verify + decrypt + assemble time.
+ * side (this process, as `datagrant/client` does it). Every read is signed by its party: the
+ * subject reads the request view she grants from, the bank reads the blocks it follows its
+ * requests' extraction in (their record bodies are shown only to the parties). Reports complete
+ * flows per second, p50/p99 per step, the subject's signed view read, and the bank's own verify +
+ * decrypt + assemble time; then what a signed read costs against an anonymous one (reads.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { documentOf, type Grantee, openBundle, verifyBundle } from '../../src/client/index.js';
 import { verifyFast } from '../../src/common/crypto-node.js';
+import { institutionCaller } from '../../src/common/http-signature.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { txHash } from '../../src/ledger/index.js';
 import type { CryptoCeiling } from './crypto.js';
@@ -25,19 +29,25 @@ import {
   registerTx,
   requestOpenTx,
   signedCallHeaders,
+  subjectCaller,
   usageTx,
 } from './fast-client.js';
 import { CommitWatcher, httpCall, jsonCall } from './http-client.js';
 import { benchKey } from './keys.js';
+import { measureReads, type ReadResult, type ReadSubject } from './reads.js';
 import { CpuMeter, latencySummary, note, printTable, round, sleep, writeResult } from './report.js';
 import type { BenchTestnet } from './testnet.js';
 
 /**
  * Signature checks one complete flow costs across 4 validators (see BENCHMARKS.md): six
- * transactions on 4 validators, the signed bundle call and the attestation. The bank's own check
- * of the bundle's proofs runs in this process and is reported apart (`documentPartsMs.bankOpen`).
+ * transactions on 4 validators, the signed bundle call, the subject's signed view read and the
+ * attestation (the bank's signed block reads are one per block, shared by every flow in it). The
+ * bank's own check of the bundle's proofs runs in this process and is reported apart
+ * (`documentPartsMs.bankOpen`).
  */
-export const SIGNATURE_CHECKS_PER_FLOW = 30;
+export const SIGNATURE_CHECKS_PER_FLOW = 31;
+/** A flow gives up waiting for its extraction after this long (a record never seen is a failure). */
+const EXTRACTION_TIMEOUT_MS = 60_000;
 const TYPES = ['tax', 'social-insurance'] as const;
 /** Steps of a flow; `document` is the bank's usage committed + the bundle fetched + verified and opened. */
 const STEPS = ['register', 'request', 'extraction', 'grant', 'document', 'total'] as const;
@@ -97,6 +107,8 @@ interface LevelResult {
   stepsMs: Record<Step, ReturnType<typeof latencySummary>>;
   /** `document` in parts (see DOCUMENT_PARTS). */
   documentPartsMs: Record<DocumentPart, ReturnType<typeof latencySummary>>;
+  /** The subject's signed read of the request view she grants from. */
+  viewReadMs: ReturnType<typeof latencySummary>;
   retries: number;
   cpu: ReturnType<CpuMeter['read']>;
   sourceCpu: number;
@@ -133,14 +145,23 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
     targets.set(p, { audience: status.self, chain: status.chain });
   }
 
-  // Extraction is done when both record.put transactions of a request are committed.
+  // Extraction is done when both record.put transactions of a request are committed. The bank
+  // follows them in the blocks it reads with signed calls: it is the institution they concern.
   const extracted = new Map<
     string,
     { types: Set<string>; done?: () => void; failed?: (code: string) => void }
   >();
-  const onBlock = (block: { txs: { kind: string; body: unknown }[] }) => {
+  /** Blocks the bank could not read, or read without the bodies of its own records, by reason. */
+  const blockReadFailures: Record<string, number> = {};
+  const onBlock = (block: {
+    txs: ({ kind: string; body?: unknown } | { kind: string; redacted: true })[];
+  }) => {
     for (const tx of block.txs) {
       if (tx.kind !== 'record.put' && tx.kind !== 'record.fail') continue;
+      if (!('body' in tx))
+        throw Object.assign(new Error('a record of its request is redacted for the bank'), {
+          code: 'RECORD_REDACTED_FOR_BANK',
+        });
       const body = tx.body as { request: string; type: string; reason?: string };
       let entry = extracted.get(body.request);
       if (!entry) {
@@ -154,7 +175,14 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
   };
   const watchers = new Map<number, CommitWatcher>();
   for (const p of platforms) {
-    const w = new CommitWatcher(net.apis[p]!, onBlock);
+    const w = new CommitWatcher(net.apis[p]!, onBlock, {
+      sign: (path) =>
+        signedCallHeaders('GET', path, '', institutionCaller(institution), targets.get(p)!, bank),
+      onError: (err) => {
+        const code = (err as { code?: string }).code ?? err.message.slice(0, 40);
+        blockReadFailures[code] = (blockReadFailures[code] ?? 0) + 1;
+      },
+    });
     await w.start();
     watchers.set(p, w);
   }
@@ -166,9 +194,21 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         extracted.set(id, entry);
       }
       if (entry.types.size === TYPES.length) return resolve();
-      entry.done = resolve;
-      entry.failed = (code) => reject(Object.assign(new Error(code), { code }));
+      const timer = setTimeout(
+        () => reject(Object.assign(new Error('EXTRACTION_NOT_SEEN'), { code: 'EXTRACTION_NOT_SEEN' })),
+        EXTRACTION_TIMEOUT_MS,
+      );
+      entry.done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      entry.failed = (code) => {
+        clearTimeout(timer);
+        reject(Object.assign(new Error(code), { code }));
+      };
     });
+  /** Completed flows, for the signed-read measurement afterwards. */
+  const completed: ReadSubject[] = [];
 
   let subjectSeq = 0;
   const results: LevelResult[] = [];
@@ -183,6 +223,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         total: [],
       };
       const parts: Record<DocumentPart, number[]> = { usage: [], bundle: [], bankOpen: [] };
+      const viewReads: number[] = [];
       const failures: Record<string, number> = {};
       let retries = 0;
       let completedInWindow = 0;
@@ -200,7 +241,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         const api = net.apis[p]!;
         const watcher = watchers.get(p)!;
         const start = performance.now();
-        const times: Partial<Record<Step | DocumentPart, number>> = {};
+        const times: Partial<Record<Step | DocumentPart | 'viewRead', number>> = {};
         let t = start;
         const lap = (step: Step) => {
           const now = performance.now();
@@ -231,11 +272,24 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         lap('request');
         await waitExtraction(opened.id);
         lap('extraction');
-        let view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.id}`);
+        // The subject reads the request she is asked about (a call signed with her key).
+        const viewPath = `/v1/requests/${opened.id}`;
+        const readView = async () => {
+          const began = performance.now();
+          const v = await jsonCall<RequestRecords>(
+            'GET',
+            `${api}${viewPath}`,
+            undefined,
+            signedCallHeaders('GET', viewPath, '', subjectCaller(s.id), targets.get(p)!, s.signing),
+          );
+          times.viewRead = performance.now() - began;
+          return v;
+        };
+        let view = await readView();
         while (view.records.length < TYPES.length) {
           retries++;
           await sleep(20);
-          view = await jsonCall<RequestRecords>('GET', `${api}/v1/requests/${opened.id}`);
+          view = await readView();
         }
         const grant = grantTx(net.chain, view, s, grantee, Date.now());
         const grantHash = txHash(grant);
@@ -262,7 +316,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
             'GET',
             `${api}${path}`,
             undefined,
-            signedCallHeaders('GET', path, '', institution, targets.get(p)!, bank),
+            signedCallHeaders('GET', path, '', institutionCaller(institution), targets.get(p)!, bank),
           );
           if (r.status === 200) {
             sealed = JSON.parse(r.text);
@@ -305,7 +359,16 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         if (start >= windowStart && performance.now() <= end) {
           for (const step of STEPS) samples[step].push(times[step]!);
           for (const part of DOCUMENT_PARTS) parts[part].push(times[part]!);
+          viewReads.push(times.viewRead!);
         }
+        completed.push({
+          id: s.id,
+          signing: s.signing,
+          request: opened.id,
+          grant: grantHash,
+          api,
+          target: targets.get(p)!,
+        });
         if (performance.now() >= windowStart && performance.now() <= end) completedInWindow++;
       };
 
@@ -345,6 +408,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
         documentPartsMs: Object.fromEntries(
           DOCUMENT_PARTS.map((d) => [d, latencySummary(parts[d])]),
         ) as LevelResult['documentPartsMs'],
+        viewReadMs: latencySummary(viewReads),
         retries,
         cpu,
         sourceCpu: cpuAll.perPid[net.pids.length] ?? Number.NaN,
@@ -353,6 +417,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
       results.push(level);
       note(
         `flows C=${concurrency}: ${flowsPerSecond}/s, total p50 ${level.stepsMs.total.p50} p99 ${level.stepsMs.total.p99} ms, ` +
+          `signed view read p50 ${level.viewReadMs.p50} p99 ${level.viewReadMs.p99} ms, ` +
           `document p50 = usage ${level.documentPartsMs.usage.p50} + bundle ${level.documentPartsMs.bundle.p50} + bank verify/open ${level.documentPartsMs.bankOpen.p50} (p99 ${level.documentPartsMs.bankOpen.p99}) ms, ` +
           `cpu ${cpu.perPid.join('/')} source ${level.sourceCpu} bench ${cpu.bench} others ${cpu.others}` +
           (level.failed ? `, failed ${JSON.stringify(failures)}` : ''),
@@ -361,6 +426,15 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
   } finally {
     for (const w of watchers.values()) w.stop();
   }
+  if (Object.keys(blockReadFailures).length > 0)
+    throw new Error(
+      `the bank could not follow its requests in signed block reads: ${JSON.stringify(blockReadFailures)}`,
+    );
+  const reads: ReadResult[] = await measureReads(completed, {
+    concurrency: quick ? [1, 32] : [1, 16, 64],
+    durationMs: quick ? 3000 : 8000,
+    nodePids: platforms.map((p) => net.pids[p]!),
+  });
 
   const ceilingFlows = ceiling.verifyPerMachine / SIGNATURE_CHECKS_PER_FLOW;
   printTable(
@@ -371,6 +445,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
       'flows/s',
       'of ceiling',
       ...STEPS.flatMap((s) => [`${s} p50`, `${s} p99`]),
+      'view read p50',
       'usage p50',
       'bundle p50',
       'bank open p50',
@@ -384,6 +459,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
       r.flowsPerSecond,
       `${Math.round(r.ofCeiling * 100)}%`,
       ...STEPS.flatMap((s) => [r.stepsMs[s].p50, r.stepsMs[s].p99]),
+      r.viewReadMs.p50,
       r.documentPartsMs.usage.p50,
       r.documentPartsMs.bundle.p50,
       r.documentPartsMs.bankOpen.p50,
@@ -404,7 +480,7 @@ export async function runFlows(options: FlowsOptions): Promise<void> {
       consensus: net.consensus,
       maxBlockTxs: net.maxBlockTxs,
     },
-    { ceiling: { ...ceiling, flowsPerSecond: round(ceilingFlows) }, levels: results },
+    { ceiling: { ...ceiling, flowsPerSecond: round(ceilingFlows) }, levels: results, reads },
   );
   note(`wrote ${path}`);
 }

@@ -4,6 +4,7 @@
  * records when each committed transaction was announced.
  */
 import { Agent, type IncomingMessage, request } from 'node:http';
+import type { RedactedTx } from '../../src/api/chain-routes.js';
 import type { AnyTx } from '../../src/ledger/index.js';
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -106,11 +107,21 @@ export class CommitWatcher {
 
   /**
    * With `onBlock`, every announced block is also fetched (`GET /v1/blocks/:height`) and handed
-   * over with its announcement time, e.g. to follow what transactions did.
+   * over with its announcement time, e.g. to follow what transactions did. The bodies of
+   * transactions about a subject come only to a reader who proves to be a party: `options.sign`
+   * gives the signed-call headers of a block read (`{ redacted: true }` stands in for each body
+   * the reader may not see). A block that cannot be read goes to `options.onError`.
    */
   constructor(
     private readonly api: string,
-    private readonly onBlock?: (block: { txs: AnyTx[]; txHashes: string[] }, at: number) => void,
+    private readonly onBlock?: (
+      block: { txs: (AnyTx | RedactedTx)[]; txHashes: string[] },
+      at: number,
+    ) => void,
+    private readonly options: {
+      sign?: (path: string) => Record<string, string>;
+      onError?: (err: Error) => void;
+    } = {},
   ) {}
 
   /** Connects; resolves once the stream is open. */
@@ -168,13 +179,15 @@ export class CommitWatcher {
       this.blocks.push({ height: data.height, txCount: data.txCount, at, time: data.time });
       if (this.onBlock && data.txCount > 0) {
         const onBlock = this.onBlock;
-        jsonCall<{ block: { txs: AnyTx[] }; txHashes: string[] }>(
+        const path = `/v1/blocks/${data.height}`;
+        jsonCall<{ block: { txs: (AnyTx | RedactedTx)[] }; txHashes: string[] }>(
           'GET',
-          `${this.api}/v1/blocks/${data.height}`,
-        ).then(
-          (b) => onBlock({ txs: b.block.txs, txHashes: b.txHashes }, at),
-          () => {},
-        );
+          `${this.api}${path}`,
+          undefined,
+          this.options.sign?.(path) ?? {},
+        )
+          .then((b) => onBlock({ txs: b.block.txs, txHashes: b.txHashes }, at))
+          .catch((err: Error) => this.options.onError?.(err));
       }
       for (const hash of data.txHashes) {
         this.committedAt.set(hash, at);

@@ -2,7 +2,8 @@
  * The `datagrant` command as a user runs it: keygen writes a 0600 key file, `node start --dev`
  * commits blocks, `status` shows the height growing, a submitted tx is committed and its proof
  * verifies offline, forged and replayed txs are refused with codes, and the business flow runs
- * from the command line down to `audit --verify`.
+ * from the command line down to `audit --verify`; a subject's pending requests and audit trail
+ * are read with her own key file (no key: a usage error; another subject's trail: refused).
  */
 import '../../src/common/polyfill.js';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -12,11 +13,13 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
+import { signedApiCall, submitAndWait } from '../../src/cli/client.js';
 import { bytesToHex } from '../../src/common/bytes.js';
 import { generateKeySet } from '../../src/common/keyfile.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { signTx } from '../../src/ledger/index.js';
 import { findFreeBasePort } from '../../src/node/local-testnet.js';
+import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
 
 const run = promisify(execFile);
 const BIN = resolve('bin/datagrant.js');
@@ -202,19 +205,29 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   ]);
   t.equal(req.code, 0, `request: ${req.stderr}`);
   const requestId = (JSON.parse(req.stdout) as { id: string }).id;
+  const alice = ['--key', join(dir, 'alice.json'), '--passphrase-file', passFile, '--subject', 'alice-cli'];
   let pending = '';
   for (let i = 0; i < 100; i++) {
-    pending = (await cli(['requests', '--subject', 'alice-cli', ...opts])).stdout;
+    pending = (await cli(['requests', ...alice, ...opts])).stdout;
     if (pending.includes('waiting-for-consent')) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  t.match(pending, requestId, 'the subject sees the pending request');
+  t.match(pending, requestId, 'the subject sees the pending request, read with her key');
+  const keyless = await cli(['requests', '--subject', 'alice-cli', ...opts]);
+  t.not(keyless.code, 0, '`requests` without --key fails');
+  t.match(
+    keyless.stderr,
+    /required option '--key <file>' not specified/,
+    'commander refuses it: a usage error',
+  );
   const grant = await cli([
     'grant',
     '--key',
     join(dir, 'alice.json'),
     '--passphrase-file',
     passFile,
+    '--subject',
+    'alice-cli',
     '--request',
     requestId,
     '--types',
@@ -248,20 +261,49 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   const sealed = await readFile(join(dir, 'bundle.json'), 'utf8');
   const income = doc.stdout.split(/\r?\n/)[1]!;
   t.notOk(sealed.includes(income), 'the sealed bundle kept as evidence holds no plaintext value');
-  const audit = await cli([
-    'audit',
-    '--subject',
-    'alice-cli',
-    '--verify',
-    '--genesis',
-    join(home, 'genesis.json'),
-    ...opts,
-  ]);
+  const audit = await cli(['audit', ...alice, '--verify', '--genesis', join(home, 'genesis.json'), ...opts]);
   t.equal(audit.code, 0, `audit --verify: ${audit.stderr}`);
   t.match(
     audit.stdout,
     /6\/6 entries verified against genesis/,
     'register, request, two records, grant, usage',
+  );
+  const keylessAudit = await cli(['audit', '--subject', 'alice-cli', ...opts]);
+  t.not(keylessAudit.code, 0, '`audit` without --key fails');
+  t.match(
+    keylessAudit.stderr,
+    /required option '--key <file>' not specified/,
+    'commander refuses it: a usage error',
+  );
+
+  // Another registered subject: her trail is not alice's to read.
+  const bob = generateKeySet();
+  const registrar = await readKeyFile(join(keys, 'registrar.json'));
+  const bobPub = { signKey: bytesToHex(bob.signing.publicKey), encKey: bytesToHex(bob.encryption.publicKey) };
+  await submitAndWait(
+    api,
+    buildRegisterTx(
+      { chain: 'datagrant-dev', now: Date.now() },
+      'bob-cli',
+      bob,
+      bytesToHex(registrar.signing.publicKey),
+      attestSubject('datagrant-dev', 'bob-cli', bobPub, registrar),
+    ),
+  );
+  // The CLI signs as the --subject it reads, so with alice's key the node cannot verify the call.
+  const otherTrail = await cli(['audit', ...alice.slice(0, 4), '--subject', 'bob-cli', ...opts]);
+  t.not(otherTrail.code, 0, "reading bob's audit trail with alice's key fails");
+  t.match(otherTrail.stderr, /API_BAD_SIGNATURE/, 'the call signed with her key is not valid as bob');
+  await t.rejects(
+    signedApiCall(
+      api,
+      'GET',
+      '/v1/subjects/bob-cli/audit',
+      'subject:alice-cli',
+      (await readKeyFile(join(dir, 'alice.json'), 'alice passphrase')).signing.secretKey,
+    ),
+    { code: 'PLATFORM_NOT_YOURS' },
+    "alice, proving who she is, is refused bob's trail: PLATFORM_NOT_YOURS",
   );
   const revoke = await cli([
     'revoke',
@@ -271,6 +313,8 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     passFile,
     '--request',
     requestId,
+    '--subject',
+    'alice-cli',
     ...opts,
   ]);
   t.equal(revoke.code, 0, `revoke: ${revoke.stderr}`);

@@ -3,7 +3,8 @@
  * load, one of them Byzantine for a while (equivocation, double votes, bad signatures, floods,
  * replays; paused and cut off), then every kind of honest fault once: the primary SIGKILLed,
  * a disk failure, a SIGSTOP pause, a two-against-two partition. Afterwards every node must hold
- * the same blocks, every acknowledged transaction, every grant and usage, and no anomaly.
+ * the same blocks, every acknowledged transaction, every grant and usage (on audit trails read
+ * with the subject's own key; every read in the flows is signed by its party), and no anomaly.
  * The long, random version is `npm run faults` (FAULTS_SEED replays a schedule).
  */
 import t from 'tap';
@@ -46,6 +47,16 @@ t.test(
     t.ok(
       (report.load['flows-completed'] ?? 0) >= 1,
       `${report.load['flows-completed']} business flows completed`,
+    );
+    t.equal(
+      report.checks['flows-audited'],
+      report.load['flows-completed'],
+      "every completed flow found on every platform node's audit trail, read with the subject's key",
+    );
+    t.ok(
+      (report.checks['unsigned-reads-refused'] ?? 0) >= 3 &&
+        (report.checks['subject-txs-redacted'] ?? 0) >= 1,
+      'unsigned reads of her trail, pending list and request refused; her grant redacted for anonymous readers',
     );
   },
 );
