@@ -96,23 +96,26 @@ t.test('the status reports height, view and primary', async (t) => {
   t.equal(status.tip.height, 0);
 });
 
-t.test('block time is bounded on both sides: a fresh proposal stamped too far in the past is refused', async (t) => {
-  const cluster = new Cluster(4, { timing: { blockIntervalMs: 0, maxClockSkewMs: 5_000 } });
-  const start = cluster.clock.time;
-  cluster.start();
-  // The primary proposed at `start`; by the time the others see it, their clocks are 6 s later.
-  cluster.clock.time = start + 6_000;
-  cluster.deliver(() => true, 6);
-  for (const node of cluster.nodes) t.equal(node.height, 0, `node ${node.index} committed nothing stale`);
-  const refused = cluster.nodes.filter((n) => n.core.dropped['bad-proposal'] > 0).length;
-  t.ok(refused >= 3, `the other validators refused it as a bad proposal (${refused})`);
+t.test(
+  'block time is bounded on both sides: a fresh proposal stamped too far in the past is refused',
+  async (t) => {
+    const cluster = new Cluster(4, { timing: { blockIntervalMs: 0, maxClockSkewMs: 5_000 } });
+    const start = cluster.clock.time;
+    cluster.start();
+    // The primary proposed at `start`; by the time the others see it, their clocks are 6 s later.
+    cluster.clock.time = start + 6_000;
+    cluster.deliver(() => true, 6);
+    for (const node of cluster.nodes) t.equal(node.height, 0, `node ${node.index} committed nothing stale`);
+    const refused = cluster.nodes.filter((n) => n.core.dropped['bad-proposal'] > 0).length;
+    t.ok(refused >= 3, `the other validators refused it as a bad proposal (${refused})`);
 
-  const fresh = new Cluster(4, { timing: { blockIntervalMs: 0, maxClockSkewMs: 5_000 } });
-  fresh.start();
-  fresh.clock.time += 4_000;
-  fresh.deliver(() => true, 6);
-  t.ok(
-    fresh.nodes.every((n) => n.height >= 1),
-    'a proposal within the skew is committed',
-  );
-});
+    const fresh = new Cluster(4, { timing: { blockIntervalMs: 0, maxClockSkewMs: 5_000 } });
+    fresh.start();
+    fresh.clock.time += 4_000;
+    fresh.deliver(() => true, 6);
+    t.ok(
+      fresh.nodes.every((n) => n.height >= 1),
+      'a proposal within the skew is committed',
+    );
+  },
+);
