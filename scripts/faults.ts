@@ -41,11 +41,12 @@ import { signCall } from '../src/common/http-signature.js';
 import { generateKeySet, type KeySet } from '../src/common/keyfile.js';
 import { readKeyFile } from '../src/common/keyfile-fs.js';
 import { blockHash, signTx, type TxProof, txHash } from '../src/ledger/index.js';
-import { BYZANTINE_ENV } from '../src/node/byzantine.js';
-import { FAULT_INJECTION_ENV } from '../src/node/fault-injection.js';
 import { LocalTestnet } from '../src/node/local-testnet.js';
 import { attestSubject, buildGrantTx, buildRegisterTx } from '../src/platform/consent.js';
 import type { RequestView } from '../src/platform/views.js';
+import { BYZANTINE_ENV } from './faults/byzantine.js';
+import { FAULT_INJECTION_ENV } from './faults/fault-injection.js';
+import { FAULTY_NODE_ENTRY } from './faults/faulty-node.js';
 import {
   startSyntheticDataPlatform,
   syntheticSensitiveValues,
@@ -208,6 +209,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
     logLevel: 'info',
     env,
+    // The suite's own entry point: the node plus the failing store and the Byzantine mode.
+    entry: ['--import', 'tsx', FAULTY_NODE_ENTRY],
   });
   let stopping = false;
   const paused = new Set<number>();

@@ -45,6 +45,11 @@ export interface LocalTestnetOptions extends Omit<InitOptions, 'basePort'> {
   env?: Record<string, string>;
   /** Extra arguments for the node processes' `node` binary, e.g. `--cpu-prof` (benchmarks, profiling). */
   nodeArgs?: string[];
+  /**
+   * What each node process runs, before `--config <file>` (default: the `datagrant node start`
+   * command). The fault suite runs its own entry point, which adds its test tools to the node.
+   */
+  entry?: string[];
 }
 
 /** A testnet of node processes. */
@@ -134,7 +139,8 @@ export class LocalTestnet {
     if (this.running(i)) return;
     const node = this.net.nodes[i]!;
     const log = createWriteStream(join(node.home, 'node.log'), { flags: 'a' });
-    const args = [...(this.options.nodeArgs ?? []), BIN, 'node', 'start', '--config', node.configPath];
+    const entry = this.options.entry ?? [BIN, 'node', 'start'];
+    const args = [...(this.options.nodeArgs ?? []), ...entry, '--config', node.configPath];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DATAGRANT_LOG_LEVEL: this.options.logLevel ?? 'info', ...this.options.env },

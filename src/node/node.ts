@@ -43,11 +43,9 @@ import { DEFAULT_PLATFORM_OPTIONS, Platform } from '../platform/platform.js';
 import { platformRoutes } from '../platform/routes.js';
 import { createDataSource } from '../plugins/index.js';
 import { checkDigest, LevelPayloadStore } from '../records/index.js';
-import { BYZANTINE_ENV, ByzantineNetwork, parseByzantine } from './byzantine.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
-import { FaultyBlockStore, faultInjectionEnabled, faultInjectionRoutes } from './fault-injection.js';
 import { Mempool } from './mempool.js';
 import { NodeMetrics } from './metrics.js';
 import { PbftDriver } from './pbft-driver.js';
@@ -96,12 +94,32 @@ function memberOf(
 /** Time an extractor that is not first in line waits before covering for the first. */
 const EXTRACTOR_FALLBACK_MS = 15_000;
 
-/** Collaborators a node can be given instead of building its own (tests, fuzzing). */
+/** What a wrapper of the node's parts is told about the node. */
+export interface NodeFacts {
+  self: string;
+  secretKey: Uint8Array;
+  validators: string[];
+  logger: Logger;
+}
+
+/**
+ * Collaborators a node can be given instead of building its own. The shipped `datagrant` command
+ * gives none; tests, fuzzing and the fault suite's own entry point (scripts/faults/faulty-node.ts)
+ * use them, so no switch in the product turns a node into a test tool.
+ */
 export interface NodeModules {
   /** Builds the peer-to-peer network (default: libp2p from the config). */
   createNetwork?: (options: Libp2pNetworkOptions) => Network;
-  /** Environment read for the fault-suite switches (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
+  /** Wraps the block store once it is built. */
+  wrapBlockStore?: (store: BlockStore, node: NodeFacts) => BlockStore;
+  /** Wraps the network consensus runs over; the wrapper is started and stopped with the node. */
+  wrapConsensusNetwork?: (network: Network, node: NodeFacts) => Network;
+  /** Adds routes to the API before it listens. */
+  extraRoutes?: (
+    app: FastifyInstance,
+    parts: { network: Network | undefined; store: BlockStore },
+    node: NodeFacts,
+  ) => Promise<void>;
 }
 
 /** One running node. */
@@ -160,7 +178,12 @@ export class DatagrantNode implements NodeStatusSource {
     }
 
     const init = genesisState(this.genesis);
-    const env = this.modules.env ?? process.env;
+    const facts: NodeFacts = {
+      self: this.selfKey,
+      secretKey: this.keys.signing.secretKey,
+      validators: this.genesis.validators.map((v) => v.key),
+      logger: log,
+    };
     const levelStore = new LevelBlockStore({
       path: join(config.data, 'chain'),
       genesis: {
@@ -170,8 +193,7 @@ export class DatagrantNode implements NodeStatusSource {
         writes: init.writes,
       },
     });
-    const faulty = faultInjectionEnabled(env) ? new FaultyBlockStore(levelStore) : undefined;
-    this.store = faulty ?? levelStore;
+    this.store = this.modules.wrapBlockStore?.(levelStore, facts) ?? levelStore;
     await this.run({ start: () => this.store.open(), stop: () => this.store.close() });
     const payloads = new LevelPayloadStore({ location: join(config.data, 'payloads') });
     this.payloads = payloads;
@@ -273,15 +295,14 @@ export class DatagrantNode implements NodeStatusSource {
         },
       );
     } else {
-      const behaviours = parseByzantine(env[BYZANTINE_ENV]);
       let consensusNetwork = this.network!;
-      if (behaviours.size > 0 && this.member.kind === 'validator') {
-        const byzantine = new ByzantineNetwork(
-          { behaviours, self: this.selfKey, secretKey: this.keys.signing.secretKey },
-          { inner: consensusNetwork, logger: log.child({ module: 'byzantine' }) },
-        );
-        await this.run(byzantine);
-        consensusNetwork = byzantine;
+      const wrapped =
+        this.member.kind === 'validator'
+          ? this.modules.wrapConsensusNetwork?.(consensusNetwork, facts)
+          : undefined;
+      if (wrapped) {
+        await this.run(wrapped);
+        consensusNetwork = wrapped;
       }
       const voting = this.member.kind === 'validator';
       this.consensus = new PbftDriver(
@@ -388,20 +409,14 @@ export class DatagrantNode implements NodeStatusSource {
           : auth.verify(request.method, request.url, request.rawBody ?? '', request.headers),
     });
     await webRoutes(this.api);
-    if (faulty) {
-      await faultInjectionRoutes(this.api, {
-        network: this.network,
-        store: faulty,
-        validators: this.genesis.validators.map((v) => v.key),
-        self: this.selfKey,
-        logger: log.child({ module: 'faults' }),
-      });
-      log.warn('fault injection is enabled (POST /v1/admin/faults)');
-    }
+    await this.modules.extraRoutes?.(this.api, { network: this.network, store: this.store }, facts);
     if ((self.roles as readonly string[]).includes('platform')) {
       const institutions = new Map<string, KeySet>();
       for (const entry of config.platform?.institutions ?? [])
-        institutions.set(entry.id, await readKeyFile(entry.key, env.DATAGRANT_PASSPHRASE || undefined));
+        institutions.set(
+          entry.id,
+          await readKeyFile(entry.key, process.env.DATAGRANT_PASSPHRASE || undefined),
+        );
       const platform = new Platform(DEFAULT_PLATFORM_OPTIONS, {
         chain: this.chain,
         gateway: this.gateway,

@@ -1,6 +1,6 @@
 /**
  * Public surface of the networking layer: the `Network` contract, the libp2p implementation,
- * the simulated one for tests, and the helpers that turn validator keys into libp2p identities.
+ * and the helpers that turn validator keys into libp2p identities.
  */
 export { Libp2pNetwork, type Libp2pNetworkModules, type Libp2pNetworkOptions } from './libp2p-network.js';
 export {
@@ -20,12 +20,3 @@ export {
   type Topic,
 } from './network.js';
 export { bootstrapAddress, peerIdFromValidatorKey, validatorKeyFromPeerId } from './peer-identity.js';
-export {
-  type Scheduler,
-  SimHub,
-  type SimHubOptions,
-  SimNetwork,
-  type SimNetworkModules,
-  type SimNetworkOptions,
-  seededRandom,
-} from './sim-network.js';

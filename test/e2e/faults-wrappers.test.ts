@@ -7,6 +7,9 @@
  */
 import '../../src/common/polyfill.js';
 import t from 'tap';
+import { ByzantineNetwork, parseByzantine } from '../../scripts/faults/byzantine.js';
+import { FAULT_INJECTION_ENV, FaultyBlockStore } from '../../scripts/faults/fault-injection.js';
+import { faultSuiteModules } from '../../scripts/faults/faulty-node.js';
 import { bytesToHex, utf8ToBytes } from '../../src/common/bytes.js';
 import { signFast, verifyFast } from '../../src/common/crypto-node.js';
 import { DatagrantError } from '../../src/common/errors.js';
@@ -21,9 +24,7 @@ import {
   type VoteMessage,
 } from '../../src/consensus/index.js';
 import { MemoryBlockStore } from '../../src/ledger/index.js';
-import { ByzantineNetwork, parseByzantine } from '../../src/node/byzantine.js';
 import { loadNodeConfig } from '../../src/node/config.js';
-import { FAULT_INJECTION_ENV, FaultyBlockStore } from '../../src/node/fault-injection.js';
 import { initTestnet } from '../../src/node/init.js';
 import { DatagrantNode } from '../../src/node/node.js';
 import {
@@ -110,7 +111,7 @@ t.test('the admin route: only with fault injection on, only from loopback', asyn
     const network = new RecordingNetwork();
     const node = new DatagrantNode({ ...config, api: { ...config.api, port: 0 } }, silentLogger, {
       createNetwork: () => network,
-      env,
+      ...faultSuiteModules(env),
     });
     await node.start();
     t.teardown(() => node.stop());
@@ -123,6 +124,32 @@ t.test('the admin route: only with fault injection on, only from loopback', asyn
     payload: { heal: true },
   });
   t.equal(off.statusCode, 404, 'without DATAGRANT_FAULT_INJECTION the route does not exist');
+  const shipped = new DatagrantNode(
+    {
+      ...(await loadNodeConfig(net.nodes[2]!.configPath)),
+      api: { ...(await loadNodeConfig(net.nodes[2]!.configPath)).api, port: 0 },
+    },
+    silentLogger,
+    { createNetwork: () => new RecordingNetwork() },
+  );
+  const savedEnv = process.env[FAULT_INJECTION_ENV];
+  process.env[FAULT_INJECTION_ENV] = '1';
+  t.teardown(() => {
+    if (savedEnv === undefined) delete process.env[FAULT_INJECTION_ENV];
+    else process.env[FAULT_INJECTION_ENV] = savedEnv;
+  });
+  await shipped.start();
+  t.teardown(() => shipped.stop());
+  const ignored = await shipped.api.inject({
+    method: 'POST',
+    url: '/v1/admin/faults',
+    payload: { heal: true },
+  });
+  t.equal(
+    ignored.statusCode,
+    404,
+    'the product node ignores the switch even when it is set: no test tool in it',
+  );
   t.equal(off.json().error.code, 'API_NOT_FOUND');
 
   const { node, network } = await start(1, { [FAULT_INJECTION_ENV]: '1' });
@@ -165,7 +192,7 @@ t.test('after a disk failure a validator sends nothing more and leaves consensus
   const network = new RecordingNetwork();
   const node = new DatagrantNode({ ...config, api: { ...config.api, port: 0 } }, silentLogger, {
     createNetwork: () => network,
-    env: { [FAULT_INJECTION_ENV]: '1' },
+    ...faultSuiteModules({ [FAULT_INJECTION_ENV]: '1' }),
   });
   await node.start();
   // Alone among four, it keeps timing out views: each view change is a signed message it must persist first.

@@ -23,7 +23,7 @@ import { Chain } from '../../../src/node/chain.js';
 import { Mempool } from '../../../src/node/mempool.js';
 import { PbftDriver } from '../../../src/node/pbft-driver.js';
 import type { ProtocolName, RequestOptions, Topic } from '../../../src/p2p/network.js';
-import { SimHub, SimNetwork } from '../../../src/p2p/sim-network.js';
+import { SimHub, SimNetwork } from '../../helpers/sim-network.js';
 import { makeTestChain, type TestChain } from '../../helpers/chain.js';
 
 const decoder = new TextDecoder();

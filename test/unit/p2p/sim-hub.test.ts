@@ -8,7 +8,7 @@ import {
   type SimHubOptions,
   SimNetwork,
   seededRandom,
-} from '../../../src/p2p/sim-network.js';
+} from '../../helpers/sim-network.js';
 
 /** A stopped clock that only moves when told. */
 class ManualClock {

@@ -2,7 +2,7 @@ import '../../../src/common/polyfill.js';
 import t from 'tap';
 import { bytesToHex } from '../../../src/common/bytes.js';
 import { generateSigningKeyPair } from '../../../src/common/crypto.js';
-import { SimHub, SimNetwork } from '../../../src/p2p/sim-network.js';
+import { SimHub, SimNetwork } from '../../helpers/sim-network.js';
 import { type Fixture, type NodeSpec, networkCompliance } from './network-compliance.js';
 
 async function simFixture(specs: NodeSpec[]): Promise<Fixture> {

@@ -7,10 +7,10 @@
  * refusal of keys outside the validator set and counters. It does not relay, so `from` is always
  * the publisher.
  */
-import { bytesToHex } from '../common/bytes.js';
-import { sha256Hex, signingPublicKey } from '../common/crypto.js';
-import { DatagrantError } from '../common/errors.js';
-import { decodeResponse, encodeErrorResponse, remoteError } from './framing.js';
+import { bytesToHex } from '../../src/common/bytes.js';
+import { sha256Hex, signingPublicKey } from '../../src/common/crypto.js';
+import { DatagrantError } from '../../src/common/errors.js';
+import { decodeResponse, encodeErrorResponse, remoteError } from '../../src/p2p/framing.js';
 import {
   copyStats,
   emptyStats,
@@ -22,7 +22,7 @@ import {
   type RequestOptions,
   type Topic,
   topicSenderSets,
-} from './network.js';
+} from '../../src/p2p/network.js';
 
 /** Runs `fn` after `delayMs` of (real or simulated) time; the returned function cancels it. */
 export type Scheduler = (delayMs: number, fn: () => void) => () => void;

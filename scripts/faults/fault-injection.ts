@@ -5,9 +5,9 @@
  * off from some validators (libp2p connection gating), heal that, or fail the disk.
  */
 import type { FastifyInstance } from 'fastify';
-import { ErrorBodySchema } from '../api/errors.js';
-import { DatagrantError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { ErrorBodySchema } from '../../src/api/errors.js';
+import { DatagrantError } from '../../src/common/errors.js';
+import type { Logger } from '../../src/common/logger.js';
 import type {
   BlockStore,
   CertifiedBlock,
@@ -16,8 +16,8 @@ import type {
   CommittedState,
   SubjectTxRef,
   TxLocation,
-} from '../ledger/index.js';
-import type { Network } from '../p2p/index.js';
+} from '../../src/ledger/index.js';
+import type { Network } from '../../src/p2p/index.js';
 
 /** Environment variable that turns fault injection on (value `1`). */
 export const FAULT_INJECTION_ENV = 'DATAGRANT_FAULT_INJECTION';

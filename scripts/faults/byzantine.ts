@@ -13,10 +13,10 @@
  *
  * Honest nodes must drop all of this (counted by reason) and keep agreeing.
  */
-import { bytesToHex, utf8ToBytes } from '../common/bytes.js';
-import { signFast } from '../common/crypto-node.js';
-import { DatagrantError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { bytesToHex, utf8ToBytes } from '../../src/common/bytes.js';
+import { signFast } from '../../src/common/crypto-node.js';
+import { DatagrantError } from '../../src/common/errors.js';
+import type { Logger } from '../../src/common/logger.js';
 import {
   blockHashOf,
   type ConsensusMessage,
@@ -24,7 +24,7 @@ import {
   signProposal,
   signVote,
   type VoteMessage,
-} from '../consensus/index.js';
+} from '../../src/consensus/index.js';
 import type {
   MessageHandler,
   Network,
@@ -33,7 +33,7 @@ import type {
   RequestHandler,
   RequestOptions,
   Topic,
-} from '../p2p/index.js';
+} from '../../src/p2p/index.js';
 
 /** Environment variable naming the Byzantine behaviours (comma-separated). */
 export const BYZANTINE_ENV = 'DATAGRANT_BYZANTINE';

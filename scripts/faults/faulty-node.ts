@@ -1,0 +1,84 @@
+/**
+ * The fault suite's own node entry point (NOT the product): the same `DatagrantNode`, started with
+ * the test tools the suite switches on by environment — a block store that can be told to fail
+ * (`DATAGRANT_FAULT_INJECTION=1`, with its loopback-only admin route `POST /v1/admin/faults`) and a
+ * Byzantine consensus network (`DATAGRANT_BYZANTINE=equivocate,double-vote,…` or `all`). The
+ * shipped `datagrant node start` has no such switches.
+ *
+ *   node --import tsx scripts/faults/faulty-node.ts --config <node home>/config.json
+ */
+import '../../src/common/polyfill.js';
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../../src/common/logger.js';
+import { loadNodeConfig } from '../../src/node/config.js';
+import { DatagrantNode, type NodeModules } from '../../src/node/node.js';
+import { BYZANTINE_ENV, ByzantineNetwork, parseByzantine } from './byzantine.js';
+import { FaultyBlockStore, faultInjectionEnabled, faultInjectionRoutes } from './fault-injection.js';
+
+/** This file, for runners that start nodes through it. */
+export const FAULTY_NODE_ENTRY = resolve(new URL(import.meta.url).pathname);
+
+/** The node modules the fault suite's switches in `env` ask for (none when none is set). */
+export function faultSuiteModules(env: NodeJS.ProcessEnv = process.env): NodeModules {
+  const injecting = faultInjectionEnabled(env);
+  const behaviours = parseByzantine(env[BYZANTINE_ENV]);
+  let faulty: FaultyBlockStore | undefined;
+  const modules: NodeModules = {};
+  if (injecting) {
+    modules.wrapBlockStore = (store) => {
+      faulty = new FaultyBlockStore(store);
+      return faulty;
+    };
+    modules.extraRoutes = async (app, parts, node) => {
+      await faultInjectionRoutes(app, {
+        network: parts.network,
+        store: faulty!,
+        validators: node.validators,
+        self: node.self,
+        logger: node.logger.child({ module: 'faults' }),
+      });
+      node.logger.warn('fault injection is enabled (POST /v1/admin/faults)');
+    };
+  }
+  if (behaviours.size > 0) {
+    modules.wrapConsensusNetwork = (network, node) =>
+      new ByzantineNetwork(
+        { behaviours, self: node.self, secretKey: node.secretKey },
+        { inner: network, logger: node.logger.child({ module: 'byzantine' }) },
+      );
+  }
+  return modules;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' } } });
+  if (!values.config) throw new Error('usage: faulty-node.ts --config <config.json>');
+  const config = await loadNodeConfig(resolve(values.config));
+  const logger = createLogger({ ...(config.logLevel ? { level: config.logLevel } : {}) }).child({
+    node: config.name,
+  });
+  const node = new DatagrantNode(config, logger, faultSuiteModules());
+  await node.start();
+  process.stdout.write(`${JSON.stringify({ event: 'started', node: config.name, api: node.apiUrl })}\n`);
+  await new Promise<void>((done) => {
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      node.stop().then(done, done);
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  });
+}
+
+if (process.argv[1] && pathToFileURL(realpathSync(process.argv[1])).href === import.meta.url) {
+  main().then(
+    () => process.exit(process.exitCode ?? 0),
+    (err: unknown) => {
+      process.stderr.write(`${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
