@@ -12,6 +12,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DatagrantError } from '../../src/common/errors.js';
 import { createLogger } from '../../src/common/logger.js';
 import { loadNodeConfig } from '../../src/node/config.js';
 import { DatagrantNode, type NodeModules } from '../../src/node/node.js';
@@ -32,6 +33,14 @@ export function faultSuiteModules(env: NodeJS.ProcessEnv = process.env): NodeMod
       faulty = new FaultyBlockStore(store);
       return faulty;
     };
+    // The same injected disk failure refuses the signing-state writes too.
+    modules.wrapSigningState = (store) => ({
+      load: () => store.load(),
+      save: (wal) =>
+        faulty?.writesFailing
+          ? Promise.reject(new DatagrantError('STORE_WRITE_FAILED', 'injected disk failure'))
+          : store.save(wal),
+    });
     modules.extraRoutes = async (app, parts, node) => {
       await faultInjectionRoutes(app, {
         network: parts.network,

@@ -30,6 +30,10 @@ export interface NodeStatusSource {
     mode: 'dev' | 'pbft';
     /** A validator votes; a gateway syncs, relays and serves, but never votes. */
     kind: 'validator' | 'gateway';
+    /** Whether it votes now (a validator that lost its signing state waits for its double-sign check). */
+    voting: boolean;
+    /** While that check runs: the height the chain must pass first. */
+    doubleSignCheckUntil?: number;
     view: number;
     primary: string;
     peers: string[];
@@ -102,6 +106,8 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
         stateRoot: tip.stateRoot,
         mode: s.mode,
         kind: s.kind,
+        voting: s.voting,
+        ...(s.doubleSignCheckUntil !== undefined ? { doubleSignCheckUntil: s.doubleSignCheckUntil } : {}),
         view: s.view,
         primary: s.primary,
         self: s.self,

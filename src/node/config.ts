@@ -24,6 +24,8 @@ export const NodeConfigSchema = Type.Object(
     genesis: Type.String({ minLength: 1 }),
     key: Type.String({ minLength: 1 }),
     data: Type.String({ minLength: 1 }),
+    /** A validator's signing state file (default `signing-state.json` in the home), apart from `data`. */
+    signingState: Type.Optional(Type.String({ minLength: 1 })),
     api: Type.Object(
       {
         host: Type.String({ default: '127.0.0.1' }),

@@ -19,6 +19,7 @@ import {
   type NodeRole,
 } from '../ledger/index.js';
 import type { NodeConfig } from './config.js';
+import { FileSigningState, SIGNING_STATE_FILE } from './signing-state.js';
 
 /** Options of `initTestnet`. */
 export interface InitOptions {
@@ -185,6 +186,9 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
     await mkdir(home, { recursive: true });
     const keys = gateway ? gatewayKeys[i - n]! : nodeKeys[i]!;
     await writeKeyFile(join(home, 'node-key.json'), keys);
+    // A new validator has signed nothing yet: its (empty) signing state says so. Without the file
+    // a validator assumes its state was lost and checks for double signing before it votes.
+    if (!gateway) await new FileSigningState(join(home, SIGNING_STATE_FILE)).save(null);
     const roles: NodeRole[] = gateway ? ['platform'] : genesis.validators[i]!.roles;
     // An institution's own gateway holds a copy of its key: the one place besides the institution.
     const bank = gateway ? banks[i - n] : undefined;

@@ -3,7 +3,7 @@
  * one config, starts them in order and stops them in reverse.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chainRoutes, type NodeStatusSource } from '../api/chain-routes.js';
 import { type Caller, HttpAuthVerifier } from '../api/http-auth.js';
@@ -50,6 +50,7 @@ import { Mempool } from './mempool.js';
 import { NodeMetrics } from './metrics.js';
 import { PbftDriver } from './pbft-driver.js';
 import { ErasureRole, ExtractorRole } from './roles.js';
+import { FileSigningState, SIGNING_STATE_FILE, type SigningStateStore } from './signing-state.js';
 import { TxGateway } from './tx-gateway.js';
 import { decodeTxGossip, encodeTxGossip } from './tx-gossip.js';
 
@@ -112,6 +113,8 @@ export interface NodeModules {
   createNetwork?: (options: Libp2pNetworkOptions) => Network;
   /** Wraps the block store once it is built. */
   wrapBlockStore?: (store: BlockStore, node: NodeFacts) => BlockStore;
+  /** Wraps the validator's signing-state store. */
+  wrapSigningState?: (store: SigningStateStore, node: NodeFacts) => SigningStateStore;
   /** Wraps the network consensus runs over; the wrapper is started and stopped with the node. */
   wrapConsensusNetwork?: (network: Network, node: NodeFacts) => Network;
   /** Adds routes to the API before it listens. */
@@ -324,6 +327,12 @@ export class DatagrantNode implements NodeStatusSource {
           // A proposal names its transactions; send the ones still waiting to be gossiped first.
           beforePropose: () => this.gateway.flushGossip(),
           logger: log.child({ module: 'consensus' }),
+          signing: (() => {
+            const file = new FileSigningState(
+              resolve(config.home, config.signingState ?? SIGNING_STATE_FILE),
+            );
+            return this.modules.wrapSigningState?.(file, facts) ?? file;
+          })(),
           onFatal: () => {
             process.exitCode = 70;
             void this.stop();
@@ -458,6 +467,10 @@ export class DatagrantNode implements NodeStatusSource {
     return {
       mode: this.producer ? 'dev' : 'pbft',
       kind: this.member.kind,
+      voting: this.producer !== undefined || (this.consensus?.isVoting ?? false),
+      ...(this.consensus?.doubleSignCheckUntil !== undefined
+        ? { doubleSignCheckUntil: this.consensus.doubleSignCheckUntil }
+        : {}),
       view: consensus?.view ?? 0,
       primary: consensus?.primary ?? this.selfKey,
       peers: this.network?.peers() ?? [],

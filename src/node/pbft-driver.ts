@@ -32,6 +32,7 @@ import type { Network } from '../p2p/index.js';
 import type { Chain } from './chain.js';
 import type { Mempool } from './mempool.js';
 import type { NodeMetrics } from './metrics.js';
+import type { SigningStateStore } from './signing-state.js';
 
 const WAL_KEY = 'consensus-wal';
 /** Most blocks one sync response carries. */
@@ -41,6 +42,8 @@ const SYNC_MAX_BYTES = 8 * 1024 * 1024;
 /** How long a validator waits for a proposer to send the transactions it lacks. */
 const TXS_FETCH_TIMEOUT_MS = 5_000;
 const HASH_HEX = /^[0-9a-f]{64}$/;
+/** Recent certificates a double-sign check looks through for this validator's own votes. */
+const RECENT_BLOCKS_CHECKED = 10;
 /** Most compact proposals completed at once (each fetches its missing transactions). */
 const MAX_TX_FETCHES = 4;
 
@@ -82,6 +85,11 @@ export interface PbftDriverOptions {
 /** Runs consensus for one validator node. */
 export class PbftDriver {
   private core!: ConsensusCore;
+  private voting = false;
+  private walAhead: ReturnType<typeof decodeWal> | undefined;
+  private doubleSignUntil: number | undefined;
+  /** The last committed block, for a core built at start (the core keeps its own after that). */
+  private last: CertifiedBlock | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private proposeTimer: { timer: TimerRequest; setAt: number } | undefined;
@@ -115,20 +123,65 @@ export class PbftDriver {
       logger: Logger;
       /** Called when the node can no longer safely take part (e.g. its disk refuses writes). */
       onFatal: (err: unknown) => void;
+      /** Where this validator's signing state (its write-ahead snapshot) is kept, apart from the blocks. */
+      signing: SigningStateStore;
     },
   ) {}
 
   async start(): Promise<void> {
-    const { chain, network } = this.modules;
+    const { chain, network, signing } = this.modules;
     const store = chain.store;
     const tip = store.tip();
-    const rawWal = await store.getMeta(WAL_KEY);
-    const wal = rawWal ? decodeWal(JSON.parse(rawWal)) : undefined;
-    const last = tip.height > 0 ? await store.getBlock(tip.height) : undefined;
-    this.core = new ConsensusCore(
+    this.last = tip.height > 0 ? await store.getBlock(tip.height) : undefined;
+    let saved = await signing.load();
+    if (!saved.present) {
+      // Homes written before the signing state had its own file kept it in the block store.
+      const legacy = await store.getMeta(WAL_KEY);
+      if (legacy !== undefined) {
+        await signing.save(legacy);
+        saved = { present: true, wal: legacy };
+      }
+    }
+    const wal = saved.wal ? decodeWal(JSON.parse(saved.wal)) : undefined;
+    const validator = this.options.self !== undefined;
+    // Blocks lost but signing state kept: follow until the tip reaches the WAL's height, then resume it.
+    this.walAhead = wal !== undefined && wal.height > tip.height + 1 ? wal : undefined;
+    this.voting = validator && saved.present && this.walAhead === undefined;
+    this.core = this.makeCore(this.voting, this.voting ? wal : undefined);
+    if (validator && !saved.present)
+      this.modules.logger.warn(
+        'no signing state: following the chain without voting until past every height this key may have signed',
+      );
+    this.lastView = this.core.status().view;
+    network.subscribe('consensus', (data, from) => {
+      this.lastHeard.set(from, Date.now());
+      let envelope: unknown;
+      try {
+        envelope = JSON.parse(new TextDecoder().decode(data));
+      } catch {
+        envelope = data;
+      }
+      const wrapped = envelope !== null && typeof envelope === 'object' && 'm' in envelope;
+      const inner = wrapped ? (envelope as { m: unknown }).m : envelope;
+      if (wrapped && 't' in (envelope as object)) this.receiveCompact(inner, (envelope as { t: unknown }).t);
+      else this.enqueue(() => this.core.onMessage(inner));
+    });
+    network.handle('sync', (req) => this.serveSync(req));
+    network.handle('txs', (req) => this.serveTxs(req));
+    this.running = true;
+    this.enqueue(() => this.core.start());
+    if (this.walAhead) void this.catchUpToWal(this.walAhead);
+    else if (this.options.self !== undefined && !this.voting) void this.doubleSignCheck();
+  }
+
+  /** A core over the committed tip: voting with this node's key, or a non-voting observer. */
+  private makeCore(voting: boolean, wal?: ReturnType<typeof decodeWal>): ConsensusCore {
+    const { chain } = this.modules;
+    const tip = chain.store.tip();
+    return new ConsensusCore(
       {
         genesis: chain.genesis,
-        ...(this.options.self !== undefined ? { self: this.options.self } : {}),
+        ...(voting ? { self: this.options.self! } : {}),
         timing: this.options.timing,
       },
       {
@@ -148,34 +201,115 @@ export class PbftDriver {
         },
         clock: { now: Date.now },
         verifier: verifyFast,
-        ...(this.options.secretKey !== undefined
-          ? { signer: (bytes: Uint8Array) => signFast(bytes, this.options.secretKey!) }
-          : {}),
+        ...(voting ? { signer: (bytes: Uint8Array) => signFast(bytes, this.options.secretKey!) } : {}),
       },
       {
         tip: { height: tip.height, hash: tip.hash, time: tip.time },
-        ...(last ? { last } : {}),
+        ...(this.last ? { last: this.last } : {}),
         ...(wal ? { wal } : {}),
       },
     );
-    this.lastView = this.core.status().view;
-    network.subscribe('consensus', (data, from) => {
-      this.lastHeard.set(from, Date.now());
-      let envelope: unknown;
-      try {
-        envelope = JSON.parse(new TextDecoder().decode(data));
-      } catch {
-        envelope = data;
+  }
+
+  /**
+   * The double-sign check of a validator that lost its signing state (like CometBFT's
+   * `double_sign_check_height`): before the loss it can only have signed at heights up to one past
+   * the network's tip, so it learns the highest tip its peers report, follows the chain (verifying
+   * every certificate) until that height and the next are committed, reports any of its own
+   * signatures in recent certificates, and only then starts voting, from a fresh signing state.
+   */
+  private async doubleSignCheck(): Promise<void> {
+    const { chain, network, logger } = this.modules;
+    let highest = -1;
+    while (this.running && highest < 0) {
+      for (const peer of network.peers()) {
+        try {
+          const raw = await network.request(
+            peer,
+            'sync',
+            utf8ToBytes(JSON.stringify({ from: chain.height + 1 })),
+            {
+              timeoutMs: 5_000,
+            },
+          );
+          const tip = (JSON.parse(new TextDecoder().decode(raw)) as { tip?: unknown }).tip;
+          if (Number.isSafeInteger(tip)) highest = Math.max(highest, tip as number);
+        } catch {
+          // Ask the next peer.
+        }
       }
-      const wrapped = envelope !== null && typeof envelope === 'object' && 'm' in envelope;
-      const inner = wrapped ? (envelope as { m: unknown }).m : envelope;
-      if (wrapped && 't' in (envelope as object)) this.receiveCompact(inner, (envelope as { t: unknown }).t);
-      else this.enqueue(() => this.core.onMessage(inner));
+      if (highest < 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    const until = Math.max(highest, chain.height) + 1;
+    this.doubleSignUntil = until;
+    logger.info(
+      { until },
+      'double-sign check: waiting for the chain to pass every height this key may have signed',
+    );
+    while (this.running && chain.height < until) {
+      if (this.syncTarget < until) this.syncTarget = until;
+      if (!this.syncing) void this.sync();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!this.running) return;
+    let own = 0;
+    for (let h = Math.max(1, chain.height - RECENT_BLOCKS_CHECKED + 1); h <= chain.height; h++) {
+      const certified = await chain.store.getBlock(h);
+      if (certified?.cert.votes.some((v) => v.validator === this.options.self)) own++;
+    }
+    if (own > 0)
+      logger.warn(
+        { blocks: own, checked: RECENT_BLOCKS_CHECKED },
+        'double-sign check: this key signed recent blocks (was another copy of this validator running?)',
+      );
+    await this.modules.signing.save(null);
+    this.enqueue(() => {
+      this.last = undefined;
+      this.core = this.makeCore(true);
+      this.voting = true;
+      this.doubleSignUntil = undefined;
+      logger.info({ height: chain.height + 1 }, 'double-sign check passed: voting from this height on');
+      return this.core.start();
     });
-    network.handle('sync', (req) => this.serveSync(req));
-    network.handle('txs', (req) => this.serveTxs(req));
-    this.running = true;
-    this.enqueue(() => this.core.start());
+  }
+
+  /**
+   * A validator whose block store is behind its signing state (blocks lost, signing state kept):
+   * it follows the chain without voting until its tip reaches the height its WAL was written at,
+   * then resumes voting with that WAL, so it cannot sign anything that contradicts it.
+   */
+  private async catchUpToWal(wal: ReturnType<typeof decodeWal>): Promise<void> {
+    const { chain, logger } = this.modules;
+    const target = wal.height - 1;
+    logger.info(
+      { walHeight: wal.height, tip: chain.height },
+      'block store behind the signing state: syncing before voting',
+    );
+    this.doubleSignUntil = target;
+    while (this.running && chain.height < target) {
+      if (this.syncTarget < target) this.syncTarget = target;
+      if (!this.syncing) void this.sync();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!this.running) return;
+    this.enqueue(() => {
+      this.last = undefined;
+      this.core = this.makeCore(true, wal);
+      this.voting = true;
+      this.doubleSignUntil = undefined;
+      this.walAhead = undefined;
+      return this.core.start();
+    });
+  }
+
+  /** Whether this node votes now (false for a gateway, and during a double-sign check). */
+  get isVoting(): boolean {
+    return this.voting;
+  }
+
+  /** The height a double-sign check waits for, while it runs. */
+  get doubleSignCheckUntil(): number | undefined {
+    return this.doubleSignUntil;
   }
 
   async stop(): Promise<void> {
@@ -232,15 +366,13 @@ export class PbftDriver {
   private async apply(out: StepOutput): Promise<void> {
     const { chain, network, metrics } = this.modules;
     const commits = out.commits ?? [];
-    const wal = out.persist ? { key: WAL_KEY, value: JSON.stringify(out.persist) } : undefined;
-    for (let i = 0; i < commits.length; i++) {
-      const certified = commits[i]!;
-      // The write-ahead state rides in the last commit's batch: one durable write instead of two.
-      await chain.commit(certified, i === commits.length - 1 && wal ? { meta: wal } : {});
+    // What this validator signed is durable in its signing state before anything leaves the node.
+    if (out.persist && this.voting) await this.modules.signing.save(JSON.stringify(out.persist));
+    for (const certified of commits) {
+      await chain.commit(certified);
       metrics?.commitLatency.observe(Math.max(0, Date.now() - certified.block.header.time) / 1000);
       metrics?.txsCommitted.inc(certified.block.txs.length);
     }
-    if (wal && commits.length === 0) await chain.store.putMeta(wal.key, wal.value);
     const view = this.core.status().view;
     if (view > this.lastView) metrics?.viewChanges.inc(view - this.lastView);
     this.lastView = view;

@@ -33,6 +33,7 @@ async function setup() {
       status: () => ({
         mode: 'dev',
         kind: 'validator',
+        voting: true,
         view: 0,
         primary: '',
         peers: [],

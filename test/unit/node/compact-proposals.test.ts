@@ -22,9 +22,10 @@ import {
 import { Chain } from '../../../src/node/chain.js';
 import { Mempool } from '../../../src/node/mempool.js';
 import { PbftDriver } from '../../../src/node/pbft-driver.js';
+import { MemorySigningState } from '../../../src/node/signing-state.js';
 import type { ProtocolName, RequestOptions, Topic } from '../../../src/p2p/network.js';
-import { SimHub, SimNetwork } from '../../helpers/sim-network.js';
 import { makeTestChain, type TestChain } from '../../helpers/chain.js';
+import { SimHub, SimNetwork } from '../../helpers/sim-network.js';
 
 const decoder = new TextDecoder();
 const json = (bytes: Uint8Array): unknown => JSON.parse(decoder.decode(bytes));
@@ -173,7 +174,14 @@ async function makeNode(
       timing: { blockIntervalMs: 300, viewTimeoutMs: 30_000, retransmitMs: 1_000 },
       minBlockIntervalMs: 20,
     },
-    { chain, mempool, network: net, logger: silentLogger, onFatal: (err) => fatal.push(err) },
+    {
+      chain,
+      mempool,
+      network: net,
+      logger: silentLogger,
+      onFatal: (err) => fatal.push(err),
+      signing: new MemorySigningState(),
+    },
   );
   t.teardown(async () => {
     await driver.stop();
