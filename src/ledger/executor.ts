@@ -16,6 +16,7 @@ import {
   type Rejection,
 } from './state-machine.js';
 import type { AnyTx } from './tx.js';
+import { txBytes } from './tx-codec.js';
 
 /** Effects of an executed block, ready to persist. */
 export interface BlockEffects {
@@ -67,7 +68,18 @@ export function executeBlock(
   };
 }
 
-/** Builds a block body from candidates: keeps those that apply in order, up to `maxTxs`. */
+/** Bytes of a block's transactions (their canonical encodings): what the byte budget counts. */
+export function blockTxBytes(txs: readonly AnyTx[]): number {
+  let n = 0;
+  for (const tx of txs) n += txBytes(tx).length;
+  return n;
+}
+
+/**
+ * Builds a block body from candidates: keeps those that apply in order, up to `maxTxs` and
+ * `maxBytes` of transactions (a transaction that would overflow the byte budget waits for the next
+ * block).
+ */
 export function buildBlockTxs(
   committed: CommittedState,
   candidates: Iterable<AnyTx>,
@@ -76,13 +88,17 @@ export function buildBlockTxs(
   maxTxs: number,
   options: ApplyOptions = {},
   checked?: (tx: AnyTx) => boolean,
+  maxBytes = Number.POSITIVE_INFINITY,
 ): BlockEffects & { txs: AnyTx[]; dropped: Dropped[] } {
   const overlay = startBlock(committed, ctx);
   const txs: AnyTx[] = [];
   const outcomes: Accepted[] = [];
   const dropped: Dropped[] = [];
+  let bytes = 0;
   for (const tx of candidates) {
     if (txs.length >= maxTxs) break;
+    const size = txBytes(tx).length;
+    if (bytes + size > maxBytes) continue;
     const outcome = applyTx(overlay, tx, ctx, config, {
       ...options,
       signatureChecked: checked?.(tx) ?? false,
@@ -90,6 +106,7 @@ export function buildBlockTxs(
     if (outcome.ok) {
       txs.push(tx);
       outcomes.push(outcome);
+      bytes += size;
     } else {
       dropped.push({ tx, rejection: outcome });
     }

@@ -45,6 +45,12 @@ export const ChainParamsSchema = Type.Object(
     maxGrantMs: Type.Integer({ minimum: 1000 }),
     /** Most transactions in one block. */
     maxBlockTxs: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    /**
+     * Most bytes of transactions (their canonical encodings) in one block (default
+     * `DEFAULT_MAX_BLOCK_BYTES`): kept below the gossip and sync message limits, so no block can
+     * be too large to propose, re-propose or sync.
+     */
+    maxBlockBytes: Type.Optional(Type.Integer({ minimum: 16 * 1024, maximum: 8 * 1024 * 1024 })),
     /** When records are extracted (default `on-request`). */
     extraction: Type.Optional(Type.Union(EXTRACTION_POLICIES.map((p) => Type.Literal(p)))),
   },
@@ -60,8 +66,17 @@ export const DEFAULT_CHAIN_PARAMS: ChainParams = {
   maxConsentMs: 30 * 24 * 60 * 60 * 1000,
   maxGrantMs: 365 * 24 * 60 * 60 * 1000,
   maxBlockTxs: 2000,
+  maxBlockBytes: 4 * 1024 * 1024,
   extraction: 'on-request',
 };
+
+/** Most transaction bytes in a block when genesis does not say (4 MiB: gossip takes 16, a sync answer 8). */
+export const DEFAULT_MAX_BLOCK_BYTES = 4 * 1024 * 1024;
+
+/** The chain's block byte budget. */
+export function maxBlockBytes(params: ChainParams): number {
+  return params.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES;
+}
 
 /** The chain's extraction policy. */
 export function extractionPolicy(params: ChainParams): ExtractionPolicy {

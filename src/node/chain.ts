@@ -13,6 +13,7 @@ import {
   type BlockEffects,
   type BlockStore,
   blockHash,
+  blockTxBytes,
   buildBlockTxs,
   type CertifiedBlock,
   type ChainView,
@@ -23,6 +24,7 @@ import {
   type Genesis,
   type LedgerConfig,
   ledgerConfigOf,
+  maxBlockBytes,
   type SignatureVerifier,
   stateKey,
   txHash,
@@ -92,6 +94,7 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
       this.genesis.params.maxBlockTxs,
       { verifier: this.modules.verifier },
       this.checked,
+      maxBlockBytes(this.genesis.params),
     );
     for (const { tx, rejection } of built.dropped)
       this.modules.mempool.reject(txHash(tx), rejection.code, rejection.message);
@@ -138,6 +141,8 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     }
     if (txRootOf(block.txs) !== h.txRoot)
       return { code: 'CONSENSUS_BAD_TX_ROOT', message: 'tx root mismatch' };
+    if (blockTxBytes(block.txs) > maxBlockBytes(this.genesis.params))
+      return { code: 'CONSENSUS_BLOCK_TOO_LARGE', message: 'block is over the byte budget' };
     const hash = blockHash(h);
     if (this.executed.has(hash)) return null;
     const result = executeBlock(

@@ -4,7 +4,14 @@
  * and hands them to the block builder in arrival order. Bounded in count.
  */
 import { DatagrantError } from '../common/errors.js';
-import { type AnyTx, decodeTx, type SignatureVerifier, txHash, verifyTxSignature } from '../ledger/index.js';
+import {
+  type AnyTx,
+  decodeTx,
+  type SignatureVerifier,
+  txBytes,
+  txHash,
+  verifyTxSignature,
+} from '../ledger/index.js';
 
 /** Mempool options. */
 export interface MempoolOptions {
@@ -22,6 +29,8 @@ export interface MempoolOptions {
   maxQueueSeconds?: number;
   /** Floor of the admission bound (default 2,000, one full block by default). */
   minQueueTxs?: number;
+  /** Largest transaction admitted, in canonical bytes (the block byte budget: a larger one could never be proposed). */
+  maxTxBytes?: number;
 }
 
 /** What the mempool needs from the node. */
@@ -87,11 +96,19 @@ export class Mempool {
    * Decodes and admits a transaction; returns its hash. Throws a coded DatagrantError:
    * LEDGER_TX_MALFORMED, LEDGER_WRONG_CHAIN, LEDGER_TX_EXPIRED, LEDGER_TX_TTL_TOO_LONG,
    * LEDGER_BAD_SIGNATURE, LEDGER_TX_DUPLICATE (already pending, or refused by the ledger in the
-   * last `REFUSED_READMIT_MS`), LEDGER_TX_REPLAYED (already committed), LEDGER_MEMPOOL_FULL.
+   * last `REFUSED_READMIT_MS`), LEDGER_TX_REPLAYED (already committed), LEDGER_MEMPOOL_FULL,
+   * LEDGER_TX_TOO_LARGE (over the block byte budget).
    */
   async add(input: unknown): Promise<string> {
     const tx = decodeTx(input);
     const hash = txHash(tx);
+    const max = this.options.maxTxBytes;
+    if (max !== undefined && txBytes(tx).length > max) {
+      throw new DatagrantError('LEDGER_TX_TOO_LARGE', `tx is larger than a block may be (${max} bytes)`, {
+        hash,
+        maxBytes: max,
+      });
+    }
     if (tx.chain !== this.options.chain) {
       throw new DatagrantError(
         'LEDGER_WRONG_CHAIN',

@@ -28,6 +28,7 @@ import {
   genesisHash,
   genesisState,
   LevelBlockStore,
+  maxBlockBytes,
   networkMembers,
   parseGenesis,
   stateKey,
@@ -208,6 +209,7 @@ export class DatagrantNode implements NodeStatusSource {
         maxTxs: config.mempool.maxTxs,
         maxTxTtlMs: this.genesis.params.maxTxTtlMs,
         minQueueTxs: this.genesis.params.maxBlockTxs,
+        maxTxBytes: maxBlockBytes(this.genesis.params),
       },
       {
         verifier: verifyFast,
