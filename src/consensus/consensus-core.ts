@@ -12,7 +12,9 @@
  * - On timeout a validator asks for view v+1 with a view-change carrying its highest prepared
  *   certificate; timeouts double with each view. The primary of v+1 gathers 2f+1 view-changes and
  *   sends a new-view re-proposing the highest prepared block among them (or a fresh block when
- *   there is none). Any block that may have committed was prepared by f+1 honest validators, one of
+ *   there is none). View-changes name prepared blocks by hash only: a new primary without the body
+ *   asks the shell to fetch it (`fetchBlock`) from the certificate's voters, and it arrives through
+ *   `onBlockBody`. Any block that may have committed was prepared by f+1 honest validators, one of
  *   whom is in every such quorum, so it is re-proposed, and no other block can gather 2f+1 prepares.
  * - A validator that sees view-changes from f+1 others for later views joins the view-change, so
  *   one slow timer cannot keep it behind.
@@ -32,7 +34,7 @@ import {
 import { faultTolerance, quorumSize } from '../ledger/genesis.js';
 import type { ConsensusApp } from './consensus-app.js';
 import { type DropReason, emptyDropCounters } from './drop-reason.js';
-import { decodeMessage } from './message-codec.js';
+import { decodeBlock, decodeMessage } from './message-codec.js';
 import {
   blockHashOf,
   type ConsensusMessage,
@@ -147,6 +149,8 @@ export class ConsensusCore {
   private retransmitSeq = 0;
   private retransmitDelay: number;
   private answered = new Set<string>();
+  /** The body a new primary needs to re-propose (a prepared block it never saw), and who has it. */
+  private wanted: { hash: string; from: string[] } | null = null;
 
   private out: StepOutput = { send: [], timers: [] };
   private dirty = false;
@@ -253,6 +257,41 @@ export class ConsensusCore {
     if (proposal.sender !== this.validators[(proposal.height + proposal.view) % n]) return 'not-primary';
     if (!this.verifySignature(proposal)) return 'bad-signature';
     return undefined;
+  }
+
+  /**
+   * A block body fetched by hash after a `fetchBlock` request. Untrusted: decoded here, and taken
+   * only when it is the block asked for (its header hashes to it) and its body matches its header.
+   */
+  onBlockBody(input: unknown): StepOutput {
+    return this.step(() => this.count(this.handleBlockBody(input)));
+  }
+
+  /** A block this core holds for the current height (or the last committed one), by hash; to answer peers' fetches. */
+  blockBody(hash: string): Block | undefined {
+    const known = this.blocks.get(hash);
+    if (known !== undefined) return known;
+    if (this.prepared?.cert.block === hash && this.prepared.block !== null) return this.prepared.block;
+    if (this.last?.cert.block === hash) return this.last.block;
+    return undefined;
+  }
+
+  /** The block body this core is waiting for, if any. */
+  wantedBlock(): string | undefined {
+    return this.wanted?.hash;
+  }
+
+  /**
+   * `screenProposal` for a new-view: its proposal passes the screen, it is from the same primary,
+   * and its own signature verifies. The view-changes that justify it are checked when it is handled.
+   */
+  screenNewView(newView: NewViewMessage): DropReason | undefined {
+    if (newView.view === 0 || newView.proposal.sender !== newView.sender) return 'bad-new-view';
+    if (newView.proposal.height !== newView.height || newView.proposal.view !== newView.view)
+      return 'bad-new-view';
+    const screened = this.screenProposal(newView.proposal);
+    if (screened !== undefined) return screened;
+    return this.verifySignature(newView) ? undefined : 'bad-signature';
   }
 
   /** A timer this core asked for has fired. */
@@ -381,6 +420,7 @@ export class ConsensusCore {
     this.prepares = new Map();
     this.commits = new Map();
     this.viewChanges = new Map();
+    this.wanted = null;
     // Votes for the decided height still in flight come from validators about to decide it too:
     // answer laggards only once they retransmit (the first retransmit tick clears this).
     this.answered = new Set(this.validators);
@@ -439,6 +479,7 @@ export class ConsensusCore {
   private retransmit(): void {
     this.answered.clear();
     this.sendOwn();
+    if (this.wanted !== null) this.out.fetchBlock = { ...this.wanted, from: [...this.wanted.from] };
     if (this.syncTarget >= this.height) this.out.syncTo = Math.max(this.out.syncTo ?? 0, this.syncTarget);
     this.retransmitDelay = Math.min(this.retransmitDelay * 2, this.timing.maxRetransmitMs);
     this.timer('retransmit', this.retransmitDelay, ++this.retransmitSeq);
@@ -496,9 +537,22 @@ export class ConsensusCore {
     if (this.active || !this.started || !this.isPrimary(this.view) || this.ownProposal !== null) return;
     const viewChanges = [...this.viewChanges.values()].filter((vc) => vc.view === this.view);
     if (viewChanges.length < this.quorum) return;
-    const forced = highestPrepared(viewChanges);
-    // Without the forced block (nobody attached it), with one this node's app refuses, or when the
-    // app cannot build one, wait: the view times out and the next primary tries.
+    const cert = highestPrepared(viewChanges);
+    const forced = cert?.block ?? null;
+    if (forced !== null && !this.blocks.has(forced)) {
+      // The prepared block is named by hash only: ask its voters, each of whom had it.
+      if (this.wanted?.hash !== forced) {
+        this.wanted = {
+          hash: forced,
+          from: cert!.votes.map((v) => v.validator).filter((v) => v !== this.self),
+        };
+        this.out.fetchBlock = { ...this.wanted, from: [...this.wanted.from] };
+      }
+      return;
+    }
+    this.wanted = null;
+    // With a forced block this node's app refuses, or when the app cannot build one, wait: the view
+    // times out and the next primary tries.
     const block = forced === null ? this.build() : this.blocks.get(forced);
     if (block === undefined || (forced !== null && !this.validBlock(forced))) return;
     const proposal = signProposal(this.chain, this.height, this.view, block, this.self!, this.signer!);
@@ -784,14 +838,6 @@ export class ConsensusCore {
     if (!this.verifySignature(vc)) return 'bad-signature';
     if (vc.prepared !== null && !this.validPrepared(vc.prepared, vc.view)) return 'bad-view-change';
     this.viewChanges.set(vc.sender, vc);
-    const attached = vc.preparedBlock;
-    if (
-      attached !== undefined &&
-      blockHashOf(attached) === vc.prepared?.block &&
-      this.checkBody(attached) === null
-    ) {
-      this.learnBlock(attached);
-    }
     this.followViewChanges();
     this.tryNewView();
     return undefined;
@@ -815,15 +861,13 @@ export class ConsensusCore {
   }
 
   private signOwnViewChange(): void {
-    const prepared = this.prepared;
     const vc = signViewChange(
       this.chain,
       this.height,
       this.view,
-      prepared?.cert ?? null,
+      this.prepared?.cert ?? null,
       this.self!,
       this.signer!,
-      prepared?.block ?? undefined,
     );
     this.ownViewChange = vc;
     this.viewChanges.set(this.self!, vc);
@@ -870,7 +914,19 @@ export class ConsensusCore {
       if (!this.validViewChange(vc)) return undefined;
     }
     if (senders.size < this.quorum) return undefined;
-    return highestPrepared(newView.viewChanges);
+    return highestPrepared(newView.viewChanges)?.block ?? null;
+  }
+
+  private handleBlockBody(input: unknown): DropReason | undefined {
+    const decoded = decodeBlock(input);
+    if (!decoded.ok) return 'malformed';
+    const block = decoded.block;
+    if (this.wanted === null || blockHashOf(block) !== this.wanted.hash) return 'unwanted-block';
+    if (this.checkBody(block) !== null) return 'bad-proposal';
+    this.learnBlock(block);
+    this.wanted = null;
+    this.tryNewView();
+    return undefined;
   }
 
   private handleDecided(block: Block, cert: CommitCertificate): DropReason | undefined {
@@ -891,13 +947,13 @@ export class ConsensusCore {
   }
 }
 
-/** The block of the highest prepared certificate among view-changes (ties broken by hash), or null. */
-function highestPrepared(viewChanges: readonly ViewChangeMessage[]): string | null {
+/** The highest prepared certificate among view-changes (ties broken by block hash), or null. */
+function highestPrepared(viewChanges: readonly ViewChangeMessage[]): PreparedCertificate | null {
   let best: PreparedCertificate | null = null;
   for (const vc of viewChanges) {
     const p = vc.prepared;
     if (p === null) continue;
     if (best === null || p.view > best.view || (p.view === best.view && p.block > best.block)) best = p;
   }
-  return best?.block ?? null;
+  return best;
 }

@@ -32,6 +32,8 @@ export const DROP_REASONS = [
   'bad-view-change',
   /** A commit certificate that does not verify or does not extend this chain. */
   'bad-certificate',
+  /** A fetched block body that is not the one this node asked for. */
+  'unwanted-block',
 ] as const;
 
 /** One of DROP_REASONS. */

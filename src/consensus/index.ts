@@ -14,7 +14,14 @@
 export type { BlockVerdict, Clock, ConsensusApp, ProposeContext } from './consensus-app.js';
 export { ConsensusCore, type ConsensusStatus } from './consensus-core.js';
 export { DROP_REASONS, type DropReason, emptyDropCounters } from './drop-reason.js';
-export { type DecodeResult, decodeMessage, encodeMessage, MAX_MESSAGE_BYTES } from './message-codec.js';
+export {
+  type DecodeBlockResult,
+  type DecodeResult,
+  decodeBlock,
+  decodeMessage,
+  encodeMessage,
+  MAX_MESSAGE_BYTES,
+} from './message-codec.js';
 export {
   blockHashOf,
   type ConsensusMessage,
@@ -32,7 +39,6 @@ export {
   signProposal,
   signViewChange,
   signVote,
-  stripViewChange,
   type ViewChangeMessage,
   type VoteMessage,
   type VotePhase,

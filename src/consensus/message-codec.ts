@@ -56,20 +56,16 @@ const VoteSchema = Type.Object(
   { type: Type.Union([Type.Literal('prepare'), Type.Literal('commit')]), ...signed, block: Hex32 },
   strict,
 );
-const viewChangeFields = {
-  type: Type.Literal('view-change'),
-  ...signed,
-  prepared: Type.Union([PreparedSchema, Type.Null()]),
-};
+/** A view-change names its prepared block by hash only; a new primary that lacks the body fetches it. */
 const ViewChangeSchema = Type.Object(
-  { ...viewChangeFields, preparedBlock: Type.Optional(BlockSchema) },
+  { type: Type.Literal('view-change'), ...signed, prepared: Type.Union([PreparedSchema, Type.Null()]) },
   strict,
 );
 const NewViewSchema = Type.Object(
   {
     type: Type.Literal('new-view'),
     ...signed,
-    viewChanges: Type.Array(Type.Object(viewChangeFields, strict), { minItems: 1, maxItems: MAX_VALIDATORS }),
+    viewChanges: Type.Array(ViewChangeSchema, { minItems: 1, maxItems: MAX_VALIDATORS }),
     proposal: ProposalSchema,
   },
   strict,
@@ -137,11 +133,24 @@ function checkBlocks(message: ConsensusMessage): string | null {
       return checkTxs(message.block, message.type);
     case 'new-view':
       return checkTxs(message.proposal.block, 'new-view');
-    case 'view-change':
-      return message.preparedBlock ? checkTxs(message.preparedBlock, 'view-change') : null;
     default:
       return null;
   }
+}
+
+const blockCheck = TypeCompiler.Compile(BlockSchema);
+
+/** Outcome of decoding an untrusted block body (one fetched by hash). */
+export type DecodeBlockResult = { ok: true; block: Block } | { ok: false; detail: string };
+
+/** Decodes an untrusted block (shape and every transaction); never throws. */
+export function decodeBlock(input: unknown): DecodeBlockResult {
+  if (!blockCheck.Check(input)) {
+    const error = blockCheck.Errors(input).First();
+    return { ok: false, detail: `block${error?.path ?? ''}: ${error?.message ?? 'invalid'}` };
+  }
+  const detail = checkTxs(input, 'block');
+  return detail === null ? { ok: true, block: input as Block } : { ok: false, detail };
 }
 
 /** Runs every transaction of a shape-checked block through `decodeTx`; why not, or null when all pass. */

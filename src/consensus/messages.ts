@@ -52,17 +52,19 @@ export interface VoteMessage extends SignedFields {
   block: string;
 }
 
-/** A validator's request to move to `view`, carrying its highest prepared certificate (view < `view`). */
+/**
+ * A validator's request to move to `view`, carrying its highest prepared certificate (view <
+ * `view`). The certificate names the prepared block by hash only: a new primary that lacks the body
+ * fetches it from the certificate's voters (each of them had it), so no view-change is ever larger
+ * than a certificate, whatever the block's size.
+ */
 export interface ViewChangeMessage extends SignedFields {
   type: 'view-change';
   prepared: PreparedCertificate | null;
-  /** The prepared block itself, unsigned and checked against the certificate's hash, so the new primary can re-propose it. */
-  preparedBlock?: Block;
 }
 
 /**
- * The new primary's start of `view`: a quorum of view-changes (without their block attachments) and
- * its proposal, which must be the highest prepared block among them, or a fresh block if none. The
+ * The new primary's start of `view`: a quorum of view-changes and its proposal, which must be the highest prepared block among them, or a fresh block if none. The
  * primary signs which view-changes it chose, so no one else can re-wrap its proposal.
  */
 export interface NewViewMessage extends SignedFields {
@@ -112,7 +114,7 @@ export function voteSigningBytes(
   return concatBytes(PREPARE_DOMAIN, canonicalBytes({ chain, height, view, block }));
 }
 
-/** Bytes a view-change signature covers (the prepared certificate included, the block attachment not). */
+/** Bytes a view-change signature covers (the prepared certificate, which names its block by hash). */
 export function viewChangeSigningBytes(
   chain: string,
   height: number,
@@ -211,7 +213,7 @@ export function signVote(
   return { type: phase, chain, height, view, sender, block, sig };
 }
 
-/** Builds and signs a view-change, attaching the prepared block when given. */
+/** Builds and signs a view-change. */
 export function signViewChange(
   chain: string,
   height: number,
@@ -219,30 +221,21 @@ export function signViewChange(
   prepared: PreparedCertificate | null,
   sender: string,
   signer: Signer,
-  preparedBlock?: Block,
 ): ViewChangeMessage {
   const sig = bytesToHex(signer(viewChangeSigningBytes(chain, height, view, prepared)));
-  const message: ViewChangeMessage = { type: 'view-change', chain, height, view, sender, prepared, sig };
-  if (preparedBlock !== undefined) message.preparedBlock = preparedBlock;
-  return message;
+  return { type: 'view-change', chain, height, view, sender, prepared, sig };
 }
 
-/** Builds and signs a new-view around a signed proposal (view-changes are stripped of attachments). */
+/** Builds and signs a new-view around a signed proposal. */
 export function signNewView(
   viewChanges: readonly ViewChangeMessage[],
   proposal: ProposalMessage,
   signer: Signer,
 ): NewViewMessage {
   const { chain, height, view, sender } = proposal;
-  const chosen = viewChanges.map(stripViewChange);
+  const chosen = [...viewChanges];
   const sig = bytesToHex(
     signer(newViewSigningBytes(chain, height, view, chosen, blockHashOf(proposal.block))),
   );
   return { type: 'new-view', chain, height, view, sender, viewChanges: chosen, proposal, sig };
-}
-
-/** A view-change without its block attachment, as carried inside a new-view. */
-export function stripViewChange(message: ViewChangeMessage): ViewChangeMessage {
-  const { preparedBlock: _omitted, ...rest } = message;
-  return rest;
 }

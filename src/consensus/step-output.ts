@@ -7,6 +7,8 @@
  * 3. `timers`: schedule each; when it fires, call `onTimer` with it.
  * 4. `syncTo`: fetch certified blocks up to that height from peers and feed them in order through
  *    `onCertifiedBlock`.
+ * 5. `fetchBlock`: ask those validators for the block body with that hash (any one answer that
+ *    hashes right will do) and feed it through `onBlockBody`.
  *
  * Then, and only then, feed the core its next input.
  */
@@ -44,4 +46,6 @@ export interface StepOutput {
   timers: TimerRequest[];
   /** Evidence says peers have committed up to this height: fetch the blocks this node lacks. */
   syncTo?: number;
+  /** A block body this node needs by hash (a prepared block to re-propose), and the validators that hold it. */
+  fetchBlock?: { hash: string; from: string[] };
 }

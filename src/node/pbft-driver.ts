@@ -8,8 +8,13 @@
  * Proposals travel compact: validators already hold a proposal's transactions from gossip, so the
  * block goes without them and names each by hash and signature (`{"r":seq,"m":msg,"t":[[hash,sig],…]}`);
  * a receiver takes the very objects in its mempool (already decoded, hashed and verified) and
- * fetches only what it lacks from the proposer over the `txs` protocol. Every other message, and
- * proposals of empty blocks, travel whole (`{"r":seq,"m":msg}`), as do full proposals from peers.
+ * fetches only what it lacks from the proposer over the `txs` protocol. A new-view's proposal
+ * travels the same way. Every other message, and proposals of empty blocks, travel whole
+ * (`{"r":seq,"m":msg}`), as do full proposals from peers.
+ *
+ * View-changes name a prepared block by hash only; a new primary that lacks the body fetches it
+ * from the certificate's voters over the `block` protocol (`{"hash":…}` answered with the block), so
+ * no consensus message grows with the block beyond the proposal's transaction references.
  */
 import { utf8ToBytes } from '../common/bytes.js';
 import { signFast, verifyFast } from '../common/crypto-node.js';
@@ -46,8 +51,11 @@ const HASH_HEX = /^[0-9a-f]{64}$/;
 const RECENT_BLOCKS_CHECKED = 10;
 /** Most compact proposals completed at once (each fetches its missing transactions). */
 const MAX_TX_FETCHES = 4;
+/** How long a new primary waits for one voter to send a prepared block's body. */
+const BLOCK_FETCH_TIMEOUT_MS = 10_000;
 
 type ProposalMessage = Extract<ConsensusMessage, { type: 'proposal' }>;
+type NewViewMessage = Extract<ConsensusMessage, { type: 'new-view' }>;
 
 /** A transaction named in a compact proposal: its hash and signature. */
 type TxRef = readonly [hash: string, sig: string];
@@ -110,6 +118,8 @@ export class PbftDriver {
   };
   /** Blocks whose missing transactions are being fetched (at most MAX_TX_FETCHES at once). */
   private readonly fetching = new Set<string>();
+  /** The block body being fetched by hash for the core, if any. */
+  private fetchingBody: string | undefined;
 
   constructor(
     private readonly options: PbftDriverOptions,
@@ -168,6 +178,7 @@ export class PbftDriver {
     });
     network.handle('sync', (req) => this.serveSync(req));
     network.handle('txs', (req) => this.serveTxs(req));
+    network.handle('block', (req) => this.serveBlock(req));
     this.running = true;
     this.enqueue(() => this.core.start());
     if (this.walAhead) void this.catchUpToWal(this.walAhead);
@@ -389,6 +400,7 @@ export class PbftDriver {
       }
       this.schedule(timer, timer.delayMs, timer.kind);
     }
+    if (out.fetchBlock !== undefined) void this.fetchBody(out.fetchBlock.hash, out.fetchBlock.from);
     if (out.syncTo !== undefined && out.syncTo > this.syncTarget) this.syncTarget = out.syncTo;
     if (this.syncTarget > chain.height && !this.syncing) void this.sync();
   }
@@ -425,34 +437,41 @@ export class PbftDriver {
   private encodeOutgoing(message: ConsensusMessage): Uint8Array {
     // A sequence number makes retransmissions distinct bytes, so gossip's duplicate filter lets them through.
     const seq = ++this.sendSeq;
-    if (message.type !== 'proposal' || message.block.txs.length === 0)
+    const proposal =
+      message.type === 'proposal' ? message : message.type === 'new-view' ? message.proposal : undefined;
+    if (proposal === undefined || proposal.block.txs.length === 0)
       return utf8ToBytes(`{"r":${seq},"m":${JSON.stringify(message)}}`);
     const refs: TxRef[] = [];
     this.proposed = new Map();
-    for (const tx of message.block.txs as readonly AnyTx[]) {
+    for (const tx of proposal.block.txs as readonly AnyTx[]) {
       const hash = txHash(tx);
       this.proposed.set(hash, tx);
       refs.push([hash, tx.sig]);
     }
-    const bare = { ...message, block: { ...message.block, txs: [] } };
+    const bareProposal = { ...proposal, block: { ...proposal.block, txs: [] } };
+    const bare = message.type === 'new-view' ? { ...message, proposal: bareProposal } : bareProposal;
     return utf8ToBytes(`{"r":${seq},"m":${JSON.stringify(bare)},"t":${JSON.stringify(refs)}}`);
   }
 
-  /** A compact proposal: fills in its transactions from the mempool, fetching what is missing. */
+  /** A compact proposal or new-view: fills in its transactions from the mempool, fetching what is missing. */
   private receiveCompact(inner: unknown, refs: unknown): void {
     const decoded = decodeMessage(inner);
     const max = this.modules.chain.genesis.params.maxBlockTxs;
+    const message = decoded.ok ? decoded.message : undefined;
+    const proposal =
+      message?.type === 'proposal' ? message : message?.type === 'new-view' ? message.proposal : undefined;
     if (
-      !decoded.ok ||
-      decoded.message.type !== 'proposal' ||
-      decoded.message.block.txs.length !== 0 ||
+      message === undefined ||
+      proposal === undefined ||
+      proposal.block.txs.length !== 0 ||
       !isTxRefs(refs, max)
     ) {
       this.shellDropped['proposal-refs-malformed']++;
       return;
     }
-    const message = decoded.message;
-    const screened = this.core.screenProposal(message);
+    const compact = message as ProposalMessage | NewViewMessage;
+    const screened =
+      compact.type === 'new-view' ? this.core.screenNewView(compact) : this.core.screenProposal(proposal);
     if (screened !== undefined) {
       // Not from the primary, not signed, or for another height: nothing is fetched for it.
       this.shellDropped['proposal-screened-out']++;
@@ -465,27 +484,29 @@ export class PbftDriver {
     });
     // The mempool's own objects: decoded, hashed and signature-checked once already.
     if (txs.every((tx) => tx !== undefined)) {
-      this.deliverFilled(message, txs as AnyTx[]);
+      this.deliverFilled(compact, txs as AnyTx[]);
       return;
     }
-    const hash = blockHashOf(message.block);
+    const hash = blockHashOf(proposal.block);
     if (this.fetching.has(hash)) return; // the fetch in flight delivers this very block
     if (this.fetching.size >= MAX_TX_FETCHES) {
       this.shellDropped['proposal-fetch-busy']++;
       return;
     }
     this.fetching.add(hash);
-    void this.fetchMissing(message, refs, txs).finally(() => this.fetching.delete(hash));
+    void this.fetchMissing(compact, refs, txs).finally(() => this.fetching.delete(hash));
   }
 
-  private deliverFilled(message: ProposalMessage, txs: AnyTx[]): void {
-    const full = { ...message, block: { ...message.block, txs } };
+  private deliverFilled(message: ProposalMessage | NewViewMessage, txs: AnyTx[]): void {
+    const fill = (p: ProposalMessage): ProposalMessage => ({ ...p, block: { ...p.block, txs } });
+    const full =
+      message.type === 'proposal' ? fill(message) : { ...message, proposal: fill(message.proposal) };
     this.enqueue(() => this.core.onDecodedMessage(full));
   }
 
   /** Asks the proposer — and only the proposer, who must have them — for what the mempool lacks. */
   private async fetchMissing(
-    message: ProposalMessage,
+    message: ProposalMessage | NewViewMessage,
     refs: readonly TxRef[],
     txs: (AnyTx | undefined)[],
   ): Promise<void> {
@@ -542,6 +563,47 @@ export class PbftDriver {
       if (tx) out.push(tx);
     }
     return utf8ToBytes(JSON.stringify(out));
+  }
+
+  // ---- block bodies by hash
+
+  /** Answers `{"hash":…}` with that block, if this node's core holds it for the current or last height. */
+  private async serveBlock(req: Uint8Array): Promise<Uint8Array> {
+    let hash: unknown;
+    try {
+      hash = (JSON.parse(new TextDecoder().decode(req)) as { hash?: unknown }).hash;
+    } catch {
+      throw new DatagrantError('BLOCK_BAD_REQUEST', 'block request is not JSON');
+    }
+    if (typeof hash !== 'string' || !HASH_HEX.test(hash))
+      throw new DatagrantError('BLOCK_BAD_REQUEST', 'hash must be a block hash');
+    const block = this.core.blockBody(hash);
+    if (block === undefined) throw new DatagrantError('BLOCK_NOT_FOUND', 'no such block here');
+    return utf8ToBytes(JSON.stringify(block));
+  }
+
+  /** Fetches the block body the core asked for from the validators named, one at a time, until it has it. */
+  private async fetchBody(hash: string, from: readonly string[]): Promise<void> {
+    if (this.fetchingBody === hash) return;
+    this.fetchingBody = hash;
+    const { network, logger } = this.modules;
+    try {
+      for (const peer of [...from].sort(() => Math.random() - 0.5)) {
+        if (!this.running || this.core.wantedBlock() !== hash) return;
+        try {
+          const raw = await network.request(peer, 'block', utf8ToBytes(JSON.stringify({ hash })), {
+            timeoutMs: BLOCK_FETCH_TIMEOUT_MS,
+          });
+          const body = JSON.parse(new TextDecoder().decode(raw)) as unknown;
+          this.enqueue(() => this.core.onBlockBody(body));
+          await this.queue;
+        } catch (err) {
+          logger.debug({ err, peer, block: hash }, 'block body request failed');
+        }
+      }
+    } finally {
+      this.fetchingBody = undefined;
+    }
   }
 
   // ---- block sync

@@ -12,9 +12,11 @@ export type Topic = (typeof TOPICS)[number];
 
 /**
  * Request-response protocols: block sync, the transactions of a proposal by hash (for a validator
- * that did not get them by gossip) and payload fetch by digest.
+ * that did not get them by gossip), a block body by hash (for a new primary re-proposing a block it
+ * never saw), payload fetch by digest, and payload store (an extractor hands
+ * a validator a ciphertext to hold; the answer is the validator's signed storage receipt).
  */
-export const PROTOCOL_NAMES = ['sync', 'txs', 'payload'] as const;
+export const PROTOCOL_NAMES = ['sync', 'txs', 'block', 'payload', 'store'] as const;
 
 /** One of PROTOCOL_NAMES. */
 export type ProtocolName = (typeof PROTOCOL_NAMES)[number];

@@ -59,6 +59,13 @@ interface RecordedRequest {
 class RecordingNetwork extends SimNetwork {
   readonly sent: Envelope[] = [];
   readonly requests: RecordedRequest[] = [];
+  /** Consensus messages this node does not receive (lost on the way in). */
+  dropIncoming: ((e: Envelope, from: string) => boolean) | undefined;
+
+  override receive(topic: Topic, data: Uint8Array, from: string): void {
+    if (topic === 'consensus' && this.dropIncoming?.(json(data) as Envelope, from)) return;
+    super.receive(topic, data, from);
+  }
 
   override async publish(topic: Topic, data: Uint8Array): Promise<void> {
     if (topic === 'consensus') this.sent.push(json(data) as Envelope);
@@ -140,7 +147,7 @@ async function makeNode(
   tc: TestChain,
   hub: SimHub,
   index: number,
-  options: { maxTxs?: number } = {},
+  options: { maxTxs?: number; viewTimeoutMs?: number } = {},
 ): Promise<Validator> {
   const v = tc.validators[index]!;
   const store = new MemoryBlockStore(tc.genesisInit());
@@ -171,7 +178,7 @@ async function makeNode(
       self: v.pub,
       secretKey: v.signing.secretKey,
       // No view change within a test: agreement must come from the proposal of view 0.
-      timing: { blockIntervalMs: 300, viewTimeoutMs: 30_000, retransmitMs: 1_000 },
+      timing: { blockIntervalMs: 300, viewTimeoutMs: options.viewTimeoutMs ?? 30_000, retransmitMs: 1_000 },
       minBlockIntervalMs: 20,
     },
     {
@@ -650,4 +657,76 @@ t.test('serveTxs: refuses bad requests with TXS_BAD_REQUEST, serves pending tran
   const full = json(await ask(JSON.stringify({ hashes: Array(max).fill(hashes[0]) }))) as unknown[];
   t.equal(full.length, max, 'up to the limit');
   t.same(s.node.fatal, []);
+});
+
+t.test(
+  'a new primary that never saw the prepared block fetches it by hash and re-proposes it compact',
+  async (t) => {
+    const tc = makeTestChain();
+    const hub = new SimHub();
+    const nodes: Validator[] = [];
+    for (let i = 0; i < 4; i++) nodes.push(await makeNode(t, tc, hub, i, { viewTimeoutMs: 600 }));
+    for (const n of nodes) await n.net.start();
+    const next = nodes[(1 + 1) % 4]!; // primary of height 1, view 1
+    // View 0: the next primary never gets the proposal, and every commit vote of view 0 is lost.
+    for (const n of nodes) {
+      n.net.dropIncoming = (e) =>
+        (e.m.type === 'commit' && e.m.view === 0) ||
+        (n === next && e.m.type === 'proposal' && e.m.view === 0);
+    }
+    const txs = makeTxs(tc, 3, 'vc');
+    for (const n of nodes) t.same(await admit(n.mempool, txs), ['ok', 'ok', 'ok']);
+    for (const n of nodes) await n.driver.start();
+    await waitFor('height 1 everywhere', () => nodes.every((n) => n.chain.height >= 1), 20_000);
+    const { blocks, hash } = await sameBlockEverywhere(t, nodes, 1);
+    t.equal(blocks[0]!.block.header.view, 0, 'the block proposed in view 0');
+    t.ok(
+      blocks.every((b) => b.cert.view >= 1),
+      'committed in a later view',
+    );
+    t.equal(blocks[0]!.block.txs.length, 3, 'with its transactions');
+
+    const fetches = next.net.requests.filter((r) => r.protocol === 'block');
+    t.ok(fetches.length >= 1, 'the new primary asked for the block body');
+    t.same(fetches[0]!.body, { hash }, 'by hash');
+    t.ok(
+      fetches.some(
+        (r) => r.answer !== undefined && blockHash((r.answer as { header: never }).header) === hash,
+      ),
+      'a voter served it',
+    );
+    const newViews = next.net.sent.filter((e) => e.m.type === 'new-view');
+    t.ok(newViews.length >= 1, 'it sent a new-view');
+    for (const e of newViews) {
+      const m = e.m as unknown as { viewChanges: object[]; proposal: { block: { txs: unknown[] } } };
+      t.same(m.proposal.block.txs, [], 'whose proposal carries no transactions');
+      t.same(e.t, refsOf(txs), 'only their references');
+      for (const vc of m.viewChanges) t.notOk('preparedBlock' in vc, 'and whose view-changes carry no block');
+    }
+    for (const n of nodes) {
+      for (const e of n.net.sent.filter((x) => x.m.type === 'view-change'))
+        t.ok(JSON.stringify(e).length < 2_000, `validator ${n.index}'s view-change is small`);
+      t.same(n.fatal, []);
+    }
+  },
+);
+
+t.test('serveBlock: refuses bad requests and unknown blocks with codes', async (t) => {
+  const { nodes } = await makeCluster(t);
+  for (const n of nodes) await n.driver.start();
+  const ask = (body: unknown) =>
+    nodes[0]!.net.request(
+      nodes[1]!.key,
+      'block',
+      utf8ToBytes(typeof body === 'string' ? body : JSON.stringify(body)),
+    );
+  await t.rejects(ask('null'), { code: 'P2P_REMOTE_ERROR', meta: { remoteCode: 'BLOCK_BAD_REQUEST' } });
+  await t.rejects(ask({ hash: 'zz' }), {
+    code: 'P2P_REMOTE_ERROR',
+    meta: { remoteCode: 'BLOCK_BAD_REQUEST' },
+  });
+  await t.rejects(ask({ hash: '0'.repeat(64) }), {
+    code: 'P2P_REMOTE_ERROR',
+    meta: { remoteCode: 'BLOCK_NOT_FOUND' },
+  });
 });
