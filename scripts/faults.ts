@@ -12,12 +12,16 @@
  * SIGKILL and restart of random nodes (the primary too, and kills during start-up),
  * SIGSTOP/SIGCONT pauses, network partitions (one node, or two against two) through libp2p
  * connection gating, a failing disk, and a Byzantine validator (equivocation, double votes, bad
- * signatures, floods, replays). Then it heals everything and checks: every node holds the same
+ * signatures, floods, replays); and for the data: an extractor's payload store destroyed, a request
+ * erased while a node is down, an extractor's record.put transactions dropped on the way out,
+ * payload writes lost (acknowledged, never stored) or torn. Then it heals everything and checks: every node holds the same
  * block at every height, every transaction acknowledged as committed is on every node at the
  * same place, no request, grant or usage record is missing from a subject's audit trail (read
  * with her key), an anonymous reader gets neither her trail nor the bodies of her transactions,
  * no honest node saw an equivocation or a bad signature from an honest peer, no internal error,
- * no secret or personal value in any log, and the bank's secret keys in no node's files. Finally
+ * no secret or personal value in any log, the bank's secret keys in no node's files, no request
+ * left waiting for data (extractors reconcile what was lost), every completed flow's records still
+ * served (re-fetched by the bank), and no node holding a ciphertext of an erased request. Finally
  * it runs the block-store crash test (kill -9 during block commit, reopen, check) for
  * `--store-crash` iterations.
  *
@@ -42,8 +46,9 @@ import { generateKeySet, type KeySet } from '../src/common/keyfile.js';
 import { readKeyFile } from '../src/common/keyfile-fs.js';
 import { blockHash, signTx, type TxProof, txHash } from '../src/ledger/index.js';
 import { LocalTestnet } from '../src/node/local-testnet.js';
-import { attestSubject, buildGrantTx, buildRegisterTx } from '../src/platform/consent.js';
+import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../src/platform/consent.js';
 import type { RequestView } from '../src/platform/views.js';
+import { LevelPayloadStore } from '../src/records/level-payload-store.js';
 import { BYZANTINE_ENV } from './faults/byzantine.js';
 import { FAULT_INJECTION_ENV } from './faults/fault-injection.js';
 import { FAULTY_NODE_ENTRY } from './faults/faulty-node.js';
@@ -81,7 +86,12 @@ export type Episode =
   | 'pause'
   | 'partition-one'
   | 'partition-pair'
-  | 'disk-fail';
+  | 'disk-fail'
+  | 'erase-while-down'
+  | 'extractor-disk-lost'
+  | 'payload-writes-lost'
+  | 'payload-writes-torn'
+  | 'record-put-dropped';
 
 /** What a run did and found. */
 export interface FaultReport {
@@ -292,6 +302,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       if (status < 500) return;
       const code = (parsed.error as { code?: string } | undefined)?.code ?? `HTTP_${status}`;
       bump(`http-${status}-${code}`);
+      if (code === 'PLATFORM_PAYLOAD_UNAVAILABLE')
+        anomaly(`node${i} could not serve a payload to ${method} ${path}: ${raw.slice(0, 200)}`);
       if (status === 500)
         anomaly(`node${i} answered 500 (${code}) to ${method} ${path}: ${raw.slice(0, 200)}`);
     };
@@ -379,7 +391,17 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 
     /** Acknowledged transactions: hash → where a node said it committed. */
     const acked = new Map<string, { kind: string; height: number; blockHash: string | null }>();
-    const flows: { person: Person; request: string; grant: string; usage: string }[] = [];
+    const flows: {
+      person: Person;
+      request: string;
+      grant: string;
+      usage: string;
+      /** Digests of the request's records (their ciphertexts are on the extractor and the holders). */
+      digests: string[];
+      erased: boolean;
+    }[] = [];
+    /** Every request the bank opened, with its subject: none may be left waiting for data. */
+    const opened: { person: Person; request: string }[] = [];
 
     /** Submits a signed tx to live nodes until one reports it committed; undefined if it never does. */
     const submitUntilCommitted = async (tx: unknown, hash: string, kind: string, deadlineMs = 90_000) => {
@@ -544,7 +566,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         if (!(await submitUntilCommitted(reg, txHash(reg), 'subject.register'))) continue;
         const me: Person = { id: subject, keys: person, registration: txHash(reg) };
 
-        const opened = await bankCall(
+        const openedNow = await bankCall(
           `the request about ${subject}`,
           (client) =>
             client.openRequest({
@@ -557,9 +579,10 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           (status) => (status >= 500 || status === 429 ? 'retry' : 'fail'),
           90_000,
         );
-        if (!opened) continue;
-        const requestId = opened.id;
-        acked.set(requestId, { kind: 'request.open', height: opened.height, blockHash: null });
+        if (!openedNow) continue;
+        const requestId = openedNow.id;
+        opened.push({ person: me, request: requestId });
+        acked.set(requestId, { kind: 'request.open', height: openedNow.height, blockHash: null });
         // She waits for it among her requests, then reads the view she grants from: both signed by her.
         let view: RequestView | undefined;
         let refused = false;
@@ -595,7 +618,11 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         }
         if (refused) continue;
         if (view?.status !== 'waiting-for-consent' || view.records.length < 2) {
-          bump(view?.status === 'failed' ? 'flows-extraction-failed' : 'flows-stalled-at-extraction');
+          if (view?.status === 'failed' || (view?.failures.length ?? 0) > 0) bump('flows-extraction-failed');
+          else if (!stopping) {
+            bump('flows-stalled-at-extraction');
+            anomaly(`the flow of ${subject} stalled: request ${requestId} has no records after 120 s`);
+          }
           continue;
         }
         const grant = buildGrantTx({ chain: CHAIN, now: Date.now() }, view, person, grantee, {
@@ -624,7 +651,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         const proofs = doc.bundle.sealed.proofs as Record<'request' | 'usage', TxProof>;
         acked.set(requestId, {
           kind: 'request.open',
-          height: opened.height,
+          height: openedNow.height,
           blockHash: blockHash(proofs.request.header),
         });
         acked.set(doc.usageTx, {
@@ -632,7 +659,14 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           height: doc.usageHeight,
           blockHash: blockHash(proofs.usage.header),
         });
-        flows.push({ person: me, request: requestId, grant: grantHash, usage: doc.usageTx });
+        flows.push({
+          person: me,
+          request: requestId,
+          grant: grantHash,
+          usage: doc.usageTx,
+          digests: view.records.map((r) => r.digest),
+          erased: false,
+        });
         bump('flows-completed');
       }
     };
@@ -678,14 +712,45 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 
     // ---------------------------------------------------------------- faults
 
-    const admin_ = async (i: number, command: Record<string, unknown>) => {
+    const admin_ = async (i: number, command: Record<string, unknown>): Promise<Record<string, unknown>> => {
       try {
         const r = await http(i, 'POST', '/v1/admin/faults', command);
         if (r.status !== 200)
           anomaly(`fault route of node${i} answered ${r.status}: ${r.text.slice(0, 200)}`);
+        return r.body;
       } catch (err) {
         say(`fault command to node${i} failed: ${(err as Error).message}`);
+        return {};
       }
+    };
+    /**
+     * Arms a payload or record.put fault on node i for a while under load, then disarms it and
+     * counts how many writes or transactions it really hit (`detected`).
+     */
+    const armForAWhile = async (
+      i: number,
+      kind: Episode,
+      arm: Record<string, unknown>,
+      disarm: Record<string, unknown>,
+      counter: string,
+    ) => {
+      say(`${kind} on node${i}`);
+      fault(kind);
+      const before = await admin_(i, { status: true });
+      const base = typeof before[counter] === 'number' ? (before[counter] as number) : 0;
+      await admin_(i, arm);
+      // Held until it has hit something (the flows keep writing), for at most 40 s.
+      const until = Date.now() + 40_000;
+      await sleep(between(3000, 6000));
+      while (Date.now() < until && live(i)) {
+        const now = await admin_(i, { status: true });
+        if (typeof now[counter] === 'number' && (now[counter] as number) > base) break;
+        await sleep(1000);
+      }
+      const after = await admin_(i, disarm);
+      const n = typeof after[counter] === 'number' ? (after[counter] as number) - base : undefined;
+      if (n !== undefined) detected[`injected:${kind}`] = (detected[`injected:${kind}`] ?? 0) + n;
+      say(`${kind} on node${i} over (${String(n)} so far)`);
     };
     const healAll = async () => {
       await Promise.all([0, 1, 2, 3].filter(live).map((i) => admin_(i, { heal: true })));
@@ -830,7 +895,71 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           say(`node${i} restarted on a working disk`);
           return;
         }
+        case 'erase-while-down':
+          await eraseWhileDown(pick(candidates));
+          return;
+        case 'extractor-disk-lost':
+          await extractorDiskLost(pick(extractors.length > 0 ? extractors : candidates));
+          return;
+        case 'payload-writes-lost':
+        case 'payload-writes-torn': {
+          const fault = kind === 'payload-writes-lost' ? 'lose' : 'tear';
+          await armForAWhile(
+            pick(candidates),
+            kind,
+            // Fewer than the extractor's attempts at one write: a torn write is retried, not failed.
+            { payloadWrites: { fault, count: 2 } },
+            { payloadWrites: { fault, count: 0 } },
+            'payloadWritesInjected',
+          );
+          return;
+        }
+        case 'record-put-dropped':
+          await armForAWhile(
+            pick(extractors.length > 0 ? extractors : candidates),
+            kind,
+            { dropRecordPuts: 2 },
+            { dropRecordPuts: 0 },
+            'recordPutsDropped',
+          );
+          return;
       }
+    };
+    const extractors = net.nodes.flatMap((n, i) => (n.roles.includes('extractor') ? [i] : []));
+    const payloadDir = (i: number) => join(net.nodes[i]!.home, 'data', 'payloads');
+    /** The subject erases a completed flow's request while `i` is down; `i` must erase it on its next start. */
+    const eraseWhileDown = async (i: number) => {
+      const waitUntil = Date.now() + 60_000;
+      while (!flows.some((f) => !f.erased) && Date.now() < waitUntil) await sleep(500);
+      const flow = flows.find((f) => !f.erased);
+      if (flow === undefined) {
+        say('erase-while-down: no completed flow to erase yet');
+        return;
+      }
+      await kill(i, ' (to erase a request while it is down)');
+      fault('erase-while-down');
+      const erase = buildSubjectTx(
+        { chain: CHAIN, now: Date.now() },
+        'erase',
+        { request: flow.request },
+        flow.person.keys,
+      );
+      if (await submitUntilCommitted(erase, txHash(erase), 'erase')) {
+        flow.erased = true;
+        say(`${flow.person.id} erased request ${flow.request.slice(0, 12)} while node${i} was down`);
+      }
+      await sleep(between(500, 2000));
+      await startNode(i, i === byzantine);
+      say(`node${i} restarted`);
+    };
+    /** An extractor loses its payload store for good: the records it made must still be served. */
+    const extractorDiskLost = async (i: number) => {
+      await kill(i, ' (its payload store is then destroyed)');
+      fault('extractor-disk-lost');
+      await rm(payloadDir(i), { recursive: true, force: true });
+      await sleep(between(500, 2000));
+      await startNode(i, i === byzantine);
+      say(`node${i} restarted with an empty payload store`);
     };
     const pickEpisode = (weights: [Episode, number][]): Episode => {
       const total = weights.reduce((s, [, w]) => s + w, 0);
@@ -856,10 +985,12 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       candidates: () => number[],
     ) => {
       const queue = fixed ? [...fixed] : undefined;
-      while (queue ? queue.length > 0 : Date.now() < until) {
+      // A random run starts with every kind once, in random order, so each fault fires at least once.
+      const first = fixed ? [] : weights.map(([kind]) => kind).sort(() => random() - 0.5);
+      while (queue ? queue.length > 0 : Date.now() < until || first.length > 0) {
         await sleep(between(1000, 2500));
         await ensureAllUp();
-        await episode(queue ? queue.shift()! : pickEpisode(weights), candidates());
+        await episode(queue ? queue.shift()! : (first.shift() ?? pickEpisode(weights)), candidates());
       }
     };
 
@@ -902,6 +1033,11 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         ['partition-one', 3],
         ['partition-pair', 2],
         ['disk-fail', 2],
+        ['erase-while-down', 1],
+        ['extractor-disk-lost', 1],
+        ['payload-writes-lost', 1],
+        ['payload-writes-torn', 1],
+        ['record-put-dropped', 1],
       ],
       () => [0, 1, 2, 3],
     );
@@ -1052,7 +1188,68 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     }
     checks['flows-audited'] = flows.length;
 
+    // No request stuck: every request the bank opened has left waiting-for-data (records or
+    // failures committed, or it was decided), once the extractors have had time to reconcile.
+    const stuckDeadline = Date.now() + 90_000;
+    let stuck = opened;
+    while (stuck.length > 0) {
+      const still: typeof opened = [];
+      for (const o of stuck) {
+        const i = pick(platforms);
+        const r = await subjectRead(i, o.person, `/v1/requests/${o.request}`, 30_000).catch(() => undefined);
+        if (r?.status !== 200 || (r.body as unknown as RequestView).status === 'waiting-for-data')
+          still.push(o);
+      }
+      stuck = still;
+      if (stuck.length === 0 || Date.now() > stuckDeadline) break;
+      await sleep(2000);
+    }
+    for (const o of stuck.slice(0, 10))
+      anomaly(`request ${o.request} of ${o.person.id} is stuck waiting for data`);
+    checks['requests-checked-not-stuck'] = opened.length - stuck.length;
+
+    // Every record of a completed, unerased flow is still served (whatever disk was lost): the
+    // bank re-fetches the bundle of its committed usage, which spends nothing.
+    stopping = false; // the load has stopped; these calls must still run
+    for (const flow of flows.filter((f) => !f.erased).slice(0, 20)) {
+      const again = await bankCall(
+        `the bundle of ${flow.person.id} again`,
+        (client) => client.document(flow.request, { usage: flow.usage }),
+        (status) => (status >= 500 || status === 429 || status === 404 ? 'retry' : 'fail'),
+        60_000,
+      );
+      if (again === undefined) anomaly(`the records of ${flow.request} are no longer available`);
+      else checks['bundles-refetched'] = (checks['bundles-refetched'] ?? 0) + 1;
+    }
+    stopping = true;
+
     await testnet.stopAll();
+
+    // Erasure is guaranteed: no node holds a ciphertext of an erased request, even one that was
+    // down when the subject erased it.
+    // And every record not erased is held by some node (a validator's payload store).
+    const erasedDigests = flows.filter((f) => f.erased).flatMap((f) => f.digests);
+    const keptDigests = flows.filter((f) => !f.erased).flatMap((f) => f.digests);
+    const holders = new Map<string, number>(keptDigests.map((d) => [d, 0]));
+    for (let i = 0; i < N; i++) {
+      const store = new LevelPayloadStore({ location: payloadDir(i) });
+      try {
+        await store.open();
+        for (const digest of erasedDigests) {
+          if ((await store.get(digest)) !== undefined)
+            anomaly(`node${i} still holds the erased payload ${digest.slice(0, 12)}`);
+          else checks['erased-payloads-gone'] = (checks['erased-payloads-gone'] ?? 0) + 1;
+        }
+        for (const digest of keptDigests)
+          if ((await store.get(digest)) !== undefined) holders.set(digest, holders.get(digest)! + 1);
+      } finally {
+        await store.close().catch(() => {});
+      }
+    }
+    for (const [digest, n] of holders) {
+      if (n === 0) anomaly(`no node holds the ciphertext of record ${digest.slice(0, 12)}`);
+      else checks['records-held'] = (checks['records-held'] ?? 0) + 1;
+    }
 
     // The bank's keys stayed with the bank: no file any node wrote holds one of its secret keys.
     const bankSecrets = [bank.signing.secretKey, bank.encryption.secretKey].flatMap((k) => [

@@ -36,6 +36,7 @@ import {
 } from '../../src/ledger/index.js';
 import { Chain } from '../../src/node/chain.js';
 import { Mempool } from '../../src/node/mempool.js';
+import { signStorageReceipt } from '../../src/records/index.js';
 import { type FastEncKey, fastEncKey } from './fast-client.js';
 import { type BenchKey, benchKey, randomHex } from './keys.js';
 import { latencySummary, note, printTable, round, writeResult } from './report.js';
@@ -151,6 +152,14 @@ function stageTx(stage: number, s: Subject, actors: Actors, time: number): AnyTx
           source: 'synthetic-platform',
           fetchedAt: time,
           sourceCommitment: randomHex(32),
+          // The lone validator's own storage receipt (f + 1 = 1 of a one-validator set).
+          receipts: [
+            signStorageReceipt(
+              { validator: actors.validator.pub, digest: s.digest, size: 640, chain: CHAIN, height: 0 },
+              actors.validator.secretKey,
+              (m) => actors.validator.sign(m),
+            ),
+          ],
         },
         actors.validator,
       );

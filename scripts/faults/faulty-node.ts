@@ -17,7 +17,13 @@ import { createLogger } from '../../src/common/logger.js';
 import { loadNodeConfig } from '../../src/node/config.js';
 import { DatagrantNode, type NodeModules } from '../../src/node/node.js';
 import { BYZANTINE_ENV, ByzantineNetwork, parseByzantine } from './byzantine.js';
-import { FaultyBlockStore, faultInjectionEnabled, faultInjectionRoutes } from './fault-injection.js';
+import {
+  FaultyBlockStore,
+  FaultyPayloadStore,
+  faultInjectionEnabled,
+  faultInjectionRoutes,
+  RecordPutDropper,
+} from './fault-injection.js';
 
 /** This file, for runners that start nodes through it. */
 export const FAULTY_NODE_ENTRY = resolve(new URL(import.meta.url).pathname);
@@ -27,8 +33,15 @@ export function faultSuiteModules(env: NodeJS.ProcessEnv = process.env): NodeMod
   const injecting = faultInjectionEnabled(env);
   const behaviours = parseByzantine(env[BYZANTINE_ENV]);
   let faulty: FaultyBlockStore | undefined;
+  let payloads: FaultyPayloadStore | undefined;
+  const recordPuts = new RecordPutDropper();
   const modules: NodeModules = {};
   if (injecting) {
+    modules.wrapPayloadStore = (store) => {
+      payloads = new FaultyPayloadStore(store);
+      return payloads;
+    };
+    modules.wrapExtractorSubmit = (submit) => recordPuts.wrap(submit);
     modules.wrapBlockStore = (store) => {
       faulty = new FaultyBlockStore(store);
       return faulty;
@@ -45,6 +58,8 @@ export function faultSuiteModules(env: NodeJS.ProcessEnv = process.env): NodeMod
       await faultInjectionRoutes(app, {
         network: parts.network,
         store: faulty!,
+        payloads,
+        recordPuts,
         validators: node.validators,
         self: node.self,
         logger: node.logger.child({ module: 'faults' }),

@@ -13,7 +13,7 @@ import { type SigningKeyPair, sha256Hex } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { CHAIN_RE, HASH_RE, SUBJECT_ID_RE } from '../ledger/patterns.js';
-import { type AnyTx, DATA_TYPES, type DataType } from '../ledger/tx.js';
+import { type AnyTx, DATA_TYPES, type DataType, MAX_RECEIPTS, type StorageReceipt } from '../ledger/tx.js';
 import { DEFAULT_TX_TTL_MS, signTx, txHash } from '../ledger/tx-codec.js';
 import {
   type DataSource,
@@ -43,6 +43,12 @@ export interface ExtractorOptions {
   maxBackoffMs: number;
   /** Time allowed for storing the payload and for `submit`, each (default: `timeoutMs`). */
   submitTimeoutMs?: number;
+  /**
+   * Time allowed for one attempt at collecting storage receipts (`replicate`), in ms (default:
+   * `submitTimeoutMs`). A failed attempt is retried `retries` times with back-off, then the type
+   * ends in `record.fail` with EXTRACTOR_REPLICATION_FAILED.
+   */
+  replicateTimeoutMs?: number;
   /** Plugin fetches running at once across all requests (default 8). */
   concurrency?: number;
   /**
@@ -72,6 +78,13 @@ export interface ExtractorModules {
   payloads: PayloadStore;
   /** Hands a signed transaction to the node (mempool / gossip). */
   submit: (tx: AnyTx) => Promise<void>;
+  /**
+   * Has the sealed ciphertext (already in `payloads`) stored by validators and resolves with their
+   * storage receipts — at least f + 1 from distinct genesis validators, each checked — or rejects
+   * when it cannot collect them. The node pushes to every validator at once and signs its own
+   * receipt when it is one; `signal` fires when the extractor gives up (deadline or stop).
+   */
+  replicate: (digest: string, bytes: Uint8Array, signal: AbortSignal) => Promise<StorageReceipt[]>;
   logger: Logger;
   /** Unix ms; stamps `fetchedAt` and transaction expiry. */
   now: () => number;
@@ -114,6 +127,7 @@ const FAIL_DETAIL: Record<string, string> = {
   PLUGIN_CONFIG_INVALID: 'the extractor plugin for this type is misconfigured',
   EXTRACTOR_SEAL_FAILED: 'the record could not be sealed to the subject key',
   EXTRACTOR_STORE_FAILED: 'the extractor could not store the sealed record',
+  EXTRACTOR_REPLICATION_FAILED: 'the sealed record could not be stored on enough validators',
 };
 
 const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
@@ -207,6 +221,7 @@ export class Extractor {
     const merged = {
       ...options,
       submitTimeoutMs: options.submitTimeoutMs ?? options.timeoutMs,
+      replicateTimeoutMs: options.replicateTimeoutMs ?? options.submitTimeoutMs ?? options.timeoutMs,
       concurrency: options.concurrency ?? DEFAULT_EXTRACTOR_OPTIONS.concurrency,
       maxJobs: options.maxJobs ?? DEFAULT_EXTRACTOR_OPTIONS.maxJobs,
       txTtlMs: options.txTtlMs ?? DEFAULT_TX_TTL_MS,
@@ -216,6 +231,7 @@ export class Extractor {
     positive('backoffMs', merged.backoffMs, 0);
     positive('maxBackoffMs', merged.maxBackoffMs, merged.backoffMs);
     positive('submitTimeoutMs', merged.submitTimeoutMs, 1);
+    positive('replicateTimeoutMs', merged.replicateTimeoutMs, 1);
     positive('concurrency', merged.concurrency, 1);
     positive('maxJobs', merged.maxJobs, 1);
     positive('txTtlMs', merged.txTtlMs, 1000);
@@ -277,10 +293,13 @@ export class Extractor {
   /**
    * Handles a committed request: every requested type this extractor serves ends in a submitted
    * `record.put` or `record.fail`, unless the extractor stops first. Concurrent calls for the same
-   * (request, type) share one job; a (request, type) already submitted is skipped. Resolves with
-   * one outcome per requested type; rejects only on a malformed request (`EXTRACTOR_BAD_REQUEST`).
+   * (request, type) share one job; a (request, type) already submitted is skipped — unless
+   * `options.retry` is set, for a caller that saw that the transaction submitted before never
+   * committed (dropped, expired, refused) and is no longer pending: then it is extracted again.
+   * Resolves with one outcome per requested type; rejects only on a malformed request
+   * (`EXTRACTOR_BAD_REQUEST`).
    */
-  async handleRequest(request: DataRequest): Promise<ExtractionOutcome[]> {
+  async handleRequest(request: DataRequest, options: { retry?: boolean } = {}): Promise<ExtractionOutcome[]> {
     if (!HASH_RE.test(request.id)) throw badRequest('id must be a transaction hash');
     if (!SUBJECT_ID_RE.test(request.subject)) throw badRequest('subject must be a subject id');
     let subjectKey: Uint8Array;
@@ -304,16 +323,24 @@ export class Extractor {
     }
     const types = [...new Set(request.types)];
     const keys: RecipientKeys = { subject: subjectKey, ...(granteeKey ? { grantee: granteeKey } : {}) };
-    return Promise.all(types.map((type) => this.#handleType(request, keys, type)));
+    return Promise.all(types.map((type) => this.#handleType(request, keys, type, options.retry === true)));
   }
 
-  #handleType(request: DataRequest, keys: RecipientKeys, type: DataType): Promise<ExtractionOutcome> {
+  #handleType(
+    request: DataRequest,
+    keys: RecipientKeys,
+    type: DataType,
+    retry: boolean,
+  ): Promise<ExtractionOutcome> {
     const source = this.#byType.get(type);
     if (source === undefined) return Promise.resolve({ type, status: 'skipped', why: 'not-served' });
     const key = `${request.id}/${type}`;
     const running = this.#inflight.get(key);
     if (running !== undefined) return running;
-    if (this.#done.has(key)) return Promise.resolve({ type, status: 'skipped', why: 'duplicate' });
+    if (this.#done.has(key)) {
+      if (!retry) return Promise.resolve({ type, status: 'skipped', why: 'duplicate' });
+      this.#done.delete(key);
+    }
     if (!this.#started) return Promise.resolve({ type, status: 'skipped', why: 'stopped' });
     if (this.#inflight.size >= this.#options.maxJobs) {
       this.#log.warn(
@@ -479,18 +506,34 @@ export class Extractor {
     if (sealed.size > MAX_PAYLOAD_BYTES) {
       return pluginError('PLUGIN_BAD_RESPONSE', `${source.name}: record is too large`);
     }
-    try {
-      await withDeadline(
-        this.#modules.payloads.put(sealed.digest, sealed.ciphertext),
-        this.#options.submitTimeoutMs,
-        () => new DatagrantError('EXTRACTOR_STORE_FAILED', 'payload store timed out'),
-      );
-    } catch (err) {
-      log.error(
-        { code: (err as DatagrantError).code, digest: sealed.digest },
-        'storing the sealed record failed',
-      );
-      return new DatagrantError('EXTRACTOR_STORE_FAILED', 'payload store failed');
+    // A failed write (a full or failing disk, a torn write) may be transient: retried with back-off.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await withDeadline(
+          this.#modules.payloads.put(sealed.digest, sealed.ciphertext),
+          this.#options.submitTimeoutMs,
+          () => new DatagrantError('EXTRACTOR_STORE_FAILED', 'payload store timed out'),
+        );
+        break;
+      } catch (err) {
+        const code = (err as DatagrantError).code;
+        if (attempt > this.#options.retries) {
+          log.error({ code, digest: sealed.digest, attempts: attempt }, 'storing the sealed record failed');
+          return new DatagrantError('EXTRACTOR_STORE_FAILED', 'payload store failed');
+        }
+        log.warn({ code, digest: sealed.digest, attempt }, 'storing the sealed record failed; retrying');
+        try {
+          await this.#sleep(this.#backoff(attempt));
+        } catch {
+          return { type, status: 'skipped', why: 'stopped' };
+        }
+      }
+    }
+    // No record.put without f + 1 validators holding the bytes: the extractor's disk alone is not enough.
+    const receipts = await this.#replicate(sealed.digest, sealed.ciphertext, log);
+    if (!Array.isArray(receipts)) {
+      await this.#modules.payloads.delete(sealed.digest).catch(() => undefined);
+      return receipts === 'stopped' ? { type, status: 'skipped', why: 'stopped' } : receipts;
     }
     const now = this.#modules.now();
     const tx = signTx(
@@ -507,6 +550,7 @@ export class Extractor {
           fetchedAt,
           sourceCommitment: sealed.sourceCommitment,
           ...(sealed.granteeKey ? { granteeKey: sealed.granteeKey } : {}),
+          receipts,
         },
         expires: now + this.#options.txTtlMs,
       },
@@ -520,8 +564,56 @@ export class Extractor {
       await this.#modules.payloads.delete(sealed.digest).catch(() => undefined);
       return { type, status: 'skipped', why: 'submit-failed' };
     }
-    log.info({ tx: hash, digest: sealed.digest, size: sealed.size }, 'record.put submitted');
+    log.info(
+      { tx: hash, digest: sealed.digest, size: sealed.size, holders: receipts.length },
+      'record.put submitted',
+    );
     return { type, status: 'put', tx: hash, digest: sealed.digest, attempts };
+  }
+
+  /**
+   * Collects storage receipts for a stored ciphertext: one `replicate` attempt per try, each with
+   * its deadline, retried with back-off. `'stopped'` when the extractor stops meanwhile.
+   */
+  async #replicate(
+    digest: string,
+    bytes: Uint8Array,
+    log: Logger,
+  ): Promise<StorageReceipt[] | DatagrantError | 'stopped'> {
+    const ms = this.#options.replicateTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      if (!this.#started) return 'stopped';
+      const controller = new AbortController();
+      this.#active.add(controller);
+      const aborted = rejectOnAbort(controller.signal);
+      let code: string;
+      try {
+        const receipts = await withDeadline(
+          Promise.race([this.#modules.replicate(digest, bytes, controller.signal), aborted.promise]),
+          ms,
+          () => new DatagrantError('EXTRACTOR_REPLICATION_FAILED', `storage receipts not in within ${ms} ms`),
+        );
+        if (!Array.isArray(receipts) || receipts.length === 0)
+          throw new DatagrantError('EXTRACTOR_REPLICATION_FAILED', 'no storage receipt came back');
+        return receipts.slice(0, MAX_RECEIPTS);
+      } catch (err) {
+        if (!this.#started) return 'stopped';
+        code = isDatagrantError(err) ? err.code : 'UNKNOWN';
+      } finally {
+        aborted.dispose();
+        if (!controller.signal.aborted)
+          controller.abort(new DatagrantError('EXTRACTOR_REPLICATION_FAILED', 'attempt over'));
+        this.#active.delete(controller);
+      }
+      log.warn({ code, attempt, digest }, 'collecting storage receipts failed');
+      if (attempt > this.#options.retries)
+        return new DatagrantError('EXTRACTOR_REPLICATION_FAILED', 'too few validators stored the record');
+      try {
+        await this.#sleep(this.#backoff(attempt));
+      } catch {
+        return 'stopped';
+      }
+    }
   }
 
   async #fail(

@@ -72,6 +72,8 @@ export interface RecordState {
   /** Keyed commitment to the source answer's digest (only a record's opener can check it). */
   sourceCommitment: string;
   extractor: string;
+  /** Genesis validators (keys, sorted) whose storage receipts the `record.put` carried: they hold the ciphertext. */
+  holders: string[];
   /** Hash of the `record.put` transaction. */
   tx: string;
   /** Under `on-consent`: the data key wrapped to the grantee, set at extraction. */

@@ -3,7 +3,8 @@
  * the transaction's effects into the overlay and returns them, or returns a typed rejection and
  * writes nothing. Every privacy rule of the ledger lives here: only a request's subject can
  * decide on it, a grant never widens a request, time is block time, use counts are enforced,
- * records come only from extractors serving the type, replays are refused.
+ * records come only from extractors serving the type and only once f + 1 validators signed that
+ * they hold the ciphertext (storage-receipt.ts), replays are refused.
  */
 import { concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
 import { canonicalBytes } from '../common/canonical.js';
@@ -26,6 +27,7 @@ import {
   stateKey,
 } from './records.js';
 import type { StateOverlay, StateReader, StateValue } from './state.js';
+import { checkStorageReceipts } from './storage-receipt.js';
 import type { AnyTx, DataType, Tx } from './tx.js';
 import { type SignatureVerifier, txHash, verifyTxSignature } from './tx-codec.js';
 
@@ -168,7 +170,7 @@ function dispatch(
     case 'request.open':
       return requestOpen(s, tx, hash, ctx, config);
     case 'record.put':
-      return recordPut(s, tx, hash, ctx, config);
+      return recordPut(s, tx, hash, ctx, config, verifier);
     case 'record.fail':
       return recordFail(s, tx, hash, ctx, config);
     case 'grant':
@@ -334,6 +336,7 @@ function recordPut(
   hash: string,
   ctx: BlockContext,
   config: LedgerConfig,
+  verifier: SignatureVerifier,
 ): TxOutcome {
   const body = tx.body;
   const request = requestForExtractor(s, tx.signer, body.request, body.type, ctx, config);
@@ -347,6 +350,14 @@ function recordPut(
     );
   if (config.policy === 'on-request' && body.granteeKey !== undefined)
     return reject('LEDGER_GRANTEE_KEY_UNEXPECTED', 'a record wraps to the grantee only under on-consent');
+  // Last, after every cheap check: it costs one signature check per receipt.
+  const receipts = checkStorageReceipts(
+    body.receipts,
+    { chain: config.chain, digest: body.digest, size: body.size, height: ctx.height },
+    config.validators,
+    verifier,
+  );
+  if (!receipts.ok) return reject(receipts.code, receipts.message);
   const record: RecordState = {
     digest: body.digest,
     request: body.request,
@@ -358,6 +369,7 @@ function recordPut(
     fetchedAt: body.fetchedAt,
     sourceCommitment: body.sourceCommitment,
     extractor: tx.signer,
+    holders: receipts.holders,
     tx: hash,
     ...(body.granteeKey ? { granteeKey: { ...body.granteeKey } } : {}),
     height: ctx.height,

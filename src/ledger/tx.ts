@@ -41,6 +41,34 @@ export const WrappedKeySchema = Type.Object(
   strict,
 );
 
+/**
+ * Most storage receipts one `record.put` carries. A receipt is about 340 bytes of canonical JSON, so
+ * 40 of them and the rest of the body stay well within `MAX_TX_BYTES`; that covers the f + 1
+ * receipts a record needs on a validator set of up to 118 (f = 39).
+ */
+export const MAX_RECEIPTS = 40;
+
+/**
+ * A validator's signed statement that it holds a ciphertext durably in its payload store (see
+ * ledger/storage-receipt `storageReceiptBytes` and docs/formats.md): `validator` is its Ed25519 key
+ * (hex), `digest` and `size` name the ciphertext, `height` is the validator's committed tip when it
+ * stored it, `sig` its Ed25519 signature over the domain tag and the other fields.
+ */
+export const StorageReceiptSchema = Type.Object(
+  {
+    validator: Hex32,
+    digest: Hex32,
+    size: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024 }),
+    chain: Type.String({ pattern: CHAIN_PATTERN }),
+    height: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    sig: Hex64,
+  },
+  strict,
+);
+
+/** A storage receipt (`StorageReceiptSchema`). */
+export type StorageReceipt = Static<typeof StorageReceiptSchema>;
+
 /** Bodies, one schema per kind. */
 export const BODY_SCHEMAS = {
   'subject.register': Type.Object(
@@ -80,6 +108,11 @@ export const BODY_SCHEMAS = {
       sourceCommitment: Hex32,
       /** Under the `on-consent` policy only: the data key wrapped to the grant's grantee key. */
       granteeKey: Type.Optional(WrappedKeySchema),
+      /**
+       * Storage receipts of the ciphertext from genesis validators: the ledger takes the record only
+       * with valid receipts from at least f + 1 distinct validators, so one honest validator holds it.
+       */
+      receipts: Type.Array(StorageReceiptSchema, { minItems: 1, maxItems: MAX_RECEIPTS }),
     },
     strict,
   ),

@@ -18,7 +18,6 @@ import {
   type CertifiedBlock,
   type ChainView,
   type CommittedBlockEvent,
-  CommittedState,
   checkCertificate,
   executeBlock,
   type Genesis,
@@ -31,6 +30,7 @@ import {
   txRootOf,
 } from '../ledger/index.js';
 import type { Mempool } from './mempool.js';
+import { IndexedCommittedState } from './request-index.js';
 
 export type { CommittedBlockEvent };
 
@@ -47,7 +47,8 @@ export interface BlockFault {
 
 /** Committed state, block building, validation and commit. */
 export class Chain extends EventEmitter<ChainEvents> implements ChainView {
-  readonly state: CommittedState;
+  /** Committed state, with an index of the requests still open for records (see `IndexedCommittedState`). */
+  readonly state: IndexedCommittedState;
   readonly config: LedgerConfig;
   private readonly executed = new Map<string, BlockEffects>();
 
@@ -58,7 +59,7 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   ) {
     super();
     this.config = ledgerConfigOf(genesis);
-    this.state = new CommittedState();
+    this.state = new IndexedCommittedState();
   }
 
   /** Loads committed state from the store (the store must be open). */

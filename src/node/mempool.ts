@@ -6,6 +6,7 @@
 import { DatagrantError } from '../common/errors.js';
 import {
   type AnyTx,
+  type DataType,
   decodeTx,
   type SignatureVerifier,
   txBytes,
@@ -64,6 +65,8 @@ const REFUSED_READMIT_MS = 2_000;
 /** Pending transactions in arrival order. */
 export class Mempool {
   private readonly pending = new Map<string, AnyTx>();
+  /** Hashes of the pending `record.put` / `record.fail` transactions, by `request/type`. */
+  private readonly recordTxs = new Map<string, Set<string>>();
   private readonly verified = new Set<string>();
   /**
    * Insertion order of `verified`, oldest at `verifiedHead`. Evicting through the set's own
@@ -153,8 +156,45 @@ export class Mempool {
     }
     if (!this.hasRoom(now)) throw this.fullError(now);
     this.pending.set(hash, tx);
+    this.indexRecordTx(hash, tx, true);
     this.rejected.delete(hash);
     return hash;
+  }
+
+  /**
+   * A pending, unexpired `record.put` or `record.fail` for (request, type), whoever signed it: an
+   * extractor asks before fetching, so that a record already on its way is not fetched again.
+   */
+  pendingRecordTx(request: string, type: DataType): AnyTx | undefined {
+    const hashes = this.recordTxs.get(`${request}/${type}`);
+    if (hashes === undefined) return undefined;
+    const now = this.modules.now();
+    for (const hash of hashes) {
+      const tx = this.pending.get(hash);
+      if (tx !== undefined && tx.expires > now) return tx;
+    }
+    return undefined;
+  }
+
+  private indexRecordTx(hash: string, tx: AnyTx, add: boolean): void {
+    if (tx.kind !== 'record.put' && tx.kind !== 'record.fail') return;
+    const key = `${tx.body.request}/${tx.body.type}`;
+    let hashes = this.recordTxs.get(key);
+    if (add) {
+      if (hashes === undefined) {
+        hashes = new Set();
+        this.recordTxs.set(key, hashes);
+      }
+      hashes.add(hash);
+    } else if (hashes?.delete(hash) && hashes.size === 0) this.recordTxs.delete(key);
+  }
+
+  private removePending(hash: string): boolean {
+    const tx = this.pending.get(hash);
+    if (tx === undefined) return false;
+    this.pending.delete(hash);
+    this.indexRecordTx(hash, tx, false);
+    return true;
   }
 
   /** Pending transactions, oldest first. */
@@ -211,7 +251,7 @@ export class Mempool {
   /** Removes committed transactions (and counts them towards the commit throughput). */
   removeCommitted(hashes: readonly string[]): void {
     for (const hash of hashes) {
-      this.pending.delete(hash);
+      this.removePending(hash);
       this.overflow.delete(hash);
     }
     if (hashes.length === 0) return;
@@ -221,7 +261,7 @@ export class Mempool {
 
   /** Removes a transaction the ledger refused, remembering why for status queries. */
   reject(hash: string, code: string, message: string): void {
-    if (!this.pending.delete(hash)) return;
+    if (!this.removePending(hash)) return;
     if (this.rejected.size >= REJECTED_LIMIT)
       this.rejected.delete(this.rejected.keys().next().value as string);
     this.rejected.set(hash, { code, message, at: this.modules.now() });

@@ -24,6 +24,12 @@ export class NodeMetrics {
   readonly txsCommitted: Counter;
   readonly commitLatency: Histogram;
   readonly txLatency: Histogram;
+  /** Rescans of the open requests by the extractor role. */
+  readonly extractorRescans: Counter;
+  /** (request, type) extractions a rescan re-ran, by `as`: assigned or fallback. */
+  readonly extractorReruns: Counter<'as'>;
+  /** (request, type) extractions not started because their record.put / record.fail was pending. */
+  readonly extractorPendingSkips: Counter;
 
   constructor(source: MetricsSource) {
     const r = this.registry;
@@ -99,6 +105,22 @@ export class NodeMetrics {
       name: 'datagrant_tx_commit_latency_seconds',
       help: "From admission to this node's mempool to commit, for transactions admitted here",
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
+    this.extractorRescans = new Counter({
+      name: 'datagrant_extractor_rescans_total',
+      help: 'Rescans of the open requests by the extractor role (at start-up and every few blocks)',
+      registers: [r],
+    });
+    this.extractorReruns = new Counter({
+      name: 'datagrant_extractor_reruns_total',
+      help: 'Extractions a rescan re-ran because nothing was committed or pending for them, by whether this node is the assigned extractor or a fallback',
+      labelNames: ['as'],
+      registers: [r],
+    });
+    this.extractorPendingSkips = new Counter({
+      name: 'datagrant_extractor_pending_skips_total',
+      help: 'Extractions not started because a record.put or record.fail for the same request and type was already pending',
       registers: [r],
     });
   }

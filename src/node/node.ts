@@ -10,8 +10,7 @@ import { type Caller, HttpAuthVerifier } from '../api/http-auth.js';
 import { LevelReplayGuard } from '../api/replay-guard.js';
 import { createApi, DEFAULT_BODY_LIMIT } from '../api/server.js';
 import { webRoutes } from '../api/web-routes.js';
-import { bytesToHex, utf8ToBytes } from '../common/bytes.js';
-import { sha256Hex } from '../common/crypto.js';
+import { bytesToHex } from '../common/bytes.js';
 import { signFast, verifyFast } from '../common/crypto-node.js';
 import { DatagrantError } from '../common/errors.js';
 import { SIGNED_CALL_HEADERS } from '../common/http-signature.js';
@@ -31,6 +30,7 @@ import {
   maxBlockBytes,
   networkMembers,
   parseGenesis,
+  type RecordState,
   stateKey,
   type ValidatorInfo,
 } from '../ledger/index.js';
@@ -43,14 +43,15 @@ import {
 import { DEFAULT_PLATFORM_OPTIONS, Platform } from '../platform/platform.js';
 import { platformRoutes } from '../platform/routes.js';
 import { createDataSource } from '../plugins/index.js';
-import { checkDigest, LevelPayloadStore } from '../records/index.js';
+import { checkDigest, LevelPayloadStore, type PayloadStore } from '../records/index.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
 import { Mempool } from './mempool.js';
 import { NodeMetrics } from './metrics.js';
 import { PbftDriver } from './pbft-driver.js';
-import { ErasureRole, ExtractorRole } from './roles.js';
+import { MAX_STORED_PAYLOAD_BYTES, PayloadReplicator } from './replicator.js';
+import { DEFAULT_RESCAN_EVERY_BLOCKS, ErasureRole, ExtractorRole } from './roles.js';
 import { FileSigningState, SIGNING_STATE_FILE, type SigningStateStore } from './signing-state.js';
 import { TxGateway } from './tx-gateway.js';
 import { decodeTxGossip, encodeTxGossip } from './tx-gossip.js';
@@ -96,6 +97,16 @@ function memberOf(
 /** Time an extractor that is not first in line waits before covering for the first. */
 const EXTRACTOR_FALLBACK_MS = 15_000;
 
+/**
+ * How long a fallback extractor waits after the trigger before it extracts: past the worst case of
+ * the assigned extractor (every attempt timing out, with the longest back-off between), so both do
+ * not hit the source for one record while the first is still retrying.
+ */
+export function extractorFallbackMs(timeoutMs: number, retries: number): number {
+  const worstCase = (retries + 1) * timeoutMs + retries * DEFAULT_EXTRACTOR_OPTIONS.maxBackoffMs;
+  return Math.max(EXTRACTOR_FALLBACK_MS, worstCase + 5_000);
+}
+
 /** What a wrapper of the node's parts is told about the node. */
 export interface NodeFacts {
   self: string;
@@ -114,6 +125,13 @@ export interface NodeModules {
   createNetwork?: (options: Libp2pNetworkOptions) => Network;
   /** Wraps the block store once it is built. */
   wrapBlockStore?: (store: BlockStore, node: NodeFacts) => BlockStore;
+  /** Wraps the payload store (ciphertexts by digest) once it is built. */
+  wrapPayloadStore?: (store: PayloadStore, node: NodeFacts) => PayloadStore;
+  /** Wraps how the extractor hands its signed transactions to the node. */
+  wrapExtractorSubmit?: (
+    submit: (tx: AnyTx) => Promise<void>,
+    node: NodeFacts,
+  ) => (tx: AnyTx) => Promise<void>;
   /** Wraps the validator's signing-state store. */
   wrapSigningState?: (store: SigningStateStore, node: NodeFacts) => SigningStateStore;
   /** Wraps the network consensus runs over; the wrapper is started and stopped with the node. */
@@ -136,7 +154,9 @@ export class DatagrantNode implements NodeStatusSource {
   api!: FastifyInstance;
   platform: Platform | undefined;
   network: Network | undefined;
-  payloads!: LevelPayloadStore;
+  payloads!: PayloadStore;
+  /** Stores payloads for extractors, collects storage receipts, fetches payloads from holders. */
+  private replicator!: PayloadReplicator;
   private store!: BlockStore;
   /** Gossiped transactions dropped, by reason (not JSON or malformed; refused by the mempool). */
   readonly gossipDropped = { 'tx-malformed': 0, 'tx-refused': 0 };
@@ -200,7 +220,7 @@ export class DatagrantNode implements NodeStatusSource {
     this.store = this.modules.wrapBlockStore?.(levelStore, facts) ?? levelStore;
     await this.run({ start: () => this.store.open(), stop: () => this.store.close() });
     const payloads = new LevelPayloadStore({ location: join(config.data, 'payloads') });
-    this.payloads = payloads;
+    this.payloads = this.modules.wrapPayloadStore?.(payloads, facts) ?? payloads;
     await this.run({ start: () => payloads.open(), stop: () => payloads.close() });
 
     this.mempool = new Mempool(
@@ -235,6 +255,24 @@ export class DatagrantNode implements NodeStatusSource {
 
     if (this.genesis.validators.length > 1 || this.member.kind === 'gateway')
       this.network = this.createNetwork();
+    this.replicator = new PayloadReplicator(
+      {
+        chain: this.genesis.chain,
+        self: this.selfKey,
+        secretKey: this.keys.signing.secretKey,
+        validators: this.genesis.validators,
+      },
+      {
+        network: this.network,
+        payloads: this.payloads,
+        height: () => this.chain.height,
+        erased: (digest) =>
+          (this.chain.state.get(stateKey.record(digest)) as RecordState | undefined)?.erased === true,
+        sign: signFast,
+        verifier: verifyFast,
+        logger: log.child({ module: 'replicator' }),
+      },
+    );
     this.gateway = new TxGateway({
       chain: this.chain,
       mempool: this.mempool,
@@ -271,6 +309,8 @@ export class DatagrantNode implements NodeStatusSource {
           }
         });
       }
+      if (this.member.kind === 'validator')
+        this.network.handle('store', (req, from) => this.replicator.serve(req, from));
       this.network.handle('payload', async (req) => {
         const digest = new TextDecoder().decode(req);
         checkDigest(digest);
@@ -363,21 +403,25 @@ export class DatagrantNode implements NodeStatusSource {
       config.extractor
     ) {
       const sources = config.extractor.sources.map((s) => createDataSource(s, { baseDir: config.home }));
+      const submitTx = async (tx: AnyTx) => {
+        await this.gateway.submit(tx);
+      };
+      const extractorTimeoutMs = config.extractor.timeoutMs ?? DEFAULT_EXTRACTOR_OPTIONS.timeoutMs;
+      const extractorRetries = config.extractor.retries ?? DEFAULT_EXTRACTOR_OPTIONS.retries;
       const extractor = new Extractor(
         {
           chain: this.genesis.chain,
           nodeKey: this.keys.signing,
-          timeoutMs: config.extractor.timeoutMs ?? DEFAULT_EXTRACTOR_OPTIONS.timeoutMs,
-          retries: config.extractor.retries ?? DEFAULT_EXTRACTOR_OPTIONS.retries,
+          timeoutMs: extractorTimeoutMs,
+          retries: extractorRetries,
           backoffMs: DEFAULT_EXTRACTOR_OPTIONS.backoffMs,
           maxBackoffMs: DEFAULT_EXTRACTOR_OPTIONS.maxBackoffMs,
         },
         {
           sources,
           payloads: this.payloads,
-          submit: async (tx) => {
-            await this.gateway.submit(tx);
-          },
+          submit: this.modules.wrapExtractorSubmit?.(submitTx, facts) ?? submitTx,
+          replicate: (digest, bytes, signal) => this.replicator.replicate(digest, bytes, signal),
           logger: log,
           now: Date.now,
           sign: signFast,
@@ -387,10 +431,24 @@ export class DatagrantNode implements NodeStatusSource {
         new ExtractorRole(
           {
             selfKey: this.selfKey,
-            fallbackMs: EXTRACTOR_FALLBACK_MS,
+            fallbackMs: extractorFallbackMs(extractorTimeoutMs, extractorRetries),
             policy: extractionPolicy(this.genesis.params),
+            rescanEveryBlocks: DEFAULT_RESCAN_EVERY_BLOCKS,
           },
-          { chain: this.chain, extractor, logger: log.child({ module: 'extractor-role' }) },
+          {
+            chain: this.chain,
+            extractor,
+            pending: this.mempool,
+            logger: log.child({ module: 'extractor-role' }),
+            metrics: {
+              rescans: this.metrics.extractorRescans,
+              reruns: this.metrics.extractorReruns,
+              pendingSkips: this.metrics.extractorPendingSkips,
+            },
+            now: Date.now,
+            // Not before this node has caught up: a syncing node would re-run what is committed already.
+            caughtUp: () => this.consensus === undefined || !this.consensus.behind,
+          },
         ),
       );
     }
@@ -512,6 +570,8 @@ export class DatagrantNode implements NodeStatusSource {
       allowedKeys: networkMembers(this.genesis),
       topicSenders: { consensus: this.genesis.validators.map((v) => v.key) },
       maxMessageBytes: 16 * 1024 * 1024,
+      // A `store` request carries a whole ciphertext (other requests are small).
+      maxRequestBytes: MAX_STORED_PAYLOAD_BYTES,
       protocolPrefix: `/datagrant/${this.genesis.chain}`,
       // Every validator dials every other, so a publish reaches all of them directly; eager relays
       // would only be duplicates (about half the gossip CPU). Lazy gossip still repairs a missing link.
@@ -524,20 +584,12 @@ export class DatagrantNode implements NodeStatusSource {
     for (const message of encodeTxGossip(txs)) this.network?.publish(topic, message).catch(() => {});
   }
 
-  /** Asks the other nodes for a ciphertext by digest; the first that matches the digest wins. */
+  /**
+   * Asks other nodes for a ciphertext by digest: the record's holders (the validators whose
+   * storage receipts it carries) first, then every other peer; the first that matches wins.
+   */
   private async fetchPayload(digest: string): Promise<Uint8Array | undefined> {
-    if (!this.network) return undefined;
-    for (const peer of this.network.peers()) {
-      try {
-        const bytes = await this.network.request(peer, 'payload', utf8ToBytes(digest), { timeoutMs: 5000 });
-        if (sha256Hex(bytes) === digest) {
-          await this.payloads.put(digest, bytes);
-          return bytes;
-        }
-      } catch {
-        // Try the next peer.
-      }
-    }
-    return undefined;
+    const record = this.chain.state.get(stateKey.record(digest)) as RecordState | undefined;
+    return this.replicator.fetch(digest, record?.holders ?? []);
   }
 }

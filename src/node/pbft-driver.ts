@@ -313,6 +313,11 @@ export class PbftDriver {
     });
   }
 
+  /** Whether this node knows it is behind the chain (peers committed heights it has not fetched yet). */
+  get behind(): boolean {
+    return this.syncing || this.syncTarget > this.modules.chain.height;
+  }
+
   /** Whether this node votes now (false for a gateway, and during a double-sign check). */
   get isVoting(): boolean {
     return this.voting;
@@ -619,16 +624,18 @@ export class PbftDriver {
     if (!Number.isSafeInteger(from) || from < 1)
       throw new DatagrantError('SYNC_BAD_REQUEST', 'from must be a height >= 1');
     const store = this.modules.chain.store;
-    const blocks: CertifiedBlock[] = [];
+    // Measured in UTF-8 bytes (free text may be non-ASCII), as the answer goes on the wire.
+    const blocks: string[] = [];
     let bytes = 0;
     for (let h = from; h <= store.tip().height && blocks.length < SYNC_BATCH; h++) {
       const b = await store.getBlock(h);
       if (!b) break;
-      bytes += JSON.stringify(b).length;
+      const json = JSON.stringify(b);
+      bytes += Buffer.byteLength(json, 'utf8');
       if (bytes > SYNC_MAX_BYTES && blocks.length > 0) break;
-      blocks.push(b);
+      blocks.push(json);
     }
-    return utf8ToBytes(JSON.stringify({ tip: store.tip().height, blocks }));
+    return utf8ToBytes(`{"tip":${store.tip().height},"blocks":[${blocks.join(',')}]}`);
   }
 
   private async sync(): Promise<void> {

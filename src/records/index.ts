@@ -26,3 +26,12 @@ export {
   sourceCommitment,
   unwrapRecordKey,
 } from './record-crypto.js';
+export {
+  decodeStorageReceipt,
+  encodeStorageReceipt,
+  type ReceiptFor,
+  type StorageReceipt,
+  signStorageReceipt,
+  type UnsignedStorageReceipt,
+  verifyStorageReceipt,
+} from './storage-receipt.js';

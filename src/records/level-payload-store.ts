@@ -80,10 +80,14 @@ export class LevelPayloadStore implements PayloadStore {
   /** Compacts the whole store: LevelDB drops the deleted values from its files. */
   async compact(): Promise<void> {
     this.#ready();
-    // On Node, `level` is classic-level (LevelDB), which has compactRange; its typings hide it.
-    await (this.#db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(
-      '0',
-      '~~',
+    await this.#compactRange('0', '~~');
+  }
+
+  // On Node, `level` is classic-level (LevelDB), which has compactRange; its typings hide it.
+  #compactRange(start: string, end: string): Promise<void> {
+    return (this.#db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(
+      start,
+      end,
     );
   }
 
@@ -94,10 +98,14 @@ export class LevelPayloadStore implements PayloadStore {
     return this.#db.get(digest);
   }
 
-  /** Removes the payload. */
+  /** Removes the payload (its bytes leave the files at the next `compact()`). */
   async delete(digest: string): Promise<void> {
     checkDigest(digest);
     this.#ready();
+    // The value goes to a table file before its tombstone is written. Otherwise a value still in
+    // the memtable would be flushed together with its tombstone into one new table, which LevelDB
+    // may place at a level that compacting the range never rewrites: the bytes would stay on disk.
+    await this.#compactRange(digest, digest);
     await this.#db.batch(
       [
         { type: 'del', key: digest },

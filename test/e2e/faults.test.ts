@@ -2,7 +2,9 @@
  * The fault suite, short: four real node processes under business-flow and plain-transaction
  * load, one of them Byzantine for a while (equivocation, double votes, bad signatures, floods,
  * replays; paused and cut off), then every kind of honest fault once: the primary SIGKILLed,
- * a disk failure, a SIGSTOP pause, a two-against-two partition. Afterwards every node must hold
+ * a disk failure, an extractor's payload store destroyed, a SIGSTOP pause, a two-against-two
+ * partition, a request erased while a node is down, record.put transactions dropped on the way out,
+ * payload writes lost or torn. Afterwards every node must hold
  * the same blocks, every acknowledged transaction, every grant and usage (on audit trails read
  * with the subject's own key; every read in the flows is signed by its party), and no anomaly.
  * The long, random version is `npm run faults` (FAULTS_SEED replays a schedule).
@@ -21,7 +23,17 @@ t.test(
       seed: SEED,
       schedule: {
         byzantine: ['pause', 'partition-one'],
-        honest: ['kill-primary', 'disk-fail', 'pause', 'partition-pair'],
+        honest: [
+          'kill-primary',
+          'disk-fail',
+          'extractor-disk-lost',
+          'record-put-dropped',
+          'payload-writes-lost',
+          'payload-writes-torn',
+          'pause',
+          'partition-pair',
+          'erase-while-down',
+        ],
       },
       log: (line) => lines.push(line),
     });
@@ -33,6 +45,18 @@ t.test(
     t.equal(report.faults.sigstop, 2, 'nodes were paused');
     t.equal(report.faults['partition-one'], 1, 'a node was cut off');
     t.equal(report.faults['partition-pair'], 1, 'the network was split in two halves');
+    t.equal(report.faults['extractor-disk-lost'], 1, "an extractor's payload store was destroyed");
+    t.equal(report.faults['erase-while-down'], 1, 'a request was erased while a node was down');
+    for (const kind of ['record-put-dropped', 'payload-writes-lost', 'payload-writes-torn']) {
+      t.equal(report.faults[kind], 1, `${kind} was armed`);
+      t.ok(
+        (report.detected[`injected:${kind}`] ?? 0) >= 1,
+        `and hit (${report.detected[`injected:${kind}`]})`,
+      );
+    }
+    t.ok((report.checks['erased-payloads-gone'] ?? 0) >= 4, 'no node holds the erased payloads');
+    t.ok((report.checks['bundles-refetched'] ?? 0) >= 1, 'records stayed available after the disk loss');
+    t.ok((report.checks['requests-checked-not-stuck'] ?? 0) >= 1, 'no request was left waiting for data');
     t.ok((report.detected['consensus:equivocation'] ?? 0) > 0, 'honest nodes caught the equivocations');
     t.ok((report.detected['consensus:bad-signature'] ?? 0) > 0, 'honest nodes dropped the bad signatures');
     t.ok((report.detected['consensus:malformed'] ?? 0) > 0, 'honest nodes dropped the flood');

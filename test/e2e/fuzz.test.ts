@@ -1855,6 +1855,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
           source: 'src',
           fetchedAt: Date.now(),
           sourceCommitment: hex(32),
+          receipts: [{ validator: hex(32), digest: hex(32), size: 10, chain, height: 0, sig: hex(64) }],
         };
       case 'record.fail':
         return { request: requestId, type: 'property', reason: 'SOURCE_DOWN', detail: 'x' };
@@ -2945,7 +2946,7 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
     );
   });
 
-  for (const protocol of ['sync', 'txs', 'payload'] as const) {
+  for (const protocol of ['sync', 'txs', 'payload', 'store'] as const) {
     await t.test(`${protocol} request handler: answers or a coded refusal, never a hang`, async (t) => {
       const handler = capture.protocols.get(protocol)!;
       t.ok(handler, `${protocol} is served`);

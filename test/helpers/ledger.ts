@@ -11,6 +11,8 @@
  * const id = txHash(open);
  * ```
  */
+
+import { signFast } from '../../src/common/crypto-node.js';
 import {
   type AnyTx,
   type BlockContext,
@@ -30,7 +32,9 @@ import {
   type InstitutionState,
   type RecordState,
   type RequestState,
+  receiptQuorum,
   type SignatureVerifier,
+  type StorageReceipt,
   type SubjectState,
   stateKey,
   type Tx,
@@ -40,6 +44,7 @@ import {
   txHash,
   txRootOf,
 } from '../../src/ledger/index.js';
+import { signStorageReceipt } from '../../src/records/storage-receipt.js';
 import {
   fakeWrappedKey,
   hexOf,
@@ -301,7 +306,29 @@ export class TestLedger {
     );
   }
 
-  /** `record.put` for one type of a request, with a fresh digest and a fake wrapped key. */
+  /**
+   * Storage receipts for a ciphertext, one per signer (default: the first f + 1 validators, the
+   * fewest the ledger accepts), at the committed height; `fields` overrides what they name.
+   */
+  receipts(
+    digest: string,
+    size: number,
+    signers: TestKeys[] = this.chain.validators.slice(0, receiptQuorum(this.chain.validators.length)),
+    fields: Partial<Omit<StorageReceipt, 'sig'>> = {},
+  ): StorageReceipt[] {
+    return signers.map((v) =>
+      signStorageReceipt(
+        { validator: v.pub, digest, size, chain: this.chain.genesis.chain, height: this.height, ...fields },
+        v.signing.secretKey,
+        signFast,
+      ),
+    );
+  }
+
+  /**
+   * `record.put` for one type of a request, with a fresh digest, a fake wrapped key and valid
+   * storage receipts of f + 1 validators for its digest and size (unless `body.receipts` is given).
+   */
   putRecord(
     extractor: TestKeys,
     request: string,
@@ -310,14 +337,16 @@ export class TestLedger {
     options?: SignOptions,
   ): Tx<'record.put'> {
     this.counter += 1;
+    const digest = body.digest ?? hexOf(`record/${request}/${type}/${this.counter}`);
+    const size = body.size ?? 1024;
     return this.sign(
       extractor,
       'record.put',
       {
         request,
         type,
-        digest: hexOf(`record/${request}/${type}/${this.counter}`),
-        size: 1024,
+        digest,
+        size,
         key: fakeWrappedKey(`record/${request}/${type}/${this.counter}`),
         source: 'test-source',
         fetchedAt: this.now,
@@ -326,6 +355,7 @@ export class TestLedger {
           ? { granteeKey: fakeWrappedKey(`grantee/${request}/${type}/${this.counter}`) }
           : {}),
         ...body,
+        receipts: body.receipts ?? this.receipts(digest, size),
       },
       options,
     );

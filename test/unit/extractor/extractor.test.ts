@@ -24,8 +24,22 @@ import { createDataSource } from '../../../src/plugins/create-data-source.js';
 import type { DataQuery, DataSource, FetchContext, FetchResult } from '../../../src/plugins/data-source.js';
 import { MemoryPayloadStore, type PayloadStore } from '../../../src/records/payload-store.js';
 import { openRecordAs, recordContext } from '../../../src/records/record-crypto.js';
+import { type StorageReceipt, signStorageReceipt } from '../../../src/records/storage-receipt.js';
 
 const CHAIN = 'dg-test';
+
+/** The receipt a validator with `key` signs for a ciphertext it stored. */
+function ownReceipt(
+  key: ReturnType<typeof generateSigningKeyPair>,
+  digest: string,
+  size: number,
+  height = 0,
+): StorageReceipt {
+  return signStorageReceipt(
+    { validator: bytesToHex(key.publicKey), digest, size, chain: CHAIN, height },
+    key.secretKey,
+  );
+}
 const NOW = 1_750_000_000_000;
 const SUBJECT = 'alice-001';
 
@@ -49,17 +63,25 @@ interface Harness {
   payloads: PayloadStore;
   nodeKey: ReturnType<typeof generateSigningKeyPair>;
   subject: ReturnType<typeof generateEncryptionKeyPair>;
+  /** What `replicate` was asked to store, in order. */
+  replicated: { digest: string; bytes: Uint8Array }[];
   request(types: DataType[], extra?: Partial<DataRequest>): DataRequest;
 }
 
 async function harness(
   t: Test,
   options: Partial<ExtractorOptions> = {},
-  modules: { sources?: DataSource[]; submit?: (tx: AnyTx) => Promise<void>; payloads?: PayloadStore } = {},
+  modules: {
+    sources?: DataSource[];
+    submit?: (tx: AnyTx) => Promise<void>;
+    payloads?: PayloadStore;
+    replicate?: (digest: string, bytes: Uint8Array, signal: AbortSignal) => Promise<StorageReceipt[]>;
+  } = {},
 ): Promise<Harness> {
   const nodeKey = generateSigningKeyPair();
   const subject = generateEncryptionKeyPair();
   const submitted: AnyTx[] = [];
+  const replicated: { digest: string; bytes: Uint8Array }[] = [];
   const logs: string[] = [];
   const payloads = modules.payloads ?? new MemoryPayloadStore();
   const extractor = new Extractor(
@@ -72,6 +94,12 @@ async function harness(
         (async (tx) => {
           submitted.push(tx);
         }),
+      // By default the extractor is the lone validator: its own receipt is the f + 1.
+      replicate: async (digest, bytes, signal) => {
+        replicated.push({ digest, bytes });
+        if (modules.replicate) return modules.replicate(digest, bytes, signal);
+        return [ownReceipt(nodeKey, digest, bytes.length)];
+      },
       logger: pino({ level: 'debug' }, { write: (line: string) => logs.push(line) }),
       now: () => NOW,
       random: () => 0.5,
@@ -86,6 +114,7 @@ async function harness(
     payloads,
     nodeKey,
     subject,
+    replicated,
     request: (types, extra = {}) => ({
       id: requestId(),
       subject: SUBJECT,
@@ -417,6 +446,157 @@ t.test('store failures become record.fail EXTRACTOR_STORE_FAILED', async (t) => 
   t.match(outcome, { status: 'fail', reason: 'EXTRACTOR_STORE_FAILED' });
 });
 
+t.test('a store failure that passes (a torn write) is retried before any record.fail', async (t) => {
+  const inner = new MemoryPayloadStore();
+  let failures = 2;
+  let puts = 0;
+  const flaky: PayloadStore = {
+    put: (digest, bytes) => {
+      puts++;
+      if (failures-- > 0) return Promise.reject(new Error('EIO: torn write'));
+      return inner.put(digest, bytes);
+    },
+    get: (d) => inner.get(d),
+    has: (d) => inner.has(d),
+    delete: (d) => inner.delete(d),
+    list: () => inner.list(),
+    compact: () => inner.compact(),
+  };
+  const h = await harness(t, {}, { payloads: flaky });
+  const [outcome] = await h.extractor.handleRequest(h.request(['tax']));
+  t.equal(outcome?.status, 'put', 'the record is put after two failed writes');
+  t.equal(puts, 3, 'written three times');
+  t.ok(outcome?.status === 'put' && (await inner.has(outcome.digest)), 'and the bytes are stored');
+});
+
+t.test(
+  'replicate: the record.put carries the receipts, asked for only once the bytes are stored',
+  async (t) => {
+    const other = generateSigningKeyPair();
+    let storedFirst = false;
+    let payloads: PayloadStore | undefined;
+    const h = await harness(
+      t,
+      {},
+      {
+        replicate: async (digest, bytes) => {
+          storedFirst = (await payloads!.get(digest)) !== undefined;
+          return [ownReceipt(other, digest, bytes.length, 7), ownReceipt(other, digest, bytes.length, 8)];
+        },
+      },
+    );
+    payloads = h.payloads;
+    const [outcome] = await h.extractor.handleRequest(h.request(['tax']));
+    t.match(outcome, { status: 'put' });
+    const put = h.submitted[0] as Tx<'record.put'>;
+    t.equal(h.replicated.length, 1, 'replicated once');
+    const { digest, bytes } = h.replicated[0]!;
+    t.equal(digest, put.body.digest, 'for the digest the record names');
+    t.equal(sha256Hex(bytes), digest, 'with the ciphertext itself');
+    t.equal(bytes.length, put.body.size, 'of the size the record names');
+    t.ok(storedFirst, 'after the ciphertext was in the local payload store');
+    t.same(
+      put.body.receipts.map((r) => [r.validator, r.height]),
+      [
+        [bytesToHex(other.publicKey), 7],
+        [bytesToHex(other.publicKey), 8],
+      ],
+      'the receipts replicate returned, as they came',
+    );
+    t.doesNotThrow(() => decodeTx(JSON.parse(JSON.stringify(put))), 'the record.put is well formed');
+  },
+);
+
+t.test(
+  'replication failures are retried, then end in record.fail EXTRACTOR_REPLICATION_FAILED',
+  async (t) => {
+    let calls = 0;
+    const h = await harness(
+      t,
+      { retries: 2 },
+      {
+        replicate: async () => {
+          calls++;
+          throw new DatagrantError('EXTRACTOR_REPLICATION_FAILED', '1 of the 2 validators needed stored it');
+        },
+      },
+    );
+    const [outcome] = await h.extractor.handleRequest(h.request(['tax']));
+    t.match(outcome, { status: 'fail', reason: 'EXTRACTOR_REPLICATION_FAILED', attempts: 1 });
+    t.equal(calls, 3, 'one attempt and two retries');
+    t.same(
+      h.submitted.map((tx) => tx.kind),
+      ['record.fail'],
+      'no record.put without receipts',
+    );
+    const fail = h.submitted[0] as Tx<'record.fail'>;
+    t.match(
+      fail.body.detail,
+      /could not be stored on enough validators/,
+      'a detail the institution can read',
+    );
+    t.equal((h.payloads as MemoryPayloadStore).size, 0, 'the local copy no record will name is gone');
+  },
+);
+
+t.test('replication recovers on a retry; an empty answer counts as a failure', async (t) => {
+  let calls = 0;
+  const h = await harness(
+    t,
+    { retries: 2 },
+    {
+      replicate: async (digest, bytes) => {
+        calls++;
+        return calls === 1 ? [] : [ownReceipt(generateSigningKeyPair(), digest, bytes.length)];
+      },
+    },
+  );
+  const [outcome] = await h.extractor.handleRequest(h.request(['tax']));
+  t.match(outcome, { status: 'put' });
+  t.equal(calls, 2, 'the empty answer was retried');
+  t.equal((h.submitted[0] as Tx<'record.put'>).body.receipts.length, 1);
+});
+
+t.test('a replicate that hangs is cut at replicateTimeoutMs, and its signal fires', async (t) => {
+  const signals: AbortSignal[] = [];
+  const h = await harness(
+    t,
+    { retries: 0, replicateTimeoutMs: 30 },
+    {
+      replicate: (_d, _b, signal) => {
+        signals.push(signal);
+        return new Promise<StorageReceipt[]>(() => {});
+      },
+    },
+  );
+  const [outcome] = await h.extractor.handleRequest(h.request(['tax']));
+  t.match(outcome, { status: 'fail', reason: 'EXTRACTOR_REPLICATION_FAILED' });
+  t.equal(signals.length, 1);
+  t.ok(signals[0]!.aborted, 'the abandoned attempt was told');
+});
+
+t.test('stop() during replication: skipped, nothing submitted', async (t) => {
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => {
+    entered = r;
+  });
+  const h = await harness(
+    t,
+    { replicateTimeoutMs: 60_000 },
+    {
+      replicate: () => {
+        entered();
+        return new Promise<StorageReceipt[]>(() => {});
+      },
+    },
+  );
+  const pending = h.extractor.handleRequest(h.request(['tax']));
+  await inside;
+  await h.extractor.stop();
+  t.same(await pending, [{ type: 'tax', status: 'skipped', why: 'stopped' }]);
+  t.equal(h.submitted.length, 0);
+});
+
 t.test('an unusable subject key becomes record.fail EXTRACTOR_SEAL_FAILED', async (t) => {
   const h = await harness(t);
   const [outcome] = await h.extractor.handleRequest(h.request(['tax'], { subjectEncKey: '00'.repeat(32) }));
@@ -495,6 +675,7 @@ t.test('malformed requests and options are refused, naming the field', async (t)
     sources: [],
     payloads: new MemoryPayloadStore(),
     submit: async () => {},
+    replicate: async () => [],
     logger: pino({ level: 'silent' }),
     now: () => 0,
   };
@@ -504,6 +685,7 @@ t.test('malformed requests and options are refused, naming the field', async (t)
     [{ retries: -1 }, 'retries'],
     [{ backoffMs: 100, maxBackoffMs: 10 }, 'maxBackoffMs'],
     [{ concurrency: 0 }, 'concurrency'],
+    [{ replicateTimeoutMs: 0 }, 'replicateTimeoutMs'],
     [{ nodeKey: { publicKey: new Uint8Array(3), secretKey: new Uint8Array(32) } }, 'nodeKey'],
   ];
   for (const [override, field] of bad) {

@@ -15,13 +15,24 @@ import {
   type AnyTx,
   applyTx,
   bundleDigest,
+  decodeTx,
+  MAX_RECEIPTS,
+  type RecordState,
   requestStatus,
   StateOverlay,
+  type StorageReceipt,
   stateKey,
+  type TxBody,
   txHash,
   txSigningBytes,
 } from '../../../src/ledger/index.js';
-import { fakeWrappedKey, hexOf, makeTestChain, type TestChainOptions } from '../../helpers/chain.js';
+import {
+  fakeWrappedKey,
+  hexOf,
+  makeTestChain,
+  type TestChainOptions,
+  type TestKeys,
+} from '../../helpers/chain.js';
 import { TestLedger } from '../../helpers/ledger.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -1012,6 +1023,213 @@ t.test('on-request chains refuse a record wrapped to a grantee', async (t) => {
     'granteeKey under on-request',
   );
 });
+
+t.test('record.put storage receipts: f + 1 distinct genesis validators, for this very record', async (t) => {
+  const { chain, ledger, bank, alice, allTypes } = setup();
+  t.equal(chain.validators.length, 4, 'n = 4, so f = 1 and a record needs 2 holders');
+  const open = ledger.openRequest(bank, alice, { types: ['tax'] });
+  ledger.commit([open]);
+  const req = txHash(open);
+  const [v0, v1, v2, v3] = chain.validators.map((v): TestKeys => v) as [
+    TestKeys,
+    TestKeys,
+    TestKeys,
+    TestKeys,
+  ];
+  const digest = hexOf('receipts/digest');
+  const size = 2048;
+  const put = (receipts: StorageReceipt[], body: Partial<TxBody<'record.put'>> = {}) =>
+    ledger.putRecord(allTypes, req, 'tax', { digest, size, receipts, ...body });
+  const of = (signers: TestKeys[], fields: Partial<Omit<StorageReceipt, 'sig'>> = {}) =>
+    ledger.receipts(digest, size, signers, fields);
+
+  const exact = ledger.try(put(of([v2, v0])));
+  t.match(exact, { ok: true }, 'exactly f + 1 receipts: accepted');
+  const written = exact.ok ? (exact.writes?.get(stateKey.record(digest)) as RecordState) : undefined;
+  t.same(written?.holders, [v0.pub, v2.pub].sort(), 'the record names its holders, sorted');
+  expectAccept(t, ledger, put(of([v0, v1, v2, v3])), 'every validator');
+  expectAccept(t, ledger, put(of([v0, v0, v1])), 'a repeated validator beside enough others');
+
+  expectReject(t, ledger, put(of([v1])), 'LEDGER_RECEIPTS_INSUFFICIENT', 'f receipts');
+  expectReject(t, ledger, put([]), 'LEDGER_RECEIPTS_INSUFFICIENT', 'no receipt at all');
+  expectReject(
+    t,
+    ledger,
+    put(of([v1, v1, v1])),
+    'LEDGER_RECEIPTS_INSUFFICIENT',
+    'one validator three times counts once',
+  );
+  expectReject(
+    t,
+    ledger,
+    put([...of([v0]), ...ledger.receipts(digest, size, [chain.outsider])]),
+    'LEDGER_RECEIPT_INVALID',
+    'a signer outside the validator set',
+  );
+  expectReject(
+    t,
+    ledger,
+    put([...of([v0]), ...ledger.receipts(digest, size, [bank])]),
+    'LEDGER_RECEIPT_INVALID',
+    'an institution as signer',
+  );
+  expectReject(
+    t,
+    ledger,
+    put(of([v0, v1], { digest: hexOf('another') })),
+    'LEDGER_RECEIPT_INVALID',
+    'receipts for another digest',
+  );
+  expectReject(
+    t,
+    ledger,
+    put([...of([v0]), ...of([v1], { size: size + 1 })]),
+    'LEDGER_RECEIPT_INVALID',
+    'one receipt for another size',
+  );
+  expectReject(
+    t,
+    ledger,
+    put([...of([v0]), ...of([v1], { chain: 'other-chain' })]),
+    'LEDGER_RECEIPT_INVALID',
+    'one receipt for another chain',
+  );
+  const next = ledger.ctx().height;
+  expectAccept(t, ledger, put([...of([v0]), ...of([v1], { height: next })]), 'a receipt at the block height');
+  expectReject(
+    t,
+    ledger,
+    put([...of([v0]), ...of([v1], { height: next + 1 })]),
+    'LEDGER_RECEIPT_INVALID',
+    'a receipt from a height after the block',
+  );
+  const [good, other] = of([v0, v1]) as [StorageReceipt, StorageReceipt];
+  const flipped = { ...other, sig: flipHex(other.sig) };
+  expectReject(t, ledger, put([good, flipped]), 'LEDGER_RECEIPT_INVALID', 'a flipped signature bit');
+  expectReject(
+    t,
+    ledger,
+    put([good, { ...other, validator: v2.pub }]),
+    'LEDGER_RECEIPT_INVALID',
+    "one validator's signature under another's name",
+  );
+  expectReject(
+    t,
+    ledger,
+    put(of([v0, v1]), { size: size + 1 }),
+    'LEDGER_RECEIPT_INVALID',
+    'receipts that do not name the size the record.put gives',
+  );
+
+  const ok = put(of([v0, v1]));
+  t.doesNotThrow(
+    () => decodeTx(JSON.parse(JSON.stringify(ok))),
+    'the schema takes a record.put with receipts',
+  );
+  const bare = structuredClone(ok) as unknown as { body: Record<string, unknown> };
+  delete bare.body.receipts;
+  t.throws(() => decodeTx(bare), { code: 'LEDGER_TX_MALFORMED' }, 'and refuses one without');
+  t.throws(
+    () => decodeTx({ ...ok, body: { ...ok.body, receipts: [] } }),
+    { code: 'LEDGER_TX_MALFORMED' },
+    'or with an empty list',
+  );
+  t.throws(
+    () => decodeTx({ ...ok, body: { ...ok.body, receipts: Array(MAX_RECEIPTS + 1).fill(good) } }),
+    { code: 'LEDGER_TX_MALFORMED' },
+    `or with more than ${MAX_RECEIPTS}`,
+  );
+  t.throws(
+    () => decodeTx({ ...ok, body: { ...ok.body, receipts: [{ ...good, extra: 1 }, other] } }),
+    { code: 'LEDGER_TX_MALFORMED' },
+    'or with a receipt carrying unknown fields',
+  );
+});
+
+t.test('record.put storage receipts scale with the validator set: f + 1 of 7, 1 of 1', async (t) => {
+  const seven = setup({ validators: 7 });
+  const open = seven.ledger.openRequest(seven.bank, seven.alice, { types: ['tax'] });
+  seven.ledger.commit([open]);
+  const digest = hexOf('seven');
+  const put = (signers: TestKeys[]) =>
+    seven.ledger.putRecord(seven.allTypes, txHash(open), 'tax', {
+      digest,
+      receipts: seven.ledger.receipts(digest, 1024, signers),
+    });
+  const vs = seven.chain.validators;
+  expectReject(t, seven.ledger, put(vs.slice(0, 2)), 'LEDGER_RECEIPTS_INSUFFICIENT', 'n = 7: 2 receipts');
+  expectAccept(t, seven.ledger, put(vs.slice(4, 7)), 'n = 7: 3 receipts (f = 2)');
+
+  const oneChain = makeTestChain({ validators: 1 });
+  const one = {
+    chain: oneChain,
+    ledger: new TestLedger(oneChain),
+    bank: oneChain.institutions[0]!,
+    alice: oneChain.subjects[0]!,
+  };
+  const only = one.chain.validators[0]!;
+  const open1 = one.ledger.openRequest(one.bank, one.alice, { types: ['tax'] });
+  one.ledger.commit([open1]);
+  const d1 = hexOf('one');
+  expectAccept(
+    t,
+    one.ledger,
+    one.ledger.putRecord(only, txHash(open1), 'tax', {
+      digest: d1,
+      receipts: one.ledger.receipts(d1, 1024, [only]),
+    }),
+    'n = 1: its own receipt is the f + 1',
+  );
+  expectReject(
+    t,
+    one.ledger,
+    one.ledger.putRecord(only, txHash(open1), 'tax', {
+      digest: d1,
+      receipts: one.ledger.receipts(d1, 1024, [one.chain.outsider]),
+    }),
+    'LEDGER_RECEIPT_INVALID',
+    "n = 1: anyone else's receipt",
+  );
+});
+
+t.test('receipt checks use the injected verifier, once per receipt', async (t) => {
+  const { ledger, bank, alice, allTypes, chain } = setup();
+  const open = ledger.openRequest(bank, alice, { types: ['tax'] });
+  ledger.commit([open]);
+  const tx = ledger.putRecord(allTypes, txHash(open), 'tax', {
+    receipts: undefined,
+  });
+  let calls = 0;
+  const counting = (sig: Uint8Array, msg: Uint8Array, key: Uint8Array) => {
+    calls++;
+    return verifyFast(sig, msg, key);
+  };
+  const outcome = applyTx(new StateOverlay(ledger.state), tx, ledger.ctx(), chain.config, {
+    verifier: counting,
+    signatureChecked: true,
+  });
+  t.match(outcome, { ok: true });
+  t.equal(
+    calls,
+    tx.body.receipts.length,
+    'one verification per receipt (the tx signature was checked before)',
+  );
+  const refusing = applyTx(new StateOverlay(ledger.state), tx, ledger.ctx(), chain.config, {
+    verifier: () => false,
+    signatureChecked: true,
+  });
+  t.match(
+    refusing,
+    { ok: false, code: 'LEDGER_RECEIPT_INVALID' },
+    'a verifier that refuses refuses the record',
+  );
+});
+
+/** The hex string with the lowest bit of its last byte flipped. */
+function flipHex(hex: string): string {
+  const last = Number.parseInt(hex.slice(-2), 16) ^ 1;
+  return hex.slice(0, -2) + last.toString(16).padStart(2, '0');
+}
 
 t.test('every rejection code of the state machine is exercised', async (t) => {
   const source = readFileSync(new URL('../../../src/ledger/state-machine.ts', import.meta.url), 'utf8');
