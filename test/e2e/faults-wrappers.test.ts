@@ -8,9 +8,15 @@
 import '../../src/common/polyfill.js';
 import t from 'tap';
 import { ByzantineNetwork, parseByzantine } from '../../scripts/faults/byzantine.js';
-import { FAULT_INJECTION_ENV, FaultyBlockStore } from '../../scripts/faults/fault-injection.js';
+import {
+  FAULT_INJECTION_ENV,
+  FaultyBlockStore,
+  FaultyPayloadStore,
+  RecordPutDropper,
+} from '../../scripts/faults/fault-injection.js';
 import { faultSuiteModules } from '../../scripts/faults/faulty-node.js';
 import { bytesToHex, utf8ToBytes } from '../../src/common/bytes.js';
+import { sha256Hex } from '../../src/common/crypto.js';
 import { signFast, verifyFast } from '../../src/common/crypto-node.js';
 import { DatagrantError } from '../../src/common/errors.js';
 import { silentLogger } from '../../src/common/logger.js';
@@ -36,6 +42,7 @@ import {
   type RequestHandler,
   type Topic,
 } from '../../src/p2p/index.js';
+import { MemoryPayloadStore } from '../../src/records/payload-store.js';
 import { makeTestChain } from '../helpers/chain.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -160,7 +167,18 @@ t.test('the admin route: only with fault injection on, only from loopback', asyn
   t.equal(cut.statusCode, 200, 'partition accepted');
   t.same([...network.allowed].sort(), [keys[0], keys[1]].sort(), 'the gate now allows only the other side');
   const healed = await post({ heal: true });
-  t.same(healed.json(), { partitioned: [], diskFailing: false }, 'healed');
+  t.same(
+    healed.json(),
+    { partitioned: [], diskFailing: false, payloadWritesInjected: 0, recordPutsDropped: 0 },
+    'healed',
+  );
+  const armed = await post({ payloadWrites: { fault: 'lose', count: 2 }, dropRecordPuts: 1 });
+  t.equal(armed.statusCode, 200, 'payload and record.put faults armed');
+  t.match(
+    (await post({ status: true })).json(),
+    { payloadWritesInjected: 0, recordPutsDropped: 0 },
+    'status',
+  );
   t.same([...network.allowed].sort(), [...keys].sort(), 'every validator allowed again');
   const remote = await post({ heal: true }, '10.0.0.7');
   t.same(
@@ -168,7 +186,14 @@ t.test('the admin route: only with fault injection on, only from loopback', asyn
     [403, 'API_FORBIDDEN'],
     'a non-loopback client is refused',
   );
-  for (const bad of [{}, { partition: ['nope'] }, { heal: 'yes' }, { other: 1 }]) {
+  for (const bad of [
+    {},
+    { partition: ['nope'] },
+    { heal: 'yes' },
+    { other: 1 },
+    { payloadWrites: { fault: 'melt', count: 1 } },
+    { dropRecordPuts: -1 },
+  ]) {
     const r = await post(bad);
     t.equal(r.statusCode, 400, `bad command ${JSON.stringify(bad)}: 400`);
   }
@@ -340,3 +365,34 @@ t.test(
     );
   },
 );
+
+t.test('payload write faults and record.put drops: pass through until armed, then exactly n', async (t) => {
+  const inner = new MemoryPayloadStore();
+  const store = new FaultyPayloadStore(inner);
+  const bytes = (n: number) => new Uint8Array([n, n, n]);
+  const digest = (n: number) => sha256Hex(bytes(n));
+  await store.put(digest(1), bytes(1));
+  t.ok(await inner.has(digest(1)), 'a write passes through');
+  store.arm('lose', 1);
+  await store.put(digest(2), bytes(2));
+  t.notOk(await inner.has(digest(2)), 'a lost write is acknowledged and not stored');
+  store.arm('tear', 1);
+  await t.rejects(store.put(digest(3), bytes(3)), { code: 'STORE_WRITE_FAILED' }, 'a torn write fails');
+  t.notOk(await inner.has(digest(3)), 'and stores nothing');
+  await store.put(digest(4), bytes(4));
+  t.ok(await inner.has(digest(4)), 'then writes pass through again');
+  t.equal(store.injected, 2);
+
+  const dropper = new RecordPutDropper();
+  const sent: string[] = [];
+  const submit = dropper.wrap(async (tx) => {
+    sent.push(tx.kind);
+  });
+  const tx = (kind: string) => ({ kind }) as unknown as Parameters<typeof submit>[0];
+  dropper.arm(1);
+  await submit(tx('record.fail'));
+  await submit(tx('record.put'));
+  await submit(tx('record.put'));
+  t.same(sent, ['record.fail', 'record.put'], 'only the next record.put is dropped');
+  t.equal(dropper.dropped, 1);
+});
