@@ -42,6 +42,18 @@ export interface NodeStatusSource {
   };
   /** Last time each validator was heard from (unix ms), by key. */
   liveness?(): Record<string, number | null>;
+  /** Whether the node is ready to serve (for `/readyz`); without it, a serving node is ready. */
+  readiness?(): Promise<Readiness>;
+}
+
+/** The checks behind `/readyz`. */
+export interface Readiness {
+  /** Not behind the chain (no heights committed by peers that it has not fetched yet). */
+  synced: boolean;
+  /** Connected to enough validators to follow consensus (a quorum, itself included for a validator). */
+  peers: boolean;
+  /** Its block store takes a durable write. */
+  storeWritable: boolean;
 }
 
 /** What the chain routes need. */
@@ -91,6 +103,41 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
       ? tx
       : { v: tx.v, chain: tx.chain, kind: tx.kind, signer: tx.signer, expires: tx.expires, redacted: true };
   const roleOf = (tx: AnyTx) => signerRole(chain.genesis, chain.state, tx.signer);
+
+  app.get(
+    '/healthz',
+    { schema: { tags: ['chain'], summary: 'Liveness: the process is up and serving' } },
+    async () => ({ ok: true }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['chain'],
+        summary: 'Readiness: synced, connected to enough validators, store writable (503 when not)',
+      },
+    },
+    async (_request, reply) => {
+      const checks: Readiness = (await node.readiness?.()) ?? {
+        synced: true,
+        peers: true,
+        storeWritable: true,
+      };
+      const ready = checks.synced && checks.peers && checks.storeWritable;
+      if (!ready) {
+        const failing = Object.entries(checks)
+          .filter(([, ok]) => !ok)
+          .map(([name]) => name);
+        return reply.code(503).send({
+          ready,
+          checks,
+          error: { code: 'API_NOT_READY', message: `not ready: ${failing.join(', ')}` },
+        });
+      }
+      return { ready, checks };
+    },
+  );
 
   app.get(
     '/v1/status',

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chainRoutes, type NodeStatusSource } from '../api/chain-routes.js';
+import { chainRoutes, type NodeStatusSource, type Readiness } from '../api/chain-routes.js';
 import { type Caller, HttpAuthVerifier } from '../api/http-auth.js';
 import { LevelReplayGuard } from '../api/replay-guard.js';
 import { createApi, DEFAULT_BODY_LIMIT } from '../api/server.js';
@@ -30,6 +30,7 @@ import {
   maxBlockBytes,
   networkMembers,
   parseGenesis,
+  quorumSize,
   type RecordState,
   stateKey,
   type ValidatorInfo,
@@ -95,6 +96,8 @@ function memberOf(
 }
 
 /** Time an extractor that is not first in line waits before covering for the first. */
+/** How often `/readyz` probes the block store with a write, at most. */
+const STORE_PROBE_MS = 2_000;
 const EXTRACTOR_FALLBACK_MS = 15_000;
 
 /**
@@ -166,6 +169,8 @@ export class DatagrantNode implements NodeStatusSource {
   metrics!: NodeMetrics;
   private readonly started: Service[] = [];
   private lastCommitAt: number | null = null;
+  /** The last `/readyz` store probe. */
+  private storeProbe: { at: number; ok: boolean } | undefined;
   private selfKey = '';
   /** What genesis says this node is: a validator, or a gateway that never votes. */
   private member!: { kind: 'validator'; info: ValidatorInfo } | { kind: 'gateway'; info: GatewayInfo };
@@ -537,6 +542,29 @@ export class DatagrantNode implements NodeStatusSource {
       lastCommitAt: this.lastCommitAt,
       self: this.selfKey,
     };
+  }
+
+  /**
+   * The checks behind `/readyz`: synced (consensus not behind), peers (a quorum of validators
+   * reachable, this one included when it is a validator), and the block store taking a durable
+   * write (probed at most every 2 s).
+   */
+  async readiness(): Promise<Readiness> {
+    const validators = this.genesis.validators.map((v) => v.key);
+    const connected = new Set(this.network?.peers() ?? []);
+    const reachable = validators.filter((k) => k === this.selfKey || connected.has(k)).length;
+    const peers = this.producer !== undefined || reachable >= quorumSize(validators.length);
+    const now = Date.now();
+    if (this.storeProbe === undefined || now - this.storeProbe.at > STORE_PROBE_MS) {
+      let ok = true;
+      try {
+        await this.store.putMeta('readyz-probe', String(now));
+      } catch {
+        ok = false;
+      }
+      this.storeProbe = { at: now, ok };
+    }
+    return { synced: !(this.consensus?.behind ?? false), peers, storeWritable: this.storeProbe.ok };
   }
 
   /** The active signing key (hex) of a caller of a signed call: an institution or a subject. */

@@ -32,7 +32,7 @@ import { registerSubject } from '../helpers/dev-node.js';
 
 const SUBJECT = 'sam-0100';
 /** Full blocks to commit while the validator is down. */
-const FULL_BLOCKS = 4;
+const FULL_BLOCKS = 2;
 /** Transactions per batch submission. */
 const BATCH = 128;
 

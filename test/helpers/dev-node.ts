@@ -23,7 +23,7 @@ import { type Logger, silentLogger } from '../../src/common/logger.js';
 import type { ExtractionPolicy, Genesis } from '../../src/ledger/index.js';
 import { loadNodeConfig, type NodeConfig } from '../../src/node/config.js';
 import { type InitResult, initTestnet } from '../../src/node/init.js';
-import { DatagrantNode } from '../../src/node/node.js';
+import { DatagrantNode, type NodeModules } from '../../src/node/node.js';
 import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
 
 /** Options of `startDevNode`. */
@@ -35,6 +35,8 @@ export interface DevNodeOptions {
   /** Overrides of the node's extractor settings. */
   extractor?: Partial<NonNullable<NodeConfig['extractor']>>;
   logger?: Logger;
+  /** Node modules (e.g. a wrapped block store). */
+  modules?: NodeModules;
 }
 
 /** A running dev chain. */
@@ -78,7 +80,7 @@ export async function startDevNode(t: Test, options: DevNodeOptions): Promise<De
     api: { ...loaded.api, port: 0 },
     ...(options.extractor ? { extractor: { ...loaded.extractor!, ...options.extractor } } : {}),
   };
-  const node = new DatagrantNode(config, options.logger ?? silentLogger);
+  const node = new DatagrantNode(config, options.logger ?? silentLogger, options.modules);
   await node.start();
   t.teardown(() => node.stop());
   const [bank, registrar] = await Promise.all([
