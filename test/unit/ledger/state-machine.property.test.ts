@@ -426,7 +426,7 @@ t.test('property: privacy invariants hold and rejected txs change nothing', asyn
       totals.usages += r.usages;
       totals.grants += r.grants;
     }),
-    { numRuns: 80 },
+    { numRuns: 120 },
   );
   // The generator must reach the interesting states, or the property says little.
   t.ok(totals.grants > 40, `grants accepted: ${totals.grants}`);
