@@ -11,21 +11,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { apiCall } from '../../src/cli/client.js';
 import { LocalTestnet } from '../../src/node/local-testnet.js';
+import { until } from '../helpers/until.js';
 
 interface Status {
   height: number;
   voting: boolean;
   doubleSignCheckUntil?: number;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 t.test('a wiped validator does not vote until its double-sign check passes', async (t) => {

@@ -27,20 +27,11 @@ import { LocalTestnet } from '../../src/node/local-testnet.js';
 import { Libp2pNetwork, peerIdFromValidatorKey } from '../../src/p2p/index.js';
 import { buildGrantTx, buildSubjectTx } from '../../src/platform/consent.js';
 import { registerSubject } from '../helpers/dev-node.js';
+import { until } from '../helpers/until.js';
 
 const SUBJECT = 'erin-0007';
 /** Length of the slices of the ciphertext looked for in the raw files. */
 const WINDOW = 32;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 /** What a closed payload store directory holds of one payload: its entries and its raw bytes. */
 interface Holding {

@@ -29,22 +29,13 @@ import {
 } from '../../src/ledger/index.js';
 import { LocalTestnet } from '../../src/node/local-testnet.js';
 import { registerSubject } from '../helpers/dev-node.js';
+import { until } from '../helpers/until.js';
 
 const SUBJECT = 'sam-0100';
 /** Full blocks to commit while the validator is down. */
 const FULL_BLOCKS = 2;
 /** Transactions per batch submission. */
 const BATCH = 128;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The largest `request.open` the schema allows: 64 fields, each a 64-char column reading a 96-char source. */
 function largeRequestBody(i: number, consentBy: number) {
