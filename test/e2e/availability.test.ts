@@ -5,48 +5,36 @@
  * still gets its document and its sealed bundle, the ciphertext served by another holder.
  */
 import '../../src/common/polyfill.js';
-import { access, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import {
-  startSyntheticDataPlatform,
-  syntheticSensitiveValues,
-  syntheticSourceConfig,
-} from '../../scripts/synthetic-data-platform.js';
+import { syntheticSensitiveValues } from '../../scripts/synthetic-data-platform.js';
 import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex } from '../../src/common/bytes.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
-import { LocalTestnet } from '../../src/node/local-testnet.js';
 import { buildGrantTx } from '../../src/platform/consent.js';
 import { registerSubject } from '../helpers/dev-node.js';
+import { startTestnet } from '../helpers/testnet.js';
 
 const SUBJECT = 'alice-0077';
 
 t.test(
   'after record.put commits, the extractor loses its disk and the bank still gets the data',
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'datagrant-avail-'));
-    const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
-    const testnet = new LocalTestnet({
-      dir,
-      validators: 4,
-      gateways: 1,
-      chain: 'datagrant-avail',
-      blockIntervalMs: 500,
-      minBlockIntervalMs: 20,
-      viewTimeoutMs: 1500,
-      sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
-      logLevel: 'info',
-    });
-    t.teardown(async () => {
-      await testnet.stopAll();
-      await source.close();
-      await rm(dir, { recursive: true, force: true });
-    });
-    const net = await testnet.init();
-    testnet.startAll();
-    await testnet.waitAllReady(90_000);
+    const { testnet, net } = await startTestnet(
+      t,
+      'datagrant-avail-',
+      {
+        validators: 4,
+        gateways: 1,
+        chain: 'datagrant-avail',
+        blockIntervalMs: 500,
+        minBlockIntervalMs: 20,
+        viewTimeoutMs: 1500,
+        logLevel: 'info',
+      },
+      { withSource: true },
+    );
     const gatewayIndex = net.nodes.findIndex((n) => n.kind === 'gateway');
     const platformIndex = net.nodes.findIndex((n) => n.kind === 'validator' && n.roles.includes('platform'));
     const bank = await readKeyFile(net.keys.institution);

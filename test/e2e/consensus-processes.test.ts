@@ -4,15 +4,14 @@
  * catches up after restarting, losing nothing; killing the primary forces a view change.
  */
 import '../../src/common/polyfill.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { bytesToHex } from '../../src/common/bytes.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { signTx } from '../../src/ledger/index.js';
-import { LocalTestnet } from '../../src/node/local-testnet.js';
+import { startTestnet } from '../helpers/testnet.js';
 
 interface Status {
   height: number;
@@ -42,9 +41,7 @@ async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 60_
 t.test(
   '4 validators over libp2p: agreement, crash and catch-up, resync from genesis, primary failure',
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'datagrant-pbft-'));
-    const testnet = new LocalTestnet({
-      dir,
+    const { testnet, net } = await startTestnet(t, 'datagrant-pbft-', {
       validators: 4,
       chain: 'datagrant-pbft',
       blockIntervalMs: 300,
@@ -52,13 +49,6 @@ t.test(
       viewTimeoutMs: 1500,
       logLevel: 'info',
     });
-    t.teardown(async () => {
-      await testnet.stopAll();
-      await rm(dir, { recursive: true, force: true });
-    });
-    const net = await testnet.init();
-    testnet.startAll();
-    await testnet.waitAllReady(90_000);
     const admin = await readKeyFile(net.keys.admin);
 
     let counter = 0;

@@ -5,12 +5,11 @@
  * from the block data (wiping the blocks alone keeps it voting at once).
  */
 import '../../src/common/polyfill.js';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { apiCall } from '../../src/cli/client.js';
-import { LocalTestnet } from '../../src/node/local-testnet.js';
+import { startTestnet } from '../helpers/testnet.js';
 import { until } from '../helpers/until.js';
 
 interface Status {
@@ -20,9 +19,7 @@ interface Status {
 }
 
 t.test('a wiped validator does not vote until its double-sign check passes', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'datagrant-dsc-'));
-  const testnet = new LocalTestnet({
-    dir,
+  const { testnet, net } = await startTestnet(t, 'datagrant-dsc-', {
     validators: 4,
     chain: 'datagrant-dsc',
     blockIntervalMs: 300,
@@ -30,13 +27,6 @@ t.test('a wiped validator does not vote until its double-sign check passes', asy
     viewTimeoutMs: 1000,
     logLevel: 'info',
   });
-  t.teardown(async () => {
-    await testnet.stopAll();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const net = await testnet.init();
-  testnet.startAll();
-  await testnet.waitAllReady(90_000);
   const status = (i: number) => apiCall<Status>(testnet.api(i), 'GET', '/v1/status');
   await until('height 3', async () => ((await status(0)).height >= 3 ? true : undefined));
   const wiped = 3;

@@ -8,15 +8,10 @@
  *   does a replayed bundle call; the gateway never votes.
  */
 import '../../src/common/polyfill.js';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import {
-  startSyntheticDataPlatform,
-  syntheticSensitiveValues,
-  syntheticSourceConfig,
-} from '../../scripts/synthetic-data-platform.js';
+import { syntheticSensitiveValues } from '../../scripts/synthetic-data-platform.js';
 import { apiCall } from '../../src/cli/client.js';
 import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex, fromBase64url } from '../../src/common/bytes.js';
@@ -27,12 +22,12 @@ import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { silentLogger } from '../../src/common/logger.js';
 import type { GrantState, RecordState } from '../../src/ledger/index.js';
 import { stateKey } from '../../src/ledger/index.js';
-import { LocalTestnet } from '../../src/node/local-testnet.js';
 import { DatagrantNode } from '../../src/node/node.js';
 import { buildGrantTx } from '../../src/platform/consent.js';
 import type { RequestView } from '../../src/platform/views.js';
 import { recordContext } from '../../src/records/index.js';
 import { registerSubject, startDevNode } from '../helpers/dev-node.js';
+import { startTestnet } from '../helpers/testnet.js';
 
 const SUBJECT = 'alice-0042';
 
@@ -190,26 +185,19 @@ t.test('a validator with its whole disk and memory cannot open a record granted 
 t.test(
   'replayed calls on 4 validators and the bank gateway spend no use and yield no plaintext',
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'datagrant-replay-'));
-    const source = await startSyntheticDataPlatform({ port: 0, host: '127.0.0.1' });
-    const testnet = new LocalTestnet({
-      dir,
-      validators: 4,
-      gateways: 1,
-      chain: 'datagrant-replay',
-      blockIntervalMs: 500,
-      minBlockIntervalMs: 20,
-      sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
-      logLevel: 'warn',
-    });
-    t.teardown(async () => {
-      await testnet.stopAll();
-      await source.close();
-      await rm(dir, { recursive: true, force: true });
-    });
-    const net = await testnet.init();
-    testnet.startAll();
-    await testnet.waitAllReady(90_000);
+    const { testnet, net } = await startTestnet(
+      t,
+      'datagrant-replay-',
+      {
+        validators: 4,
+        gateways: 1,
+        chain: 'datagrant-replay',
+        blockIntervalMs: 500,
+        minBlockIntervalMs: 20,
+        logLevel: 'warn',
+      },
+      { withSource: true },
+    );
     const gatewayIndex = net.nodes.findIndex((n) => n.kind === 'gateway');
     const validatorIndex = net.nodes.findIndex((n) => n.kind === 'validator' && n.roles.includes('platform'));
     const otherValidator = net.nodes.findIndex(
