@@ -11,7 +11,7 @@ import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
 import { DATA_TYPES, type DataType, type Genesis, type TxProof, verifyTxProof } from '../ledger/index.js';
-import { readGenesis } from '../node/node.js';
+import { readGenesis } from '../node/genesis-file.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
 import type { AuditEntry, RequestView } from '../platform/views.js';
 import { apiCall, signedApiCall, submitAndWait } from './client.js';

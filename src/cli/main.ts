@@ -12,8 +12,8 @@ import { readKeyFile, writeKeyFile } from '../common/keyfile-fs.js';
 import { createLogger } from '../common/logger.js';
 import { decodeTx, type TxProof, txHash, verifyTxProof } from '../ledger/index.js';
 import { loadNodeConfig } from '../node/config.js';
+import { readGenesis } from '../node/genesis-file.js';
 import { initTestnet } from '../node/init.js';
-import { DatagrantNode, readGenesis } from '../node/node.js';
 import { apiCall, signedApiCall, waitForTx } from './client.js';
 import { addFlowCommands } from './flow-commands.js';
 import { passphraseFrom } from './passphrase.js';
@@ -152,6 +152,8 @@ export function buildCli(): Command {
       const logger = createLogger({ ...(config.logLevel ? { level: config.logLevel } : {}) }).child({
         node: config.name,
       });
+      // Loaded here: the node (libp2p, Fastify, LevelDB) is most of the CLI's start-up time.
+      const { DatagrantNode } = await import('../node/node.js');
       const instance = new DatagrantNode(config, logger);
       await instance.start();
       process.stdout.write(

@@ -2,7 +2,6 @@
  * A datagrant node: wires storage, chain, mempool, consensus, network, roles and the API from
  * one config, starts them in order and stops them in reverse.
  */
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chainRoutes, type NodeStatusSource, type Readiness } from '../api/chain-routes.js';
@@ -29,7 +28,6 @@ import {
   LevelBlockStore,
   maxBlockBytes,
   networkMembers,
-  parseGenesis,
   quorumSize,
   type RecordState,
   stateKey,
@@ -48,6 +46,7 @@ import { checkDigest, LevelPayloadStore, type PayloadStore } from '../records/in
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
+import { readGenesis } from './genesis-file.js';
 import { Mempool } from './mempool.js';
 import { NodeMetrics } from './metrics.js';
 import { PbftDriver } from './pbft-driver.js';
@@ -57,19 +56,7 @@ import { FileSigningState, SIGNING_STATE_FILE, type SigningStateStore } from './
 import { TxGateway } from './tx-gateway.js';
 import { decodeTxGossip, encodeTxGossip } from './tx-gossip.js';
 
-/** Reads and validates a genesis file. */
-export async function readGenesis(path: string): Promise<Genesis> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (err) {
-    throw new DatagrantError(
-      'LEDGER_GENESIS_INVALID',
-      `cannot read genesis ${path}: ${(err as Error).message}`,
-    );
-  }
-  return parseGenesis(json);
-}
+export { readGenesis };
 
 /** A long-lived part of the node. */
 interface Service {

@@ -20,6 +20,7 @@ import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { signTx } from '../../src/ledger/index.js';
 import { findFreeBasePort } from '../../src/node/local-testnet.js';
 import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
+import { until } from '../helpers/until.js';
 
 const run = promisify(execFile);
 const BIN = resolve('bin/datagrant.js');
@@ -68,11 +69,8 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   );
   const api = `http://127.0.0.1:${port}`;
   const opts = ['--api', api];
-  let first = { code: 1, stdout: '', stderr: '' };
-  for (let i = 0; i < 150 && first.code !== 0; i++) {
-    first = await cli(['status', ...opts, '--json']);
-    if (first.code !== 0) await new Promise((r) => setTimeout(r, 200));
-  }
+  await apiUp(api);
+  const first = await cli(['status', ...opts, '--json']);
   t.equal(first.code, 0, `status answers: ${first.stderr}`);
   const h1 = (JSON.parse(first.stdout) as { height: number }).height;
   await new Promise((r) => setTimeout(r, 2500));
@@ -95,8 +93,7 @@ t.test('datagrant CLI on a dev chain', async (t) => {
       env: { ...process.env, DATAGRANT_LOG_LEVEL: 'warn' },
     },
   );
-  for (let i = 0; i < 150 && (await cli(['status', ...opts])).code !== 0; i++)
-    await new Promise((r) => setTimeout(r, 200));
+  await apiUp(api);
   const h3 = (JSON.parse((await cli(['status', ...opts, '--json'])).stdout) as { height: number }).height;
   t.ok(h3 >= h2, `restarted node keeps its chain (height ${h3})`);
 
@@ -206,12 +203,19 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   t.equal(req.code, 0, `request: ${req.stderr}`);
   const requestId = (JSON.parse(req.stdout) as { id: string }).id;
   const alice = ['--key', join(dir, 'alice.json'), '--passphrase-file', passFile, '--subject', 'alice-cli'];
-  let pending = '';
-  for (let i = 0; i < 100; i++) {
-    pending = (await cli(['requests', ...alice, ...opts])).stdout;
-    if (pending.includes('waiting-for-consent')) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  // Polled over HTTP (a CLI call per poll costs a process start), then read once with the CLI.
+  const aliceKeys = await readKeyFile(join(dir, 'alice.json'), 'alice passphrase');
+  await until('the request to wait for consent', async () => {
+    const views = await signedApiCall<{ requests: { status: string }[] }>(
+      api,
+      'GET',
+      '/v1/subjects/alice-cli/requests',
+      'subject:alice-cli',
+      aliceKeys.signing.secretKey,
+    );
+    return views.requests.some((v) => v.status === 'waiting-for-consent') || undefined;
+  });
+  const pending = (await cli(['requests', ...alice, ...opts])).stdout;
   t.match(pending, requestId, 'the subject sees the pending request, read with her key');
   const keyless = await cli(['requests', '--subject', 'alice-cli', ...opts]);
   t.not(keyless.code, 0, '`requests` without --key fails');
@@ -379,6 +383,19 @@ t.test('datagrant init: institutions keep their keys outside every validator hom
   ]);
   t.same(await filesHolding(sealedRoot, sealedSecrets), [], 'no file holds the sealed key in the clear');
 });
+
+/** Waits until a node's API answers (polled over HTTP: a CLI call per poll costs a process start). */
+async function apiUp(api: string): Promise<void> {
+  await until(
+    `${api} to answer`,
+    async () => {
+      const r = await fetch(`${api}/v1/status`, { signal: AbortSignal.timeout(2000) });
+      return r.ok || undefined;
+    },
+    30_000,
+    100,
+  );
+}
 
 /** Files under `dir` whose bytes contain any of `needles`. */
 async function filesHolding(dir: string, needles: string[]): Promise<string[]> {
