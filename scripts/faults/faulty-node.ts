@@ -16,6 +16,7 @@ import { DatagrantError } from '../../src/common/errors.js';
 import { createLogger } from '../../src/common/logger.js';
 import { loadNodeConfig } from '../../src/node/config.js';
 import { DatagrantNode, type NodeModules } from '../../src/node/node.js';
+import { runNodeProcess } from '../../src/node/node-process.js';
 import { BYZANTINE_ENV, ByzantineNetwork, parseByzantine } from './byzantine.js';
 import {
   FaultyBlockStore,
@@ -85,16 +86,7 @@ async function main(): Promise<void> {
     node: config.name,
   });
   const node = new DatagrantNode(config, logger, faultSuiteModules());
-  await node.start();
-  process.stdout.write(`${JSON.stringify({ event: 'started', node: config.name, api: node.apiUrl })}\n`);
-  await new Promise<void>((done) => {
-    const shutdown = (signal: string) => {
-      logger.info({ signal }, 'stopping');
-      node.stop().then(done, done);
-    };
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-  });
+  process.exitCode = await runNodeProcess(node, logger);
 }
 
 if (process.argv[1] && pathToFileURL(realpathSync(process.argv[1])).href === import.meta.url) {

@@ -14,6 +14,7 @@ import { decodeTx, type TxProof, txHash, verifyTxProof } from '../ledger/index.j
 import { loadNodeConfig } from '../node/config.js';
 import { readGenesis } from '../node/genesis-file.js';
 import { initTestnet } from '../node/init.js';
+import { DEFAULT_STOP_TIMEOUT_MS, runNodeProcess } from '../node/node-process.js';
 import { apiCall, signedApiCall, waitForTx } from './client.js';
 import { addFlowCommands } from './flow-commands.js';
 import { passphraseFrom } from './passphrase.js';
@@ -134,40 +135,39 @@ export function buildCli(): Command {
     )
     .option('--dev', 'run a one-validator dev chain, initialising it on first start')
     .option('--api-port <port>', 'with --dev on first start: API port', '26650')
-    .action(async (o: { config?: string; home: string; dev?: boolean; apiPort: string }) => {
-      let configPath = o.config ? resolve(o.config) : join(resolve(o.home), 'config.json');
-      if (o.dev && !o.config) {
-        const home = resolve(o.home);
-        configPath = join(home, 'node0', 'config.json');
-        if (!existsSync(configPath)) {
-          await initTestnet({
-            dir: home,
-            validators: 1,
-            chain: 'datagrant-dev',
-            basePort: Number(o.apiPort),
-          });
+    .option(
+      '--stop-timeout <ms>',
+      'on SIGTERM/SIGINT, exit with code 1 if a clean stop takes longer',
+      String(DEFAULT_STOP_TIMEOUT_MS),
+    )
+    .action(
+      async (o: { config?: string; home: string; dev?: boolean; apiPort: string; stopTimeout: string }) => {
+        const stopTimeoutMs = Number(o.stopTimeout);
+        if (!Number.isInteger(stopTimeoutMs) || stopTimeoutMs < 1)
+          throw new DatagrantError('CLI_USAGE', '--stop-timeout must be a positive integer (ms)');
+        let configPath = o.config ? resolve(o.config) : join(resolve(o.home), 'config.json');
+        if (o.dev && !o.config) {
+          const home = resolve(o.home);
+          configPath = join(home, 'node0', 'config.json');
+          if (!existsSync(configPath)) {
+            await initTestnet({
+              dir: home,
+              validators: 1,
+              chain: 'datagrant-dev',
+              basePort: Number(o.apiPort),
+            });
+          }
         }
-      }
-      const config = await loadNodeConfig(configPath);
-      const logger = createLogger({ ...(config.logLevel ? { level: config.logLevel } : {}) }).child({
-        node: config.name,
-      });
-      // Loaded here: the node (libp2p, Fastify, LevelDB) is most of the CLI's start-up time.
-      const { DatagrantNode } = await import('../node/node.js');
-      const instance = new DatagrantNode(config, logger);
-      await instance.start();
-      process.stdout.write(
-        `${JSON.stringify({ event: 'started', node: config.name, api: instance.apiUrl })}\n`,
-      );
-      await new Promise<void>((done) => {
-        const shutdown = (signal: string) => {
-          logger.info({ signal }, 'stopping');
-          instance.stop().then(done, done);
-        };
-        process.once('SIGINT', () => shutdown('SIGINT'));
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-      });
-    });
+        const config = await loadNodeConfig(configPath);
+        const logger = createLogger({ ...(config.logLevel ? { level: config.logLevel } : {}) }).child({
+          node: config.name,
+        });
+        // Loaded here: the node (libp2p, Fastify, LevelDB) is most of the CLI's start-up time.
+        const { DatagrantNode } = await import('../node/node.js');
+        const instance = new DatagrantNode(config, logger);
+        process.exit(await runNodeProcess(instance, logger, { stopTimeoutMs }));
+      },
+    );
 
   program
     .command('status')
