@@ -5,6 +5,7 @@
  *   consensus  open-loop load on a 4-validator testnet of processes (and the 1-validator dev chain)
  *   flows      complete business flows (request → extraction → grant → document → usage)
  *   growth     per-block and per-query time as the chain grows (in-process, LevelDB)
+ *   state-tree the authenticated-state candidates (sparse Merkle tree, Merkle Patricia trie) side by side
  *
  *   npm run bench                          full run (see BENCHMARKS.md)
  *   npm run bench -- --quick               smaller sizes, under 3 minutes
@@ -20,9 +21,10 @@ import { runGrowth } from './growth.js';
 import { waitIdle } from './load.js';
 import { type ProfileWindow, writeProfileSummary } from './profile-summary.js';
 import { machineInfo, note } from './report.js';
+import { runStateTree } from './state-tree.js';
 import { startBenchTestnet } from './testnet.js';
 
-const PARTS = ['crypto', 'consensus', 'flows', 'growth'] as const;
+const PARTS = ['crypto', 'consensus', 'flows', 'growth', 'state-tree'] as const;
 type Part = (typeof PARTS)[number];
 
 const { values } = parseArgs({
@@ -72,6 +74,7 @@ async function main(): Promise<void> {
     if (profileDir && window) await writeProfileSummary(`${profileDir}/testnet`, window);
   }
   if (wanted.includes('growth')) await runGrowth({ quick, verifyPerCore: ceiling.opensslVerifyPerCore });
+  if (wanted.includes('state-tree')) await runStateTree({ quick });
   process.stdout.write(`\nbench done in ${Math.round((performance.now() - started) / 1000)} s\n`);
 }
 
