@@ -92,6 +92,28 @@ export interface StateProof {
 /** One update of a batch: a value hash to set, or `null` to delete. */
 export type TreeUpdate = [keyHash: Uint8Array, valueHash: Uint8Array | null];
 
+/** A leaf to place: a new one (value hash) or one already stored (its hash). */
+interface Entry {
+  keyHash: Uint8Array;
+  valueHash?: Uint8Array;
+  hash?: Uint8Array;
+}
+
+/** The batch's sets (not deletes) in `ups[from..to)`, as entries. */
+function liveEntries(ups: TreeUpdate[], from: number, to: number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = from; i < to; i++) {
+    const [keyHash, valueHash] = ups[i]!;
+    if (valueHash !== null) out.push({ keyHash, valueHash });
+  }
+  return out;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
 /** A sparse Merkle tree over a node store; `root` moves with every `apply`. */
 export class StateTree {
   root: string;
@@ -103,12 +125,16 @@ export class StateTree {
     this.root = root;
   }
 
-  /** Applies updates (keys distinct) and returns the new root. */
+  /**
+   * Applies updates (keys distinct) and returns the new root. The batch is sorted by path and
+   * applied in one descent, so a node on many updated paths is rewritten once, not once per update.
+   */
   apply(updates: TreeUpdate[]): string {
-    let root = fromHex(this.root, 'root', 32);
-    for (const [keyHash, valueHash] of updates) {
-      root = valueHash === null ? this.remove(root, keyHash, 0) : this.insert(root, keyHash, valueHash, 0);
-    }
+    const sorted = [...updates].sort((a, b) => compareBytes(a[0], b[0]));
+    for (let i = 1; i < sorted.length; i++)
+      if (compareBytes(sorted[i - 1]![0], sorted[i]![0]) === 0)
+        throw new DatagrantError('LEDGER_STATE_TREE_DUPLICATE', 'a batch updates one key twice');
+    const root = this.update(fromHex(this.root, 'root', 32), sorted, 0, sorted.length, 0);
     this.root = bytesToHex(root);
     return this.root;
   }
@@ -161,50 +187,49 @@ export class StateTree {
     return h;
   }
 
-  /** Two leaves below a common prefix: internal nodes down to the first bit where they differ. */
-  private split(
-    depth: number,
-    a: Uint8Array,
-    aHash: Uint8Array,
-    b: Uint8Array,
-    bHash: Uint8Array,
-  ): Uint8Array {
-    if (depth >= 256) throw new DatagrantError('LEDGER_STATE_TREE_COLLISION', 'two keys hash alike');
-    const ba = bit(a, depth);
-    const bb = bit(b, depth);
-    if (ba === bb) {
-      const child = this.split(depth + 1, a, aHash, b, bHash);
-      return ba === 0 ? this.putInternal(child, EMPTY) : this.putInternal(EMPTY, child);
-    }
-    return ba === 0 ? this.putInternal(aHash, bHash) : this.putInternal(bHash, aHash);
-  }
-
-  private insert(at: Uint8Array, keyHash: Uint8Array, valueHash: Uint8Array, depth: number): Uint8Array {
-    if (isEmpty(at)) return this.putLeaf(keyHash, valueHash);
+  /** The subtree at `at` (depth `depth`) after the updates `ups[from..to)`, all below its prefix. */
+  protected update(at: Uint8Array, ups: TreeUpdate[], from: number, to: number, depth: number): Uint8Array {
+    if (from === to) return at;
+    if (isEmpty(at)) return this.build(liveEntries(ups, from, to), 0, depth);
     const node = this.node(at);
     if (node.kind === 'leaf') {
-      if (sameBytes(node.keyHash, keyHash)) return this.putLeaf(keyHash, valueHash);
-      return this.split(depth, keyHash, this.putLeaf(keyHash, valueHash), node.keyHash, at);
+      // The old leaf joins the batch unless the batch sets or deletes its key.
+      const entries = liveEntries(ups, from, to);
+      if (!ups.slice(from, to).some(([k]) => sameBytes(k, node.keyHash))) {
+        const at0 = entries.findIndex((e) => compareBytes(e.keyHash, node.keyHash) > 0);
+        entries.splice(at0 < 0 ? entries.length : at0, 0, { keyHash: node.keyHash, hash: at });
+      }
+      return this.build(entries, 0, depth);
     }
-    return bit(keyHash, depth) === 0
-      ? this.putInternal(this.insert(node.left, keyHash, valueHash, depth + 1), node.right)
-      : this.putInternal(node.left, this.insert(node.right, keyHash, valueHash, depth + 1));
+    let mid = from;
+    while (mid < to && bit(ups[mid]![0], depth) === 0) mid++;
+    const left = this.update(node.left, ups, from, mid, depth + 1);
+    const right = this.update(node.right, ups, mid, to, depth + 1);
+    if (sameBytes(left, node.left) && sameBytes(right, node.right)) return at;
+    return this.join(left, right);
   }
 
-  protected remove(at: Uint8Array, keyHash: Uint8Array, depth: number): Uint8Array {
-    if (isEmpty(at)) return at;
-    const node = this.node(at);
-    if (node.kind === 'leaf') return sameBytes(node.keyHash, keyHash) ? EMPTY : at;
-    const goRight = bit(keyHash, depth) === 1;
-    const before = goRight ? node.right : node.left;
-    const after = this.remove(before, keyHash, depth + 1);
-    if (sameBytes(before, after)) return at;
-    const left = goRight ? node.left : after;
-    const right = goRight ? after : node.right;
-    // Canonical form: a subtree of one leaf is that leaf, wherever it ends up.
-    if (isEmpty(left) && this.isLeaf(right)) return right;
+  /** An internal node over `left` and `right`, in canonical form (a lone leaf moves up). */
+  protected join(left: Uint8Array, right: Uint8Array): Uint8Array {
+    if (isEmpty(left) && (isEmpty(right) || this.isLeaf(right))) return right;
     if (isEmpty(right) && this.isLeaf(left)) return left;
     return this.putInternal(left, right);
+  }
+
+  /** The canonical subtree of `entries` (sorted by path, all sharing the first `depth` bits). */
+  private build(entries: Entry[], from: number, depth: number, to = entries.length): Uint8Array {
+    if (from === to) return EMPTY;
+    if (to - from === 1) {
+      const e = entries[from]!;
+      return e.hash ?? this.putLeaf(e.keyHash, e.valueHash!);
+    }
+    if (depth >= 256) throw new DatagrantError('LEDGER_STATE_TREE_COLLISION', 'two keys hash alike');
+    let mid = from;
+    while (mid < to && bit(entries[mid]!.keyHash, depth) === 0) mid++;
+    return this.putInternal(
+      this.build(entries, from, depth + 1, mid),
+      this.build(entries, mid, depth + 1, to),
+    );
   }
 
   private isLeaf(hash: Uint8Array): boolean {

@@ -164,17 +164,11 @@ t.test('old roots stay readable: a proof at an earlier root still verifies', asy
   );
 });
 
-/** A deliberately broken tree: deletes keep an internal node over a lone leaf. */
+/** A deliberately broken tree: an internal node left over a lone leaf is kept, not collapsed. */
 class NoCollapse extends StateTree {
-  protected override remove(at: Uint8Array, keyHash: Uint8Array, depth: number): Uint8Array {
-    if (at.every((b) => b === 0)) return at;
-    const node = this.node(at);
-    if (node.kind === 'leaf')
-      return bytesToHex(node.keyHash) === bytesToHex(keyHash) ? new Uint8Array(32) : at;
-    const right = (keyHash[depth >> 3]! >> (7 - (depth & 7))) & 1;
-    return right
-      ? this.putInternal(node.left, this.remove(node.right, keyHash, depth + 1))
-      : this.putInternal(this.remove(node.left, keyHash, depth + 1), node.right);
+  protected override join(left: Uint8Array, right: Uint8Array): Uint8Array {
+    if (left.every((b) => b === 0) && right.every((b) => b === 0)) return left;
+    return this.putInternal(left, right);
   }
 }
 
