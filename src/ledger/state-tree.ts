@@ -38,20 +38,59 @@ export type TreeNode =
   | { kind: 'leaf'; keyHash: Uint8Array; valueHash: Uint8Array }
   | { kind: 'internal'; left: Uint8Array; right: Uint8Array };
 
-/** Where tree nodes live, by hash (hex). */
-export interface TreeNodeStore {
-  getNode(hash: string): TreeNode | undefined;
-  putNode(hash: string, node: TreeNode): void;
+/** What one `StateTree.update` produced: the new root, the nodes it made, the nodes it replaced. */
+export interface TreeBatch {
+  root: string;
+  /** New nodes by hash (hex). */
+  nodes: Map<string, TreeNode>;
+  /** Hashes (hex) of nodes of the old tree that the new one no longer references. */
+  stale: string[];
 }
 
-/** Tree nodes in a Map. */
+/** Read access to tree nodes, by hash (hex). */
+export interface TreeNodeReader {
+  getNode(hash: string): TreeNode | undefined;
+}
+
+/** Where tree nodes live: written a batch (one version, e.g. a block height) at a time. */
+export interface TreeNodeStore extends TreeNodeReader {
+  write(batch: TreeBatch, version: number): void;
+}
+
+/**
+ * Tree nodes in a Map, with pruning: a node replaced at version v (last referenced by the root of
+ * v − 1) is deleted by `prune(w)` for any w ≥ v, unless it was written again since (a key set back
+ * to an earlier value recreates its leaf), so every root from version w on stays fully readable.
+ */
 export class MemoryTreeNodeStore implements TreeNodeStore {
-  readonly nodes = new Map<string, TreeNode>();
+  readonly nodes = new Map<string, { node: TreeNode; version: number }>();
+  private readonly staleAt = new Map<number, string[]>();
+
   getNode(hash: string): TreeNode | undefined {
-    return this.nodes.get(hash);
+    return this.nodes.get(hash)?.node;
   }
-  putNode(hash: string, node: TreeNode): void {
-    this.nodes.set(hash, node);
+
+  write(batch: TreeBatch, version: number): void {
+    for (const [hash, node] of batch.nodes) this.nodes.set(hash, { node, version });
+    if (batch.stale.length > 0)
+      this.staleAt.set(version, [...(this.staleAt.get(version) ?? []), ...batch.stale]);
+  }
+
+  /** Deletes the nodes that only roots before `version` referenced. */
+  prune(version: number): number {
+    let deleted = 0;
+    for (const [at, hashes] of this.staleAt) {
+      if (at > version) continue;
+      for (const hash of hashes) {
+        const entry = this.nodes.get(hash);
+        if (entry && entry.version < at) {
+          this.nodes.delete(hash);
+          deleted++;
+        }
+      }
+      this.staleAt.delete(at);
+    }
+    return deleted;
   }
 }
 
@@ -117,25 +156,43 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 /** A sparse Merkle tree over a node store; `root` moves with every `apply`. */
 export class StateTree {
   root: string;
+  private pending = new Map<string, TreeNode>();
+  private stale: string[] = [];
 
   constructor(
-    private readonly store: TreeNodeStore,
+    private readonly store: TreeNodeReader & Partial<Pick<TreeNodeStore, 'write'>>,
     root: string = EMPTY_TREE_ROOT,
   ) {
     this.root = root;
   }
 
   /**
-   * Applies updates (keys distinct) and returns the new root. The batch is sorted by path and
-   * applied in one descent, so a node on many updated paths is rewritten once, not once per update.
+   * The tree after `updates` (keys distinct) on top of `root` (default: the current root), as a
+   * batch to write; the store and `root` are not changed. The batch is sorted by path and applied
+   * in one descent, so a node on many updated paths is made once, not once per update.
    */
-  apply(updates: TreeUpdate[]): string {
+  update(updates: TreeUpdate[], root: string = this.root): TreeBatch {
     const sorted = [...updates].sort((a, b) => compareBytes(a[0], b[0]));
     for (let i = 1; i < sorted.length; i++)
       if (compareBytes(sorted[i - 1]![0], sorted[i]![0]) === 0)
         throw new DatagrantError('LEDGER_STATE_TREE_DUPLICATE', 'a batch updates one key twice');
-    const root = this.update(fromHex(this.root, 'root', 32), sorted, 0, sorted.length, 0);
-    this.root = bytesToHex(root);
+    this.pending = new Map();
+    this.stale = [];
+    try {
+      const next = this.descend(fromHex(root, 'root', 32), sorted, 0, sorted.length, 0);
+      return { root: bytesToHex(next), nodes: this.pending, stale: this.stale };
+    } finally {
+      this.pending = new Map();
+      this.stale = [];
+    }
+  }
+
+  /** Applies `updates`, writes the batch to the store as `version`, and moves `root`. */
+  apply(updates: TreeUpdate[], version = 0): string {
+    if (!this.store.write) throw new DatagrantError('LEDGER_STATE_TREE_READ_ONLY', 'this tree cannot write');
+    const batch = this.update(updates);
+    this.store.write(batch, version);
+    this.root = batch.root;
     return this.root;
   }
 
@@ -170,42 +227,44 @@ export class StateTree {
 
   protected node(hash: Uint8Array): TreeNode {
     const hex = bytesToHex(hash);
-    const node = this.store.getNode(hex);
+    const node = this.pending.get(hex) ?? this.store.getNode(hex);
     if (!node) throw new DatagrantError('LEDGER_STATE_TREE_MISSING', `state tree node ${hex} is missing`);
     return node;
   }
 
   private putLeaf(keyHash: Uint8Array, valueHash: Uint8Array): Uint8Array {
     const h = leafHash(keyHash, valueHash);
-    this.store.putNode(bytesToHex(h), { kind: 'leaf', keyHash, valueHash });
+    this.pending.set(bytesToHex(h), { kind: 'leaf', keyHash, valueHash });
     return h;
   }
 
   protected putInternal(left: Uint8Array, right: Uint8Array): Uint8Array {
     const h = internalHash(left, right);
-    this.store.putNode(bytesToHex(h), { kind: 'internal', left, right });
+    this.pending.set(bytesToHex(h), { kind: 'internal', left, right });
     return h;
   }
 
   /** The subtree at `at` (depth `depth`) after the updates `ups[from..to)`, all below its prefix. */
-  protected update(at: Uint8Array, ups: TreeUpdate[], from: number, to: number, depth: number): Uint8Array {
+  protected descend(at: Uint8Array, ups: TreeUpdate[], from: number, to: number, depth: number): Uint8Array {
     if (from === to) return at;
     if (isEmpty(at)) return this.build(liveEntries(ups, from, to), 0, depth);
     const node = this.node(at);
     if (node.kind === 'leaf') {
       // The old leaf joins the batch unless the batch sets or deletes its key.
       const entries = liveEntries(ups, from, to);
-      if (!ups.slice(from, to).some(([k]) => sameBytes(k, node.keyHash))) {
+      const own = ups.slice(from, to).find(([k]) => sameBytes(k, node.keyHash));
+      if (own === undefined) {
         const at0 = entries.findIndex((e) => compareBytes(e.keyHash, node.keyHash) > 0);
         entries.splice(at0 < 0 ? entries.length : at0, 0, { keyHash: node.keyHash, hash: at });
-      }
+      } else if (own[1] === null || !sameBytes(own[1], node.valueHash)) this.stale.push(bytesToHex(at));
       return this.build(entries, 0, depth);
     }
     let mid = from;
     while (mid < to && bit(ups[mid]![0], depth) === 0) mid++;
-    const left = this.update(node.left, ups, from, mid, depth + 1);
-    const right = this.update(node.right, ups, mid, to, depth + 1);
+    const left = this.descend(node.left, ups, from, mid, depth + 1);
+    const right = this.descend(node.right, ups, mid, to, depth + 1);
     if (sameBytes(left, node.left) && sameBytes(right, node.right)) return at;
+    this.stale.push(bytesToHex(at));
     return this.join(left, right);
   }
 

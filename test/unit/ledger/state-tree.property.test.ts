@@ -187,3 +187,62 @@ t.test('mutant: deletes without the canonical collapse are caught', async (t) =>
   );
   t.ok(found.failed, `the broken tree is caught (seed ${found.seed})`);
 });
+
+t.test('pruning keeps every retained root whole and frees the rest', async (t) => {
+  let freed = 0;
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(op, { maxLength: 6 }), { maxLength: 40 }),
+      fc.integer({ min: 0, max: 4 }),
+      (blocks, keep) => {
+        const store = new MemoryTreeNodeStore();
+        const tree = new StateTree(store);
+        const history: { root: string; model: Map<string, number> }[] = [];
+        const model = new Map<string, number>();
+        blocks.forEach((ops, i) => {
+          const version = i + 1;
+          const slice = new Map<string, number | null>();
+          for (const o of ops) slice.set(o.key, o.value);
+          tree.apply(
+            [...slice].map(([k, v]) => [kh(k), v === null ? null : vh(v)]),
+            version,
+          );
+          for (const [k, v] of slice) v === null ? model.delete(k) : model.set(k, v);
+          history.push({ root: tree.root, model: new Map(model) });
+          freed += store.prune(version - keep);
+        });
+        // Every root from the oldest retained version on still answers every key.
+        for (let i = Math.max(0, history.length - 1 - keep); i < history.length; i++) {
+          const { root, model: at } = history[i]!;
+          for (let k = 0; k <= 40; k++) {
+            const key = String(k);
+            const v = at.get(key);
+            const r = verifyStateProof(
+              root,
+              kh(key),
+              v === undefined ? null : vh(v),
+              tree.prove(kh(key), root),
+            );
+            if (!r.ok) return false;
+          }
+        }
+        // Nothing reachable only from pruned roots is left: the store holds at most the live nodes of
+        // the retained roots.
+        const live = new Set<string>();
+        const walk = (hash: string) => {
+          if (hash === EMPTY_TREE_ROOT || live.has(hash)) return;
+          live.add(hash);
+          const node = store.getNode(hash)!;
+          if (node.kind === 'internal') {
+            walk(bytesToHex(node.left));
+            walk(bytesToHex(node.right));
+          }
+        };
+        for (let i = Math.max(0, history.length - 1 - keep); i < history.length; i++) walk(history[i]!.root);
+        return keep > 0 || store.nodes.size === live.size;
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.ok(freed > 0, `pruning freed ${freed} nodes over the runs`);
+});
