@@ -5,7 +5,7 @@
  * (any transaction that does not apply makes the whole block invalid).
  */
 import type { Genesis } from './genesis.js';
-import { CommittedState, EMPTY_STATE_ROOT, nextStateRoot, StateOverlay, type StateWrites } from './state.js';
+import { CommittedState, EMPTY_STATE_ROOT, StateOverlay, type StateWrites, stateRootRule } from './state.js';
 import {
   type Accepted,
   type ApplyOptions,
@@ -63,7 +63,7 @@ export function executeBlock(
   return {
     ok: true,
     writes: overlay.writes,
-    stateRoot: nextStateRoot(committed.root, overlay.writes),
+    stateRoot: committed.rootAfter(overlay.writes, stateRootRule(config.params)),
     outcomes,
   };
 }
@@ -116,7 +116,7 @@ export function buildBlockTxs(
     dropped,
     outcomes,
     writes: overlay.writes,
-    stateRoot: nextStateRoot(committed.root, overlay.writes),
+    stateRoot: committed.rootAfter(overlay.writes, stateRootRule(config.params)),
   };
 }
 
@@ -125,6 +125,6 @@ export function genesisState(genesis: Genesis): { state: CommittedState; writes:
   const state = new CommittedState(EMPTY_STATE_ROOT, 0);
   const overlay = new StateOverlay(state);
   genesisWrites(genesis, overlay);
-  state.apply(overlay.writes, nextStateRoot(EMPTY_STATE_ROOT, overlay.writes), 0);
+  state.apply(overlay.writes, state.rootAfter(overlay.writes, stateRootRule(genesis.params)), 0);
   return { state, writes: overlay.writes };
 }

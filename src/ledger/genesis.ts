@@ -53,6 +53,11 @@ export const ChainParamsSchema = Type.Object(
     maxBlockBytes: Type.Optional(Type.Integer({ minimum: 16 * 1024, maximum: 8 * 1024 * 1024 })),
     /** When records are extracted (default `on-request`). */
     extraction: Type.Optional(Type.Union(EXTRACTION_POLICIES.map((p) => Type.Literal(p)))),
+    /**
+     * How headers commit to state (ledger/state.ts): `sparse-merkle` proves single entries; without
+     * it (chains made before the tree) the running hash of writes.
+     */
+    stateRoot: Type.Optional(Type.Union([Type.Literal('running-hash'), Type.Literal('sparse-merkle')])),
   },
   { additionalProperties: false },
 );
@@ -68,6 +73,7 @@ export const DEFAULT_CHAIN_PARAMS: ChainParams = {
   maxBlockTxs: 2000,
   maxBlockBytes: 4 * 1024 * 1024,
   extraction: 'on-request',
+  stateRoot: 'sparse-merkle',
 };
 
 /** Most transaction bytes in a block when genesis does not say (4 MiB: gossip takes 16, a sync answer 8). */

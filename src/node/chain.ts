@@ -26,6 +26,7 @@ import {
   maxBlockBytes,
   type SignatureVerifier,
   stateKey,
+  stateRootRule,
   txHash,
   txRootOf,
 } from '../ledger/index.js';
@@ -65,6 +66,7 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   /** Loads committed state from the store (the store must be open). */
   async load(): Promise<void> {
     await this.store.loadState(this.state);
+    this.state.checkRoot(stateRootRule(this.genesis.params));
   }
 
   /** Height of the last committed block (0 before the first). */

@@ -15,11 +15,11 @@ import {
   type DataType,
   executeBlock,
   type GrantState,
-  nextStateRoot,
   type RequestState,
   StateOverlay,
   type StateWrites,
   stateKey,
+  stateRootRule,
   txHash,
 } from '../../../src/ledger/index.js';
 import { fakeWrappedKey, hexOf, makeTestChain, type TestChain, type TestKeys } from '../../helpers/chain.js';
@@ -330,13 +330,14 @@ function run(chain: TestChain, actions: Action[]): RunResult {
   const result: RunResult = { blocks: [], accepted: 0, rejected: 0, usages: 0, grants: 0 };
   let pending: AnyTx[] = [];
 
+  const rule = stateRootRule(chain.config.params);
   const flush = (): void => {
     const ctx = ledger.ctx();
     const overlay = new StateOverlay(ledger.state);
     for (const key of ledger.state.expiredSeenKeys(ctx.time)) overlay.delete(key);
     const accepted: AnyTx[] = [];
     for (const tx of pending) {
-      const rootBefore = nextStateRoot(ledger.state.root, overlay.writes);
+      const rootBefore = ledger.state.rootAfter(overlay.writes, rule);
       const writesBefore = writesText(overlay.writes);
       const violation = checkAcceptedSafe(overlay, tx, ctx);
       const outcome = applyTx(overlay, tx, ctx, chain.config, { verifier: verifyFast });
@@ -355,7 +356,7 @@ function run(chain: TestChain, actions: Action[]): RunResult {
         result.rejected++;
         if (
           writesText(overlay.writes) !== writesBefore ||
-          nextStateRoot(ledger.state.root, overlay.writes) !== rootBefore
+          ledger.state.rootAfter(overlay.writes, rule) !== rootBefore
         ) {
           throw new Error(`rejected ${tx.kind} (${outcome.code}) changed the state`);
         }
@@ -364,7 +365,7 @@ function run(chain: TestChain, actions: Action[]): RunResult {
     const executed = executeBlock(ledger.state, accepted, ctx, chain.config, { verifier: verifyFast });
     if (!executed.ok)
       throw new Error(`block of accepted txs refused at ${executed.index}: ${executed.rejection.code}`);
-    if (executed.stateRoot !== nextStateRoot(ledger.state.root, overlay.writes)) {
+    if (executed.stateRoot !== ledger.state.rootAfter(overlay.writes, rule)) {
       throw new Error('executeBlock disagrees with one-by-one application');
     }
     const block = ledger.commit(accepted, { time: ctx.time });
