@@ -20,14 +20,17 @@ export interface HttpAuthOptions {
   chain: string;
 }
 
-/** Who a verified call came from. */
+/**
+ * Who a verified call came from. `node:<name>` is the node's operator, signing with the node's own
+ * key (admin routes such as the backup); the node accepts it for its own key only.
+ */
 export interface Caller {
-  kind: 'institution' | 'subject';
+  kind: 'institution' | 'subject' | 'node';
   id: string;
 }
 
 const NONCE_RE = /^[0-9a-f]{16,64}$/;
-const CALLER_RE = /^(institution|subject):([a-z0-9][a-z0-9-]{2,63})$/;
+const CALLER_RE = /^(institution|subject|node):([a-z0-9][a-z0-9-]{2,63})$/;
 
 /** Error codes of refused calls (all HTTP 401). */
 export const AUTH_ERROR_CODES = [

@@ -6,6 +6,15 @@
  */
 import { Level } from 'level';
 import { DatagrantError } from '../common/errors.js';
+import {
+  CURRENT_STORE_FORMAT,
+  checkStoreFormat,
+  encodeStoreMarker,
+  STORE_FORMAT_KEY,
+  type StoreLocation,
+  storeHasData,
+  storeOpenError,
+} from '../common/store-format.js';
 
 /** Remembers claimed keys until they expire. */
 export interface ReplayGuard {
@@ -65,11 +74,14 @@ export interface LevelReplayGuardOptions {
   location: string;
   /** How often expired claims are deleted from disk (default 60 s). */
   pruneEveryMs?: number;
+  /** Home of the node, named in the `datagrant migrate` command of a refusal. */
+  home?: string;
 }
 
 /** A guard whose claims survive restarts and crashes (synced LevelDB writes). */
 export class LevelReplayGuard extends MemoryReplayGuard {
   readonly #db: Level<string, string>;
+  readonly #at: StoreLocation;
   readonly #pruneEveryMs: number;
   #timer: NodeJS.Timeout | undefined;
   #pending: { type: 'put'; key: string; value: string }[] = [];
@@ -78,15 +90,40 @@ export class LevelReplayGuard extends MemoryReplayGuard {
   constructor(options: LevelReplayGuardOptions, now: () => number = Date.now) {
     super(now);
     this.#db = new Level<string, string>(options.location, { valueEncoding: 'utf8' });
+    this.#at = { kind: 'replay', path: options.location, ...(options.home ? { home: options.home } : {}) };
     this.#pruneEveryMs = options.pruneEveryMs ?? 60_000;
   }
 
-  /** Opens the database and reloads the unexpired claims. */
+  /**
+   * Opens the database (a new one gets the format marker, any other must be in a format this code
+   * reads: src/common/store-format.ts) and reloads the unexpired claims.
+   */
   async start(): Promise<void> {
-    await this.#db.open();
+    try {
+      await this.#db.open();
+    } catch (err) {
+      throw storeOpenError(err, this.#at, 'retry');
+    }
+    try {
+      const format = checkStoreFormat(
+        this.#at,
+        await this.#db.get(STORE_FORMAT_KEY.replay),
+        await storeHasData(this.#db),
+      );
+      if (format.state === 'fresh')
+        await this.#db.put(
+          STORE_FORMAT_KEY.replay,
+          encodeStoreMarker({ store: 'replay', format: CURRENT_STORE_FORMAT }),
+          { sync: true },
+        );
+    } catch (err) {
+      await this.#db.close();
+      throw err;
+    }
     const now = this.now();
     const expired: string[] = [];
     for await (const [key, value] of this.#db.iterator()) {
+      if (key === STORE_FORMAT_KEY.replay) continue;
       const expiresAt = Number(value);
       if (expiresAt > now) this.claimed.set(key, expiresAt);
       else expired.push(key);

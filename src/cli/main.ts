@@ -15,8 +15,11 @@ import { loadNodeConfig } from '../node/config.js';
 import { readGenesis } from '../node/genesis-file.js';
 import { initTestnet } from '../node/init.js';
 import { DEFAULT_STOP_TIMEOUT_MS, runNodeProcess } from '../node/node-process.js';
+import { addBackupCommands } from './backup-commands.js';
 import { apiCall, signedApiCall, waitForTx } from './client.js';
 import { addFlowCommands } from './flow-commands.js';
+import { placementOf } from './init-placement.js';
+import { addMigrateCommand } from './migrate-command.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
@@ -72,19 +75,42 @@ export function buildCli(): Command {
       'on-request',
     )
     .option('--chain <id>', 'chain id', 'datagrant-local')
-    .option('--base-port <port>', 'API port of node0 (node i: +i; p2p: +100+i)', '26650')
+    .option(
+      '--base-port <port>',
+      'API port of the first node on a host (the next on that host: +1, ...; p2p: +100)',
+      '26650',
+    )
     .option('--block-interval <ms>', 'longest pause between blocks when idle', '1000')
+    .option(
+      '--hosts <h0,h1,...>',
+      'one host per node, validators first, then gateways: where it binds and is dialed (default: all on 127.0.0.1)',
+    )
+    .option('--listen-host <ip>', 'with --hosts: bind every node here instead (e.g. 0.0.0.0)')
+    .option(
+      '--topology <file>',
+      'JSON {"nodes":[{name, kind, host, listenHost?, apiHost?, apiPort?, p2pPort?, roles?, types?}]}',
+    )
+    .option('--synthetic-source <url>', 'extractors read the SIMULATED data platform at this URL')
+    .option('--sources <file>', 'extractors read the data-source configs in this JSON file (one or a list)')
     .action(
-      async (o: {
-        dir: string;
-        validators: string;
-        gateways: string;
-        institutions: string;
-        extraction: string;
-        chain: string;
-        basePort: string;
-        blockInterval: string;
-      }) => {
+      async (
+        o: {
+          dir: string;
+          validators: string;
+          gateways: string;
+          institutions: string;
+          extraction: string;
+          chain: string;
+          basePort: string;
+          blockInterval: string;
+          hosts?: string;
+          listenHost?: string;
+          topology?: string;
+          syntheticSource?: string;
+          sources?: string;
+        },
+        cmd: Command,
+      ) => {
         const dir = resolve(o.dir);
         if (existsSync(join(dir, 'genesis.json')))
           throw new DatagrantError('CLI_EXISTS', `${dir} already holds a testnet`);
@@ -97,10 +123,22 @@ export function buildCli(): Command {
         if (o.extraction !== 'on-request' && o.extraction !== 'on-consent')
           throw new DatagrantError('CLI_USAGE', '--extraction must be on-request or on-consent');
         const passphrase = process.env.DATAGRANT_PASSPHRASE || undefined;
+        const validators = count('validators', o.validators, 1);
+        const gateways = count('gateways', o.gateways, 0);
+        const placement = await placementOf({
+          ...o,
+          validators,
+          gateways,
+          explicit: {
+            validators: cmd.getOptionValueSource('validators') === 'cli',
+            gateways: cmd.getOptionValueSource('gateways') === 'cli',
+          },
+        });
         const result = await initTestnet({
           dir,
-          validators: count('validators', o.validators, 1),
-          gateways: count('gateways', o.gateways, 0),
+          ...placement,
+          validators,
+          gateways,
           institutions: count('institutions', o.institutions, 1),
           extraction: o.extraction,
           ...(passphrase ? { passphrase } : {}),
@@ -275,6 +313,8 @@ export function buildCli(): Command {
     });
 
   addFlowCommands(program);
+  addBackupCommands(program);
+  addMigrateCommand(program);
   return program;
 }
 

@@ -6,6 +6,15 @@
  */
 import { Level } from 'level';
 import { DatagrantError } from '../common/errors.js';
+import {
+  CURRENT_STORE_FORMAT,
+  checkStoreFormat,
+  encodeStoreMarker,
+  STORE_FORMAT_KEY,
+  type StoreLocation,
+  storeHasData,
+  storeOpenError,
+} from '../common/store-format.js';
 import { blockHash, type CertifiedBlock } from './block.js';
 import type { CommittedState, StateValue, StateWrites } from './state.js';
 
@@ -74,6 +83,7 @@ const pad = (n: number): string => n.toString().padStart(12, '0');
 
 const K = {
   tip: 'm:tip',
+  format: STORE_FORMAT_KEY.chain,
   meta: (k: string) => `m:x:${k}`,
   block: (h: number) => `b:${pad(h)}`,
   hash: (hash: string) => `h:${hash}`,
@@ -129,35 +139,107 @@ function parseLocation(value: string): TxLocation {
   return { height: height!, index: index! };
 }
 
-/** LevelDB-backed block store in one directory. */
+/** Something a chain store's raw keys can be read from (an open LevelDB database). */
+export interface RawChainStore {
+  get(key: string): Promise<string | undefined>;
+}
+
+/**
+ * The genesis hash a chain store without a format marker (format 1) was made for, read from its
+ * blocks: the tip's hash at height 0, else block 1's `prev`. Undefined for a store with no tip.
+ */
+export async function unmarkedChainGenesis(db: RawChainStore): Promise<string | undefined> {
+  const rawTip = await db.get(K.tip);
+  if (rawTip === undefined) return undefined;
+  const tip = JSON.parse(rawTip) as ChainTip;
+  if (tip.height === 0) return tip.hash;
+  const first = await db.get(K.block(1));
+  if (first === undefined)
+    throw new DatagrantError(
+      'LEDGER_STORE_CORRUPT',
+      `the store's tip is at ${tip.height} but block 1 is missing`,
+    );
+  return (JSON.parse(first) as CertifiedBlock).block.header.prev;
+}
+
+/** Options of `LevelBlockStore`. */
+export interface LevelBlockStoreOptions {
+  /** Directory of the LevelDB database; created when missing. */
+  path: string;
+  /** The chain's genesis: written into an empty store, checked against the marker of any other. */
+  genesis: GenesisInit;
+  /** Home of the node, named in the `datagrant migrate` command of a refusal. */
+  home?: string;
+}
+
+/**
+ * LevelDB-backed block store in one directory, in store format 2 (src/common/store-format.ts):
+ * its marker records the genesis hash, so a store of another chain is refused at any height.
+ */
 export class LevelBlockStore implements BlockStore {
   private readonly db: Level<string, string>;
   private current: ChainTip = { height: 0, hash: '', time: 0, stateRoot: '' };
   private writing = false;
 
-  constructor(private readonly options: { path: string; genesis: GenesisInit }) {
+  constructor(private readonly options: LevelBlockStoreOptions) {
     this.db = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
   }
 
+  /**
+   * Opens the store: an empty one gets the genesis state and the format marker in one batch; any
+   * other must be in a format this code reads and made for this genesis (STORE_MIGRATION_NEEDED,
+   * STORE_VERSION_UNKNOWN, LEDGER_GENESIS_MISMATCH otherwise; the database is closed again).
+   */
   async open(): Promise<void> {
-    await this.db.open();
-    const raw = await this.db.get(K.tip);
-    if (raw === undefined) {
-      const g = this.options.genesis;
+    const at: StoreLocation = {
+      kind: 'chain',
+      path: this.options.path,
+      ...(this.options.home ? { home: this.options.home } : {}),
+    };
+    try {
+      await this.db.open();
+    } catch (err) {
+      throw storeOpenError(err, at, 'retry');
+    }
+    try {
+      await this.load(at);
+    } catch (err) {
+      await this.db.close();
+      throw err;
+    }
+  }
+
+  private async load(at: StoreLocation): Promise<void> {
+    const g = this.options.genesis;
+    const format = checkStoreFormat(at, await this.db.get(K.format), await storeHasData(this.db));
+    if (format.state === 'fresh') {
       const tip: ChainTip = { height: 0, hash: g.genesisHash, time: g.time, stateRoot: g.stateRoot };
       const ops: Op[] = [];
       for (const [key, value] of g.writes) {
         if (value !== null) ops.push({ type: 'put', key: K.state(key), value: JSON.stringify(value) });
       }
       ops.push({ type: 'put', key: K.tip, value: JSON.stringify(tip) });
+      ops.push({
+        type: 'put',
+        key: K.format,
+        value: encodeStoreMarker({ store: 'chain', format: CURRENT_STORE_FORMAT, genesis: g.genesisHash }),
+      });
       await this.db.batch(ops, { sync: true });
       this.current = tip;
-    } else {
-      this.current = JSON.parse(raw) as ChainTip;
-      if (this.current.height === 0 && this.current.hash !== this.options.genesis.genesisHash) {
-        throw new DatagrantError('LEDGER_GENESIS_MISMATCH', 'store was created for another genesis');
-      }
+      return;
     }
+    if (format.marker.genesis !== g.genesisHash)
+      throw new DatagrantError(
+        'LEDGER_GENESIS_MISMATCH',
+        `${at.path} was created for another genesis (${format.marker.genesis ?? 'none recorded'}, this node's is ${g.genesisHash})`,
+        { path: at.path, found: format.marker.genesis, expected: g.genesisHash },
+      );
+    const raw = await this.db.get(K.tip);
+    if (raw === undefined)
+      throw new DatagrantError('LEDGER_STORE_CORRUPT', `${at.path} has a format marker but no tip`);
+    this.current = JSON.parse(raw) as ChainTip;
+    if (this.current.height === 0 && this.current.hash !== g.genesisHash)
+      throw new DatagrantError('LEDGER_GENESIS_MISMATCH', `${at.path} was created for another genesis`);
   }
 
   async close(): Promise<void> {
@@ -230,6 +312,42 @@ export class LevelBlockStore implements BlockStore {
 
   async getMeta(key: string): Promise<string | undefined> {
     return this.db.get(K.meta(key));
+  }
+
+  // ---- Backup (used by src/node/backup.ts) ----------------------------------------------------
+
+  /**
+   * A consistent read of the whole store for a backup: one LevelDB snapshot, the tip it holds, and
+   * its raw entries except this node's own metadata (`putMeta`: the consensus write-ahead state and
+   * probes), which a backup never carries. Blocks commit in one batch each, so the snapshot lies
+   * between two commits. `close()` releases the snapshot.
+   */
+  async backupSnapshot(): Promise<{
+    tip: ChainTip;
+    entries(): AsyncIterable<[string, string]>;
+    close(): Promise<void>;
+  }> {
+    const snapshot = this.db.snapshot();
+    const raw = await this.db.get(K.tip, { snapshot });
+    if (raw === undefined) {
+      await snapshot.close();
+      throw new DatagrantError('LEDGER_STORE_EMPTY', 'the block store holds no tip');
+    }
+    const db = this.db;
+    return {
+      tip: JSON.parse(raw) as ChainTip,
+      async *entries() {
+        // The metadata range `m:x:` .. `m:x;` is skipped.
+        yield* db.iterator({ snapshot, lt: 'm:x:' });
+        yield* db.iterator({ snapshot, gte: 'm:x;' });
+      },
+      close: () => snapshot.close(),
+    };
+  }
+
+  /** Whether a raw key of this store is node-local metadata (never backed up, dropped on restore). */
+  static isLocalKey(key: string): boolean {
+    return key.startsWith('m:x:');
   }
 }
 

@@ -28,8 +28,11 @@ export const NodeConfigSchema = Type.Object(
     signingState: Type.Optional(Type.String({ minLength: 1 })),
     api: Type.Object(
       {
+        /** Address the API binds to (e.g. `0.0.0.0`). */
         host: Type.String({ default: '127.0.0.1' }),
         port: Type.Integer({ minimum: 0, maximum: 65535 }),
+        /** Where clients reach the API, when not at `http://host:port` (a bind-all host, a port mapping). */
+        url: Type.Optional(Type.String({ pattern: '^https?://' })),
         bodyLimit: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
         /** Most server-sent event streams open at once (default 1000). */
         maxEventStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
@@ -51,6 +54,8 @@ export const NodeConfigSchema = Type.Object(
     p2p: Type.Object(
       {
         listen: Type.Array(Type.String(), { maxItems: 8 }),
+        /** Multiaddrs peers are told to dial (default: the listen addresses). */
+        announce: Type.Optional(Type.Array(Type.String(), { maxItems: 8 })),
         /** Other validators: key and dialable multiaddr (without /p2p/). */
         peers: Type.Array(
           Type.Object(

@@ -1,25 +1,26 @@
 /**
- * `datagrant init`: writes a local testnet — genesis, governance and registrar keys, one home per
- * validator (config + node key) and per gateway on consecutive ports, and each institution's key
- * file under `institutions/<id>/key.json`, outside every validator home. A validator never gets an
+ * `datagrant init`: writes a testnet — genesis, governance and registrar keys, one home per
+ * validator (config + node key) and per gateway, and each institution's key file under
+ * `institutions/<id>/key.json`, outside every validator home. A validator never gets an
  * institution's key; the institution's own gateway (the first gateways, one per institution) gets
  * a copy, so that the platform can assemble documents inside the institution's walls.
+ *
+ * By default every node is on one host (127.0.0.1) on consecutive ports. With `hosts` or a
+ * `topology` each node gets its own host (see topology.ts): it binds there (or where told), tells
+ * its peers that address, and dials theirs. Every home is self-contained (its own copy of
+ * genesis, its keys, its signing state; no path in its config leads out of it), so it can be
+ * copied alone to the machine that runs it.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { bytesToHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
 import { generateKeySet, type KeySet } from '../common/keyfile.js';
 import { writeKeyFile } from '../common/keyfile-fs.js';
-import {
-  DATA_TYPES,
-  DEFAULT_CHAIN_PARAMS,
-  type ExtractionPolicy,
-  type Genesis,
-  type NodeRole,
-} from '../ledger/index.js';
+import { DEFAULT_CHAIN_PARAMS, type ExtractionPolicy, type Genesis, type NodeRole } from '../ledger/index.js';
 import type { NodeConfig } from './config.js';
 import { FileSigningState, SIGNING_STATE_FILE } from './signing-state.js';
+import { hostsTopology, httpUrl, planNodes, type Topology, tcpMultiaddr } from './topology.js';
 
 /** Options of `initTestnet`. */
 export interface InitOptions {
@@ -34,8 +35,18 @@ export interface InitOptions {
   /** The chain's extraction policy (default `on-request`). */
   extraction?: ExtractionPolicy;
   chain?: string;
+  /** The one host of every node (default 127.0.0.1), when neither `hosts` nor `topology` is given. */
   host?: string;
-  /** API port of node 0; node i gets basePort + i, and p2p port basePort + 100 + i (gateways after the validators). */
+  /**
+   * One host per node, validators first, then gateways: each binds and is dialed there. Nodes on
+   * distinct hosts share the default ports; nodes on one host get consecutive ones.
+   */
+  hosts?: string[];
+  /** With `hosts`: the address every node binds to instead (e.g. `0.0.0.0`); peers still dial `hosts`. */
+  listenHost?: string;
+  /** Every node named with its kind, host and ports; `validators`, `gateways`, `hosts` and `roles` are then unused. */
+  topology?: Topology;
+  /** API port of the first node on a host; the next on that host gets basePort + 1, and so on; p2p ports are 100 above (gateways after the validators). */
   basePort?: number;
   /** Roles per node index; default: both roles for a single node, else alternating platform/extractor. */
   roles?: (index: number, n: number) => NodeRole[];
@@ -53,7 +64,10 @@ export interface InitNode {
   kind: 'validator' | 'gateway';
   home: string;
   configPath: string;
+  /** Where clients reach its API. */
   apiUrl: string;
+  /** The address its peers dial and clients call. */
+  host: string;
   key: string;
   roles: NodeRole[];
   /** For an institution's own gateway: the institution whose key it holds. */
@@ -96,20 +110,34 @@ export function defaultRoles(index: number, n: number): NodeRole[] {
 
 /** Writes a fresh testnet into `dir` (which must not already hold one). */
 export async function initTestnet(options: InitOptions): Promise<InitResult> {
-  const n = options.validators;
-  const host = options.host ?? '127.0.0.1';
-  const basePort = options.basePort ?? 26650;
+  const placed = options.topology !== undefined || options.hosts !== undefined;
+  const counts = options.topology
+    ? {
+        validators: options.topology.nodes.filter((m) => m.kind === 'validator').length,
+        gateways: options.topology.nodes.filter((m) => m.kind === 'gateway').length,
+      }
+    : { validators: options.validators, gateways: options.gateways ?? 0 };
+  const n = counts.validators;
+  const g = counts.gateways;
+  const topology =
+    options.topology ??
+    hostsTopology(
+      options.hosts ?? Array.from({ length: n + g }, () => options.host ?? '127.0.0.1'),
+      counts,
+      options.listenHost ? { listenHost: options.listenHost } : {},
+    );
+  const plan = planNodes(topology, {
+    ...(options.basePort !== undefined ? { basePort: options.basePort } : {}),
+    roles: options.topology ? defaultRoles : (options.roles ?? defaultRoles),
+  });
   const chain = options.chain ?? 'datagrant-local';
-  const rolesOf = options.roles ?? defaultRoles;
   const keysDir = join(options.dir, 'keys');
-  await mkdir(keysDir, { recursive: true });
-
-  const g = options.gateways ?? 0;
   if (g > 0 && n < 2)
     throw new DatagrantError(
       'CONFIG_INVALID',
       'gateways follow a PBFT chain: give at least 2 validators (a lone dev validator runs no network)',
     );
+  await mkdir(keysDir, { recursive: true });
   const registrar = generateKeySet('registrar');
   const admin = generateKeySet('governance');
   const paths = {
@@ -133,24 +161,21 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
     await writeKeyFile(bank.path, bank.keys, sealing);
   }
 
-  const nodeKeys: KeySet[] = Array.from({ length: n }, (_, i) => generateKeySet(`node${i}`));
-  const gatewayKeys: KeySet[] = Array.from({ length: g }, (_, i) => generateKeySet(`gateway${i}`));
+  const nodeKeys: KeySet[] = plan.slice(0, n).map((p) => generateKeySet(p.name));
+  const gatewayKeys: KeySet[] = plan.slice(n).map((p) => generateKeySet(p.name));
   const genesis: Genesis = {
     chain,
     time: options.time ?? Date.now(),
-    validators: nodeKeys.map((k, i) => {
-      const roles = rolesOf(i, n);
-      return {
-        name: `node${i}`,
-        key: bytesToHex(k.signing.publicKey),
-        roles,
-        types: roles.includes('extractor') ? [...DATA_TYPES] : [],
-      };
-    }),
+    validators: nodeKeys.map((k, i) => ({
+      name: plan[i]!.name,
+      key: bytesToHex(k.signing.publicKey),
+      roles: plan[i]!.roles,
+      types: plan[i]!.types,
+    })),
     ...(g > 0
       ? {
           gateways: gatewayKeys.map((k, i) => ({
-            name: `gateway${i}`,
+            name: plan[n + i]!.name,
             key: bytesToHex(k.signing.publicKey),
             roles: ['platform' as const],
           })),
@@ -170,9 +195,10 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
   await writeFile(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`, { flag: 'wx' });
 
   const nodes: InitNode[] = [];
+  // Peers are dialed where they said they are (their announced host), whatever they bind to.
   const validatorPeers = nodeKeys.map((k, j) => ({
     key: bytesToHex(k.signing.publicKey),
-    addr: `/ip4/${host}/tcp/${basePort + 100 + j}`,
+    addr: tcpMultiaddr(plan[j]!.host, plan[j]!.p2pPort),
   }));
   const consensus = {
     blockIntervalMs: options.blockIntervalMs ?? 1000,
@@ -181,9 +207,12 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
   };
   for (let i = 0; i < n + g; i++) {
     const gateway = i >= n;
-    const name = gateway ? `gateway${i - n}` : `node${i}`;
+    const place = plan[i]!;
+    const name = place.name;
     const home = join(options.dir, name);
     await mkdir(home, { recursive: true });
+    // Its own copy of genesis: the home is all a machine needs to run the node.
+    await copyFile(genesisPath, join(home, 'genesis.json'));
     const keys = gateway ? gatewayKeys[i - n]! : nodeKeys[i]!;
     await writeKeyFile(join(home, 'node-key.json'), keys);
     // A new validator has signed nothing yet: its (empty) signing state says so. Without the file
@@ -201,12 +230,17 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
     } else if (roles.includes('platform')) platform = { institutions: [] };
     const config: Omit<NodeConfig, 'home'> = {
       name,
-      genesis: relative(home, genesisPath),
+      genesis: 'genesis.json',
       key: 'node-key.json',
       data: 'data',
-      api: { host, port: basePort + i },
+      api: {
+        host: place.apiHost,
+        port: place.apiPort,
+        ...(placed ? { url: httpUrl(place.host, place.apiPort) } : {}),
+      },
       p2p: {
-        listen: [`/ip4/${host}/tcp/${basePort + 100 + i}`],
+        listen: [tcpMultiaddr(place.listenHost, place.p2pPort)],
+        ...(placed ? { announce: [tcpMultiaddr(place.host, place.p2pPort)] } : {}),
         peers: validatorPeers.filter((_, j) => j !== i),
       },
       consensus,
@@ -221,7 +255,8 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
       kind: gateway ? 'gateway' : 'validator',
       home,
       configPath,
-      apiUrl: `http://${host}:${basePort + i}`,
+      apiUrl: httpUrl(place.host, place.apiPort),
+      host: place.host,
       key: bytesToHex(keys.signing.publicKey),
       roles,
       ...(bank ? { institution: bank.id } : {}),

@@ -1,5 +1,6 @@
 /**
- * Running a local testnet of real node processes on loopback: used by `npm run testnet`, the
+ * Running a testnet of real node processes (on loopback unless its nodes were given hosts, each
+ * process then optionally started through a prefix such as `ip netns exec`): used by `npm run testnet`, the
  * demo, the end-to-end and fault suites and the benchmarks. Each node is a separate
  * `datagrant node start` process with its own home; the runner can kill, pause and restart them.
  */
@@ -13,6 +14,7 @@ import { DatagrantError } from '../common/errors.js';
 import { parseGenesis } from '../ledger/index.js';
 import { loadNodeConfig } from './config.js';
 import { type InitOptions, type InitResult, initTestnet, institutionKeyPath } from './init.js';
+import { httpUrl } from './topology.js';
 
 const BIN = resolve(fileURLToPath(new URL('../../bin/datagrant.js', import.meta.url)));
 
@@ -50,6 +52,14 @@ export interface LocalTestnetOptions extends Omit<InitOptions, 'basePort'> {
    * command). The fault suite runs its own entry point, which adds its test tools to the node.
    */
   entry?: string[];
+  /**
+   * A prefix of node i's command line, e.g. `['ip', 'netns', 'exec', 'dg-ns0']` to run it in a
+   * network namespace (default none: the node's `node` process is started directly). The prefix
+   * must exec the node in place, so that signals reach it.
+   */
+  commandPrefix?: (i: number) => string[];
+  /** Where `load` finds the home of the node named `name` (default `<dir>/<name>`). */
+  homeOf?: (name: string) => string;
 }
 
 /** A testnet of node processes. */
@@ -79,7 +89,7 @@ export class LocalTestnet {
       ...(genesis.gateways ?? []).map((g) => ({ ...g, kind: 'gateway' as const })),
     ];
     for (const m of members) {
-      const configPath = join(dir, m.name, 'config.json');
+      const configPath = join(this.options.homeOf?.(m.name) ?? join(dir, m.name), 'config.json');
       const config = await loadNodeConfig(configPath);
       const held = config.platform?.institutions[0]?.id;
       nodes.push({
@@ -87,7 +97,11 @@ export class LocalTestnet {
         kind: m.kind,
         home: config.home,
         configPath,
-        apiUrl: `http://${config.api.host}:${config.api.port}`,
+        apiUrl: config.api.url ?? httpUrl(config.api.host, config.api.port),
+        host: new URL(config.api.url ?? httpUrl(config.api.host, config.api.port)).hostname.replace(
+          /^\[(.*)\]$/,
+          '$1',
+        ),
         key: m.key,
         roles: [...m.roles],
         ...(held ? { institution: held } : {}),
@@ -141,7 +155,9 @@ export class LocalTestnet {
     const log = createWriteStream(join(node.home, 'node.log'), { flags: 'a' });
     const entry = this.options.entry ?? [BIN, 'node', 'start'];
     const args = [...(this.options.nodeArgs ?? []), ...entry, '--config', node.configPath];
-    const child = spawn(process.execPath, args, {
+    const prefix = this.options.commandPrefix?.(i) ?? [];
+    const [command, ...rest] = [...prefix, process.execPath, ...args];
+    const child = spawn(command!, rest, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, DATAGRANT_LOG_LEVEL: this.options.logLevel ?? 'info', ...this.options.env },
     });

@@ -3,7 +3,8 @@
  * one config, starts them in order and stops them in reverse.
  */
 import { join, resolve } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { adminRoutes } from '../api/admin-routes.js';
 import { chainRoutes, type NodeStatusSource, type Readiness } from '../api/chain-routes.js';
 import { type Caller, HttpAuthVerifier } from '../api/http-auth.js';
 import { LevelReplayGuard } from '../api/replay-guard.js';
@@ -43,6 +44,7 @@ import { DEFAULT_PLATFORM_OPTIONS, Platform } from '../platform/platform.js';
 import { platformRoutes } from '../platform/routes.js';
 import { createDataSource } from '../plugins/index.js';
 import { checkDigest, LevelPayloadStore, type PayloadStore } from '../records/index.js';
+import { BackupService } from './backup.js';
 import { Chain } from './chain.js';
 import type { NodeConfig } from './config.js';
 import { DevProducer } from './dev-producer.js';
@@ -202,6 +204,7 @@ export class DatagrantNode implements NodeStatusSource {
     };
     const levelStore = new LevelBlockStore({
       path: join(config.data, 'chain'),
+      home: config.home,
       genesis: {
         genesisHash: genesisHash(this.genesis),
         time: this.genesis.time,
@@ -211,7 +214,7 @@ export class DatagrantNode implements NodeStatusSource {
     });
     this.store = this.modules.wrapBlockStore?.(levelStore, facts) ?? levelStore;
     await this.run({ start: () => this.store.open(), stop: () => this.store.close() });
-    const payloads = new LevelPayloadStore({ location: join(config.data, 'payloads') });
+    const payloads = new LevelPayloadStore({ location: join(config.data, 'payloads'), home: config.home });
     this.payloads = this.modules.wrapPayloadStore?.(payloads, facts) ?? payloads;
     await this.run({ start: () => payloads.open(), stop: () => payloads.close() });
 
@@ -453,22 +456,38 @@ export class DatagrantNode implements NodeStatusSource {
       rateLimit: rateLimited === false ? false : rateLimit,
     });
     // One verifier and one replay guard for every signed call this node serves.
-    const replay = new LevelReplayGuard({ location: join(config.data, 'replay') });
+    const replay = new LevelReplayGuard({ location: join(config.data, 'replay'), home: config.home });
     await this.run(replay);
     const auth = new HttpAuthVerifier(
       { maxSkewMs: SIGNED_CALL_SKEW_MS, audience: this.selfKey, chain: this.genesis.chain },
       { callerKey: (caller) => this.callerKey(caller), verifier: verifyFast, replay, now: Date.now },
     );
+    const identify = async (request: FastifyRequest) =>
+      request.headers[SIGNED_CALL_HEADERS.signature] === undefined
+        ? undefined
+        : auth.verify(request.method, request.url, request.rawBody ?? '', request.headers);
     await chainRoutes(this.api, {
       chain: this.chain,
       mempool: this.mempool,
       node: this,
       submit: (tx) => this.gateway.submit(tx),
-      identify: async (request) =>
-        request.headers[SIGNED_CALL_HEADERS.signature] === undefined
-          ? undefined
-          : auth.verify(request.method, request.url, request.rawBody ?? '', request.headers),
+      identify,
     });
+    // The operator's backup of this running node (node/backup.ts), from the unwrapped stores.
+    const backup = new BackupService(
+      {
+        chain: this.genesis.chain,
+        genesisHash: genesisHash(this.genesis),
+        node: config.name,
+        nodeKey: this.selfKey,
+      },
+      {
+        stores: { chain: levelStore, payloads },
+        now: Date.now,
+        logger: log.child({ module: 'backup' }),
+      },
+    );
+    await adminRoutes(this.api, { identify, backup });
     await webRoutes(this.api);
     await this.modules.extraRoutes?.(this.api, { network: this.network, store: this.store }, facts);
     if ((self.roles as readonly string[]).includes('platform')) {
@@ -554,8 +573,12 @@ export class DatagrantNode implements NodeStatusSource {
     return { synced: !(this.consensus?.behind ?? false), peers, storeWritable: this.storeProbe.ok };
   }
 
-  /** The active signing key (hex) of a caller of a signed call: an institution or a subject. */
+  /**
+   * The active signing key (hex) of a caller of a signed call: an institution, a subject, or this
+   * node's operator (`node:<this node's name>`, this node's own key; no other node's).
+   */
   private callerKey(caller: Caller): string | undefined {
+    if (caller.kind === 'node') return caller.id === this.config.name ? this.selfKey : undefined;
     const state = this.chain.state;
     if (caller.kind === 'institution') {
       const inst = state.get(stateKey.institution(caller.id)) as
@@ -580,6 +603,7 @@ export class DatagrantNode implements NodeStatusSource {
     const options: Libp2pNetworkOptions = {
       secretKey: this.keys.signing.secretKey,
       listen: config.p2p.listen,
+      ...(config.p2p.announce ? { announce: config.p2p.announce } : {}),
       bootstrap: config.p2p.peers.map((p) => `${p.addr}/p2p/${peerIdOf(p.key)}`),
       // Who may connect is the chain's decision: validators and the gateways genesis admits.
       allowedKeys: networkMembers(this.genesis),

@@ -62,6 +62,11 @@ export interface Libp2pNetworkOptions {
   secretKey: Uint8Array;
   /** Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/0`. */
   listen: string[];
+  /**
+   * Multiaddrs this node tells its peers to dial (default: the listen addresses), e.g. its
+   * public address when it listens on `0.0.0.0` or behind a port mapping.
+   */
+  announce?: string[];
   /** Multiaddrs ending in `/p2p/<peerId>` (see `bootstrapAddress`), redialed while not connected. Own address is skipped. */
   bootstrap?: string[];
   /** Node keys (lower-case hex) allowed to connect: validators and gateways admitted by the chain. */
@@ -137,7 +142,10 @@ const DEFAULTS = {
 };
 
 type Settings = Required<
-  Omit<Libp2pNetworkOptions, 'secretKey' | 'listen' | 'bootstrap' | 'allowedKeys' | 'topicSenders'>
+  Omit<
+    Libp2pNetworkOptions,
+    'secretKey' | 'listen' | 'announce' | 'bootstrap' | 'allowedKeys' | 'topicSenders'
+  >
 >;
 
 interface Services extends Record<string, unknown> {
@@ -234,6 +242,7 @@ export class Libp2pNetwork implements Network {
   private readonly settings: Settings;
   private readonly secretKey: Uint8Array;
   private readonly listen: string[];
+  private readonly announce: string[];
   private readonly bootstrap: Multiaddr[];
   private readonly selfPeerId: string;
   private readonly log: Logger;
@@ -260,6 +269,14 @@ export class Libp2pNetwork implements Network {
     if (!Array.isArray(options.listen))
       throw new DatagrantError('P2P_BAD_CONFIG', 'listen must be a list of multiaddrs');
     this.listen = [...options.listen];
+    this.announce = [...(options.announce ?? [])];
+    for (const address of this.announce) {
+      try {
+        multiaddr(address);
+      } catch {
+        throw new DatagrantError('P2P_BAD_CONFIG', 'announce address is not a multiaddr', { address });
+      }
+    }
     this.validators = new ValidatorSet(options.allowedKeys);
     this.senders = topicSenderSets(options.topicSenders);
     this.bootstrap = (options.bootstrap ?? []).map(parseBootstrap);
@@ -301,7 +318,7 @@ export class Libp2pNetwork implements Network {
     const node = await createLibp2p<Services>({
       start: false,
       privateKey,
-      addresses: { listen: this.listen },
+      addresses: { listen: this.listen, ...(this.announce.length > 0 ? { announce: this.announce } : {}) },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],

@@ -6,6 +6,15 @@
 import { Level } from 'level';
 import { utf8ToBytes } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
+import {
+  CURRENT_STORE_FORMAT,
+  checkStoreFormat,
+  encodeStoreMarker,
+  STORE_FORMAT_KEY,
+  type StoreLocation,
+  storeHasData,
+  storeOpenError,
+} from '../common/store-format.js';
 import { checkDigest, type PayloadStore, verifyPayloadDigest } from './payload-store.js';
 
 /** Prefix of the first-stored times (sorts after every hex digest). */
@@ -15,11 +24,14 @@ const ADDED = '~added/';
 export interface LevelPayloadStoreOptions {
   /** Directory of the LevelDB database; created when missing. Not shared with any other database. */
   location: string;
+  /** Home of the node, named in the `datagrant migrate` command of a refusal. */
+  home?: string;
 }
 
 /** A LevelDB-backed payload store. `open()` (or `start()`) before use, `close()` (or `stop()`) when done. */
 export class LevelPayloadStore implements PayloadStore {
   readonly #db: Level<string, Uint8Array>;
+  readonly #at: StoreLocation;
 
   /** Does not touch the disk until `open()`. */
   constructor(
@@ -27,11 +39,36 @@ export class LevelPayloadStore implements PayloadStore {
     private readonly now: () => number = Date.now,
   ) {
     this.#db = new Level<string, Uint8Array>(options.location, { valueEncoding: 'view' });
+    this.#at = { kind: 'payloads', path: options.location, ...(options.home ? { home: options.home } : {}) };
   }
 
-  /** Opens (and creates) the database. */
+  /**
+   * Opens (and creates) the database: a new one gets the format marker, any other must be in a
+   * format this code reads (src/common/store-format.ts; the database is closed again if not).
+   */
   async open(): Promise<void> {
-    await this.#db.open();
+    try {
+      await this.#db.open();
+    } catch (err) {
+      throw storeOpenError(err, this.#at, 'retry');
+    }
+    try {
+      const raw = await this.#db.get(STORE_FORMAT_KEY.payloads);
+      const format = checkStoreFormat(
+        this.#at,
+        raw === undefined ? undefined : new TextDecoder().decode(raw),
+        await storeHasData(this.#db),
+      );
+      if (format.state === 'fresh')
+        await this.#db.put(
+          STORE_FORMAT_KEY.payloads,
+          utf8ToBytes(encodeStoreMarker({ store: 'payloads', format: CURRENT_STORE_FORMAT })),
+          { sync: true },
+        );
+    } catch (err) {
+      await this.#db.close();
+      throw err;
+    }
   }
 
   /** Closes the database; safe to call twice. */
@@ -120,5 +157,16 @@ export class LevelPayloadStore implements PayloadStore {
     checkDigest(digest);
     this.#ready();
     return this.#db.has(digest);
+  }
+
+  // ---- Backup (used by src/node/backup.ts) ----------------------------------------------------
+
+  /**
+   * Every raw entry (ciphertexts by digest, first-stored times, whatever else the store keeps) as
+   * of the call, read through one LevelDB snapshot, for a backup.
+   */
+  backupEntries(): AsyncIterable<[string, Uint8Array]> {
+    this.#ready();
+    return this.#db.iterator();
   }
 }

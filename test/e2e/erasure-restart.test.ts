@@ -3,16 +3,18 @@
  * record on a 4-validator testnet, the extractor that stored its ciphertext is stopped, and the
  * subject erases the request while it is down. Restarted, the node catches up, deletes the payload
  * and compacts its store, so neither its payload store nor the bytes of its LevelDB files hold the
- * ciphertext, and a `payload` request for the digest is refused with PAYLOAD_ERASED. Its store
- * then restored from a backup taken before the erasure, its start-up sweep deletes the payload
- * again. Every node's store is checked at the end, whichever nodes held a copy (the extractor, the
- * platform node that served the bundle, any replica); the same checks find the payload before the
- * erasure.
+ * ciphertext, and a `payload` request for the digest is refused with PAYLOAD_ERASED. Then
+ * restored (`datagrant restore`) from a backup taken by `datagrant backup` while it ran, before the
+ * erasure, it catches up and deletes the payload again. Every node's store is checked at the end,
+ * whichever nodes held a copy (the extractor, the platform node that served the bundle, any
+ * replica); the same checks find the payload before the erasure.
  */
 import '../../src/common/polyfill.js';
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { startSyntheticDataPlatform, syntheticSourceConfig } from '../../scripts/synthetic-data-platform.js';
 import { submitAndWait } from '../../src/cli/client.js';
@@ -29,6 +31,8 @@ import { buildGrantTx, buildSubjectTx } from '../../src/platform/consent.js';
 import { registerSubject } from '../helpers/dev-node.js';
 import { until } from '../helpers/until.js';
 
+const run = promisify(execFile);
+const BIN = resolve('bin/datagrant.js');
 const SUBJECT = 'erin-0007';
 /** Length of the slices of the ciphertext looked for in the raw files. */
 const WINDOW = 32;
@@ -181,6 +185,16 @@ t.test('a node down during erasure holds no erased payload after restart', async
   if (!ciphertext) return;
   t.ok(ciphertext.length >= 4 * WINDOW, `a ciphertext of ${ciphertext.length} bytes to look for`);
 
+  // A backup of the extractor, taken by the real command while it runs, before the erasure.
+  const backup = join(dir, 'extractor.backup');
+  await run(
+    process.execPath,
+    [BIN, 'backup', '--home', net.nodes[extractor]!.home, '--out', backup, '--quiet'],
+    {
+      timeout: 60_000,
+    },
+  );
+
   // The extractor goes down; on its disk the same checks as below find the payload.
   await testnet.signal(extractor, 'SIGTERM');
   const storeOf = (i: number) => join(net.nodes[i]!.home, 'data', 'payloads');
@@ -195,9 +209,6 @@ t.test('a node down during erasure holds no erased payload after restart', async
     before.slicesInFiles >= before.slices / 2,
     `${before.slicesInFiles} of its ${before.slices} ${WINDOW}-byte slices are in the raw files`,
   );
-  // A backup of the store as it is now, restored below to exercise the start-up sweep.
-  const backup = join(dir, 'payloads-backup');
-  await cp(storeOf(extractor), backup, { recursive: true });
 
   // While it is down, the subject erases the request.
   const erased = await submitAndWait(
@@ -252,16 +263,22 @@ t.test('a node down during erasure holds no erased payload after restart', async
   t.notOk(synced.added, 'nor its first-stored time');
   t.equal(synced.slicesInFiles, 0, `none of the ciphertext's ${synced.slices} slices is in its files`);
 
-  // Its store restored from the backup (the payload back on disk), the start-up sweep deletes it.
-  await rm(storeOf(extractor), { recursive: true, force: true });
-  await cp(backup, storeOf(extractor), { recursive: true });
+  // Restored from the backup (the payload back on disk, the chain from before the erase), it
+  // catches up and deletes it again.
+  await run(
+    process.execPath,
+    [BIN, 'restore', backup, '--home', net.nodes[extractor]!.home, '--force', '--quiet'],
+    {
+      timeout: 60_000,
+    },
+  );
   t.ok(
     (await inspectStore(storeOf(extractor), digest, ciphertext)).value,
     'the restored store holds the erased payload again',
   );
   t.ok(
-    await restart(/"msg":"erasure sweep deleted payloads"/),
-    `node${extractor}'s start-up sweep logged the deletion`,
+    await restart(/"msg":"(payloads erased|erasure sweep deleted payloads)"/),
+    `node${extractor}, restored, logged the deletion`,
   );
   t.equal(await ask(extractor), 'PAYLOAD_ERASED', 'and it refuses the payload: PAYLOAD_ERASED');
   await peer.stop();

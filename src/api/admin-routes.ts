@@ -1,0 +1,54 @@
+/**
+ * Routes for the node's operator only: a call signed as `node:<name>` with the node's own key.
+ * Anyone else is refused: an unsigned call with API_UNAUTHENTICATED, another signed caller with
+ * API_FORBIDDEN. `GET /v1/admin/backup` streams a consistent backup of the running node (see
+ * node/backup and docs/formats.md), one at a time (API_BUSY otherwise).
+ */
+
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { DatagrantError } from '../common/errors.js';
+import { ErrorBodySchema } from './errors.js';
+import type { Caller } from './http-auth.js';
+
+/** What the admin routes need. */
+export interface AdminRouteModules {
+  /** The verified caller of a signed call (a bad signature throws); undefined when unsigned. */
+  identify: (request: FastifyRequest) => Promise<Caller | undefined>;
+  /** Opens a backup stream (API_BUSY while one is being taken). */
+  backup: { open(): Promise<{ header: { height: number; blockHash: string }; stream: Readable }> };
+}
+
+/** Registers the admin routes. */
+export async function adminRoutes(app: FastifyInstance, modules: AdminRouteModules): Promise<void> {
+  /** Throws unless the call is signed by this node's own key. */
+  const operator = async (request: FastifyRequest): Promise<void> => {
+    const who = await modules.identify(request);
+    if (!who) throw new DatagrantError('API_UNAUTHENTICATED', "sign the call with the node's own key");
+    if (who.kind !== 'node')
+      throw new DatagrantError('API_FORBIDDEN', "only the node's operator (its own key) may call this");
+  };
+
+  app.get(
+    '/v1/admin/backup',
+    {
+      schema: {
+        tags: ['admin'],
+        summary:
+          "Stream a consistent backup of this node (gzip; docs/formats.md). Signed call as node:<name> with the node's own key; one at a time.",
+        response: { 401: ErrorBodySchema, 403: ErrorBodySchema, 503: ErrorBodySchema },
+      },
+    },
+    async (request, reply) => {
+      await operator(request);
+      const { header, stream } = await modules.backup.open();
+      // A client that goes away ends the backup (the stream is destroyed with the response).
+      reply.raw.once('close', () => stream.destroy());
+      return reply
+        .header('content-type', 'application/octet-stream')
+        .header('x-datagrant-backup-height', String(header.height))
+        .header('x-datagrant-backup-block', header.blockHash)
+        .send(stream);
+    },
+  );
+}
