@@ -36,6 +36,7 @@ export async function adminRoutes(app: FastifyInstance, modules: AdminRouteModul
         tags: ['admin'],
         summary:
           "Stream a consistent backup of this node (gzip; docs/formats.md). Signed call as node:<name> with the node's own key; one at a time.",
+        querystring: { type: 'object', properties: {}, additionalProperties: false },
         response: { 401: ErrorBodySchema, 403: ErrorBodySchema, 503: ErrorBodySchema },
       },
     },

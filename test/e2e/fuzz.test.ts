@@ -1450,6 +1450,18 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
         },
       };
     },
+    'GET /v1/admin/backup': (c) => {
+      // Only the node's own key may take a backup: every party is refused after authentication.
+      const by = pick(PARTIES, c.who);
+      if (malformed(c))
+        return { method: 'GET', url: `/v1/admin/backup?since=${c.pick}`, by, expect: 'early' };
+      return {
+        method: 'GET',
+        url: `/v1/admin/backup${c.query}`,
+        by,
+        expect: c.query === '' ? [403, 'API_FORBIDDEN'] : 'early',
+      };
+    },
     'GET /v1/txs/{hash}/proof': (c) => {
       const by = pick(PARTIES, c.who);
       const hash = txTarget(c);
@@ -2523,6 +2535,18 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       url: () => `/v1/txs/${grantId}`,
       malformed: () => `/v1/txs/${grantId.toUpperCase()}`,
       answer: { bank: OK, other: OK, alice: OK, bob: OK, anonymous: OK },
+    },
+    backup: {
+      route: 'GET /v1/admin/backup',
+      method: 'GET',
+      url: () => '/v1/admin/backup',
+      malformed: (_n, text) => `/v1/admin/backup?since=${enc(text)}`,
+      answer: {
+        bank: FORBIDDEN,
+        other: FORBIDDEN,
+        alice: FORBIDDEN,
+        bob: FORBIDDEN,
+      },
     },
     proof: {
       route: 'GET /v1/txs/{hash}/proof',
