@@ -6,15 +6,7 @@
  */
 import { Level } from 'level';
 import { DatagrantError } from '../common/errors.js';
-import {
-  CURRENT_STORE_FORMAT,
-  checkStoreFormat,
-  encodeStoreMarker,
-  STORE_FORMAT_KEY,
-  type StoreLocation,
-  storeHasData,
-  storeOpenError,
-} from '../common/store-format.js';
+import { openMarkedStore, STORE_FORMAT_KEY, type StoreLocation } from '../common/store-format.js';
 
 /** Remembers claimed keys until they expire. */
 export interface ReplayGuard {
@@ -99,27 +91,7 @@ export class LevelReplayGuard extends MemoryReplayGuard {
    * reads: src/common/store-format.ts) and reloads the unexpired claims.
    */
   async start(): Promise<void> {
-    try {
-      await this.#db.open();
-    } catch (err) {
-      throw storeOpenError(err, this.#at, 'retry');
-    }
-    try {
-      const format = checkStoreFormat(
-        this.#at,
-        await this.#db.get(STORE_FORMAT_KEY.replay),
-        await storeHasData(this.#db),
-      );
-      if (format.state === 'fresh')
-        await this.#db.put(
-          STORE_FORMAT_KEY.replay,
-          encodeStoreMarker({ store: 'replay', format: CURRENT_STORE_FORMAT }),
-          { sync: true },
-        );
-    } catch (err) {
-      await this.#db.close();
-      throw err;
-    }
+    await openMarkedStore<string>(this.#db, this.#at, { text: (v) => v, value: (t) => t });
     const now = this.now();
     const expired: string[] = [];
     for await (const [key, value] of this.#db.iterator()) {

@@ -162,3 +162,46 @@ export function storeOpenError(err: unknown, at: StoreLocation, doing = 'open it
     );
   return err;
 }
+
+/** The part of a LevelDB database `openMarkedStore` uses, values in the store's own encoding. */
+export interface MarkedDatabase<V> {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  get(key: string): Promise<V | undefined>;
+  put(key: string, value: V, options: { sync: boolean }): Promise<void>;
+  keys(options: { limit: number }): AsyncIterable<unknown>;
+}
+
+/**
+ * Opens a store whose marker has no more than its kind and format (the payload and replay stores):
+ * a new store gets the current marker, any other must be in a format this code reads; on refusal
+ * the database is closed again. `text` and `value` convert between the marker and stored values.
+ */
+export async function openMarkedStore<V>(
+  db: MarkedDatabase<V>,
+  at: StoreLocation,
+  codec: { text(value: V): string; value(text: string): V },
+): Promise<void> {
+  try {
+    await db.open();
+  } catch (err) {
+    throw storeOpenError(err, at, 'retry');
+  }
+  try {
+    const raw = await db.get(STORE_FORMAT_KEY[at.kind]);
+    const format = checkStoreFormat(
+      at,
+      raw === undefined ? undefined : codec.text(raw),
+      await storeHasData(db),
+    );
+    if (format.state === 'fresh')
+      await db.put(
+        STORE_FORMAT_KEY[at.kind],
+        codec.value(encodeStoreMarker({ store: at.kind, format: CURRENT_STORE_FORMAT })),
+        { sync: true },
+      );
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

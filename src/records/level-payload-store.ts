@@ -6,15 +6,7 @@
 import { Level } from 'level';
 import { utf8ToBytes } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
-import {
-  CURRENT_STORE_FORMAT,
-  checkStoreFormat,
-  encodeStoreMarker,
-  STORE_FORMAT_KEY,
-  type StoreLocation,
-  storeHasData,
-  storeOpenError,
-} from '../common/store-format.js';
+import { openMarkedStore, type StoreLocation } from '../common/store-format.js';
 import { checkDigest, type PayloadStore, verifyPayloadDigest } from './payload-store.js';
 
 /** Prefix of the first-stored times (sorts after every hex digest). */
@@ -47,28 +39,10 @@ export class LevelPayloadStore implements PayloadStore {
    * format this code reads (src/common/store-format.ts; the database is closed again if not).
    */
   async open(): Promise<void> {
-    try {
-      await this.#db.open();
-    } catch (err) {
-      throw storeOpenError(err, this.#at, 'retry');
-    }
-    try {
-      const raw = await this.#db.get(STORE_FORMAT_KEY.payloads);
-      const format = checkStoreFormat(
-        this.#at,
-        raw === undefined ? undefined : new TextDecoder().decode(raw),
-        await storeHasData(this.#db),
-      );
-      if (format.state === 'fresh')
-        await this.#db.put(
-          STORE_FORMAT_KEY.payloads,
-          utf8ToBytes(encodeStoreMarker({ store: 'payloads', format: CURRENT_STORE_FORMAT })),
-          { sync: true },
-        );
-    } catch (err) {
-      await this.#db.close();
-      throw err;
-    }
+    await openMarkedStore<Uint8Array>(this.#db, this.#at, {
+      text: (v) => new TextDecoder().decode(v),
+      value: (t) => utf8ToBytes(t),
+    });
   }
 
   /** Closes the database; safe to call twice. */
