@@ -7,7 +7,14 @@
 import type {} from '@fastify/swagger';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
-import type { AnyTx, ChainView, CommittedBlockEvent, PendingTxs } from '../ledger/index.js';
+import type {
+  AnyTx,
+  ChainView,
+  CommittedBlockEvent,
+  PendingTxs,
+  StateValue,
+  StateValueProof,
+} from '../ledger/index.js';
 import {
   blockHash,
   buildTxProof,
@@ -17,6 +24,7 @@ import {
   quorumSize,
   signerRole,
   stateKey,
+  stateRootRule,
   txHash,
   txParties,
 } from '../ledger/index.js';
@@ -379,6 +387,98 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
           'this transaction concerns a subject: only she and the institution concerned read it (a signed call)',
         );
       return buildTxProof(certified, location.index);
+    },
+  );
+
+  /**
+   * A state entry with its proof against the latest certified header (`verifyStateValueProof`). The
+   * entry and the header are taken at one height; `allowed` decides who may read an entry found.
+   */
+  const proveEntry = async (
+    key: string,
+    allowed: (value: StateValue) => boolean,
+  ): Promise<StateValueProof> => {
+    const state = chain.state;
+    if (stateRootRule(chain.genesis.params) !== 'sparse-merkle' || !state.prove)
+      throw new DatagrantError('LEDGER_STATE_UNPROVABLE', "this chain's headers commit to no provable state");
+    // The state's own height: the store commits a block before the state applies it.
+    const height = state.height ?? 0;
+    const value = state.get(key) ?? null;
+    const proven = height > 0 ? state.prove(key, height) : undefined;
+    if (!proven)
+      throw new DatagrantError('LEDGER_STATE_UNPROVABLE', 'no certified header to prove against yet');
+    if (value !== null && !allowed(value))
+      throw new DatagrantError(
+        'API_FORBIDDEN',
+        'this entry concerns a subject: only she and the institution concerned read it (a signed call)',
+      );
+    const certified = await chain.store.getBlock(height);
+    if (!certified) throw new DatagrantError('LEDGER_STATE_UNPROVABLE', 'the certified header is not stored');
+    return { key, value, proof: proven.proof, header: certified.block.header, cert: certified.cert };
+  };
+  /** Whether `caller` is the subject or the institution an entry names. */
+  const party = (caller: Caller | undefined) => (value: StateValue) => {
+    const v = value as { subject?: string; institution?: string };
+    return (
+      (caller?.kind === 'subject' && caller.id === v.subject) ||
+      (caller?.kind === 'institution' && caller.id === v.institution)
+    );
+  };
+  const proofResponse = {
+    200: { type: 'object', additionalProperties: true },
+    ...errors,
+    409: ErrorBodySchema,
+  };
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/state/institutions/:id',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          "An institution's registered name, keys and status with a proof against the latest certified header (or a proof that it is absent)",
+        params: { type: 'object', properties: { id: { type: 'string', pattern: ID_PATTERN } } },
+        response: proofResponse,
+      },
+    },
+    async (request) => proveEntry(stateKey.institution(request.params.id), () => true),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/state/requests/:id',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          'A request as the ledger holds it, with a proof against the latest certified header; only for its subject and institution (signed call)',
+        params: { type: 'object', properties: { id: HASH } },
+        response: { ...proofResponse, 401: ErrorBodySchema, 403: ErrorBodySchema },
+      },
+    },
+    async (request) => {
+      const caller = await identify(request);
+      if (!caller)
+        throw new DatagrantError('API_UNAUTHENTICATED', 'sign the call as the subject or the institution');
+      return proveEntry(stateKey.request(request.params.id), party(caller));
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/state/grants/:id',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          "A grant's status and remaining uses as the ledger holds them, with a proof against the latest certified header; only for its subject and institution (signed call)",
+        params: { type: 'object', properties: { id: HASH } },
+        response: { ...proofResponse, 401: ErrorBodySchema, 403: ErrorBodySchema },
+      },
+    },
+    async (request) => {
+      const caller = await identify(request);
+      if (!caller)
+        throw new DatagrantError('API_UNAUTHENTICATED', 'sign the call as the subject or the institution');
+      return proveEntry(stateKey.grant(request.params.id), party(caller));
     },
   );
 

@@ -10,7 +10,18 @@ import { bytesToHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
-import { DATA_TYPES, type DataType, type Genesis, type TxProof, verifyTxProof } from '../ledger/index.js';
+import {
+  DATA_TYPES,
+  type DataType,
+  type Genesis,
+  type InstitutionState,
+  type RequestState,
+  type StateValueProof,
+  stateKey,
+  type TxProof,
+  verifyStateValueProof,
+  verifyTxProof,
+} from '../ledger/index.js';
 import { readGenesis } from '../node/genesis-file.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
 import type { AuditEntry, RequestView } from '../platform/views.js';
@@ -59,19 +70,88 @@ async function institutionClient(o: {
 }
 
 /**
- * The grantee's X25519 key, checked against genesis when the institution is in it (the ledger
- * refuses any key but the registered one, but a subject must not wrap her data key to a key a
- * node made up in the first place).
+ * A fact proven against genesis: the node's answer for `key` at `path`, refused (CLI_NODE_LIED)
+ * unless its proof leads to a header certified by 2f+1 genesis validators. On a chain whose
+ * headers commit to no provable state, `undefined` (the caller falls back to what genesis says).
  */
-async function granteeKey(api: string, institution: string, genesis: Genesis | undefined): Promise<string> {
+async function provenEntry(
+  api: string,
+  genesis: Genesis,
+  path: string,
+  key: string,
+  caller?: { as: string; keys: KeySet },
+): Promise<{ value: unknown } | undefined> {
+  if (genesis.params.stateRoot !== 'sparse-merkle') return undefined;
+  const answer = caller
+    ? await signedApiCall<StateValueProof>(api, 'GET', path, caller.as, caller.keys.signing.secretKey)
+    : await apiCall<StateValueProof>(api, 'GET', path);
+  const r = verifyStateValueProof(genesis, answer, key);
+  if (!r.ok)
+    throw new DatagrantError(
+      'CLI_NODE_LIED',
+      `the node at ${api} answered ${path} with a proof that does not verify against genesis (${r.code}: ${r.message}): nothing was signed`,
+    );
+  return { value: r.value };
+}
+
+/**
+ * The grantee's X25519 key as the chain holds it, proven against genesis (on a chain without
+ * provable state: as genesis names it, when it does). A subject must not wrap her data key to a
+ * key a node made up.
+ */
+async function granteeKey(api: string, institution: string, genesis: Genesis): Promise<string> {
+  const proven = await provenEntry(
+    api,
+    genesis,
+    `/v1/state/institutions/${institution}`,
+    stateKey.institution(institution),
+  );
+  if (proven) {
+    const inst = proven.value as InstitutionState | null;
+    if (!inst?.active)
+      throw new DatagrantError(
+        'CLI_INSTITUTION_UNKNOWN',
+        `${institution} is not an active institution on this chain`,
+      );
+    return inst.encKey;
+  }
   const inst = await apiCall<{ encKey: string }>(api, 'GET', `/v1/institutions/${institution}`);
-  const known = genesis?.institutions.find((i) => i.institution === institution);
+  const known = genesis.institutions.find((i) => i.institution === institution);
   if (known && known.encKey !== inst.encKey)
     throw new DatagrantError(
       'CLI_NODE_LIED',
       `the node at ${api} gave a key for ${institution} that genesis does not: nothing was signed`,
     );
   return inst.encKey;
+}
+
+/** Refuses a request view that differs from the proven request in what the subject consents to. */
+async function checkRequestView(
+  api: string,
+  genesis: Genesis,
+  view: RequestView,
+  caller: { as: string; keys: KeySet },
+): Promise<void> {
+  const proven = await provenEntry(
+    api,
+    genesis,
+    `/v1/state/requests/${view.id}`,
+    stateKey.request(view.id),
+    caller,
+  );
+  if (!proven) return;
+  const req = proven.value as RequestState | null;
+  const same =
+    req !== null &&
+    req.institution === view.institution &&
+    req.subject === view.subject &&
+    req.purpose === view.purpose &&
+    req.types.join(',') === view.types.join(',');
+  if (!same)
+    throw new DatagrantError(
+      'CLI_NODE_LIED',
+      `the node at ${api} showed request ${view.id} otherwise than the chain holds it: nothing was signed`,
+    );
 }
 
 function out(json: boolean | undefined, value: unknown, text: string): void {
@@ -237,7 +317,10 @@ export function addFlowCommands(program: Command): void {
     .option('--retain-days <n>', 'how long the institution may keep the data', '30')
     .option('--data-from <date>', 'earliest date of the data (YYYY-MM-DD)')
     .option('--data-to <date>', 'latest date of the data (YYYY-MM-DD)')
-    .option('--genesis <file>', "the chain's genesis.json: the grantee's key is checked against it")
+    .requiredOption(
+      '--genesis <file>',
+      "the chain's genesis.json: the request and the grantee's key are proven against it",
+    )
     .option(...KEY_OPTS)
     .option('--api <url>', 'node API URL', DEFAULT_API)
     .option('--json', 'print JSON')
@@ -246,7 +329,7 @@ export function addFlowCommands(program: Command): void {
         key: string;
         subject: string;
         request: string;
-        genesis?: string;
+        genesis: string;
         types?: string;
         expires: string;
         uses: string;
@@ -258,17 +341,17 @@ export function addFlowCommands(program: Command): void {
         json?: boolean;
       }) => {
         const keys = await keysFrom(o);
-        const genesis = o.genesis
-          ? await readGenesis(o.genesis)
-          : await apiCall<Genesis>(o.api, 'GET', '/v1/genesis');
+        const genesis = await readGenesis(o.genesis);
+        const caller = { as: `subject:${o.subject}`, keys };
         const view = await signedApiCall<RequestView>(
           o.api,
           'GET',
           `/v1/requests/${o.request}`,
-          `subject:${o.subject}`,
+          caller.as,
           keys.signing.secretKey,
         );
-        const encKey = await granteeKey(o.api, view.institution, o.genesis ? genesis : undefined);
+        await checkRequestView(o.api, genesis, view, caller);
+        const encKey = await granteeKey(o.api, view.institution, genesis);
         const types = parseTypes(o.types);
         const ctx = {
           chain: genesis.chain,

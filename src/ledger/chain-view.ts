@@ -7,6 +7,7 @@ import type { CertifiedBlock } from './block.js';
 import type { BlockStore } from './block-store.js';
 import type { Genesis } from './genesis.js';
 import type { StateReader } from './state.js';
+import type { StateProof } from './state-tree.js';
 import type { AnyTx } from './tx.js';
 
 /** Emitted once per committed block, after it is durable. */
@@ -19,13 +20,21 @@ export interface CommittedBlockEvent {
 /** The committed chain as readers see it. */
 export interface ChainView {
   readonly genesis: Genesis;
-  /** Committed state at the tip. */
-  readonly state: StateReader;
+  /** Committed state at the tip; where it can, it proves its entries (state routes). */
+  readonly state: StateReader & Partial<ProvableState>;
   readonly store: BlockStore;
   /** Height of the last committed block. */
   readonly height: number;
   on(event: 'committed', listener: (event: CommittedBlockEvent) => void): unknown;
   off(event: 'committed', listener: (event: CommittedBlockEvent) => void): unknown;
+}
+
+/** State that proves its entries against the tree root of a recent height. */
+export interface ProvableState {
+  /** Height of the committed state. */
+  readonly height: number;
+  /** A proof of `key` at `height` (default: the latest), while that height is retained. */
+  prove(key: string, height?: number): { root: string; proof: StateProof } | undefined;
 }
 
 /** Transactions admitted but not yet committed, and recent refusals. */

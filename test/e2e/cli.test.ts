@@ -8,6 +8,8 @@
 import '../../src/common/polyfill.js';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -224,6 +226,53 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     /required option '--key <file>' not specified/,
     'commander refuses it: a usage error',
   );
+  // A lying node: it forwards to the real one but forges what the subject consents on. The CLI
+  // proves each fact against genesis and signs nothing on its word.
+  const grantArgs = (via: string) => [
+    'grant',
+    ...alice,
+    '--request',
+    requestId,
+    '--types',
+    'tax',
+    '--genesis',
+    join(home, 'genesis.json'),
+    '--api',
+    via,
+  ];
+  for (const [lie, forge] of [
+    [
+      'a forged institution key (the proof kept)',
+      (path: string, body: Record<string, unknown>) => {
+        if (path.startsWith('/v1/state/institutions/'))
+          (body.value as { encKey: string }).encKey = 'ab'.repeat(32);
+      },
+    ],
+    [
+      'a forged request, shown and proven alike',
+      (path: string, body: Record<string, unknown>) => {
+        if (path === `/v1/requests/${requestId}`) body.purpose = 'a small loan';
+        if (path.startsWith('/v1/state/requests/'))
+          (body.value as { purpose: string }).purpose = 'a small loan';
+      },
+    ],
+    [
+      "another institution's entry as this one's",
+      (path: string, body: Record<string, unknown>) => {
+        if (path.startsWith('/v1/state/institutions/')) body.key = 'inst/someone-else';
+      },
+    ],
+  ] as const) {
+    const liar = await lyingNode(api, forge);
+    const refused = await cli(grantArgs(liar.url));
+    await liar.close();
+    t.not(refused.code, 0, `${lie}: the grant is refused`);
+    t.match(
+      refused.stderr,
+      /CLI_NODE_LIED/,
+      `${lie}: CLI_NODE_LIED (${refused.stderr.trim().slice(0, 160)})`,
+    );
+  }
   const grant = await cli([
     'grant',
     '--key',
@@ -383,6 +432,44 @@ t.test('datagrant init: institutions keep their keys outside every validator hom
   ]);
   t.same(await filesHolding(sealedRoot, sealedSecrets), [], 'no file holds the sealed key in the clear');
 });
+
+/**
+ * An HTTP server in front of `api` that passes every call through (signed headers too) and lets
+ * `forge` rewrite JSON answers: a node that lies about what it serves.
+ */
+async function lyingNode(
+  api: string,
+  forge: (path: string, body: Record<string, unknown>) => void,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).filter(
+          ([k]) => k !== 'host' && k !== 'content-length' && k !== 'connection',
+        ),
+      ) as Record<string, string>;
+      const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
+      const r = await fetch(`${api}${req.url}`, {
+        method: req.method ?? 'GET',
+        headers,
+        ...(body ? { body } : {}),
+      });
+      let text = await r.text();
+      if ((r.headers.get('content-type') ?? '').includes('json') && r.ok) {
+        const json = JSON.parse(text) as Record<string, unknown>;
+        forge((req.url ?? '').split('?')[0]!, json);
+        text = JSON.stringify(json);
+      }
+      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+      res.end(text);
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((done) => server.close(() => done())) };
+}
 
 /** Waits until a node's API answers (polled over HTTP: a CLI call per poll costs a process start). */
 async function apiUp(api: string): Promise<void> {

@@ -39,12 +39,15 @@ import {
   type AnyTx,
   bundleDigest,
   DATA_TYPES,
+  type StateValueProof,
   signTx,
+  stateKey,
   TX_KINDS,
   type TxBody,
   type TxKind,
   type TxProof,
   txHash,
+  verifyStateValueProof,
   verifyTxProof,
 } from '../../src/ledger/index.js';
 import { loadNodeConfig } from '../../src/node/config.js';
@@ -1214,6 +1217,12 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
   /** The transaction a fuzzed explorer call asks for: known, refused by the ledger, or unknown. */
   const txTarget = (c: Choice) =>
     c.target === 7 ? refusedUsage : c.target === 8 ? hex(32) : pick(knownTxs, c.pick + c.target);
+  /** A state answer's fault: its proof fails against genesis, or it is present when it should not be. */
+  const provenFault = (key: string, present: boolean) => (b: unknown) => {
+    const r = verifyStateValueProof(net.genesis, b as StateValueProof, key, verifyFast);
+    if (!r.ok) return `the state proof does not verify: ${r.code}`;
+    return (r.value !== null) === present ? undefined : `the entry is ${present ? 'absent' : 'present'}`;
+  };
   const PLANNERS: Record<string, (c: Choice) => Plan> = {
     'GET /v1/requests/{id}': (c) => {
       const id = requestTarget(c);
@@ -1449,6 +1458,26 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
           return txViewFault(by, hash, s.tx, s.signerRole);
         },
       };
+    },
+    'GET /v1/state/requests/{id}': (c) => {
+      const id = requestTarget(c);
+      const owners = OWNERS.get(id) ?? [];
+      const by = partyFor(c, owners);
+      if (malformed(c))
+        return { method: 'GET', url: `/v1/state/requests/${badHash(c, id)}${c.query}`, by, expect: 'early' };
+      const plan = { method: 'GET', url: `/v1/state/requests/${id}${c.query}`, by } as const;
+      if (OWNERS.has(id) && !owners.includes(by)) return { ...plan, expect: [403, 'API_FORBIDDEN'] };
+      return { ...plan, expect: [200, ''], check: provenFault(stateKey.request(id), OWNERS.has(id)) };
+    },
+    'GET /v1/state/grants/{id}': (c) => {
+      const id = c.target < 6 ? grantId : hex(32);
+      const owners = id === grantId ? [P.bank, P.alice] : [];
+      const by = partyFor(c, owners);
+      if (malformed(c))
+        return { method: 'GET', url: `/v1/state/grants/${badHash(c, id)}${c.query}`, by, expect: 'early' };
+      const plan = { method: 'GET', url: `/v1/state/grants/${id}${c.query}`, by } as const;
+      if (id === grantId && !owners.includes(by)) return { ...plan, expect: [403, 'API_FORBIDDEN'] };
+      return { ...plan, expect: [200, ''], check: provenFault(stateKey.grant(id), id === grantId) };
     },
     'GET /v1/admin/backup': (c) => {
       // Only the node's own key may take a backup: every party is refused after authentication.
@@ -2535,6 +2564,20 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       url: () => `/v1/txs/${grantId}`,
       malformed: () => `/v1/txs/${grantId.toUpperCase()}`,
       answer: { bank: OK, other: OK, alice: OK, bob: OK, anonymous: OK },
+    },
+    'state-request': {
+      route: 'GET /v1/state/requests/{id}',
+      method: 'GET',
+      url: () => `/v1/state/requests/${requestId}`,
+      malformed: () => `/v1/state/requests/${requestId.toUpperCase()}`,
+      answer: { bank: OK, other: FORBIDDEN, alice: OK, bob: FORBIDDEN },
+    },
+    'state-grant': {
+      route: 'GET /v1/state/grants/{id}',
+      method: 'GET',
+      url: () => `/v1/state/grants/${grantId}`,
+      malformed: () => `/v1/state/grants/${grantId}0`,
+      answer: { bank: OK, other: FORBIDDEN, alice: OK, bob: FORBIDDEN },
     },
     backup: {
       route: 'GET /v1/admin/backup',
