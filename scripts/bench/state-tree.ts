@@ -12,7 +12,12 @@ import { createMerkleProof, createMPT, verifyMerkleProof } from '@ethereumjs/mpt
 import { utf8ToBytes } from '../../src/common/bytes.js';
 import '../../src/common/crypto-node.js';
 import { sha256 } from '../../src/common/crypto.js';
-import { MemoryTreeNodeStore, StateTree, verifyStateProof } from '../../src/ledger/state-tree.js';
+import {
+  MemoryTreeNodeStore,
+  StateTree,
+  type TreeUpdate,
+  verifyStateProof,
+} from '../../src/ledger/state-tree.js';
 import { note, writeResult } from './report.js';
 
 const opensslSha256 = (data: Uint8Array): Uint8Array =>
@@ -43,14 +48,21 @@ function blockKeys(n: number, next: number, size: number, seed: number): number[
 
 async function sparseMerkle(sizes: number[], blocks: number): Promise<Figures[]> {
   const out: Figures[] = [];
-  const tree = new StateTree(new MemoryTreeNodeStore());
+  // Every block prunes what only the previous root referenced, as a node does past its retention.
+  const store = new MemoryTreeNodeStore();
+  const tree = new StateTree(store);
+  let version = 0;
+  const commit = (updates: TreeUpdate[]) => {
+    tree.apply(updates, ++version);
+    store.prune(version);
+  };
   let filled = 0;
   for (const n of sizes) {
     for (; filled < n; filled += 1000) {
       const batch: [Uint8Array, Uint8Array][] = [];
       for (let i = filled; i < Math.min(n, filled + 1000); i++)
         batch.push([sha256(key(i)), sha256(value(i, 0))]);
-      tree.apply(batch);
+      commit(batch);
     }
     // New keys come from their own range, so the next size's fill is unchanged by them.
     let next = NEW_KEYS + n * 100;
@@ -59,7 +71,7 @@ async function sparseMerkle(sizes: number[], blocks: number): Promise<Figures[]>
     for (let b = 0; b < blocks; b++) {
       const keys = blockKeys(n, next, 1000, b + 1);
       next += 1000;
-      tree.apply(keys.map((i) => [sha256(key(i)), sha256(value(i, b + 1))]));
+      commit(keys.map((i) => [sha256(key(i)), sha256(value(i, b + 1))]));
       updates += keys.length;
     }
     const updateUs = ((performance.now() - t0) * 1000) / updates;

@@ -22,7 +22,7 @@
  * Nodes are content addressed (by hash) in a `TreeNodeStore`, so an update writes only the nodes on
  * the changed paths and every earlier root stays readable until it is pruned.
  */
-import { bytesToHex, concatBytes, fromHex } from '../common/bytes.js';
+import { bytesToHex, fromHex } from '../common/bytes.js';
 import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 
@@ -30,8 +30,6 @@ import { DatagrantError } from '../common/errors.js';
 export const EMPTY_TREE_ROOT = '0'.repeat(64);
 
 const EMPTY = new Uint8Array(32);
-const LEAF = Uint8Array.of(0);
-const INTERNAL = Uint8Array.of(1);
 
 /** A stored tree node. */
 export type TreeNode =
@@ -94,14 +92,23 @@ export class MemoryTreeNodeStore implements TreeNodeStore {
   }
 }
 
+/** One buffer for every node preimage (hashing is synchronous, so it is never shared). */
+const PREIMAGE = new Uint8Array(65);
+
 /** SHA-256 of a leaf. */
 export function leafHash(keyHash: Uint8Array, valueHash: Uint8Array): Uint8Array {
-  return sha256(concatBytes(LEAF, keyHash, valueHash));
+  PREIMAGE[0] = 0;
+  PREIMAGE.set(keyHash, 1);
+  PREIMAGE.set(valueHash, 33);
+  return sha256(PREIMAGE);
 }
 
 /** SHA-256 of an internal node. */
 export function internalHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(concatBytes(INTERNAL, left, right));
+  PREIMAGE[0] = 1;
+  PREIMAGE.set(left, 1);
+  PREIMAGE.set(right, 33);
+  return sha256(PREIMAGE);
 }
 
 /** Bit `depth` of a 256-bit path (0 = most significant). */
