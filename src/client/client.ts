@@ -10,7 +10,14 @@ import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import { institutionCaller, signCall } from '../common/http-signature.js';
 import type { KeySet } from '../common/keyfile.js';
 import type { Genesis } from '../ledger/genesis.js';
-import { bundleDigest } from '../ledger/records.js';
+import { type StateValueProof, verifyStateValueProof } from '../ledger/proof.js';
+import {
+  bundleDigest,
+  type GrantState,
+  grantedRecordDigests,
+  type RequestState,
+  stateKey,
+} from '../ledger/records.js';
 import type { Tx, TxBody } from '../ledger/tx.js';
 import { signTx, txHash } from '../ledger/tx-codec.js';
 import type { RequestInput, RequestView } from '../platform/views.js';
@@ -245,7 +252,10 @@ export class DatagrantClient {
           status: view.status,
         });
       const granted = new Set<string>(view.grant.types);
-      const digests = view.records.filter((r) => granted.has(r.type)).map((r) => r.digest);
+      let digests = view.records.filter((r) => granted.has(r.type)).map((r) => r.digest);
+      // What the use spends is proven against genesis, not taken from the node's view.
+      const proven = await this.#provenGrant(id, view);
+      if (proven) digests = proven.digests;
       const tx = this.#sign('usage', {
         grant: view.grant.id,
         bundle: bundleDigest(this.chain, view.grant.id, digests),
@@ -270,6 +280,53 @@ export class DatagrantClient {
         });
       throw err;
     }
+  }
+
+  /**
+   * A state entry proven against genesis (CLIENT_NODE_LIED when the proof fails); `undefined` on a
+   * chain whose headers commit to no provable state.
+   */
+  async #proven(path: string, key: string): Promise<{ value: unknown; time: number } | undefined> {
+    if (this.#options.genesis.params.stateRoot !== 'sparse-merkle') return undefined;
+    const answer = await this.#json<StateValueProof>('GET', path, undefined, true);
+    const r = verifyStateValueProof(this.#options.genesis, answer, key);
+    if (!r.ok)
+      throw new DatagrantError(
+        'CLIENT_NODE_LIED',
+        `the node answered ${path} with a proof that does not verify against genesis (${r.code}): nothing was signed`,
+        { code: r.code },
+      );
+    return { value: r.value, time: r.time };
+  }
+
+  /**
+   * The grant and request of `view` as the chain holds them: the grant must be this institution's,
+   * for this request, live (not revoked, paused, expired or used up) at the proven height, and
+   * match the view; the records released are the proven request's of the granted types.
+   */
+  async #provenGrant(id: string, view: RequestView): Promise<{ digests: string[] } | undefined> {
+    const grantId = view.grant!.id;
+    const g = await this.#proven(`/v1/state/grants/${grantId}`, stateKey.grant(grantId));
+    const r = await this.#proven(`/v1/state/requests/${id}`, stateKey.request(id));
+    if (!g || !r) return undefined;
+    const grant = g.value as GrantState | null;
+    const request = r.value as RequestState | null;
+    const lied = (what: string) =>
+      new DatagrantError(
+        'CLIENT_NODE_LIED',
+        `the node showed request ${id} otherwise than the chain holds it: ${what}`,
+      );
+    if (!grant || !request) throw lied('no such grant or request on the chain');
+    if (grant.request !== id || grant.institution !== this.#options.institution || request.grant !== grantId)
+      throw lied("the grant is not this request's, or not to this institution");
+    if (grant.types.join(',') !== view.grant!.types.join(',')) throw lied('other data types');
+    const live = !grant.revoked && !grant.paused && grant.used < grant.uses && grant.expires > g.time;
+    if (!live)
+      throw lied(
+        `the grant is ${grant.revoked ? 'revoked' : grant.paused ? 'paused' : 'expired or used up'}`,
+      );
+    const digests = grantedRecordDigests(request, grant);
+    return { digests };
   }
 
   /** Fetches, verifies and opens the bundle, and assembles the document on this side. */

@@ -8,8 +8,6 @@
 import '../../src/common/polyfill.js';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +20,7 @@ import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { signTx } from '../../src/ledger/index.js';
 import { findFreeBasePort } from '../../src/node/local-testnet.js';
 import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
+import { lyingNode } from '../helpers/lying-node.js';
 import { until } from '../helpers/until.js';
 
 const run = promisify(execFile);
@@ -432,44 +431,6 @@ t.test('datagrant init: institutions keep their keys outside every validator hom
   ]);
   t.same(await filesHolding(sealedRoot, sealedSecrets), [], 'no file holds the sealed key in the clear');
 });
-
-/**
- * An HTTP server in front of `api` that passes every call through (signed headers too) and lets
- * `forge` rewrite JSON answers: a node that lies about what it serves.
- */
-async function lyingNode(
-  api: string,
-  forge: (path: string, body: Record<string, unknown>) => void,
-): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      const headers = Object.fromEntries(
-        Object.entries(req.headers).filter(
-          ([k]) => k !== 'host' && k !== 'content-length' && k !== 'connection',
-        ),
-      ) as Record<string, string>;
-      const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
-      const r = await fetch(`${api}${req.url}`, {
-        method: req.method ?? 'GET',
-        headers,
-        ...(body ? { body } : {}),
-      });
-      let text = await r.text();
-      if ((r.headers.get('content-type') ?? '').includes('json') && r.ok) {
-        const json = JSON.parse(text) as Record<string, unknown>;
-        forge((req.url ?? '').split('?')[0]!, json);
-        text = JSON.stringify(json);
-      }
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
-      res.end(text);
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((done) => server.close(() => done())) };
-}
 
 /** Waits until a node's API answers (polled over HTTP: a CLI call per poll costs a process start). */
 async function apiUp(api: string): Promise<void> {

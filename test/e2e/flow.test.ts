@@ -32,6 +32,7 @@ import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '..
 import type { AuditEntry, RequestView } from '../../src/platform/views.js';
 import { recordContext } from '../../src/records/index.js';
 import { registerSubject, startDevNode } from '../helpers/dev-node.js';
+import { lyingNode } from '../helpers/lying-node.js';
 
 const CHAIN = 'datagrant-flow';
 const SUBJECT = 'alice-0001';
@@ -405,6 +406,41 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
     'PLATFORM_GRANT_REQUIRED',
     'and not even the bundle of an earlier use once revoked',
   );
+
+  // 8b. A lying node: it shows the revoked grant as live, or forges the grant the chain holds. The
+  // bank client proves the grant and the request against genesis before it signs a use.
+  for (const [lie, forge] of [
+    [
+      'the revoked grant shown as granted',
+      (path: string, body: Record<string, unknown>) => {
+        if (path === `/v1/requests/${ready2.id}`) body.status = 'granted';
+      },
+    ],
+    [
+      'a forged grant state (uses left, proof kept)',
+      (path: string, body: Record<string, unknown>) => {
+        if (path === `/v1/requests/${ready2.id}`) body.status = 'granted';
+        if (path.startsWith('/v1/state/grants/')) Object.assign(body.value as object, { revoked: false });
+      },
+    ],
+  ] as const) {
+    const liar = await lyingNode(api, forge);
+    const fooled = new DatagrantClient({
+      api: liar.url,
+      institution: 'demo-bank',
+      keys: bank,
+      genesis: net.genesis,
+    });
+    const usesBefore = ((await asBank(`/v1/requests/${ready2.id}`)).body as unknown as RequestView).grant
+      ?.used;
+    t.equal(await failure(fooled.document(ready2.id)), 'CLIENT_NODE_LIED', `${lie}: CLIENT_NODE_LIED`);
+    await liar.close();
+    t.equal(
+      ((await asBank(`/v1/requests/${ready2.id}`)).body as unknown as RequestView).grant?.used,
+      usesBefore,
+      `${lie}: no use was signed`,
+    );
+  }
 
   // 9. A tampered payload is detected by digest; the use already recorded is not lost.
   const taxDigest = ready.records.find((r) => r.type === 'tax')!.digest;
