@@ -14,6 +14,7 @@
 
 export { decodeKeyFile, type KeySet } from '../common/keyfile.js';
 export { type Genesis, parseGenesis } from '../ledger/genesis.js';
+export { type StateProofCheck, type StateValueProof, verifyStateValueProof } from '../ledger/proof.js';
 export type { RequestInput, RequestView } from '../platform/views.js';
 export type { SealedBundle } from '../records/bundle.js';
 export type { RecordPlaintext } from '../records/record-crypto.js';

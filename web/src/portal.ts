@@ -7,7 +7,8 @@
 import { bytesToHex } from '../../src/common/bytes.js';
 import type { KeySet } from '../../src/common/keyfile.js';
 import { quorumSize } from '../../src/ledger/genesis.js';
-import type { InstitutionState, SubjectState } from '../../src/ledger/records.js';
+import { type StateValueProof, verifyStateValueProof } from '../../src/ledger/proof.js';
+import { type InstitutionState, type SubjectState, stateKey } from '../../src/ledger/records.js';
 import type { AnyTx, DataType, Tx } from '../../src/ledger/tx.js';
 import type { SignContext } from '../../src/platform/consent.js';
 import type { AuditEntry, RequestView } from '../../src/platform/views.js';
@@ -261,10 +262,47 @@ async function loadOnce(): Promise<void> {
   }
 }
 
+/** The node's answer about an institution did not verify against genesis: it is lying. */
+class NodeLiedError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Who the portal's node is, by its name in genesis. */
+async function nodeName(): Promise<string> {
+  const [trusted, status] = await Promise.all([trustedGenesis(), getJson<{ self: string }>('v1/status')]);
+  return trusted.names.get(status.self) ?? `the node with key ${status.self.slice(0, 16)}…`;
+}
+
+/**
+ * An institution as the chain holds it, proven in this browser against the genesis validators
+ * (its name and the key a grant is wrapped to are never taken from the node's word). On a chain
+ * whose headers commit to no provable state, what the node says.
+ */
+async function provenInstitution(id: string): Promise<InstitutionState> {
+  const trusted = await trustedGenesis();
+  if (trusted.genesis.params.stateRoot !== 'sparse-merkle')
+    return getJson<InstitutionState>(`v1/institutions/${id}`);
+  const answer = await getJson<StateValueProof>(`v1/state/institutions/${id}`);
+  const r = verifyStateValueProof(trusted.genesis, answer, stateKey.institution(id));
+  if (!r.ok)
+    throw new NodeLiedError(
+      `${await nodeName()} gave facts about ${id} that do not verify against the genesis validators (${r.code}): it is lying. Nothing can be signed on its word; connect to another node.`,
+      'PORTAL_NODE_LIED',
+    );
+  if (r.value === null)
+    throw new NodeLiedError(`${id} is not registered on this chain.`, 'PORTAL_UNKNOWN_INSTITUTION');
+  return r.value as unknown as InstitutionState;
+}
+
 function institution(id: string): Promise<InstitutionState> {
   let p = institutions.get(id);
   if (!p) {
-    p = getJson<InstitutionState>(`v1/institutions/${id}`);
+    p = provenInstitution(id);
     institutions.set(id, p);
     p.then(
       (inst) => institutionNames.set(id, inst.name),
@@ -425,7 +463,13 @@ function pendingCard(v: RequestView): HTMLElement {
   });
   const grantButton = h('button', { type: 'submit', class: 'primary' }, 'Grant access');
   const waiting = !onConsent && v.records.length === 0;
-  if (waiting) grantButton.disabled = true;
+  // Nothing is signed until the institution's key is proven in this browser.
+  grantButton.disabled = true;
+  const proof = h(
+    'p',
+    { class: 'notice info', 'data-proof': 'pending' },
+    `Checking ${v.institution}'s registered key against the genesis validators…`,
+  );
   const form = h(
     'form',
     { class: 'grant-form', novalidate: true, 'aria-label': `Grant ${nameOf(v.institution)} access` },
@@ -504,7 +548,7 @@ function pendingCard(v: RequestView): HTMLElement {
     }));
   });
 
-  return h(
+  const card = h(
     'article',
     { class: 'request', 'data-request': v.id, 'data-status': v.status, 'aria-labelledby': headingId },
     requestHead(v, headingId),
@@ -521,10 +565,37 @@ function pendingCard(v: RequestView): HTMLElement {
             'Nothing has been fetched yet: the public data platforms are asked only for what you grant, once you grant it.',
           )
         : null,
+    proof,
     form,
     deny,
     status,
   );
+  institution(v.institution).then(
+    (inst) => {
+      proof.replaceWith(
+        h(
+          'p',
+          { class: 'notice ok', 'data-proof': 'verified' },
+          `${inst.name}'s registered key was verified in this browser against the genesis validators.`,
+        ),
+      );
+      grantButton.disabled = waiting;
+    },
+    (err: unknown) => {
+      const lied = err instanceof NodeLiedError;
+      const shown = lied
+        ? notice('error', err.message, err.code)
+        : notice(
+            'error',
+            `${v.institution}'s key could not be checked: ${(err as Error).message}`,
+            'PORTAL_UNVERIFIED',
+          );
+      shown.dataset.proof = lied ? 'lied' : 'failed';
+      proof.replaceWith(shown);
+      if (lied) form.remove();
+    },
+  );
+  return card;
 }
 
 function decidedCard(v: RequestView): HTMLElement {
