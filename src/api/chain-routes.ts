@@ -444,43 +444,40 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     async (request) => proveEntry(stateKey.institution(request.params.id), () => true),
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/v1/state/requests/:id',
+  // Entries about a subject: only for her and the institution they name (signed calls).
+  const partyEntries = [
     {
-      schema: {
-        tags: ['state'],
-        summary:
-          'A request as the ledger holds it, with a proof against the latest certified header; only for its subject and institution (signed call)',
-        params: { type: 'object', properties: { id: HASH } },
-        response: { ...proofResponse, 401: ErrorBodySchema, 403: ErrorBodySchema },
-      },
+      path: '/v1/state/requests/:id',
+      key: stateKey.request,
+      summary:
+        'A request as the ledger holds it, with a proof against the latest certified header; only for its subject and institution (signed call)',
     },
-    async (request) => {
-      const caller = await identify(request);
-      if (!caller)
-        throw new DatagrantError('API_UNAUTHENTICATED', 'sign the call as the subject or the institution');
-      return proveEntry(stateKey.request(request.params.id), party(caller));
-    },
-  );
-
-  app.get<{ Params: { id: string } }>(
-    '/v1/state/grants/:id',
     {
-      schema: {
-        tags: ['state'],
-        summary:
-          "A grant's status and remaining uses as the ledger holds them, with a proof against the latest certified header; only for its subject and institution (signed call)",
-        params: { type: 'object', properties: { id: HASH } },
-        response: { ...proofResponse, 401: ErrorBodySchema, 403: ErrorBodySchema },
+      path: '/v1/state/grants/:id',
+      key: stateKey.grant,
+      summary:
+        "A grant's status and remaining uses as the ledger holds them, with a proof against the latest certified header; only for its subject and institution (signed call)",
+    },
+  ];
+  for (const entry of partyEntries) {
+    app.get<{ Params: { id: string } }>(
+      entry.path,
+      {
+        schema: {
+          tags: ['state'],
+          summary: entry.summary,
+          params: { type: 'object', properties: { id: HASH } },
+          response: { ...proofResponse, 401: ErrorBodySchema, 403: ErrorBodySchema },
+        },
       },
-    },
-    async (request) => {
-      const caller = await identify(request);
-      if (!caller)
-        throw new DatagrantError('API_UNAUTHENTICATED', 'sign the call as the subject or the institution');
-      return proveEntry(stateKey.grant(request.params.id), party(caller));
-    },
-  );
+      async (request) => {
+        const caller = await identify(request);
+        if (!caller)
+          throw new DatagrantError('API_UNAUTHENTICATED', 'sign the call as the subject or the institution');
+        return proveEntry(entry.key(request.params.id), party(caller));
+      },
+    );
+  }
 
   app.post(
     '/v1/txs',
