@@ -76,10 +76,12 @@ t.test('the systemd unit starts, stops and bounds a node', async (t) => {
     const r = await promisify(execFile)(analyze, ['verify', copy]).catch(
       (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? 'failed' }),
     );
-    t.notMatch(
-      `${r.stdout}${r.stderr}`,
-      /Unknown|Invalid|Failed|failed|not executable|Missing/,
-      'systemd-analyze verify finds nothing',
+    // Only what it says of this unit counts (a machine without a running systemd adds its own noise).
+    const about = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('datagrant.service'));
+    t.same(
+      about.filter((l) => /Unknown|Invalid|Failed|failed|not executable|Missing|unsafe/.test(l)),
+      [],
+      'systemd-analyze verify finds nothing in the unit',
     );
   } else t.comment('systemd-analyze not installed: unit syntax not verified');
 
