@@ -122,9 +122,10 @@ export function buildBlockTxs(
 
 /** The committed state at height 0: genesis institutions, root over their writes. */
 export function genesisState(genesis: Genesis): { state: CommittedState; writes: StateWrites } {
-  const state = new CommittedState(EMPTY_STATE_ROOT, 0);
+  const rule = stateRootRule(genesis.params);
+  const state = new CommittedState(EMPTY_STATE_ROOT, 0, rule);
   const overlay = new StateOverlay(state);
   genesisWrites(genesis, overlay);
-  state.apply(overlay.writes, state.rootAfter(overlay.writes, stateRootRule(genesis.params)), 0);
+  state.apply(overlay.writes, state.rootAfter(overlay.writes, rule), 0);
   return { state, writes: overlay.writes };
 }

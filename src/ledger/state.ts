@@ -128,7 +128,15 @@ export class CommittedState implements StateReader {
   root: string;
   height: number;
 
-  constructor(root = EMPTY_STATE_ROOT, height = 0) {
+  /**
+   * `rule`: how the chain's headers commit to state; under `running-hash` no tree is kept (nothing
+   * proves against it). Default `sparse-merkle`.
+   */
+  constructor(
+    root = EMPTY_STATE_ROOT,
+    height = 0,
+    private readonly rule: StateRootRule = 'sparse-merkle',
+  ) {
     this.root = root;
     this.height = height;
   }
@@ -164,7 +172,7 @@ export class CommittedState implements StateReader {
 
   /** After `load`s: the tree over everything loaded, at the loaded height. */
   private buildTree(): void {
-    if (this.treeBuilt) return;
+    if (this.treeBuilt || this.rule === 'running-hash') return;
     const updates: TreeUpdate[] = [...this.map].map(([k, v]) => [stateKeyHash(k), stateValueHash(v)]);
     const batch = this.tree.update(updates, EMPTY_TREE_ROOT);
     this.nodes.write(batch, this.height);
@@ -177,6 +185,11 @@ export class CommittedState implements StateReader {
   /** The state root after `writes` on top of this state, under `rule`; this state is not changed. */
   rootAfter(writes: StateWrites, rule: StateRootRule): string {
     if (rule === 'running-hash') return nextStateRoot(this.root, writes);
+    if (this.rule !== rule)
+      throw new DatagrantError(
+        'LEDGER_STATE_RULE',
+        'this state keeps no tree: it was made for running-hash headers',
+      );
     this.buildTree();
     const batch = this.tree.update(treeUpdates(writes));
     this.tentative = [{ base: this.tree.root, batch }, ...this.tentative.slice(0, 3)];
@@ -197,6 +210,9 @@ export class CommittedState implements StateReader {
         this.index(key, value);
       }
     }
+    this.root = root;
+    this.height = height;
+    if (this.rule === 'running-hash') return;
     this.buildTree();
     // The batch computed when the block was built or checked, if it is this one; else compute it.
     const base = this.tree.root;
@@ -208,8 +224,6 @@ export class CommittedState implements StateReader {
     this.treeRoots.set(height, batch.root);
     this.treeRoots.delete(height - STATE_PROOF_HEIGHTS);
     this.nodes.prune(height - STATE_PROOF_HEIGHTS + 1);
-    this.root = root;
-    this.height = height;
   }
 
   /** The tree root at `height`, while it is recent enough to prove against. */

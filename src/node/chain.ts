@@ -60,7 +60,7 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   ) {
     super();
     this.config = ledgerConfigOf(genesis);
-    this.state = new IndexedCommittedState();
+    this.state = new IndexedCommittedState(undefined, 0, stateRootRule(genesis.params));
   }
 
   /** Loads committed state from the store (the store must be open). */

@@ -116,3 +116,14 @@ t.test('CommittedState: apply, deletions and the replay-expiry index', async (t)
   loaded.load('seen/b', t0 + 5 * SEEN_BUCKET_MS);
   t.same(loaded.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), ['seen/b'], 'load indexes too');
 });
+
+t.test('a state for running-hash headers keeps no tree', async (t) => {
+  const writes = new Map([['inst/demo', { name: 'Demo' }]]);
+  const legacy = new CommittedState(EMPTY_STATE_ROOT, 0, 'running-hash');
+  legacy.apply(writes, legacy.rootAfter(writes, 'running-hash'), 1);
+  t.equal(legacy.prove('inst/demo'), undefined, 'nothing to prove against');
+  t.throws(() => legacy.rootAfter(writes, 'sparse-merkle'), { code: 'LEDGER_STATE_RULE' });
+  const tree = new CommittedState();
+  tree.apply(writes, tree.rootAfter(writes, 'sparse-merkle'), 1);
+  t.ok(tree.prove('inst/demo'), 'a tree state proves its entries');
+});
