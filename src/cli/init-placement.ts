@@ -67,8 +67,13 @@ export async function placementOf(flags: PlacementFlags): Promise<Placement> {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw usage('--synthetic-source must be an http(s) URL');
-    // The generator lives with the SIMULATED platform (scripts/): loaded only when asked for.
-    const { syntheticSourceConfig } = await import('../../scripts/synthetic-data-platform.js');
+    // The generator lives with the SIMULATED platform (scripts/, TypeScript, not part of the
+    // compiled build): loaded through tsx only when asked for.
+    const { tsImport } = await import('tsx/esm/api');
+    const { syntheticSourceConfig } = (await tsImport(
+      '../../scripts/synthetic-data-platform.ts',
+      import.meta.url,
+    )) as { syntheticSourceConfig(url: string): object };
     sources.push(syntheticSourceConfig(flags.syntheticSource) as unknown as Record<string, unknown>);
   }
   if (flags.sources !== undefined) {
