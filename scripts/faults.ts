@@ -230,11 +230,12 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     const net = await testnet.init();
     const keys = net.nodes.map((n) => n.key);
     const platforms = net.nodes.flatMap((n, i) => (n.roles.includes('platform') ? [i] : []));
-    const admin = await readKeyFile(net.keys.admin);
+    const council = await Promise.all(net.keys.council.map((p) => readKeyFile(p)));
+    const admin = council[0]!;
     const registrar = await readKeyFile(net.keys.registrar);
     const bank = await readKeyFile(net.keys.institution);
     const secrets = new Set<string>(
-      [admin, registrar, bank].flatMap((k) => [
+      [...council, registrar, bank].flatMap((k) => [
         bytesToHex(k.signing.secretKey),
         bytesToHex(k.encryption.secretKey),
       ]),
@@ -454,22 +455,27 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       while (!stopping) {
         const inst = generateKeySet();
         const id = `f${w}-${plainCount++}-${Math.floor(random() * 1e9).toString(36)}`;
+        // A council proposal naming a new institution: a transaction that always applies.
         const tx = signTx(
           {
             chain: CHAIN,
-            kind: 'institution.add',
+            kind: 'gov.propose',
             body: {
-              institution: id,
-              name: id,
-              signKey: bytesToHex(inst.signing.publicKey),
-              encKey: bytesToHex(inst.encryption.publicKey),
+              change: {
+                type: 'institution.add',
+                institution: id,
+                name: id,
+                signKey: bytesToHex(inst.signing.publicKey),
+                encKey: bytesToHex(inst.encryption.publicKey),
+              },
+              deadline: Date.now() + 3600_000,
             },
           },
           admin.signing.publicKey,
           admin.signing.secretKey,
         );
         bump('plain-txs-sent');
-        if (await submitUntilCommitted(tx, txHash(tx), 'institution.add')) bump('plain-txs-acknowledged');
+        if (await submitUntilCommitted(tx, txHash(tx), 'gov.propose')) bump('plain-txs-acknowledged');
         await sleep(between(20, 150));
       }
     };

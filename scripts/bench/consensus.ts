@@ -63,7 +63,14 @@ async function runLadder(
   const run = async (rate: number, mode: SubmitMode): Promise<StepRow> => {
     // Signed before the step (not timed), with fresh names so every one applies.
     const count = Math.round((rate * ladder.durationMs) / 1000);
-    const slice = prepareInstitutionAdds(net.chain, net.admin, count, `${prefix}-${signed++}`);
+    const slice = prepareInstitutionAdds(
+      net.chain,
+      net.proposer,
+      count,
+      `${prefix}-${signed++}`,
+      undefined,
+      true,
+    );
     await waitIdle(net.apis);
     const r = await runLoadStep({
       apis: net.apis,
@@ -174,7 +181,7 @@ export async function runConsensus(options: ConsensusBenchOptions): Promise<Prof
   const settings: Record<string, unknown> = {
     pbftLadder,
     devLadder,
-    txKind: 'institution.add (admin-signed)',
+    txKind: 'gov.propose of an institution.add (council-signed)',
   };
 
   const pbft = options.net;

@@ -21,8 +21,10 @@ export interface PreparedTx {
 }
 
 /**
- * Signs `count` `institution.add` transactions with the governance key: the cheapest kind that
- * always applies (each adds a new institution with fresh keys), so the ledger accepts every one.
+ * Signs `count` `institution.add` transactions with a legacy admin key, or with `asProposal` the
+ * same changes as council proposals (`gov.propose`, open until the transaction expires): cheap
+ * kinds that always apply (each names a new institution with fresh keys), so the ledger accepts
+ * every one.
  */
 export function prepareInstitutionAdds(
   chain: string,
@@ -30,23 +32,27 @@ export function prepareInstitutionAdds(
   count: number,
   prefix: string,
   ttlMs = 50 * 60 * 1000,
+  asProposal = false,
 ): PreparedTx[] {
   const out: PreparedTx[] = [];
   const expires = Date.now() + ttlMs;
   for (let i = 0; i < count; i++) {
     const id = `${prefix}-${i.toString(36)}`;
+    const change = {
+      institution: id,
+      name: `Bench institution ${i}`,
+      signKey: bytesToHex(randomBytes(32)),
+      encKey: bytesToHex(randomBytes(32)),
+    };
     const tx = signTx(
-      {
-        chain,
-        kind: 'institution.add',
-        body: {
-          institution: id,
-          name: `Bench institution ${i}`,
-          signKey: bytesToHex(randomBytes(32)),
-          encKey: bytesToHex(randomBytes(32)),
-        },
-        expires,
-      },
+      asProposal
+        ? {
+            chain,
+            kind: 'gov.propose',
+            body: { change: { type: 'institution.add', ...change }, deadline: expires },
+            expires,
+          }
+        : { chain, kind: 'institution.add', body: change, expires },
       admin.signing.publicKey,
       admin.signing.secretKey,
       Date.now(),

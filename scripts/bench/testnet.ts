@@ -19,7 +19,8 @@ export interface BenchTestnet {
   chain: string;
   apis: string[];
   pids: number[];
-  admin: KeySet;
+  /** A council member's keys: bench transactions are its proposals. */
+  proposer: KeySet;
   /** Consensus settings the nodes run with (from their config). */
   consensus: NodeConfig['consensus'];
   maxBlockTxs: number;
@@ -68,7 +69,7 @@ export async function startBenchTestnet(options: BenchTestnetOptions): Promise<B
       chain: net.genesis.chain,
       apis,
       pids: net.nodes.map((_, i) => testnet.pid(i)!),
-      admin: await readKeyFile(net.keys.admin),
+      proposer: await readKeyFile(net.keys.council[0]!),
       consensus: config.consensus,
       maxBlockTxs: net.genesis.params.maxBlockTxs,
       close,

@@ -58,6 +58,8 @@ export const ChainParamsSchema = Type.Object(
      * it (chains made before the tree) the running hash of writes.
      */
     stateRoot: Type.Optional(Type.Union([Type.Literal('running-hash'), Type.Literal('sparse-merkle')])),
+    /** Longest a governance proposal may stay open for approvals (default `DEFAULT_MAX_PROPOSAL_MS`). */
+    maxProposalMs: Type.Optional(Type.Integer({ minimum: 1000 })),
   },
   { additionalProperties: false },
 );
@@ -83,6 +85,9 @@ export const DEFAULT_MAX_BLOCK_BYTES = 4 * 1024 * 1024;
 export function maxBlockBytes(params: ChainParams): number {
   return params.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES;
 }
+
+/** Longest a proposal stays open when genesis does not say: 14 days. */
+export const DEFAULT_MAX_PROPOSAL_MS = 14 * 24 * 60 * 60 * 1000;
 
 /** The chain's extraction policy. */
 export function extractionPolicy(params: ChainParams): ExtractionPolicy {
@@ -120,7 +125,25 @@ export const GenesisSchema = Type.Object(
       ),
     ),
     registrars: Type.Array(Hex32, { maxItems: 100 }),
+    /**
+     * Keys that alone may add and retire institutions: only chains made before the council
+     * (`datagrant init` writes an empty list and a council). A genesis with a council has none.
+     */
     admins: Type.Array(Hex32, { maxItems: 100 }),
+    /**
+     * The governance council: membership and parameters change only by a proposal that
+     * `threshold` of these keys approve (ledger/governance.ts). At least 2 of at least 2, so no
+     * single key can change anything.
+     */
+    council: Type.Optional(
+      Type.Object(
+        {
+          members: Type.Array(Hex32, { minItems: 2, maxItems: 100, uniqueItems: true }),
+          threshold: Type.Integer({ minimum: 2, maximum: 100 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     institutions: Type.Array(
       Type.Object(
         {
@@ -163,6 +186,18 @@ export function parseGenesis(input: unknown): Genesis {
     if (names.has(g.name)) throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate node name');
     keys.add(g.key);
     names.add(g.name);
+  }
+  if (input.council) {
+    if (input.council.threshold > input.council.members.length)
+      throw new DatagrantError(
+        'LEDGER_GENESIS_INVALID',
+        'genesis/council: threshold above the number of members',
+      );
+    if (input.admins.length > 0)
+      throw new DatagrantError(
+        'LEDGER_GENESIS_INVALID',
+        'genesis: a chain with a council has no single-key admins',
+      );
   }
   const ids = new Set(input.institutions.map((i) => i.institution));
   const instKeys = new Set(input.institutions.map((i) => i.signKey));

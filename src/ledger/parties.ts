@@ -5,6 +5,7 @@
  * concerned prove who they are (a signed call) to read the rest.
  */
 import type { Genesis } from './genesis.js';
+import { govKey, type RegistrarState } from './governance.js';
 import { type GrantState, type RequestState, stateKey } from './records.js';
 import type { StateReader } from './state.js';
 import type { AnyTx } from './tx.js';
@@ -43,6 +44,8 @@ export function txParties(state: StateReader, tx: AnyTx): TxParties {
   switch (tx.kind) {
     case 'institution.add':
     case 'institution.retire':
+    case 'gov.propose':
+    case 'gov.approve':
       return {};
     case 'subject.register':
       return { subject: tx.body.subject };
@@ -72,8 +75,9 @@ function withUnknown(p: TxParties): TxParties {
 export function signerRole(genesis: Genesis, state: StateReader, signer: string): SignerRole {
   if (genesis.validators.some((v) => v.key === signer)) return 'validator';
   if (genesis.gateways?.some((g) => g.key === signer)) return 'gateway';
-  if (genesis.registrars.includes(signer)) return 'registrar';
-  if (genesis.admins.includes(signer)) return 'governance';
+  const registrar = state.get(govKey.registrar(signer)) as RegistrarState | undefined;
+  if (registrar ? registrar.active : genesis.registrars.includes(signer)) return 'registrar';
+  if (genesis.admins.includes(signer) || genesis.council?.members.includes(signer)) return 'governance';
   if (state.get(stateKey.institutionByKey(signer)) !== undefined) return 'institution';
   if (state.get(stateKey.subjectByKey(signer)) !== undefined) return 'subject';
   return 'unknown';

@@ -11,11 +11,20 @@ import { canonicalBytes } from '../common/canonical.js';
 import { verify } from '../common/crypto.js';
 import {
   type ChainParams,
+  DEFAULT_MAX_PROPOSAL_MS,
   type ExtractionPolicy,
   extractionPolicy,
   type Genesis,
   type ValidatorInfo,
 } from './genesis.js';
+import {
+  addInstitution,
+  effectiveParams,
+  govApprove,
+  govPropose,
+  isRegistrar,
+  retireInstitution,
+} from './governance.js';
 import {
   bundleDigest,
   type GrantState,
@@ -39,7 +48,12 @@ export interface LedgerConfig {
   policy: ExtractionPolicy;
   validators: ReadonlyMap<string, ValidatorInfo>;
   registrars: ReadonlySet<string>;
+  /** Single-key admins of chains made before the council (none when genesis has a council). */
   admins: ReadonlySet<string>;
+  /** The governance council (governance.ts), when genesis names one. */
+  council?: { members: ReadonlySet<string>; threshold: number };
+  /** Longest a proposal stays open. */
+  maxProposalMs: number;
 }
 
 /** Builds the ledger config from a genesis document. */
@@ -51,6 +65,10 @@ export function ledgerConfigOf(genesis: Genesis): LedgerConfig {
     validators: new Map(genesis.validators.map((v) => [v.key, v])),
     registrars: new Set(genesis.registrars),
     admins: new Set(genesis.admins),
+    ...(genesis.council
+      ? { council: { members: new Set(genesis.council.members), threshold: genesis.council.threshold } }
+      : {}),
+    maxProposalMs: genesis.params.maxProposalMs ?? DEFAULT_MAX_PROPOSAL_MS,
   };
 }
 
@@ -139,8 +157,9 @@ export function applyTx(
   const verifier = options.verifier ?? verify;
   if (tx.chain !== config.chain) return reject('LEDGER_WRONG_CHAIN', `tx is for chain ${tx.chain}`);
   if (tx.expires <= ctx.time) return reject('LEDGER_TX_EXPIRED', 'tx expired before this block');
-  if (tx.expires > ctx.time + config.params.maxTxTtlMs) {
-    return reject('LEDGER_TX_TTL_TOO_LONG', `tx expiry is more than ${config.params.maxTxTtlMs} ms ahead`);
+  const { maxTxTtlMs } = effectiveParams(state, config);
+  if (tx.expires > ctx.time + maxTxTtlMs) {
+    return reject('LEDGER_TX_TTL_TOO_LONG', `tx expiry is more than ${maxTxTtlMs} ms ahead`);
   }
   const hash = txHash(tx);
   if (state.get(stateKey.seen(hash)) !== undefined)
@@ -189,6 +208,10 @@ function dispatch(
       return institutionAdd(s, tx, hash, ctx, config);
     case 'institution.retire':
       return institutionRetire(s, tx, hash, config);
+    case 'gov.propose':
+      return govPropose(s, tx, hash, ctx, config);
+    case 'gov.approve':
+      return govApprove(s, tx, hash, ctx, config);
   }
 }
 
@@ -201,8 +224,8 @@ function subjectRegister(
   verifier: SignatureVerifier,
 ): TxOutcome {
   const { subject, encKey, registrar, attestation } = tx.body;
-  if (!config.registrars.has(registrar))
-    return reject('LEDGER_UNKNOWN_REGISTRAR', 'registrar is not in genesis');
+  if (!isRegistrar(s, config, registrar))
+    return reject('LEDGER_UNKNOWN_REGISTRAR', 'the attesting key is not a registrar');
   if (
     !verifyHex(verifier, attestation, attestationBytes(config.chain, subject, tx.signer, encKey), registrar)
   ) {
@@ -238,7 +261,7 @@ function requestOpen(
   if (!inst) return reject('LEDGER_NOT_INSTITUTION', 'signer is not an active institution');
   const subject = read<SubjectState>(s, stateKey.subject(body.subject));
   if (!subject) return reject('LEDGER_UNKNOWN_SUBJECT', 'subject is not registered');
-  if (body.consentBy <= ctx.time || body.consentBy > ctx.time + config.params.maxConsentMs) {
+  if (body.consentBy <= ctx.time || body.consentBy > ctx.time + effectiveParams(s, config).maxConsentMs) {
     return reject('LEDGER_BAD_DEADLINE', 'consentBy must be in the future and within the chain limit');
   }
   if (body.dataFrom && body.dataTo && body.dataFrom > body.dataTo) {
@@ -445,7 +468,7 @@ function grant(
     return reject('LEDGER_SCOPE_WIDENED', 'grant date range is wider than the request');
   }
   if (from && to && from > to) return reject('LEDGER_BAD_RANGE', 'dataFrom is after dataTo');
-  if (body.expires <= ctx.time || body.expires > ctx.time + config.params.maxGrantMs) {
+  if (body.expires <= ctx.time || body.expires > ctx.time + effectiveParams(s, config).maxGrantMs) {
     return reject('LEDGER_BAD_EXPIRY', 'grant expiry must be in the future and within the chain limit');
   }
   if (config.policy === 'on-consent') {
@@ -575,6 +598,18 @@ function erase(s: StateOverlay, tx: Tx<'erase'>, hash: string): TxOutcome {
   return { ok: true, hash, subject: request.subject };
 }
 
+/** Legacy single-key admins only; a chain with a council changes membership by proposal. */
+function adminOnly(config: LedgerConfig, signer: string): Rejection | null {
+  if (config.council)
+    return reject(
+      'LEDGER_GOVERNANCE_REQUIRED',
+      'this chain changes membership only by council proposal (gov.propose)',
+    );
+  if (!config.admins.has(signer))
+    return reject('LEDGER_NOT_ADMIN', 'only a governance key can change institutions');
+  return null;
+}
+
 function institutionAdd(
   s: StateOverlay,
   tx: Tx<'institution.add'>,
@@ -582,25 +617,7 @@ function institutionAdd(
   ctx: BlockContext,
   config: LedgerConfig,
 ): TxOutcome {
-  if (!config.admins.has(tx.signer))
-    return reject('LEDGER_NOT_ADMIN', 'only a governance key can add institutions');
-  const { institution, name, signKey, encKey } = tx.body;
-  if (s.get(stateKey.institution(institution)) !== undefined) {
-    return reject('LEDGER_INSTITUTION_EXISTS', 'institution id already used');
-  }
-  if (s.get(stateKey.institutionByKey(signKey)) !== undefined)
-    return reject('LEDGER_KEY_IN_USE', 'signing key already used');
-  const record: InstitutionState = {
-    id: institution,
-    name,
-    signKey,
-    encKey,
-    active: true,
-    height: ctx.height,
-  };
-  write(s, stateKey.institution(institution), record);
-  s.set(stateKey.institutionByKey(signKey), institution);
-  return { ok: true, hash };
+  return adminOnly(config, tx.signer) ?? addInstitution(s, tx.body, ctx.height) ?? { ok: true, hash };
 }
 
 function institutionRetire(
@@ -609,27 +626,10 @@ function institutionRetire(
   hash: string,
   config: LedgerConfig,
 ): TxOutcome {
-  if (!config.admins.has(tx.signer))
-    return reject('LEDGER_NOT_ADMIN', 'only a governance key can retire institutions');
-  const inst = read<InstitutionState>(s, stateKey.institution(tx.body.institution));
-  if (!inst) return reject('LEDGER_UNKNOWN_INSTITUTION', 'no such institution');
-  if (!inst.active) return reject('LEDGER_INSTITUTION_RETIRED', 'institution is already retired');
-  write(s, stateKey.institution(inst.id), { ...inst, active: false });
-  return { ok: true, hash };
+  return adminOnly(config, tx.signer) ?? retireInstitution(s, tx.body.institution) ?? { ok: true, hash };
 }
 
 /** State writes of the genesis document (institutions present from the start). */
 export function genesisWrites(genesis: Genesis, state: StateOverlay): void {
-  for (const inst of genesis.institutions) {
-    const record: InstitutionState = {
-      id: inst.institution,
-      name: inst.name,
-      signKey: inst.signKey,
-      encKey: inst.encKey,
-      active: true,
-      height: 0,
-    };
-    write(state, stateKey.institution(inst.institution), record);
-    state.set(stateKey.institutionByKey(inst.signKey), inst.institution);
-  }
+  for (const inst of genesis.institutions) addInstitution(state, inst, 0);
 }

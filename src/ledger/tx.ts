@@ -69,6 +69,45 @@ export const StorageReceiptSchema = Type.Object(
 /** A storage receipt (`StorageReceiptSchema`). */
 export type StorageReceipt = Static<typeof StorageReceiptSchema>;
 
+/**
+ * Chain parameters a council may change (`params.set`), each within what genesis allows: the
+ * block limits may be lowered or raised back up to their genesis values (which size the consensus
+ * and gossip limits), the time maxima set freely within their schema bounds.
+ */
+export const GovernableParamsSchema = Type.Object(
+  {
+    maxTxTtlMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 30 * 24 * 3600 * 1000 })),
+    maxConsentMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 10 * 365 * 24 * 3600 * 1000 })),
+    maxGrantMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 10 * 365 * 24 * 3600 * 1000 })),
+    maxBlockTxs: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    maxBlockBytes: Type.Optional(Type.Integer({ minimum: 16 * 1024, maximum: 8 * 1024 * 1024 })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+/** What a governance proposal changes once its council threshold of approvals has committed. */
+export const GovChangeSchema = Type.Union([
+  Type.Object(
+    {
+      type: Type.Literal('institution.add'),
+      institution: Id,
+      name: Text(120),
+      signKey: Hex32,
+      encKey: Hex32,
+    },
+    strict,
+  ),
+  Type.Object({ type: Type.Literal('institution.retire'), institution: Id }, strict),
+  Type.Object({ type: Type.Literal('registrar.add'), key: Hex32 }, strict),
+  Type.Object({ type: Type.Literal('registrar.retire'), key: Hex32 }, strict),
+  Type.Object({ type: Type.Literal('params.set'), params: GovernableParamsSchema }, strict),
+]);
+
+/** A governance change (`GovChangeSchema`). */
+export type GovChange = Static<typeof GovChangeSchema>;
+/** The kinds of governance change. */
+export type GovChangeType = GovChange['type'];
+
 /** Bodies, one schema per kind. */
 export const BODY_SCHEMAS = {
   'subject.register': Type.Object(
@@ -162,6 +201,13 @@ export const BODY_SCHEMAS = {
   erase: Type.Object({ request: Hex32 }, strict),
   'institution.add': Type.Object({ institution: Id, name: Text(120), signKey: Hex32, encKey: Hex32 }, strict),
   'institution.retire': Type.Object({ institution: Id }, strict),
+  /**
+   * A council member proposes a change; the proposal's id is this transaction's hash and the
+   * proposer's approval is the first. It lapses unapproved at `deadline` (block time).
+   */
+  'gov.propose': Type.Object({ change: GovChangeSchema, deadline: Time }, strict),
+  /** A council member approves an open proposal; the threshold-th approval enacts it. */
+  'gov.approve': Type.Object({ proposal: Hex32 }, strict),
 } satisfies Record<string, TSchema>;
 
 /** Every transaction kind. */

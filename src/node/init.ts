@@ -80,12 +80,19 @@ export interface InitResult {
   genesis: Genesis;
   /** Validators first, then gateways. */
   nodes: InitNode[];
-  /** Key files; `institution` is the first institution's (`institutions/<id>/key.json`). */
-  keys: { registrar: string; admin: string; institution: string };
+  /**
+   * Key files; `institution` is the first institution's (`institutions/<id>/key.json`), `council`
+   * the governance council's (`keys/council-<i>.json`; any 2 of the 3 approve a change).
+   */
+  keys: { registrar: string; council: string[]; institution: string };
   institutionId: string;
   /** Every institution's id and key file. */
   institutions: { id: string; key: string }[];
 }
+
+/** The council `init` writes: three keys under keys/, any two of which approve a change. */
+export const COUNCIL_FILES = ['council-1.json', 'council-2.json', 'council-3.json'] as const;
+const COUNCIL_THRESHOLD = 2;
 
 /** Where `init` writes an institution's key file, relative to the testnet directory. */
 export function institutionKeyPath(dir: string, id: string): string {
@@ -139,13 +146,13 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
     );
   await mkdir(keysDir, { recursive: true });
   const registrar = generateKeySet('registrar');
-  const admin = generateKeySet('governance');
+  const council = COUNCIL_FILES.map(() => generateKeySet('governance'));
   const paths = {
     registrar: join(keysDir, 'registrar.json'),
-    admin: join(keysDir, 'admin.json'),
+    council: COUNCIL_FILES.map((f) => join(keysDir, f)),
   };
   await writeKeyFile(paths.registrar, registrar);
-  await writeKeyFile(paths.admin, admin);
+  for (const [i, keys] of council.entries()) await writeKeyFile(paths.council[i]!, keys);
   const sealing = options.passphrase ? { passphrase: options.passphrase } : {};
   const banks = Array.from({ length: options.institutions ?? 1 }, (_, i) => {
     const id = i === 0 ? 'demo-bank' : `bank-${i}`;
@@ -182,7 +189,8 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
         }
       : {}),
     registrars: [bytesToHex(registrar.signing.publicKey)],
-    admins: [bytesToHex(admin.signing.publicKey)],
+    admins: [],
+    council: { members: council.map((k) => bytesToHex(k.signing.publicKey)), threshold: COUNCIL_THRESHOLD },
     institutions: banks.map((b) => ({
       institution: b.id,
       name: b.name,

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { DatagrantError } from '../common/errors.js';
 import { parseGenesis } from '../ledger/index.js';
 import { loadNodeConfig } from './config.js';
-import { type InitOptions, type InitResult, initTestnet, institutionKeyPath } from './init.js';
+import { COUNCIL_FILES, type InitOptions, type InitResult, initTestnet, institutionKeyPath } from './init.js';
 import { httpUrl } from './topology.js';
 
 const BIN = resolve(fileURLToPath(new URL('../../bin/datagrant.js', import.meta.url)));
@@ -118,7 +118,7 @@ export class LocalTestnet {
       nodes,
       keys: {
         registrar: join(keys, 'registrar.json'),
-        admin: join(keys, 'admin.json'),
+        council: COUNCIL_FILES.map((f) => join(keys, f)),
         institution: institutions[0]?.key ?? institutionKeyPath(dir, 'demo-bank'),
       },
       institutionId: institutions[0]?.id ?? 'demo-bank',

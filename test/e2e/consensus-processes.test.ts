@@ -7,10 +7,9 @@ import '../../src/common/polyfill.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { bytesToHex } from '../../src/common/bytes.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
-import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { signTx } from '../../src/ledger/index.js';
+import { addInstitutionChange, councilKeys } from '../helpers/council.js';
 import { startTestnet } from '../helpers/testnet.js';
 
 interface Status {
@@ -49,7 +48,7 @@ t.test(
       viewTimeoutMs: 1500,
       logLevel: 'info',
     });
-    const admin = await readKeyFile(net.keys.admin);
+    const [admin] = await councilKeys(net.keys.council);
 
     let counter = 0;
     const acknowledged: string[] = [];
@@ -57,19 +56,15 @@ t.test(
     const submitTo = async (i: number): Promise<string> => {
       const keys: KeySet = generateKeySet();
       const id = `inst-${process.pid}-${counter++}`;
+      // A council proposal: a transaction that always applies (it opens a proposal nobody approves).
       const tx = signTx(
         {
           chain: 'datagrant-pbft',
-          kind: 'institution.add',
-          body: {
-            institution: id,
-            name: id,
-            signKey: bytesToHex(keys.signing.publicKey),
-            encKey: bytesToHex(keys.encryption.publicKey),
-          },
+          kind: 'gov.propose',
+          body: { change: addInstitutionChange(id, id, keys), deadline: Date.now() + 3600_000 },
         },
-        admin.signing.publicKey,
-        admin.signing.secretKey,
+        admin!.signing.publicKey,
+        admin!.signing.secretKey,
       );
       const r = await fetch(`${testnet.api(i)}/v1/txs`, {
         method: 'POST',

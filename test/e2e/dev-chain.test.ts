@@ -3,14 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { bytesToHex } from '../../src/common/bytes.js';
 import { generateKeySet } from '../../src/common/keyfile.js';
-import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { silentLogger } from '../../src/common/logger.js';
-import { signTx, type TxProof, verifyTxProof } from '../../src/ledger/index.js';
+import { type Tx, type TxProof, verifyTxProof } from '../../src/ledger/index.js';
 import { loadNodeConfig } from '../../src/node/config.js';
 import { initTestnet } from '../../src/node/init.js';
 import { DatagrantNode } from '../../src/node/node.js';
+import { addInstitutionChange, councilChange, councilKeys } from '../helpers/council.js';
 
 async function json(response: Response): Promise<{ status: number; body: Record<string, unknown> }> {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
@@ -35,22 +34,14 @@ t.test('one-validator dev chain: commit, query, prove, refuse bad input and keep
   const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
     fetch(`${api}/v1/txs`, { method: 'POST', headers, body }).then(json);
 
-  const admin = await readKeyFile(net.keys.admin);
+  const [first, second] = await councilKeys(net.keys.council);
   const bank = generateKeySet('bank-two');
-  const tx = signTx(
-    {
-      chain: 'datagrant-test',
-      kind: 'institution.add',
-      body: {
-        institution: 'bank-two',
-        name: 'Bank Two',
-        signKey: bytesToHex(bank.signing.publicKey),
-        encKey: bytesToHex(bank.encryption.publicKey),
-      },
-    },
-    admin.signing.publicKey,
-    admin.signing.secretKey,
-  );
+  const tx = councilChange(
+    'datagrant-test',
+    addInstitutionChange('bank-two', 'Bank Two', bank),
+    first!,
+    second!,
+  ).propose as Tx<'gov.propose'>;
 
   const submitted = await post(JSON.stringify(tx));
   t.equal(submitted.status, 202, 'accepted for inclusion');
@@ -73,7 +64,7 @@ t.test('one-validator dev chain: commit, query, prove, refuse bad input and keep
   t.equal(replay.status, 409, 'replay refused');
   t.equal((replay.body.error as { code: string }).code, 'LEDGER_TX_REPLAYED');
 
-  const forged = { ...tx, body: { ...tx.body, name: 'Forged Bank' } };
+  const forged = { ...tx, body: { ...tx.body, deadline: tx.body.deadline + 1 } };
   const bad = await post(JSON.stringify(forged));
   t.equal(bad.status, 400);
   t.equal((bad.body.error as { code: string }).code, 'LEDGER_BAD_SIGNATURE', 'forged tx refused with a code');

@@ -31,6 +31,7 @@ import { DatagrantNode } from '../../src/node/node.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../../src/platform/consent.js';
 import type { AuditEntry, RequestView } from '../../src/platform/views.js';
 import { recordContext } from '../../src/records/index.js';
+import { addInstitutionByCouncil } from '../helpers/council.js';
 import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 import { lyingNode } from '../helpers/lying-node.js';
 
@@ -281,23 +282,7 @@ t.test('business flow and privacy properties on the dev chain', async (t) => {
 
   // 5. Another institution can neither record a use nor fetch the bundle.
   const other = generateKeySet('other-bank');
-  const admin = await readKeyFile(net.keys.admin);
-  await submit(
-    signTx(
-      {
-        chain: CHAIN,
-        kind: 'institution.add',
-        body: {
-          institution: 'other-bank',
-          name: 'Other Bank',
-          signKey: bytesToHex(other.signing.publicKey),
-          encKey: bytesToHex(other.encryption.publicKey),
-        },
-      },
-      admin.signing.publicKey,
-      admin.signing.secretKey,
-    ),
-  );
+  await addInstitutionByCouncil(submit, CHAIN, net.keys.council, 'other-bank', 'Other Bank', other);
   const grantId =
     grantTx.body.request === requestId ? (await waitStatus(requestId, ['granted'])).grant!.id : '';
   const bundle = bundleDigest(CHAIN, grantId, [ready.records.find((r) => r.type === 'tax')!.digest]);

@@ -64,6 +64,7 @@ import {
 } from '../../src/p2p/index.js';
 import { attestSubject, buildGrantTx, buildRegisterTx } from '../../src/platform/consent.js';
 import type { RequestInput, RequestView } from '../../src/platform/views.js';
+import { addInstitutionChange, councilKeys } from '../helpers/council.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -489,7 +490,8 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
   // A second bank, valid on chain, with a request of its own about another subject.
   const otherBankId = net.institutions[1]!.id;
   const otherBank = await readKeyFile(net.institutions[1]!.key);
-  const admin = await readKeyFile(net.keys.admin);
+  const council = await councilKeys(net.keys.council);
+  const admin = council[0]!;
   const registrar = await readKeyFile(net.keys.registrar);
   const nodeKey = await readKeyFile(config.key);
   const alice = generateKeySet('alice');
@@ -673,17 +675,14 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
   const bobReg = await register(bobId, bob);
   // The third bank's name is not in NFC: kept as signed, byte for byte.
   const thirdName = `Thi\u0301rd ${NON_NFC[0]} Bank`;
+  // Added by the council: a proposal, then the second member's approval.
   const thirdAdd = signed(
-    'institution.add',
-    {
-      institution: thirdId,
-      name: thirdName,
-      signKey: bytesToHex(third.signing.publicKey),
-      encKey: bytesToHex(third.encryption.publicKey),
-    },
+    'gov.propose',
+    { change: addInstitutionChange(thirdId, thirdName, third), deadline: Date.now() + 3600_000 },
     admin,
   );
   await submit(thirdAdd);
+  await submit(signed('gov.approve', { proposal: txHash(thirdAdd) }, council[1]!));
   const requestBody: RequestInput = {
     subject,
     types: ['tax', 'social-insurance'],
@@ -791,7 +790,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
   const bobParty = { subject: bobId, institution: otherBankId };
   about.set(aliceReg, { kind: 'subject.register', role: 'subject', subject });
   about.set(bobReg, { kind: 'subject.register', role: 'subject', subject: bobId });
-  about.set(txHash(thirdAdd), { kind: 'institution.add', role: 'governance' });
+  about.set(txHash(thirdAdd), { kind: 'gov.propose', role: 'governance' });
   about.set(requestId, { kind: 'request.open', role: 'institution', ...aliceParty });
   about.set(bobRequest, { kind: 'request.open', role: 'institution', ...bobParty });
   about.set(grantId, { kind: 'grant', role: 'subject', ...aliceParty });
@@ -934,7 +933,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       );
       // Governance concerns no subject: public, body and proof.
       const add = json<{ tx: unknown }>(await read(`/v1/txs/${txHash(thirdAdd)}`));
-      t.same(add.tx, thirdAdd, 'an institution.add is public');
+      t.same(add.tx, thirdAdd, 'a council proposal is public');
       t.equal((await read(`/v1/txs/${txHash(thirdAdd)}/proof`)).statusCode, 200, 'and so is its proof');
       const rejected = json<{ status: string; tx?: unknown }>(await read(`/v1/txs/${refusedUsage}`));
       t.equal(rejected.status, 'rejected', 'a refused transaction is shown as refused');
@@ -1866,6 +1865,8 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     erase: alice,
     'institution.add': admin,
     'institution.retire': admin,
+    'gov.propose': admin,
+    'gov.approve': admin,
   };
   const wrapped = () => ({ enc: 'A'.repeat(43), ct: 'C'.repeat(64) });
   const bodyOf = (kind: TxKind): Record<string, unknown> => {
@@ -1917,6 +1918,10 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
         return { institution: `i-${hex(4)}`, name: 'N', signKey: hex(32), encKey: hex(32) };
       case 'institution.retire':
         return { institution: `i-${hex(4)}` };
+      case 'gov.propose':
+        return { change: { type: 'registrar.add', key: hex(32) }, deadline: Date.now() + 60_000 };
+      case 'gov.approve':
+        return { proposal: hex(32) };
     }
   };
   const build = (
@@ -2843,7 +2848,7 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
   const chain = net.genesis.chain;
   const from = net.nodes[1]!.key;
   const peerKeys = await Promise.all(net.nodes.map((n) => readKeyFile(join(n.home, 'node-key.json'))));
-  const admin = await readKeyFile(net.keys.admin);
+  const [admin] = await councilKeys(net.keys.council);
 
   const dropped = async (): Promise<number> => {
     const text = (await node.api.inject({ method: 'GET', url: '/metrics' })).body;
@@ -2964,16 +2969,20 @@ t.test('fuzzing the libp2p entry points of a validator', async (t) => {
       signTx(
         {
           chain,
-          kind: 'institution.add',
+          kind: 'gov.propose',
           body: {
-            institution: `g-${i}-${bytesToHex(crypto.getRandomValues(new Uint8Array(4)))}`,
-            name: 'G',
-            signKey: '1'.repeat(64),
-            encKey: '2'.repeat(64),
+            change: {
+              type: 'institution.add',
+              institution: `g-${i}-${bytesToHex(crypto.getRandomValues(new Uint8Array(4)))}`,
+              name: 'G',
+              signKey: '1'.repeat(64),
+              encKey: '2'.repeat(64),
+            },
+            deadline: Date.now() + 3600_000,
           },
         },
-        admin.signing.publicKey,
-        admin.signing.secretKey,
+        admin!.signing.publicKey,
+        admin!.signing.secretKey,
         Date.now(),
         signFast,
       );

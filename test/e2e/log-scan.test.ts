@@ -34,6 +34,7 @@ import { initTestnet } from '../../src/node/init.js';
 import { findFreeBasePort } from '../../src/node/local-testnet.js';
 import { DatagrantNode } from '../../src/node/node.js';
 import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
+import { councilKeys } from '../helpers/council.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -114,7 +115,7 @@ t.test('no secret or personal value in any log line, through the whole flow', as
   const carol = await readKeyFile(carolPath, PASSPHRASE);
   const bank = await readKeyFile(net.keys.institution);
   const registrar = await readKeyFile(net.keys.registrar);
-  const admin = await readKeyFile(net.keys.admin);
+  const council = await councilKeys(net.keys.council);
   const nodeKeys = await Promise.all(
     net.nodes.map(async (n) => [n.name, await readKeyFile(join(n.home, 'node-key.json'))] as const),
   );
@@ -344,7 +345,7 @@ t.test('no secret or personal value in any log line, through the whole flow', as
     ['carol', carol],
     ['bank', bank],
     ['registrar', registrar],
-    ['admin', admin],
+    ...council.map((k, i) => [`council member ${i + 1}`, k] as const),
     ...nodeKeys.map(([name, k]) => [`${name}'s node`, k] as const),
   ] as const)
     for (const secret of [keys.signing.secretKey, keys.encryption.secretKey])

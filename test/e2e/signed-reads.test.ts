@@ -11,9 +11,8 @@ import { syntheticSensitiveValues } from '../../scripts/synthetic-data-platform.
 import { bytesToHex } from '../../src/common/bytes.js';
 import { institutionCaller, signCall } from '../../src/common/http-signature.js';
 import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
-import { readKeyFile } from '../../src/common/keyfile-fs.js';
-import { signTx } from '../../src/ledger/index.js';
 import { attestSubject, buildGrantTx, buildRegisterTx } from '../../src/platform/consent.js';
+import { addInstitutionChange, councilChange, councilKeys } from '../helpers/council.js';
 import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 
 t.test('signed reads of personal metadata, and what the explorer shows anyone', async (t) => {
@@ -43,22 +42,10 @@ t.test('signed reads of personal metadata, and what the explorer shows anyone', 
 
   // Another institution, to read as.
   const other = generateKeySet('other-bank');
-  const admin = await readKeyFile(net.keys.admin);
-  const add = signTx(
-    {
-      chain,
-      kind: 'institution.add',
-      body: {
-        institution: 'other-bank',
-        name: 'Other Bank',
-        signKey: bytesToHex(other.signing.publicKey),
-        encKey: bytesToHex(other.encryption.publicKey),
-      },
-    },
-    admin.signing.publicKey,
-    admin.signing.secretKey,
-  );
-  const added = await client.submit(add);
+  const [first, second] = await councilKeys(net.keys.council);
+  const add = councilChange(chain, addInstitutionChange('other-bank', 'Other Bank', other), first!, second!);
+  const added = await client.submit(add.propose);
+  await client.submit(add.approve);
 
   const get = async (
     path: string,

@@ -88,6 +88,11 @@ export interface TestChainOptions {
   subjects?: number;
   /** Overrides of `DEFAULT_CHAIN_PARAMS`. */
   params?: Partial<ChainParams>;
+  /**
+   * Who changes membership: `admin` (default; a single key, as on chains made before the council)
+   * or `council` (the three `council` keys, two of which must approve).
+   */
+  governance?: 'admin' | 'council';
 }
 
 /**
@@ -122,6 +127,8 @@ export interface TestChain {
   validators: TestValidator[];
   registrar: TestKeys;
   admin: TestKeys;
+  /** Three council keys (members of genesis' council under `governance: 'council'`, threshold 2). */
+  council: TestKeys[];
   institutions: TestInstitution[];
   subjects: TestSubject[];
   /** A key with no role anywhere. */
@@ -185,6 +192,7 @@ export function makeTestChain(options: TestChainOptions = {}): TestChain {
     validators: options.validators ?? 4,
     institutions: options.institutions ?? 2,
     subjects: options.subjects ?? 3,
+    governance: options.governance ?? 'admin',
   };
   const derive = (name: string): TestKeys => deriveKeys(opts.seed, name);
   const validators: TestValidator[] = Array.from({ length: opts.validators }, (_, i) => {
@@ -193,6 +201,8 @@ export function makeTestChain(options: TestChainOptions = {}): TestChain {
   });
   const registrar = derive('registrar');
   const admin = derive('admin');
+  const council = [1, 2, 3].map((i) => derive(`council-${i}`));
+  const byCouncil = options.governance === 'council';
   const institutions: TestInstitution[] = Array.from({ length: opts.institutions }, (_, i) => ({
     ...derive(`bank-${i}`),
     id: `bank-${i}`,
@@ -206,7 +216,8 @@ export function makeTestChain(options: TestChainOptions = {}): TestChain {
     time: opts.time,
     validators: validators.map((v) => ({ name: v.name, key: v.pub, roles: v.roles, types: v.types })),
     registrars: [registrar.pub],
-    admins: [admin.pub],
+    admins: byCouncil ? [] : [admin.pub],
+    ...(byCouncil ? { council: { members: council.map((c) => c.pub), threshold: 2 } } : {}),
     institutions: institutions.map((inst) => ({
       institution: inst.id,
       name: `Test Bank ${inst.id}`,
@@ -226,6 +237,7 @@ export function makeTestChain(options: TestChainOptions = {}): TestChain {
     validators,
     registrar,
     admin,
+    council,
     institutions,
     subjects,
     outsider: derive('outsider'),

@@ -27,6 +27,7 @@ import {
   type DataType,
   type Dropped,
   executeBlock,
+  type GovChange,
   type GrantState,
   grantedRecordDigests,
   type InstitutionState,
@@ -489,6 +490,21 @@ export class TestLedger {
     );
   }
 
+  /** `gov.propose` of `change` by council `member`, open for a day of block time by default. */
+  propose(
+    member: TestKeys,
+    change: GovChange,
+    deadline = this.now + 24 * 3600 * 1000,
+    options?: SignOptions,
+  ): Tx<'gov.propose'> {
+    return this.sign(member, 'gov.propose', { change, deadline }, options);
+  }
+
+  /** `gov.approve` of `proposal` (a `gov.propose` hash) by council `member`. */
+  approve(member: TestKeys, proposal: string, options?: SignOptions): Tx<'gov.approve'> {
+    return this.sign(member, 'gov.approve', { proposal }, options);
+  }
+
   /** `institution.retire` of institution `id`. */
   retireInstitution(admin: TestKeys, id: string, options?: SignOptions): Tx<'institution.retire'> {
     return this.sign(admin, 'institution.retire', { institution: id }, options);
@@ -553,5 +569,10 @@ export function oneOfEachKind(ledger: TestLedger): { [K in TxKind]: Tx<K> } {
     erase: ledger.erase(subject, request),
     'institution.add': ledger.addInstitution(chain.admin, 'bank-new', chain.keys('bank-new')),
     'institution.retire': ledger.retireInstitution(chain.admin, 'bank-1'),
+    'gov.propose': ledger.propose(chain.council[0]!, {
+      type: 'registrar.add',
+      key: chain.keys('registrar-2').pub,
+    }),
+    'gov.approve': ledger.approve(chain.council[1]!, hexOf('sample/proposal')),
   };
 }

@@ -31,13 +31,16 @@ t.test('every kind names its subject and institution, governance none', async (t
     'institution.add concerns no subject',
   );
   t.same(txParties(state, ledger.retireInstitution(chain.admin, bank.id)), {}, 'institution.retire');
+  const proposal = ledger.propose(chain.council[0]!, { type: 'institution.retire', institution: bank.id });
+  t.same(txParties(state, proposal), {}, 'gov.propose');
+  t.same(txParties(state, ledger.approve(chain.council[1]!, txHash(proposal))), {}, 'gov.approve');
   t.same(
     txParties(state, ledger.deny(alice, hexOf('unknown request'))),
     { subject: '?' },
     'a request state does not know yet still counts as about a subject',
   );
   const kinds = Object.values(oneOfEachKind(ledger)).map((tx) => txHash(tx));
-  t.equal(kinds.length, 13, 'every kind was covered above');
+  t.equal(kinds.length, 15, 'every kind was covered above');
 });
 
 t.test('signer roles', async (t) => {
@@ -47,6 +50,12 @@ t.test('signer roles', async (t) => {
   t.equal(signerRole(g, ledger.state, chain.validators[0]!.pub), 'validator');
   t.equal(signerRole(g, ledger.state, chain.registrar.pub), 'registrar');
   t.equal(signerRole(g, ledger.state, chain.admin.pub), 'governance');
+  const council = makeTestChain({ governance: 'council' });
+  t.equal(
+    signerRole(council.genesis, ledger.state, council.council[0]!.pub),
+    'governance',
+    'a council member',
+  );
   t.equal(signerRole(g, ledger.state, chain.institutions[0]!.pub), 'institution');
   t.equal(signerRole(g, ledger.state, chain.subjects[0]!.pub), 'subject');
   t.equal(signerRole(g, ledger.state, chain.outsider.pub), 'unknown');

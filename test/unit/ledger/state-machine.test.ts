@@ -679,6 +679,14 @@ t.test('governance rules', async (t) => {
     'key taken',
   );
   expectReject(t, ledger, ledger.retireInstitution(bank, bank.id), 'LEDGER_NOT_ADMIN', 'retire by itself');
+  const councilLedger = new TestLedger(makeTestChain({ governance: 'council' }));
+  expectReject(
+    t,
+    councilLedger,
+    councilLedger.addInstitution(councilLedger.chain.council[0]!, 'bank-new', newKeys),
+    'LEDGER_GOVERNANCE_REQUIRED',
+    'a chain with a council changes members only by proposal (governance.test.ts)',
+  );
   expectReject(
     t,
     ledger,
