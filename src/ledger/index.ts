@@ -4,6 +4,7 @@ export * from './block-store.js';
 export * from './chain-view.js';
 export * from './executor.js';
 export * from './genesis.js';
+export * from './light-client.js';
 export * from './merkle.js';
 export * from './parties.js';
 export * from './patterns.js';
