@@ -7,20 +7,21 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DatagrantClient } from '../client/index.js';
 import { bytesToHex } from '../common/bytes.js';
-import { DatagrantError } from '../common/errors.js';
+import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
 import {
   DATA_TYPES,
   type DataType,
-  type Genesis,
+  type GrantState,
   type InstitutionState,
+  LightClient,
+  nodeLied,
   type RequestState,
-  type StateValueProof,
+  requestViewFaults,
   stateKey,
   type TxProof,
-  verifyStateValueProof,
-  verifyTxProof,
+  type ViewFault,
 } from '../ledger/index.js';
 import { readGenesis } from '../node/genesis-file.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
@@ -69,29 +70,9 @@ async function institutionClient(o: {
   return new DatagrantClient({ api: o.api, institution: o.institution, keys, genesis });
 }
 
-/**
- * A fact proven against genesis: the node's answer for `key` at `path`, refused (CLI_NODE_LIED)
- * unless its proof leads to a header certified by 2f+1 genesis validators. On a chain whose
- * headers commit to no provable state, `undefined` (the caller falls back to what genesis says).
- */
-async function provenEntry(
-  api: string,
-  genesis: Genesis,
-  path: string,
-  key: string,
-  caller?: { as: string; keys: KeySet },
-): Promise<{ value: unknown } | undefined> {
-  if (genesis.params.stateRoot !== 'sparse-merkle') return undefined;
-  const answer = caller
-    ? await signedApiCall<StateValueProof>(api, 'GET', path, caller.as, caller.keys.signing.secretKey)
-    : await apiCall<StateValueProof>(api, 'GET', path);
-  const r = verifyStateValueProof(genesis, answer, key);
-  if (!r.ok)
-    throw new DatagrantError(
-      'CLI_NODE_LIED',
-      `the node at ${api} answered ${path} with a proof that does not verify against genesis (${r.code}: ${r.message}): nothing was signed`,
-    );
-  return { value: r.value };
+/** A subject's signed reads, as the light client's transport. */
+function subjectGet(api: string, caller: { as: string; keys: KeySet }): (path: string) => Promise<unknown> {
+  return (path) => signedApiCall(api, 'GET', path, caller.as, caller.keys.signing.secretKey);
 }
 
 /**
@@ -99,15 +80,16 @@ async function provenEntry(
  * provable state: as genesis names it, when it does). A subject must not wrap her data key to a
  * key a node made up.
  */
-async function granteeKey(api: string, institution: string, genesis: Genesis): Promise<string> {
-  const proven = await provenEntry(
-    api,
-    genesis,
+async function granteeKey(api: string, institution: string, light: LightClient): Promise<string> {
+  const blame = { code: 'CLI_NODE_LIED', node: api };
+  const proven = await light.provenEntry<InstitutionState>(
+    (path) => apiCall(api, 'GET', path),
     `/v1/state/institutions/${institution}`,
     stateKey.institution(institution),
+    blame,
   );
   if (proven) {
-    const inst = proven.value as InstitutionState | null;
+    const inst = proven.value;
     if (!inst?.active)
       throw new DatagrantError(
         'CLI_INSTITUTION_UNKNOWN',
@@ -116,42 +98,75 @@ async function granteeKey(api: string, institution: string, genesis: Genesis): P
     return inst.encKey;
   }
   const inst = await apiCall<{ encKey: string }>(api, 'GET', `/v1/institutions/${institution}`);
-  const known = genesis.institutions.find((i) => i.institution === institution);
+  const known = light.genesis.institutions.find((i) => i.institution === institution);
   if (known && known.encKey !== inst.encKey)
-    throw new DatagrantError(
-      'CLI_NODE_LIED',
-      `the node at ${api} gave a key for ${institution} that genesis does not: nothing was signed`,
-    );
+    throw nodeLied(blame, `gave a key for ${institution} that genesis does not`);
   return inst.encKey;
 }
 
-/** Refuses a request view that differs from the proven request in what the subject consents to. */
+/**
+ * Refuses (CLI_NODE_LIED) a request view that differs from the request and grant the chain holds
+ * in anything the subject consents on or is shown; the faults are read twice before the node is
+ * called a liar (a block may commit between the view and the proof).
+ */
 async function checkRequestView(
   api: string,
-  genesis: Genesis,
+  light: LightClient,
   view: RequestView,
   caller: { as: string; keys: KeySet },
-): Promise<void> {
-  const proven = await provenEntry(
-    api,
-    genesis,
-    `/v1/state/requests/${view.id}`,
-    stateKey.request(view.id),
-    caller,
-  );
-  if (!proven) return;
-  const req = proven.value as RequestState | null;
-  const same =
-    req !== null &&
-    req.institution === view.institution &&
-    req.subject === view.subject &&
-    req.purpose === view.purpose &&
-    req.types.join(',') === view.types.join(',');
-  if (!same)
-    throw new DatagrantError(
-      'CLI_NODE_LIED',
-      `the node at ${api} showed request ${view.id} otherwise than the chain holds it: nothing was signed`,
+  reread: () => Promise<RequestView> = async () => view,
+): Promise<RequestView> {
+  const blame = { code: 'CLI_NODE_LIED', node: api };
+  const get = subjectGet(api, caller);
+  let faults: ViewFault[] = [];
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (attempt > 0) view = await reread();
+    const request = await light.provenEntry<RequestState>(
+      get,
+      `/v1/state/requests/${view.id}`,
+      stateKey.request(view.id),
+      blame,
     );
+    if (!request) return view;
+    const grantId = request.value?.grant;
+    const grant = grantId
+      ? await light.provenEntry<GrantState>(
+          get,
+          `/v1/state/grants/${grantId}`,
+          stateKey.grant(grantId),
+          blame,
+        )
+      : undefined;
+    faults = requestViewFaults(view, request.value, grant?.value, {
+      time: Math.min(request.time, grant?.time ?? request.time),
+      now: Date.now(),
+      policy: light.genesis.params.extraction ?? 'on-request',
+    });
+    if (faults.length === 0) return view;
+  }
+  throw nodeLied(
+    blame,
+    `showed request ${view.id} otherwise than the chain holds it (${faults.map((f) => f.what).join(', ')})`,
+    {
+      request: view.id,
+      faults,
+    },
+  );
+}
+
+/** Runs every check, then throws all the lies found in one error (or the first other failure). */
+async function allChecked<T extends unknown[]>(checks: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(checks);
+  const lies = settled.flatMap((r) =>
+    r.status === 'rejected' && isDatagrantError(r.reason, 'CLI_NODE_LIED') ? [r.reason] : [],
+  );
+  if (lies.length > 1)
+    throw new DatagrantError('CLI_NODE_LIED', lies.map((e) => e.message).join('; '), {
+      lies: lies.map((e) => e.meta),
+    });
+  if (lies.length === 1) throw lies[0];
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as T;
 }
 
 function out(json: boolean | undefined, value: unknown, text: string): void {
@@ -267,10 +282,16 @@ export function addFlowCommands(program: Command): void {
 
   program
     .command('requests')
-    .description('subject: list your requests awaiting a decision (a read signed with your key)')
+    .description(
+      'subject: list your requests awaiting a decision (a read signed with your key); with --genesis each request and its grant status is proven first',
+    )
     .requiredOption('--key <file>', 'your key file')
     .requiredOption('--subject <id>', 'your subject id')
     .option('--all', 'every request, decided or not')
+    .option(
+      '--genesis <file>',
+      "the chain's genesis.json: every request shown, and its grant's status, is proven against it",
+    )
     .option(...KEY_OPTS)
     .option('--api <url>', 'platform node API URL', DEFAULT_API)
     .option('--json', 'print JSON')
@@ -279,25 +300,49 @@ export function addFlowCommands(program: Command): void {
         key: string;
         subject: string;
         all?: boolean;
+        genesis?: string;
         passphraseFile?: string;
         api: string;
         json?: boolean;
       }) => {
         const keys = await keysFrom(o);
+        const caller = { as: `subject:${o.subject}`, keys };
         const r = await signedApiCall<{ requests: RequestView[] }>(
           o.api,
           'GET',
           `/v1/subjects/${o.subject}/requests${o.all ? '?all=true' : ''}`,
-          `subject:${o.subject}`,
+          caller.as,
           keys.signing.secretKey,
         );
+        let verified = false;
+        if (o.genesis) {
+          const light = new LightClient(await readGenesis(o.genesis));
+          r.requests = await allChecked<RequestView[]>(
+            r.requests.map((view) =>
+              checkRequestView(o.api, light, view, caller, () =>
+                signedApiCall<RequestView>(
+                  o.api,
+                  'GET',
+                  `/v1/requests/${view.id}`,
+                  caller.as,
+                  keys.signing.secretKey,
+                ),
+              ),
+            ),
+          );
+          verified = light.provable;
+        }
+        const mark = verified ? '  verified' : '';
         out(
           o.json,
-          r,
+          o.genesis ? { ...r, verified } : r,
           r.requests.length === 0
             ? 'no requests'
             : r.requests
-                .map((q) => `${q.id}  ${q.status}  ${q.institution}  ${q.types.join(',')}  "${q.purpose}"`)
+                .map(
+                  (q) =>
+                    `${q.id}  ${q.status}  ${q.institution}  ${q.types.join(',')}  "${q.purpose}"${q.grant ? `  uses ${q.grant.used}/${q.grant.uses}` : ''}${mark}`,
+                )
                 .join('\n'),
         );
       },
@@ -343,15 +388,21 @@ export function addFlowCommands(program: Command): void {
         const keys = await keysFrom(o);
         const genesis = await readGenesis(o.genesis);
         const caller = { as: `subject:${o.subject}`, keys };
-        const view = await signedApiCall<RequestView>(
-          o.api,
-          'GET',
-          `/v1/requests/${o.request}`,
-          caller.as,
-          keys.signing.secretKey,
-        );
-        await checkRequestView(o.api, genesis, view, caller);
-        const encKey = await granteeKey(o.api, view.institution, genesis);
+        const light = new LightClient(genesis);
+        const read = () =>
+          signedApiCall<RequestView>(
+            o.api,
+            'GET',
+            `/v1/requests/${o.request}`,
+            caller.as,
+            keys.signing.secretKey,
+          );
+        const shown = await read();
+        // Both facts are proven before anything is signed; every lie found is reported at once.
+        const [view, encKey] = await allChecked<[RequestView, string]>([
+          checkRequestView(o.api, light, shown, caller, read),
+          granteeKey(o.api, shown.institution, light),
+        ]);
         const types = parseTypes(o.types);
         const ctx = {
           chain: genesis.chain,
@@ -546,12 +597,12 @@ export function addFlowCommands(program: Command): void {
           if (page.next === undefined) break;
           after = page.next;
         }
-        const genesis = o.verify ? await readGenesis(o.genesis ?? '') : undefined;
+        const light = o.verify ? new LightClient(await readGenesis(o.genesis ?? '')) : undefined;
         let failures = 0;
         const rows = trail.entries.map((e) => {
           let verified: string | undefined;
-          if (genesis) {
-            const r = verifyTxProof(genesis, e.proof as TxProof);
+          if (light) {
+            const r = light.verifyTx(e.proof as TxProof);
             const ok = r.ok && r.hash === e.hash;
             if (!ok) failures++;
             verified = ok ? 'verified' : `FAILED ${r.ok ? 'PROOF_WRONG_TX' : r.code}`;
@@ -566,7 +617,7 @@ export function addFlowCommands(program: Command): void {
               (r) =>
                 `${new Date(r.time).toISOString()}  h${String(r.height).padEnd(6)} ${r.kind.padEnd(16)} ${r.hash.slice(0, 16)}…${r.verified ? `  ${r.verified}` : ''}`,
             ),
-            genesis
+            light
               ? `${rows.length - failures}/${rows.length} entries verified against genesis`
               : `${rows.length} entries`,
           ].join('\n'),

@@ -10,7 +10,7 @@ import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import { institutionCaller, signCall } from '../common/http-signature.js';
 import type { KeySet } from '../common/keyfile.js';
 import type { Genesis } from '../ledger/genesis.js';
-import { type StateValueProof, verifyStateValueProof } from '../ledger/proof.js';
+import { LightClient, nodeLied, requestViewFaults, type ViewFault } from '../ledger/light-client.js';
 import {
   bundleDigest,
   type GrantState,
@@ -282,51 +282,67 @@ export class DatagrantClient {
     }
   }
 
-  /**
-   * A state entry proven against genesis (CLIENT_NODE_LIED when the proof fails); `undefined` on a
-   * chain whose headers commit to no provable state.
-   */
-  async #proven(path: string, key: string): Promise<{ value: unknown; time: number } | undefined> {
-    if (this.#options.genesis.params.stateRoot !== 'sparse-merkle') return undefined;
-    const answer = await this.#json<StateValueProof>('GET', path, undefined, true);
-    const r = verifyStateValueProof(this.#options.genesis, answer, key);
-    if (!r.ok)
-      throw new DatagrantError(
-        'CLIENT_NODE_LIED',
-        `the node answered ${path} with a proof that does not verify against genesis (${r.code}): nothing was signed`,
-        { code: r.code },
-      );
-    return { value: r.value, time: r.time };
+  #lightClient: LightClient | undefined;
+
+  /** The light client this client proves the node's answers with (made from genesis). */
+  get light(): LightClient {
+    this.#lightClient ??= new LightClient(this.#options.genesis);
+    return this.#lightClient;
   }
 
   /**
-   * The grant and request of `view` as the chain holds them: the grant must be this institution's,
-   * for this request, live (not revoked, paused, expired or used up) at the proven height, and
-   * match the view; the records released are the proven request's of the granted types.
+   * The grant and request of `view` as the chain holds them, proven against genesis: the grant
+   * must be this institution's, for this request, live (not revoked, paused, expired or used up)
+   * at the proven height, and the view must agree with both (read again once before the node is
+   * called a liar: a block may commit in between); the records released are the proven request's
+   * of the granted types. CLIENT_NODE_LIED naming the node otherwise; `undefined` on a chain
+   * whose headers commit to no provable state.
    */
   async #provenGrant(id: string, view: RequestView): Promise<{ digests: string[] } | undefined> {
-    const grantId = view.grant!.id;
-    const g = await this.#proven(`/v1/state/grants/${grantId}`, stateKey.grant(grantId));
-    const r = await this.#proven(`/v1/state/requests/${id}`, stateKey.request(id));
-    if (!g || !r) return undefined;
-    const grant = g.value as GrantState | null;
-    const request = r.value as RequestState | null;
-    const lied = (what: string) =>
-      new DatagrantError(
-        'CLIENT_NODE_LIED',
-        `the node showed request ${id} otherwise than the chain holds it: ${what}`,
-      );
-    if (!grant || !request) throw lied('no such grant or request on the chain');
-    if (grant.request !== id || grant.institution !== this.#options.institution || request.grant !== grantId)
-      throw lied("the grant is not this request's, or not to this institution");
-    if (grant.types.join(',') !== view.grant!.types.join(',')) throw lied('other data types');
-    const live = !grant.revoked && !grant.paused && grant.used < grant.uses && grant.expires > g.time;
-    if (!live)
-      throw lied(
-        `the grant is ${grant.revoked ? 'revoked' : grant.paused ? 'paused' : 'expired or used up'}`,
-      );
-    const digests = grantedRecordDigests(request, grant);
-    return { digests };
+    const blame = { code: 'CLIENT_NODE_LIED', node: this.#options.api };
+    const get = (path: string) => this.#json<unknown>('GET', path, undefined, true);
+    const lied = (what: string, meta: Record<string, unknown> = {}) =>
+      nodeLied(blame, `showed request ${id} otherwise than the chain holds it: ${what}`, {
+        request: id,
+        ...meta,
+      });
+    let faults: ViewFault[] = [];
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (attempt > 0) view = await this.request(id);
+      if (!view.grant) throw lied('the chain holds a grant the node does not show');
+      const grantId = view.grant.id;
+      const [g, r] = await Promise.all([
+        this.light.provenEntry<GrantState>(
+          get,
+          `/v1/state/grants/${grantId}`,
+          stateKey.grant(grantId),
+          blame,
+        ),
+        this.light.provenEntry<RequestState>(get, `/v1/state/requests/${id}`, stateKey.request(id), blame),
+      ]);
+      if (!g || !r) return undefined;
+      const grant = g.value;
+      const request = r.value;
+      if (!grant || !request) throw lied('no such grant or request on the chain');
+      if (
+        grant.request !== id ||
+        grant.institution !== this.#options.institution ||
+        request.grant !== grantId
+      )
+        throw lied("the grant is not this request's, or not to this institution");
+      const live = !grant.revoked && !grant.paused && grant.used < grant.uses && grant.expires > g.time;
+      if (!live)
+        throw lied(
+          `the grant is ${grant.revoked ? 'revoked' : grant.paused ? 'paused' : 'expired or used up'}`,
+        );
+      faults = requestViewFaults(view, request, grant, {
+        time: Math.min(g.time, r.time),
+        now: this.#now(),
+        policy: this.#options.genesis.params.extraction ?? 'on-request',
+      });
+      if (faults.length === 0) return { digests: grantedRecordDigests(request, grant) };
+    }
+    throw lied(faults.map((f) => f.what).join(', '), { faults });
   }
 
   /** Fetches, verifies and opens the bundle, and assembles the document on this side. */

@@ -10,14 +10,45 @@
  * await client.waitFor(request.id, ['granted']);
  * const doc = await client.document(request.id); // usage committed, bundle verified, decrypted, CSV assembled here
  * ```
+ *
+ * `LightClient` is the verifier the client (and the CLI and the portal) proves every fact with:
+ * certified headers, state and transaction proofs against genesis; a node whose answer does not
+ * verify is refused with a code naming it (CLIENT_NODE_LIED here).
  */
 
 export { decodeKeyFile, type KeySet } from '../common/keyfile.js';
 export { type Genesis, parseGenesis } from '../ledger/genesis.js';
-export { type StateProofCheck, type StateValueProof, verifyStateValueProof } from '../ledger/proof.js';
+export {
+  type Blame,
+  type Expectation,
+  type HeaderCheck,
+  LightClient,
+  type LightClientOptions,
+  nodeLied,
+  type ProvenEntry,
+  type RequestFacts,
+  requestViewFaults,
+  type ValidatorEpoch,
+  type ViewFault,
+} from '../ledger/light-client.js';
+export {
+  type ProofResult,
+  type StateProofCheck,
+  type StateValueProof,
+  type TxProof,
+  verifyStateValueProof,
+  verifyTxProof,
+} from '../ledger/proof.js';
 export type { RequestInput, RequestView } from '../platform/views.js';
 export type { SealedBundle } from '../records/bundle.js';
 export type { RecordPlaintext } from '../records/record-crypto.js';
+export {
+  type SignedSourceStatement,
+  type SourceStatement,
+  sourceStatementBytes,
+  sourceStatementCommitment,
+  verifySourceStatement,
+} from '../records/source-statement.js';
 export {
   BUNDLE_ERROR_CODES,
   documentDigest,

@@ -5,6 +5,7 @@ export * from './chain-view.js';
 export * from './executor.js';
 export * from './genesis.js';
 export * from './governance.js';
+export * from './light-client.js';
 export * from './merkle.js';
 export * from './parties.js';
 export * from './patterns.js';

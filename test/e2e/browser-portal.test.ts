@@ -38,7 +38,6 @@ import {
 import type { RequestInput, RequestView } from '../../src/platform/views.js';
 import { recordContext } from '../../src/records/record-crypto.js';
 import { seededRandom } from '../../web/src/seeded-random.js';
-import { lyingNode } from '../helpers/lying-node.js';
 import {
   browserSkipReason,
   type DevChain,
@@ -238,37 +237,7 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
   let grantHash = '';
   let firstUsage = '';
 
-  await t.test('a lying node is named as lying and the portal offers no grant', async (t) => {
-    // Carol, on her own, so the other tests' requests and cards are untouched.
-    const carol = generateKeySet('carol');
-    const carolFile = join(dev.dir, 'carol.json');
-    await writeKeyFile(carolFile, carol);
-    await register('carol-0003', carol);
-    const lied = await openRequest({ subject: 'carol-0003', types: ['tax'], purpose: 'car loan 2025-009' });
-    // The node forges Demo Bank's encryption key (so that Bob would wrap his data key to it).
-    const liar = await lyingNode(api, (path, body) => {
-      if (path === '/v1/state/institutions/demo-bank')
-        (body.value as { encKey: string }).encKey = 'ab'.repeat(32);
-    });
-    t.teardown(() => liar.close());
-    const page = await newPage();
-    await pageTools(browser!, liar.url, pageErrors).openKey(page, 'carol-0003', carolFile, '');
-    const card = page.locator(`#pending-list article[data-request="${lied.id}"]`);
-    await card.waitFor();
-    const warning = card.locator('[data-proof="lied"]');
-    await warning.waitFor();
-    t.match(
-      await warning.innerText(),
-      /validator node0 gave facts about demo-bank that do not verify/,
-      'the node is named as lying',
-    );
-    t.match(await warning.innerText(), /PORTAL_NODE_LIED/, 'with a code');
-    t.equal(await card.getByRole('button', { name: 'Grant access' }).count(), 0, 'no grant button');
-    await card.scrollIntoViewIfNeeded();
-    await page.screenshot({ path: join(SCREENSHOTS, 'portal-lying-node.png') });
-    await page.close();
-  });
-
+  // A lying node in front of this one: test/e2e/lying-node.test.ts.
   await t.test('a person grants a request in the portal; the use is verified in the browser', async (t) => {
     const page = await newPage();
     const sent: string[] = [];
@@ -297,7 +266,12 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
     t.match(cardText, /Tax, Social insurance/, 'the data types are shown');
     t.match(cardText, /Decide by/, 'the consent deadline is shown');
     t.match(cardText, /waiting for your decision/, 'the status is shown');
-    await card.locator('[data-proof="verified"]').waitFor();
+    await card.locator('[data-fact="institution"][data-proof="verified"]').waitFor();
+    t.equal(
+      await card.locator('[data-fact="request"][data-proof="verified"]').count(),
+      1,
+      'what is asked is verified in the browser',
+    );
     t.pass("the bank's key is verified in the browser before the grant button is live");
     await card.scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SCREENSHOTS, 'portal-pending-request.png'), fullPage: true });

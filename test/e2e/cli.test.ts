@@ -20,7 +20,6 @@ import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import { signTx } from '../../src/ledger/index.js';
 import { findFreeBasePort } from '../../src/node/local-testnet.js';
 import { attestSubject, buildRegisterTx } from '../../src/platform/consent.js';
-import { lyingNode } from '../helpers/lying-node.js';
 import { until } from '../helpers/until.js';
 
 const run = promisify(execFile);
@@ -225,53 +224,7 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     /required option '--key <file>' not specified/,
     'commander refuses it: a usage error',
   );
-  // A lying node: it forwards to the real one but forges what the subject consents on. The CLI
-  // proves each fact against genesis and signs nothing on its word.
-  const grantArgs = (via: string) => [
-    'grant',
-    ...alice,
-    '--request',
-    requestId,
-    '--types',
-    'tax',
-    '--genesis',
-    join(home, 'genesis.json'),
-    '--api',
-    via,
-  ];
-  for (const [lie, forge] of [
-    [
-      'a forged institution key (the proof kept)',
-      (path: string, body: Record<string, unknown>) => {
-        if (path.startsWith('/v1/state/institutions/'))
-          (body.value as { encKey: string }).encKey = 'ab'.repeat(32);
-      },
-    ],
-    [
-      'a forged request, shown and proven alike',
-      (path: string, body: Record<string, unknown>) => {
-        if (path === `/v1/requests/${requestId}`) body.purpose = 'a small loan';
-        if (path.startsWith('/v1/state/requests/'))
-          (body.value as { purpose: string }).purpose = 'a small loan';
-      },
-    ],
-    [
-      "another institution's entry as this one's",
-      (path: string, body: Record<string, unknown>) => {
-        if (path.startsWith('/v1/state/institutions/')) body.key = 'inst/someone-else';
-      },
-    ],
-  ] as const) {
-    const liar = await lyingNode(api, forge);
-    const refused = await cli(grantArgs(liar.url));
-    await liar.close();
-    t.not(refused.code, 0, `${lie}: the grant is refused`);
-    t.match(
-      refused.stderr,
-      /CLI_NODE_LIED/,
-      `${lie}: CLI_NODE_LIED (${refused.stderr.trim().slice(0, 160)})`,
-    );
-  }
+  // A lying node in front of this one is refused by `grant` and `requests --genesis`: test/e2e/lying-node.test.ts.
   const grant = await cli([
     'grant',
     '--key',

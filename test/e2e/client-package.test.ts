@@ -48,7 +48,7 @@ t.test('the compiled datagrant/client verifies and opens a bundle in plain Node'
 
   const script = `
     import { readFile } from 'node:fs/promises';
-    import { DatagrantClient, decodeKeyFile, documentOf, openBundle, parseGenesis, verifyBundle } from 'datagrant/client';
+    import { DatagrantClient, decodeKeyFile, documentOf, LightClient, openBundle, parseGenesis, verifyBundle } from 'datagrant/client';
     const [dir, genesisPath, keyPath, api, request] = process.argv.slice(1);
     const genesis = parseGenesis(JSON.parse(await readFile(genesisPath, 'utf8')));
     const keys = decodeKeyFile(JSON.parse(await readFile(keyPath, 'utf8')));
@@ -72,17 +72,33 @@ t.test('the compiled datagrant/client verifies and opens a bundle in plain Node'
     } catch (err) {
       tampered = err.code;
     }
-    console.log(JSON.stringify({ body: doc.body, status: view.status, tampered }));
+    const proven = await new LightClient(genesis).provenEntry(
+      (path) => fetch(api + path).then((r) => r.json()),
+      '/v1/state/institutions/demo-bank',
+      'inst/demo-bank',
+      { code: 'CLIENT_NODE_LIED', node: api },
+    );
+    console.log(JSON.stringify({ body: doc.body, status: view.status, tampered, institution: proven.value.name }));
   `;
   const child = await run(
     process.execPath,
     ['--input-type=module', '-e', script, dir, net.genesisPath, net.keys.institution, node.apiUrl, opened.id],
     { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } },
   );
-  const out = JSON.parse(child.stdout) as { body: string; status: string; tampered: string };
+  const out = JSON.parse(child.stdout) as {
+    body: string;
+    status: string;
+    tampered: string;
+    institution: string;
+  };
   t.equal(out.body, doc.body, 'plain Node assembles the same CSV from the bundle');
   t.equal(out.status, 'used-up', 'and reads the request state from the node over HTTP');
   t.equal(out.tampered, 'CLIENT_DIGEST_MISMATCH', 'a tampered ciphertext is refused with a code');
+  t.equal(
+    out.institution,
+    net.genesis.institutions.find((i) => i.institution === 'demo-bank')?.name,
+    "the package's light client proves the institution against genesis",
+  );
   const dts = await readFile(join(ROOT, 'dist', 'client', 'index.d.ts'), 'utf8');
   t.match(dts, /DatagrantClient/, 'with its type declarations');
 });

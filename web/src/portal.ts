@@ -2,17 +2,26 @@
  * The individual's portal: open a key file in the page, see the requests about you, grant (with
  * narrowed types, expiry and use count) or deny them, pause, resume or revoke grants, erase a
  * request's data, and read the access history with every entry verified in this browser.
- * The key never leaves the page: only signed transactions are sent to the node.
+ * What a request asks, the institution's name and key and a grant's status are proven in this
+ * browser by the light client (docs/light-client.md) and marked verified; a node whose answer
+ * does not verify is named as lying and nothing is signed on its word. The key never leaves the
+ * page: only signed transactions are sent to the node.
  */
 import { bytesToHex } from '../../src/common/bytes.js';
 import type { KeySet } from '../../src/common/keyfile.js';
 import { quorumSize } from '../../src/ledger/genesis.js';
-import { type StateValueProof, verifyStateValueProof } from '../../src/ledger/proof.js';
-import { type InstitutionState, type SubjectState, stateKey } from '../../src/ledger/records.js';
+import { type Blame, nodeLabel, requestViewFaults, type ViewFault } from '../../src/ledger/light-client.js';
+import {
+  type GrantState,
+  type InstitutionState,
+  type RequestState,
+  type SubjectState,
+  stateKey,
+} from '../../src/ledger/records.js';
 import type { AnyTx, DataType, Tx } from '../../src/ledger/tx.js';
 import type { SignContext } from '../../src/platform/consent.js';
 import type { AuditEntry, RequestView } from '../../src/platform/views.js';
-import { ApiError, getJson, onBlocks, signedGetJson, submitTx, waitForCommit } from './api.js';
+import { ApiError, apiBase, getJson, onBlocks, signedGetJson, submitTx, waitForCommit } from './api.js';
 import { byId, type Child, fill, h, nextPaint } from './dom.js';
 import {
   errorNotice,
@@ -25,7 +34,14 @@ import {
   typeLabel,
   typesLabel,
 } from './format.js';
-import { setPin, type TrustedGenesis, trustedGenesis, type Verification, verifyEntry } from './proofs.js';
+import {
+  pinMismatch,
+  setPin,
+  type TrustedGenesis,
+  trustedGenesis,
+  type Verification,
+  verifyEntry,
+} from './proofs.js';
 import {
   checkSubjectKeys,
   installSigningHook,
@@ -235,10 +251,13 @@ async function loadOnce(): Promise<void> {
       `subject:${s.subject}`,
       s.keys.signing.secretKey,
     );
-    await Promise.all([...new Set(requests.map((r) => r.institution))].map((id) => institutionName(id)));
+    const [proven] = await Promise.all([
+      Promise.all(requests.map((r) => proveView(s, r))),
+      ...[...new Set(requests.map((r) => r.institution))].map((id) => institutionName(id)),
+    ]);
     if (session !== s) return;
-    requestsById = new Map(requests.map((r) => [r.id, r]));
-    renderRequests(requests);
+    requestsById = new Map(proven.map((p) => [p.view.id, p.view]));
+    renderRequests(proven);
   } catch (err) {
     fill(el.pendingNotice, errorNotice(err, 'Your requests could not be loaded. '));
   }
@@ -262,7 +281,7 @@ async function loadOnce(): Promise<void> {
   }
 }
 
-/** The node's answer about an institution did not verify against genesis: it is lying. */
+/** The node's answer did not verify against genesis: it is lying (`code` PORTAL_NODE_LIED). */
 class NodeLiedError extends Error {
   constructor(
     message: string,
@@ -278,25 +297,210 @@ async function nodeName(): Promise<string> {
   return trusted.names.get(status.self) ?? `the node with key ${status.self.slice(0, 16)}…`;
 }
 
+let blaming: Promise<Blame> | undefined;
+
+/** The portal's node as a lie names it: PORTAL_NODE_LIED, its URL and its name in genesis. */
+function blame(): Promise<Blame> {
+  blaming ??= nodeName().then(
+    (name) => ({ code: 'PORTAL_NODE_LIED', node: apiBase.href, name }),
+    (err: unknown) => {
+      blaming = undefined;
+      throw err;
+    },
+  );
+  return blaming;
+}
+
+/** The message that names the node as lying about `what`. */
+function liedText(b: Blame, what: string, why: string): string {
+  return `${nodeLabel(b)} gave facts about ${what} that do not verify against the genesis validators (${why}): it is lying. Nothing can be signed on its word; connect to another node.`;
+}
+
 /**
- * An institution as the chain holds it, proven in this browser against the genesis validators
- * (its name and the key a grant is wrapped to are never taken from the node's word). On a chain
- * whose headers commit to no provable state, what the node says.
+ * An institution as the chain holds it, proven in this browser by the light client against the
+ * genesis validators (its name and the key a grant is wrapped to are never taken from the node's
+ * word). On a chain whose headers commit to no provable state, what the node says.
  */
 async function provenInstitution(id: string): Promise<InstitutionState> {
   const trusted = await trustedGenesis();
-  if (trusted.genesis.params.stateRoot !== 'sparse-merkle')
-    return getJson<InstitutionState>(`v1/institutions/${id}`);
-  const answer = await getJson<StateValueProof>(`v1/state/institutions/${id}`);
-  const r = verifyStateValueProof(trusted.genesis, answer, stateKey.institution(id));
-  if (!r.ok)
-    throw new NodeLiedError(
-      `${await nodeName()} gave facts about ${id} that do not verify against the genesis validators (${r.code}): it is lying. Nothing can be signed on its word; connect to another node.`,
-      'PORTAL_NODE_LIED',
+  if (!trusted.light.provable) return getJson<InstitutionState>(`v1/institutions/${id}`);
+  if (pinMismatch(trusted))
+    throw new Error('the node serves a different genesis than the one pinned in this browser');
+  const b = await blame();
+  try {
+    const proven = await trusted.light.provenEntry<InstitutionState>(
+      (path) => getJson(path.slice(1)),
+      `/v1/state/institutions/${id}`,
+      stateKey.institution(id),
+      b,
     );
-  if (r.value === null)
-    throw new NodeLiedError(`${id} is not registered on this chain.`, 'PORTAL_UNKNOWN_INSTITUTION');
-  return r.value as unknown as InstitutionState;
+    if (!proven?.value)
+      throw new NodeLiedError(`${id} is not registered on this chain.`, 'PORTAL_UNKNOWN_INSTITUTION');
+    return proven.value;
+  } catch (err) {
+    if ((err as { code?: string }).code !== b.code) throw err;
+    throw new NodeLiedError(
+      liedText(b, id, String((err as { meta?: { proof?: string } }).meta?.proof)),
+      b.code,
+    );
+  }
+}
+
+// ---- facts proven in this browser ----
+
+/** One fact of a card (what a request asks, a grant's status) as this browser checked it. */
+interface FactCheck {
+  state: 'verified' | 'lied' | 'failed' | 'unprovable';
+  text: string;
+  code?: string;
+}
+
+/** A request as shown, with what this browser proved of it. */
+interface ProvenView {
+  view: RequestView;
+  request: FactCheck;
+  /** Present when the request is granted (on the node's word or the chain's). */
+  grant?: FactCheck;
+}
+
+const UNPROVABLE: FactCheck = {
+  state: 'unprovable',
+  text: 'This chain commits to no provable state: shown as the node gives it.',
+};
+
+/**
+ * Proves what a request asks and its grant's status in this browser: its entries on the chain
+ * with their proofs against the genesis validators (light client), compared with what the node
+ * shows. A mismatch is read once more before the node is called a liar (a block may commit
+ * between the list and the proof).
+ */
+async function proveView(s: Session, v: RequestView): Promise<ProvenView> {
+  const trusted = await trustedGenesis();
+  const light = trusted.light;
+  if (!light.provable) return { view: v, request: UNPROVABLE, ...(v.grant ? { grant: UNPROVABLE } : {}) };
+  const failed = (text: string, code = 'PORTAL_UNVERIFIED'): FactCheck => ({ state: 'failed', text, code });
+  if (pinMismatch(trusted)) {
+    const f = failed(
+      'The node serves a different genesis than the one pinned in this browser.',
+      'PORTAL_GENESIS_NOT_PINNED',
+    );
+    return { view: v, request: f, ...(v.grant ? { grant: f } : {}) };
+  }
+  let b: Blame;
+  try {
+    b = await blame();
+  } catch (err) {
+    const f = failed(`The node could not be identified: ${(err as Error).message}`);
+    return { view: v, request: f, ...(v.grant ? { grant: f } : {}) };
+  }
+  const caller = `subject:${s.subject}`;
+  const get = (path: string) => signedGetJson<unknown>(path.slice(1), caller, s.keys.signing.secretKey);
+  const lied = (what: string, why: string): FactCheck => ({
+    state: 'lied',
+    text: liedText(b, what, why),
+    code: b.code,
+  });
+  const unverified = (what: string, err: unknown): FactCheck =>
+    (err as { code?: string }).code === b.code
+      ? lied(what, String((err as { meta?: { proof?: string } }).meta?.proof))
+      : failed(`${what} could not be checked: ${(err as Error).message}`);
+  let view = v;
+  let faults: ViewFault[] = [];
+  let heights = { request: 0, grant: 0 };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (attempt > 0) {
+      try {
+        view = await signedGetJson<RequestView>(`v1/requests/${v.id}`, caller, s.keys.signing.secretKey);
+      } catch (err) {
+        const f = failed(`request ${v.id} could not be read again: ${(err as Error).message}`);
+        return { view: v, request: f, ...(v.grant ? { grant: f } : {}) };
+      }
+    }
+    let request: { value: RequestState | null; height: number; time: number } | undefined;
+    try {
+      request = await light.provenEntry<RequestState>(
+        get,
+        `/v1/state/requests/${view.id}`,
+        stateKey.request(view.id),
+        b,
+      );
+    } catch (err) {
+      const r = unverified(`request ${view.id}`, err);
+      const notChecked = failed('The grant was not checked: the request it belongs to did not verify.');
+      return { view, request: r, ...(view.grant ? { grant: notChecked } : {}) };
+    }
+    const grantId = request?.value?.grant ?? view.grant?.id;
+    let grant: { value: GrantState | null; height: number; time: number } | undefined;
+    if (grantId) {
+      try {
+        grant = await light.provenEntry<GrantState>(
+          get,
+          `/v1/state/grants/${grantId}`,
+          stateKey.grant(grantId),
+          b,
+        );
+      } catch (err) {
+        return {
+          view,
+          request: verifiedRequest(request!.height),
+          grant: unverified(`the grant of request ${view.id}`, err),
+        };
+      }
+    }
+    heights = { request: request!.height, grant: grant?.height ?? 0 };
+    faults = requestViewFaults(view, request!.value, grant?.value, {
+      time: Math.min(request!.time, grant?.time ?? request!.time),
+      now: Date.now(),
+      policy: trusted.genesis.params.extraction ?? 'on-request',
+    });
+    if (faults.length === 0)
+      return {
+        view,
+        request: verifiedRequest(heights.request),
+        ...(grantId ? { grant: verifiedGrant(heights.grant) } : {}),
+      };
+  }
+  const about = (fact: ViewFault['fact']) => faults.filter((f) => f.fact === fact).map((f) => f.what);
+  const rf = about('request');
+  const gf = about('grant');
+  return {
+    view,
+    request:
+      rf.length > 0
+        ? lied(`request ${view.id}`, `shown otherwise: ${rf.join(', ')}`)
+        : verifiedRequest(heights.request),
+    ...(view.grant || gf.length > 0
+      ? {
+          grant:
+            gf.length > 0
+              ? lied(`the grant of request ${view.id}`, `shown otherwise: ${gf.join(', ')}`)
+              : verifiedGrant(heights.grant),
+        }
+      : {}),
+  };
+}
+
+function verifiedRequest(height: number): FactCheck {
+  return {
+    state: 'verified',
+    text: `What is asked (the institution, the data, the purpose, the period and the deadline) was verified in this browser against the genesis validators (block ${height}).`,
+  };
+}
+
+function verifiedGrant(height: number): FactCheck {
+  return {
+    state: 'verified',
+    text: `The grant's status (valid until, uses left, paused or revoked) was verified in this browser against the genesis validators (block ${height}).`,
+  };
+}
+
+/** The visible mark of one fact: verified, or the node named as lying. */
+function factMark(fact: 'institution' | 'request' | 'grant', check: FactCheck): HTMLElement {
+  const kind = check.state === 'verified' ? 'ok' : check.state === 'unprovable' ? 'warn' : 'error';
+  const shown = notice(kind, `${check.state === 'verified' ? '✓ verified: ' : ''}${check.text}`, check.code);
+  shown.dataset.fact = fact;
+  shown.dataset.proof = check.state;
+  return shown;
 }
 
 function institution(id: string): Promise<InstitutionState> {
@@ -331,19 +535,25 @@ function awaitingDecision(r: RequestView): boolean {
   return r.grant === undefined && r.denyReason === undefined && PENDING.has(r.status);
 }
 
-function renderRequests(requests: RequestView[]): void {
-  const pending = requests.filter(awaitingDecision);
-  const decided = requests.filter((r) => !awaitingDecision(r));
+function renderRequests(requests: ProvenView[]): void {
+  const pending = requests.filter((p) => awaitingDecision(p.view));
+  const decided = requests.filter((p) => !awaitingDecision(p.view));
   sync(el.pendingList, pendingCards, pending, pendingCard, 'No requests are waiting for your decision.');
   sync(el.grantsList, grantCards, decided, decidedCard, 'You have not decided on any request yet.');
+  const lie = requests.flatMap((p) => [p.request, p.grant]).find((c) => c?.state === 'lied');
+  if (lie) {
+    const shown = notice('error', lie.text, lie.code);
+    shown.dataset.nodeLied = 'true';
+    fill(el.pendingNotice, shown);
+  } else el.pendingNotice.querySelector('[data-node-lied]')?.remove();
 }
 
 /** Keeps cards whose request did not change (so a half-filled form survives a refresh). */
 function sync(
   container: HTMLElement,
   cards: Map<string, { sig: string; el: HTMLElement }>,
-  items: RequestView[],
-  render: (v: RequestView) => HTMLElement,
+  items: ProvenView[],
+  render: (p: ProvenView) => HTMLElement,
   empty: string,
 ): void {
   if (items.length === 0) {
@@ -354,10 +564,18 @@ function sync(
   const next = new Map<string, { sig: string; el: HTMLElement }>();
   const wanted: HTMLElement[] = [];
   for (const item of items) {
-    const sig = JSON.stringify([item.status, item.records.length, item.failures.length, item.grant ?? null]);
-    const prev = cards.get(item.id);
+    const v = item.view;
+    const sig = JSON.stringify([
+      v.status,
+      v.records.length,
+      v.failures.length,
+      v.grant ?? null,
+      item.request.state,
+      item.grant?.state ?? null,
+    ]);
+    const prev = cards.get(v.id);
     const card = prev && prev.sig === sig ? prev.el : render(item);
-    next.set(item.id, { sig, el: card });
+    next.set(v.id, { sig, el: card });
     wanted.push(card);
   }
   cards.clear();
@@ -404,7 +622,8 @@ function requestFacts(v: RequestView, extra: Child[] = []): HTMLElement {
   );
 }
 
-function pendingCard(v: RequestView): HTMLElement {
+function pendingCard(p: ProvenView): HTMLElement {
+  const v = p.view;
   const key = v.id.slice(0, 16);
   const headingId = `req-${key}`;
   const status = h('div', { class: 'status-line', role: 'status', 'aria-live': 'polite' });
@@ -463,13 +682,15 @@ function pendingCard(v: RequestView): HTMLElement {
   });
   const grantButton = h('button', { type: 'submit', class: 'primary' }, 'Grant access');
   const waiting = !onConsent && v.records.length === 0;
-  // Nothing is signed until the institution's key is proven in this browser.
+  // Nothing is signed until what is asked and the institution's key are proven in this browser.
   grantButton.disabled = true;
   const proof = h(
     'p',
-    { class: 'notice info', 'data-proof': 'pending' },
+    { class: 'notice info', 'data-fact': 'institution', 'data-proof': 'pending' },
     `Checking ${v.institution}'s registered key against the genesis validators…`,
   );
+  const asked = factMark('request', p.request);
+  const askedOk = p.request.state === 'verified' || p.request.state === 'unprovable';
   const form = h(
     'form',
     { class: 'grant-form', novalidate: true, 'aria-label': `Grant ${nameOf(v.institution)} access` },
@@ -565,21 +786,27 @@ function pendingCard(v: RequestView): HTMLElement {
             'Nothing has been fetched yet: the public data platforms are asked only for what you grant, once you grant it.',
           )
         : null,
+    asked,
     proof,
     form,
     deny,
     status,
   );
+  // A node that lied about the request gets nothing signed on its word, not even a refusal.
+  if (p.request.state === 'lied') {
+    card.dataset.lied = 'true';
+    form.remove();
+    deny.remove();
+  }
   institution(v.institution).then(
     (inst) => {
       proof.replaceWith(
-        h(
-          'p',
-          { class: 'notice ok', 'data-proof': 'verified' },
-          `${inst.name}'s registered key was verified in this browser against the genesis validators.`,
-        ),
+        factMark('institution', {
+          state: 'verified',
+          text: `${inst.name}'s registered name and key were verified in this browser against the genesis validators.`,
+        }),
       );
-      grantButton.disabled = waiting;
+      grantButton.disabled = waiting || !askedOk;
     },
     (err: unknown) => {
       const lied = err instanceof NodeLiedError;
@@ -590,15 +817,21 @@ function pendingCard(v: RequestView): HTMLElement {
             `${v.institution}'s key could not be checked: ${(err as Error).message}`,
             'PORTAL_UNVERIFIED',
           );
+      shown.dataset.fact = 'institution';
       shown.dataset.proof = lied ? 'lied' : 'failed';
       proof.replaceWith(shown);
-      if (lied) form.remove();
+      if (lied) {
+        card.dataset.lied = 'true';
+        form.remove();
+        deny.remove();
+      }
     },
   );
   return card;
 }
 
-function decidedCard(v: RequestView): HTMLElement {
+function decidedCard(p: ProvenView): HTMLElement {
+  const v = p.view;
   const headingId = `dec-${v.id.slice(0, 16)}`;
   const status = h('div', { class: 'status-line', role: 'status', 'aria-live': 'polite' });
   const g = v.grant;
@@ -674,26 +907,37 @@ function decidedCard(v: RequestView): HTMLElement {
         }));
       });
     });
-    return card(v, headingId, facts, actions, confirmBox, status);
+    return card(p, headingId, facts, actions, confirmBox, status);
   }
-  return card(v, headingId, facts, actions.childElementCount > 0 ? actions : null, null, status);
+  return card(p, headingId, facts, actions.childElementCount > 0 ? actions : null, null, status);
 }
 
 function card(
-  v: RequestView,
+  p: ProvenView,
   headingId: string,
   facts: Child[],
   actions: HTMLElement | null,
   confirmBox: HTMLElement | null,
   status: HTMLElement,
 ): HTMLElement {
+  const v = p.view;
+  // Nothing is signed on the word of a node that lied about this request or its grant.
+  const lied = p.request.state === 'lied' || p.grant?.state === 'lied';
   return h(
     'article',
-    { class: 'request', 'data-request': v.id, 'data-status': v.status, 'aria-labelledby': headingId },
+    {
+      class: 'request',
+      'data-request': v.id,
+      'data-status': v.status,
+      'data-lied': lied ? 'true' : undefined,
+      'aria-labelledby': headingId,
+    },
     requestHead(v, headingId),
     requestFacts(v, facts),
-    actions,
-    confirmBox,
+    factMark('request', p.request),
+    p.grant ? factMark('grant', p.grant) : null,
+    lied ? null : actions,
+    lied ? null : confirmBox,
     status,
   );
 }

@@ -1,10 +1,11 @@
 /**
  * Checking ledger entries in the browser: the genesis document is fetched once (and can be
- * pinned by its hash in this browser), then every inclusion proof is verified against its
- * validator set with the same code the CLI's `audit --verify` runs.
+ * pinned by its hash in this browser), then every proof is verified by the light client made
+ * from it (src/ledger/light-client.ts, the same code the CLI and the bank client run).
  */
 import { type Genesis, genesisHash, parseGenesis } from '../../src/ledger/genesis.js';
-import { type TxProof, verifyTxProof } from '../../src/ledger/proof.js';
+import { LightClient } from '../../src/ledger/light-client.js';
+import type { TxProof } from '../../src/ledger/proof.js';
 import { getJson } from './api.js';
 
 /** The genesis the pages verify against. */
@@ -16,6 +17,8 @@ export interface TrustedGenesis {
   pinned: string | null;
   /** Names of known keys: validators, registrars, governance, genesis institutions. */
   names: Map<string, string>;
+  /** The light client every fact shown is proven with. */
+  light: LightClient;
 }
 
 const PIN_KEY = 'datagrant.genesisPin';
@@ -31,7 +34,7 @@ export function trustedGenesis(): Promise<TrustedGenesis> {
     for (const r of genesis.registrars) names.set(r, 'registrar');
     for (const a of genesis.admins) names.set(a, 'governance');
     for (const i of genesis.institutions) names.set(i.signKey, i.name);
-    return { genesis, hash: genesisHash(genesis), pinned: readPin(), names };
+    return { genesis, hash: genesisHash(genesis), pinned: readPin(), names, light: new LightClient(genesis) };
   })();
   loading.catch(() => {
     loading = undefined;
@@ -71,10 +74,12 @@ export function verifyEntry(trusted: TrustedGenesis, expectedHash: string, proof
       message: 'the node serves a different genesis than the one pinned in this browser',
     };
   }
-  const r = verifyTxProof(trusted.genesis, proof);
+  const r = trusted.light.verifyTx(proof, expectedHash);
   if (!r.ok) return r;
-  if (r.hash !== expectedHash) {
-    return { ok: false, code: 'PROOF_HASH_MISMATCH', message: 'the proof is for another transaction' };
-  }
   return { ok: true, height: r.height, blockHash: r.blockHash };
+}
+
+/** A pinned genesis that differs from the node's: nothing the node says can be proven. */
+export function pinMismatch(trusted: TrustedGenesis): boolean {
+  return trusted.pinned !== null && trusted.pinned !== trusted.hash;
 }
