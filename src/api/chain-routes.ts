@@ -30,6 +30,7 @@ import {
 } from '../ledger/index.js';
 import { ErrorBodySchema } from './errors.js';
 import { openEventStream } from './event-stream.js';
+import { govRoutes } from './gov-routes.js';
 import type { Caller } from './http-auth.js';
 
 /** Live facts about the node that only its consensus and network layers know. */
@@ -459,6 +460,8 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
         "A grant's status and remaining uses as the ledger holds them, with a proof against the latest certified header; only for its subject and institution (signed call)",
     },
   ];
+  govRoutes(app, { chain, proveEntry });
+
   for (const entry of partyEntries) {
     app.get<{ Params: { id: string } }>(
       entry.path,

@@ -18,6 +18,7 @@ import { DEFAULT_STOP_TIMEOUT_MS, runNodeProcess } from '../node/node-process.js
 import { addBackupCommands } from './backup-commands.js';
 import { apiCall, signedApiCall, waitForTx } from './client.js';
 import { addFlowCommands } from './flow-commands.js';
+import { addGovCommands } from './gov-commands.js';
 import { placementOf } from './init-placement.js';
 import { addMigrateCommand } from './migrate-command.js';
 import { passphraseFrom } from './passphrase.js';
@@ -315,6 +316,7 @@ export function buildCli(): Command {
   addFlowCommands(program);
   addBackupCommands(program);
   addMigrateCommand(program);
+  addGovCommands(program);
   return program;
 }
 

@@ -19,6 +19,7 @@ import {
   type ChainView,
   type CommittedBlockEvent,
   checkCertificate,
+  effectiveParams,
   executeBlock,
   type Genesis,
   type LedgerConfig,
@@ -89,15 +90,16 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     const tip = this.store.tip();
     const blockTime = Math.max(time, tip.time + 1);
     const ctx: BlockContext = { height: tip.height + 1, time: blockTime, proposer };
+    const params = effectiveParams(this.state, this.config);
     const built = buildBlockTxs(
       this.state,
       this.modules.mempool.values(),
       ctx,
       this.config,
-      this.genesis.params.maxBlockTxs,
+      params.maxBlockTxs,
       { verifier: this.modules.verifier },
       this.checked,
-      maxBlockBytes(this.genesis.params),
+      maxBlockBytes(params),
     );
     for (const { tx, rejection } of built.dropped)
       this.modules.mempool.reject(txHash(tx), rejection.code, rejection.message);
@@ -139,12 +141,14 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     }
     if (!this.config.validators.has(h.proposer))
       return { code: 'CONSENSUS_BAD_PROPOSER', message: 'proposer is not a validator' };
-    if (h.txCount !== block.txs.length || block.txs.length > this.genesis.params.maxBlockTxs) {
+    // The limits in force (a council may lower them below genesis' caps).
+    const params = effectiveParams(this.state, this.config);
+    if (h.txCount !== block.txs.length || block.txs.length > params.maxBlockTxs) {
       return { code: 'CONSENSUS_BAD_TX_COUNT', message: 'tx count mismatch or over the limit' };
     }
     if (txRootOf(block.txs) !== h.txRoot)
       return { code: 'CONSENSUS_BAD_TX_ROOT', message: 'tx root mismatch' };
-    if (blockTxBytes(block.txs) > maxBlockBytes(this.genesis.params))
+    if (blockTxBytes(block.txs) > maxBlockBytes(params))
       return { code: 'CONSENSUS_BLOCK_TOO_LARGE', message: 'block is over the byte budget' };
     const hash = blockHash(h);
     if (this.executed.has(hash)) return null;

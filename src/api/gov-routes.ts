@@ -1,0 +1,122 @@
+/**
+ * Governance routes: the council, its proposals (newest first, with their status at the tip's
+ * block time) and a proposal's entry with its proof. Governance is public: who proposed and
+ * approved what concerns no subject.
+ */
+import type { FastifyInstance } from 'fastify';
+import { DatagrantError } from '../common/errors.js';
+import type { ChainView } from '../ledger/chain-view.js';
+import { govKey, type ProposalState, proposalStatus } from '../ledger/governance.js';
+import { HASH_PATTERN } from '../ledger/patterns.js';
+import type { StateValueProof } from '../ledger/proof.js';
+import type { StateValue } from '../ledger/state.js';
+import { ErrorBodySchema } from './errors.js';
+
+/** A proposal as the routes show it: its status at the tip, derived from its deadline. */
+export type ProposalView = Omit<ProposalState, 'status'> & { status: ReturnType<typeof proposalStatus> };
+
+/** Most proposals in one page of `GET /v1/gov/proposals`. */
+export const MAX_PROPOSALS_PAGE = 200;
+
+const HASH = { type: 'string', pattern: HASH_PATTERN } as const;
+const errors = { 400: ErrorBodySchema, 404: ErrorBodySchema };
+
+/** Registers the governance routes; `proveEntry` is the state routes' prover. */
+export function govRoutes(
+  app: FastifyInstance,
+  modules: {
+    chain: ChainView;
+    proveEntry: (key: string, allowed: (value: StateValue) => boolean) => Promise<StateValueProof>;
+  },
+): void {
+  const { chain } = modules;
+  const tipTime = () => chain.store.tip().time;
+  const view = (p: ProposalState): ProposalView => ({ ...p, status: proposalStatus(p, tipTime()) });
+
+  app.get(
+    '/v1/gov/council',
+    {
+      schema: {
+        tags: ['governance'],
+        summary: "The council's member keys and how many approve a change (from genesis)",
+        response: errors,
+      },
+    },
+    async () => {
+      const council = chain.genesis.council;
+      if (!council) throw new DatagrantError('LEDGER_NO_COUNCIL', 'this chain has no governance council');
+      return { members: council.members, threshold: council.threshold };
+    },
+  );
+
+  app.get<{ Querystring: { before?: number; limit?: number; status?: string } }>(
+    '/v1/gov/proposals',
+    {
+      schema: {
+        tags: ['governance'],
+        summary: 'Proposals, newest first, with their status at the tip (open, expired, enacted, failed)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            before: { type: 'integer', minimum: 1 },
+            limit: { type: 'integer', minimum: 1, maximum: MAX_PROPOSALS_PAGE },
+            status: { type: 'string', enum: ['open', 'expired', 'enacted', 'failed'] },
+          },
+        },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const count = (chain.state.get(govKey.proposalCount) as number | undefined) ?? 0;
+      const limit = request.query.limit ?? 50;
+      const proposals: ProposalView[] = [];
+      let n = Math.min(count, request.query.before ?? count) - 1;
+      // A status filter scans at most a few pages' worth, so a page never costs the whole history.
+      for (
+        let scanned = 0;
+        n >= 0 && proposals.length < limit && scanned < 4 * MAX_PROPOSALS_PAGE;
+        n--, scanned++
+      ) {
+        const id = chain.state.get(govKey.proposalAt(n)) as string | undefined;
+        const p = id ? (chain.state.get(govKey.proposal(id)) as ProposalState | undefined) : undefined;
+        if (!p) continue;
+        const v = view(p);
+        if (request.query.status === undefined || v.status === request.query.status) proposals.push(v);
+      }
+      // `next`: pass as `before` for the following (older) page.
+      return { count, proposals, ...(n >= 0 ? { next: n + 1 } : {}) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/gov/proposals/:id',
+    {
+      schema: {
+        tags: ['governance'],
+        summary: 'One proposal: its change, approvals, deadline and status',
+        params: { type: 'object', properties: { id: HASH } },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const p = chain.state.get(govKey.proposal(request.params.id)) as ProposalState | undefined;
+      if (!p) throw new DatagrantError('LEDGER_PROPOSAL_NOT_FOUND', 'no such proposal');
+      return view(p);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/state/proposals/:id',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          'A proposal as the ledger holds it, with a proof against the latest certified header (or a proof that it is absent)',
+        params: { type: 'object', properties: { id: HASH } },
+        response: { 200: { type: 'object', additionalProperties: true }, ...errors, 409: ErrorBodySchema },
+      },
+    },
+    async (request) => modules.proveEntry(govKey.proposal(request.params.id), () => true),
+  );
+}

@@ -1,0 +1,261 @@
+/**
+ * `datagrant gov propose | approve | list | show`: the council's commands. A member proposes a
+ * change (signed with her council key; the proposal's id is the transaction hash), others approve
+ * it; the approval that reaches the threshold enacts it. `list` and `show` read proposals from a
+ * node; `show --genesis` proves the proposal against the genesis validators instead of taking the
+ * node's word.
+ */
+import type { Command } from 'commander';
+import { bytesToHex } from '../common/bytes.js';
+import { DatagrantError } from '../common/errors.js';
+import { readKeyFile } from '../common/keyfile-fs.js';
+import { type GovChange, govKey, type ProposalState, proposalStatus, signTx } from '../ledger/index.js';
+import { LightClient } from '../ledger/light-client.js';
+import { readGenesis } from '../node/genesis-file.js';
+import { apiCall, submitAndWait } from './client.js';
+import { passphraseFrom } from './passphrase.js';
+
+const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
+const DAY = 86_400_000;
+
+/** The parameters `gov propose params` may set, as `name=value` (milliseconds or counts). */
+const PARAM_NAMES = ['maxTxTtlMs', 'maxConsentMs', 'maxGrantMs', 'maxBlockTxs', 'maxBlockBytes'] as const;
+
+function usage(message: string): DatagrantError {
+  return new DatagrantError('CLI_USAGE', message);
+}
+
+/** Parses `7d`, `12h`, `30m` into milliseconds. */
+function duration(text: string): number {
+  const m = /^(\d+)(m|h|d)$/.exec(text.trim());
+  if (!m) throw usage(`bad duration ${text}: use e.g. 30m, 12h, 7d`);
+  return Number(m[1]) * { m: 60_000, h: 3_600_000, d: DAY }[m[2] as 'm' | 'h' | 'd'];
+}
+
+interface ProposeFlags {
+  institution?: string;
+  name?: string;
+  institutionKey?: string;
+  signKey?: string;
+  encKey?: string;
+  registrar?: string;
+  param?: string[];
+}
+
+/** The change `gov propose <type>` names, from its flags. */
+async function changeOf(type: string, o: ProposeFlags): Promise<GovChange> {
+  const need = (value: string | undefined, flag: string): string => {
+    if (value === undefined) throw usage(`${type} needs ${flag}`);
+    return value;
+  };
+  switch (type) {
+    case 'institution-add': {
+      let { signKey, encKey } = o;
+      if (o.institutionKey !== undefined) {
+        // Only the public halves are used; the file may be sealed (DATAGRANT_PASSPHRASE).
+        const keys = await readKeyFile(o.institutionKey, process.env.DATAGRANT_PASSPHRASE);
+        signKey = bytesToHex(keys.signing.publicKey);
+        encKey = bytesToHex(keys.encryption.publicKey);
+      }
+      return {
+        type: 'institution.add',
+        institution: need(o.institution, '--institution <id>'),
+        name: need(o.name, '--name <name>'),
+        signKey: need(signKey, '--institution-key <file> or --sign-key <hex>'),
+        encKey: need(encKey, '--institution-key <file> or --enc-key <hex>'),
+      };
+    }
+    case 'institution-retire':
+      return { type: 'institution.retire', institution: need(o.institution, '--institution <id>') };
+    case 'registrar-add':
+    case 'registrar-retire':
+      return {
+        type: type === 'registrar-add' ? 'registrar.add' : 'registrar.retire',
+        key: need(o.registrar, '--registrar <hex key>'),
+      };
+    case 'params': {
+      const params: Record<string, number> = {};
+      for (const pair of o.param ?? []) {
+        const m = /^([A-Za-z]+)=(\d+)$/.exec(pair);
+        if (!m || !(PARAM_NAMES as readonly string[]).includes(m[1]!))
+          throw usage(`--param ${pair}: use name=value with a name among ${PARAM_NAMES.join(', ')}`);
+        params[m[1]!] = Number(m[2]);
+      }
+      if (Object.keys(params).length === 0) throw usage('params needs at least one --param name=value');
+      return { type: 'params.set', params };
+    }
+    default:
+      throw usage(
+        `unknown change ${type}: institution-add, institution-retire, registrar-add, registrar-retire or params`,
+      );
+  }
+}
+
+function print(json: boolean | undefined, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+function describe(p: {
+  id: string;
+  change: GovChange;
+  approvals: string[];
+  threshold: number;
+  status: string;
+  deadline: number;
+}): string {
+  const c = p.change;
+  const what =
+    c.type === 'institution.add'
+      ? `add institution ${c.institution} (${c.name})`
+      : c.type === 'institution.retire'
+        ? `retire institution ${c.institution}`
+        : c.type === 'params.set'
+          ? `set ${Object.entries(c.params)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ')}`
+          : `${c.type === 'registrar.add' ? 'add' : 'retire'} registrar ${c.key.slice(0, 16)}…`;
+  return `${p.id}  ${p.status.padEnd(8)} ${p.approvals.length}/${p.threshold}  until ${new Date(p.deadline).toISOString()}  ${what}`;
+}
+
+/** Adds `datagrant gov …`. */
+export function addGovCommands(program: Command): void {
+  const gov = program
+    .command('gov')
+    .description('governance: council proposals and approvals (membership and chain parameters)');
+
+  gov
+    .command('propose')
+    .description(
+      'council member: propose a change (institution-add, institution-retire, registrar-add, registrar-retire, params); your approval counts first',
+    )
+    .argument('<change>', 'institution-add | institution-retire | registrar-add | registrar-retire | params')
+    .requiredOption('--key <file>', 'your council key file')
+    .option('--institution <id>', 'institution id (institution-add, institution-retire)')
+    .option('--name <name>', 'institution name (institution-add)')
+    .option(
+      '--institution-key <file>',
+      "the institution's key file: its public keys are proposed (institution-add)",
+    )
+    .option('--sign-key <hex>', "or the institution's Ed25519 public key (institution-add)")
+    .option('--enc-key <hex>', 'and its X25519 public key (institution-add)')
+    .option('--registrar <hex>', "the registrar's Ed25519 public key (registrar-add, registrar-retire)")
+    .option(
+      '--param <name=value>',
+      `a parameter to set (params; repeat): ${PARAM_NAMES.join(', ')}`,
+      (v: string, all: string[] = []) => [...all, v],
+    )
+    .option('--open-for <duration>', 'how long it stays open for approvals, e.g. 7d', '7d')
+    .option('--passphrase-file <file>', 'passphrase of a sealed key file (or DATAGRANT_PASSPHRASE)')
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        type: string,
+        o: ProposeFlags & {
+          key: string;
+          openFor: string;
+          passphraseFile?: string;
+          api: string;
+          json?: boolean;
+        },
+      ) => {
+        const change = await changeOf(type, o);
+        const keys = await readKeyFile(o.key, await passphraseFrom(o));
+        const { chain } = await apiCall<{ chain: string }>(o.api, 'GET', '/v1/status');
+        const tx = signTx(
+          { chain, kind: 'gov.propose', body: { change, deadline: Date.now() + duration(o.openFor) } },
+          keys.signing.publicKey,
+          keys.signing.secretKey,
+        );
+        const r = await submitAndWait(o.api, tx);
+        print(
+          o.json,
+          { proposal: r.hash, height: r.height },
+          `proposal ${r.hash} committed at height ${r.height}`,
+        );
+      },
+    );
+
+  gov
+    .command('approve')
+    .description('council member: approve a proposal; the approval that reaches the threshold enacts it')
+    .argument('<proposal>', 'proposal id (the gov.propose transaction hash)')
+    .requiredOption('--key <file>', 'your council key file')
+    .option('--passphrase-file <file>', 'passphrase of a sealed key file (or DATAGRANT_PASSPHRASE)')
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(
+      async (proposal: string, o: { key: string; passphraseFile?: string; api: string; json?: boolean }) => {
+        const keys = await readKeyFile(o.key, await passphraseFrom(o));
+        const { chain } = await apiCall<{ chain: string }>(o.api, 'GET', '/v1/status');
+        const tx = signTx(
+          { chain, kind: 'gov.approve', body: { proposal } },
+          keys.signing.publicKey,
+          keys.signing.secretKey,
+        );
+        const r = await submitAndWait(o.api, tx);
+        const p = await apiCall<ProposalState>(o.api, 'GET', `/v1/gov/proposals/${proposal}`);
+        print(
+          o.json,
+          { ...p, tx: r.hash, height: r.height },
+          `approved at height ${r.height}: ${describe(p)}`,
+        );
+      },
+    );
+
+  gov
+    .command('list')
+    .description('proposals, newest first, with approvals and status')
+    .option('--status <status>', 'only open, expired, enacted or failed ones')
+    .option('--limit <n>', 'how many', '50')
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(async (o: { status?: string; limit: string; api: string; json?: boolean }) => {
+      const query = new URLSearchParams({ limit: o.limit, ...(o.status ? { status: o.status } : {}) });
+      const r = await apiCall<{ count: number; proposals: (ProposalState & { status: string })[] }>(
+        o.api,
+        'GET',
+        `/v1/gov/proposals?${query}`,
+      );
+      print(
+        o.json,
+        r,
+        r.proposals.length === 0 ? 'no proposals' : r.proposals.map((p) => describe(p)).join('\n'),
+      );
+    });
+
+  gov
+    .command('show')
+    .description('one proposal; with --genesis, proven against the genesis validators')
+    .argument('<proposal>', 'proposal id')
+    .option('--genesis <file>', "the chain's genesis.json: verify the proposal instead of trusting the node")
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(async (proposal: string, o: { genesis?: string; api: string; json?: boolean }) => {
+      if (o.genesis === undefined) {
+        const p = await apiCall<ProposalState>(o.api, 'GET', `/v1/gov/proposals/${proposal}`);
+        print(o.json, p, describe(p));
+        return;
+      }
+      const light = new LightClient(await readGenesis(o.genesis));
+      const proven = await light.provenEntry<ProposalState>(
+        (path) => apiCall<unknown>(o.api, 'GET', path),
+        `/v1/state/proposals/${proposal}`,
+        govKey.proposal(proposal),
+        { code: 'CLI_NODE_LIED', node: o.api },
+      );
+      if (!proven)
+        throw new DatagrantError(
+          'LEDGER_STATE_UNPROVABLE',
+          "this chain's headers commit to no provable state",
+        );
+      if (!proven.value)
+        throw new DatagrantError('LEDGER_PROPOSAL_NOT_FOUND', 'the chain holds no such proposal (proven)');
+      const p = { ...proven.value, status: proposalStatus(proven.value, proven.time) };
+      print(
+        o.json,
+        { ...p, verified: true, height: proven.height },
+        `${describe(p)}\nverified against genesis at height ${proven.height}`,
+      );
+    });
+}
