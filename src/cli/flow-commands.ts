@@ -6,11 +6,13 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DatagrantClient } from '../client/index.js';
-import { bytesToHex } from '../common/bytes.js';
+import { bytesToHex, fromHex } from '../common/bytes.js';
+import { verify } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
 import {
+  attestationBytes,
   DATA_TYPES,
   type DataType,
   type GrantState,
@@ -26,6 +28,7 @@ import {
 import { readGenesis } from '../node/genesis-file.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
 import type { AuditEntry, RequestView } from '../platform/views.js';
+import type { AttestationAnswer } from '../registrar/registrar-service.js';
 import { apiCall, signedApiCall, submitAndWait } from './client.js';
 import { passphraseFrom } from './passphrase.js';
 
@@ -187,7 +190,9 @@ export function addFlowCommands(program: Command): void {
     )
     .requiredOption('--key <file>', "the subject's key file")
     .requiredOption('--subject <id>', 'pseudonymous subject id assigned by the registrar')
-    .requiredOption('--registrar-key <file>', "the registrar's key file")
+    .option('--registrar-url <url>', "the registrar's attestation service (datagrant registrar serve)")
+    .option('--code <code>', 'the one-time enrollment code the registrar gave you (with --registrar-url)')
+    .option('--registrar-key <file>', "or, on the registrar's own machine, its key file")
     .option(...KEY_OPTS)
     .option('--api <url>', 'node API URL', DEFAULT_API)
     .option('--json', 'print JSON')
@@ -195,28 +200,55 @@ export function addFlowCommands(program: Command): void {
       async (o: {
         key: string;
         subject: string;
-        registrarKey: string;
+        registrarKey?: string;
+        registrarUrl?: string;
+        code?: string;
         passphraseFile?: string;
         api: string;
         json?: boolean;
       }) => {
         const subject = await keysFrom(o);
-        const registrar = await readKeyFile(o.registrarKey);
         const chain = await chainId(o.api);
-        const signKey = bytesToHex(subject.signing.publicKey);
-        const attestation = attestSubject(
-          chain,
-          o.subject,
-          { signKey, encKey: bytesToHex(subject.encryption.publicKey) },
-          registrar,
-        );
-        const tx = buildRegisterTx(
-          { chain, now: Date.now() },
-          o.subject,
-          subject,
-          bytesToHex(registrar.signing.publicKey),
-          attestation,
-        );
+        const keys = {
+          signKey: bytesToHex(subject.signing.publicKey),
+          encKey: bytesToHex(subject.encryption.publicKey),
+        };
+        let registrar: string;
+        let attestation: string;
+        if (o.registrarUrl !== undefined) {
+          if (o.code === undefined) throw new DatagrantError('CLI_USAGE', '--registrar-url needs --code');
+          const answer = await apiCall<AttestationAnswer>(o.registrarUrl, 'POST', '/v1/attest', {
+            chain,
+            subject: o.subject,
+            ...keys,
+            code: o.code,
+          });
+          // Checked here too: a registrar service answering for other keys is caught before signing.
+          if (
+            answer.subject !== o.subject ||
+            !verify(
+              fromHex(answer.attestation, 'attestation', 64),
+              attestationBytes(chain, o.subject, keys.signKey, keys.encKey),
+              fromHex(answer.registrar, 'registrar', 32),
+            )
+          )
+            throw new DatagrantError(
+              'CLI_BAD_ATTESTATION',
+              "the registrar's attestation does not verify for your keys",
+            );
+          registrar = answer.registrar;
+          attestation = answer.attestation;
+        } else if (o.registrarKey !== undefined) {
+          const registrarKeys = await readKeyFile(o.registrarKey);
+          registrar = bytesToHex(registrarKeys.signing.publicKey);
+          attestation = attestSubject(chain, o.subject, keys, registrarKeys);
+        } else {
+          throw new DatagrantError(
+            'CLI_USAGE',
+            'give --registrar-url and --code (or, on the registrar, --registrar-key)',
+          );
+        }
+        const tx = buildRegisterTx({ chain, now: Date.now() }, o.subject, subject, registrar, attestation);
         const r = await submitAndWait(o.api, tx);
         out(
           o.json,

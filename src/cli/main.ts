@@ -22,6 +22,7 @@ import { addGovCommands } from './gov-commands.js';
 import { placementOf } from './init-placement.js';
 import { addMigrateCommand } from './migrate-command.js';
 import { passphraseFrom } from './passphrase.js';
+import { addRegistrarCommands } from './registrar-commands.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
 
@@ -317,6 +318,7 @@ export function buildCli(): Command {
   addBackupCommands(program);
   addMigrateCommand(program);
   addGovCommands(program);
+  addRegistrarCommands(program);
   return program;
 }
 

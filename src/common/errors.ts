@@ -62,6 +62,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   PLATFORM_NOT_A_TX: 400,
   LEDGER_TX_TIMEOUT: 504,
   CONSENSUS_NOT_READY: 503,
+  REGISTRAR_CODE_INVALID: 403,
+  REGISTRAR_LOCKED: 403,
+  REGISTRAR_CODE_USED: 409,
+  REGISTRAR_CODE_EXPIRED: 410,
+  REGISTRAR_STORE_UNREADABLE: 500,
 };
 
 /** HTTP status for an error code: explicit table first, then 400 for the input-validation families. */
@@ -69,6 +74,6 @@ export function httpStatusOf(code: string): number {
   const explicit = STATUS_BY_CODE[code];
   if (explicit !== undefined) return explicit;
   if (code.startsWith('LEDGER_') || code.startsWith('CRYPTO_') || code.startsWith('API_')) return 400;
-  if (code.startsWith('PLATFORM_')) return 400;
+  if (code.startsWith('PLATFORM_') || code.startsWith('REGISTRAR_')) return 400;
   return 500;
 }

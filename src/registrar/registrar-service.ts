@@ -1,0 +1,198 @@
+/**
+ * A registrar's attestation service (`datagrant registrar serve`): the registrar's key stays on
+ * its own machine, and a person's software asks this service to attest her keys instead of ever
+ * holding that key.
+ *
+ * How the person is checked is the operator's: this service implements one-time enrollment codes.
+ * After checking a person's identity in whatever way the registrar is obliged to (at a counter,
+ * by post), the operator runs `datagrant registrar enroll --subject <id>`, which stores only the
+ * SHA-256 of a fresh random code with the subject id and an expiry, and hands her the code. Her
+ * `datagrant register --registrar-url … --code …` sends the code with her subject id and public
+ * keys; the service checks the code (unused, unexpired, for that subject), marks it used on disk
+ * before it answers, and returns its Ed25519 attestation binding the subject id to those keys
+ * (`attestationBytes`). A code tried wrongly too often is locked.
+ *
+ * The enrollment file is JSON, written atomically (temp file, fsync, rename); it holds no secret a
+ * thief could use (code hashes only, each good for one attestation of one subject).
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { createApi } from '../api/server.js';
+import { bytesToHex, fromHex, toBase64url } from '../common/bytes.js';
+import { sha256Hex, sign } from '../common/crypto.js';
+import { DatagrantError } from '../common/errors.js';
+import type { KeySet } from '../common/keyfile.js';
+import type { Logger } from '../common/logger.js';
+import { HASH_PATTERN, SUBJECT_ID_PATTERN } from '../ledger/patterns.js';
+import { attestationBytes } from '../ledger/state-machine.js';
+
+/** One enrollment: who may be attested, by which code (its hash), until when. */
+export interface Enrollment {
+  subject: string;
+  codeHash: string;
+  expires: number;
+  /** Set once the code was used: when, and the keys attested. */
+  used?: { at: number; signKey: string; encKey: string };
+  /** Wrong codes tried for this subject. */
+  failures: number;
+}
+
+/** Wrong codes after which a subject's open enrollments are locked. */
+export const MAX_CODE_FAILURES = 5;
+/** How long a code is good for by default: 14 days. */
+export const DEFAULT_ENROLLMENT_MS = 14 * 86_400_000;
+
+/** The enrollments of a registrar, kept in one JSON file. */
+export class EnrollmentStore {
+  private constructor(
+    private readonly path: string,
+    private enrollments: Enrollment[],
+  ) {}
+
+  /** Opens (or starts) the file at `path`. */
+  static async open(path: string): Promise<EnrollmentStore> {
+    let list: Enrollment[] = [];
+    try {
+      list = (JSON.parse(await readFile(path, 'utf8')) as { enrollments: Enrollment[] }).enrollments;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new DatagrantError(
+          'REGISTRAR_STORE_UNREADABLE',
+          `cannot read ${path}: ${(err as Error).message}`,
+        );
+    }
+    return new EnrollmentStore(path, list);
+  }
+
+  /** Enrolls `subject`: returns the one-time code to hand to the person (only its hash is kept). */
+  async enroll(subject: string, now = Date.now(), validMs = DEFAULT_ENROLLMENT_MS): Promise<string> {
+    if (!new RegExp(SUBJECT_ID_PATTERN).test(subject))
+      throw new DatagrantError(
+        'REGISTRAR_BAD_SUBJECT',
+        `subject id ${subject} is not a valid pseudonymous id`,
+      );
+    const code = toBase64url(randomBytes(16));
+    this.enrollments.push({ subject, codeHash: codeHash(code), expires: now + validMs, failures: 0 });
+    await this.save();
+    return code;
+  }
+
+  /**
+   * Uses `code` for `subject` (REGISTRAR_CODE_INVALID, _LOCKED, _USED or _EXPIRED otherwise),
+   * recording the keys it attests; durable before it returns.
+   */
+  async redeem(
+    subject: string,
+    code: string,
+    keys: { signKey: string; encKey: string },
+    now = Date.now(),
+  ): Promise<void> {
+    const mine = this.enrollments.filter((e) => e.subject === subject);
+    if (mine.some((e) => e.failures >= MAX_CODE_FAILURES))
+      throw new DatagrantError(
+        'REGISTRAR_LOCKED',
+        'too many wrong codes for this subject: ask the registrar again',
+      );
+    const hash = codeHash(code);
+    const match = mine.find((e) => e.codeHash === hash);
+    if (!match) {
+      const open = mine.filter((e) => !e.used);
+      for (const e of open) e.failures++;
+      await this.save();
+      throw new DatagrantError('REGISTRAR_CODE_INVALID', 'no enrollment of this subject has this code');
+    }
+    if (match.used) throw new DatagrantError('REGISTRAR_CODE_USED', 'this code was already used');
+    if (match.expires <= now) throw new DatagrantError('REGISTRAR_CODE_EXPIRED', 'this code has expired');
+    match.used = { at: now, ...keys };
+    await this.save();
+  }
+
+  /** The enrollments, for the operator. */
+  list(): readonly Enrollment[] {
+    return this.enrollments;
+  }
+
+  private async save(): Promise<void> {
+    const tmp = `${this.path}.tmp`;
+    const file = await open(tmp, 'w', 0o600);
+    try {
+      await file.writeFile(`${JSON.stringify({ enrollments: this.enrollments }, null, 2)}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, this.path);
+  }
+}
+
+function codeHash(code: string): string {
+  return sha256Hex(new TextEncoder().encode(`datagrant/enrollment/v1\n${code}`));
+}
+
+/** What `POST /v1/attest` answers. */
+export interface AttestationAnswer {
+  chain: string;
+  subject: string;
+  /** The registrar's Ed25519 public key (hex). */
+  registrar: string;
+  /** Its signature over `attestationBytes(chain, subject, signKey, encKey)` (hex). */
+  attestation: string;
+}
+
+/** Options of the registrar service. */
+export interface RegistrarServiceOptions {
+  chain: string;
+  keys: KeySet;
+  store: EnrollmentStore;
+  logger: Logger;
+}
+
+/** The registrar's HTTP API (not listening yet). */
+export async function createRegistrarService(options: RegistrarServiceOptions): Promise<FastifyInstance> {
+  const { chain, keys, store, logger } = options;
+  const registrar = bytesToHex(keys.signing.publicKey);
+  const app = await createApi({ bodyLimit: 4096, logger, rateLimit: {} });
+  app.get(
+    '/v1/registrar',
+    { schema: { tags: ['registrar'], summary: "The registrar's chain and public key" } },
+    async () => ({
+      chain,
+      registrar,
+    }),
+  );
+  app.post<{ Body: { chain: string; subject: string; signKey: string; encKey: string; code: string } }>(
+    '/v1/attest',
+    {
+      schema: {
+        tags: ['registrar'],
+        summary: "Attests a person's keys for her subject id, given the one-time code of her enrollment",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['chain', 'subject', 'signKey', 'encKey', 'code'],
+          properties: {
+            chain: { type: 'string', maxLength: 64 },
+            subject: { type: 'string', pattern: SUBJECT_ID_PATTERN },
+            signKey: { type: 'string', pattern: HASH_PATTERN },
+            encKey: { type: 'string', pattern: HASH_PATTERN },
+            code: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$' },
+          },
+        },
+      },
+    },
+    async (request): Promise<AttestationAnswer> => {
+      const { subject, signKey, encKey, code } = request.body;
+      if (request.body.chain !== chain)
+        throw new DatagrantError('REGISTRAR_WRONG_CHAIN', `this registrar attests for chain ${chain}`);
+      fromHex(signKey, 'signKey', 32);
+      await store.redeem(subject, code, { signKey, encKey });
+      const attestation = bytesToHex(
+        sign(attestationBytes(chain, subject, signKey, encKey), keys.signing.secretKey),
+      );
+      logger.info({ subject }, 'attested');
+      return { chain, subject, registrar, attestation };
+    },
+  );
+  return app;
+}
