@@ -91,6 +91,10 @@ export function buildCli(): Command {
       'JSON {"nodes":[{name, kind, host, listenHost?, apiHost?, apiPort?, p2pPort?, roles?, types?}]}',
     )
     .option('--synthetic-source <url>', 'extractors read the SIMULATED data platform at this URL')
+    .option(
+      '--synthetic-source-key <file>',
+      "with --synthetic-source: the platform's signing key file (created if missing; start the platform with --key-file FILE); registered in genesis",
+    )
     .option('--sources <file>', 'extractors read the data-source configs in this JSON file (one or a list)')
     .action(
       async (
@@ -107,6 +111,7 @@ export function buildCli(): Command {
           listenHost?: string;
           topology?: string;
           syntheticSource?: string;
+          syntheticSourceKey?: string;
           sources?: string;
         },
         cmd: Command,

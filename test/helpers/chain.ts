@@ -88,6 +88,8 @@ export interface TestChainOptions {
   subjects?: number;
   /** Overrides of `DEFAULT_CHAIN_PARAMS`. */
   params?: Partial<ChainParams>;
+  /** Genesis `sources`: data sources that sign their answers (default none). */
+  sources?: Genesis['sources'];
 }
 
 /**
@@ -114,7 +116,7 @@ export interface SignOptions {
 
 /** The deterministic test chain. */
 export interface TestChain {
-  options: Required<Omit<TestChainOptions, 'params'>>;
+  options: Required<Omit<TestChainOptions, 'params' | 'sources'>>;
   genesis: Genesis;
   /** `genesisHash(genesis)`: the `prev` of block 1. */
   genesisHash: string;
@@ -213,6 +215,7 @@ export function makeTestChain(options: TestChainOptions = {}): TestChain {
       signKey: inst.pub,
       encKey: inst.encPub,
     })),
+    ...(options.sources === undefined ? {} : { sources: options.sources }),
     params: { ...DEFAULT_CHAIN_PARAMS, ...options.params },
   });
   const hash = genesisHash(genesis);
