@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     chain: 'datagrant-demo',
     blockIntervalMs: 500,
     minBlockIntervalMs: 10,
-    sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
+    sources: [syntheticSourceConfig(source) as unknown as Record<string, unknown>],
     logLevel: 'info',
   });
   try {
@@ -266,6 +266,13 @@ async function main(): Promise<void> {
     check(
       true,
       `sealed bundle ${short(doc.bundleDigest)} from ${net.nodes[validatorPlatform]!.name}: ${doc.bundle.records.length} ciphertexts, keys wrapped to the bank, ${doc.bundle.records.length + 3} inclusion proofs verified against genesis alone`,
+    );
+    check(
+      doc.records.every(
+        (r) =>
+          r.statement?.statement.source === 'synthetic-platform' && r.statement.statement.type === r.type,
+      ) && net.genesis.sources?.[0]?.key === source.source.key,
+      `every record carries the answer the data platform signed; its signature verified under the key genesis registers for ${doc.records.length === 1 ? 'that type' : 'those types'}`,
     );
     check(
       doc.body.startsWith('annual_income,tax_paid,tax_year,insured_months,monthly_base'),

@@ -9,19 +9,32 @@
  *   node --import tsx scripts/synthetic-data-platform.ts emit-csv --type tax --subjects a-1,b-2 --out tax.csv
  *
  * Routes: `GET /v1/:type/:subject?from=YYYY-MM-DD&to=YYYY-MM-DD`, `GET /health`, `GET /`.
+ * Every data answer is signed like a real source's (the `http-json` plugin's `signature`): the
+ * `datagrant-source-signature` header carries the time and the platform's Ed25519 signature over
+ * the source statement of the exact body bytes. The key is the one given (`sourceKey`, or
+ * `--key-file`), else a fresh one per start; `GET /` and the started platform's `source` name its
+ * id and public key, and `syntheticSourceConfig(platform)` carries them to `datagrant init`, which
+ * registers them in genesis.
  * Subjects whose id starts with `unknown-` have no records (404), for not-found paths.
  * Faults (`down`, `slowMs`, `garbage`, `flaky`) can be injected per data type for tests.
  */
 import { realpathSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { utf8ToBytes } from '../src/common/bytes.js';
-import { sha256 } from '../src/common/crypto.js';
+import { bytesToHex, utf8ToBytes } from '../src/common/bytes.js';
+import { generateSigningKeyPair, type SigningKeyPair, sha256, sha256Hex } from '../src/common/crypto.js';
+import { decodeKeyFile } from '../src/common/keyfile.js';
 import { DATA_TYPES, type DataType } from '../src/ledger/tx.js';
 import { formatCsv } from '../src/plugins/csv-format.js';
-import type { DataSourceConfig } from '../src/plugins/index.js';
+import {
+  type DataSourceConfig,
+  DEFAULT_SIGNATURE_HEADER,
+  type HttpJsonSourceConfig,
+  signatureHeaderValue,
+} from '../src/plugins/index.js';
+import { signSourceStatement } from '../src/records/source-statement.js';
 
 /** Stated in every answer: nothing here is real. */
 export const SYNTHETIC_NOTICE =
@@ -430,11 +443,27 @@ export function syntheticFieldNames(type: DataType): string[] {
   return Object.keys(syntheticRecord(SAMPLE_SUBJECT, type)!);
 }
 
+/** Id of the synthetic platform as a signing source, unless told otherwise. */
+export const DEFAULT_SYNTHETIC_SOURCE_ID = 'synthetic-platform';
+
+/** Who signs a synthetic platform's answers: its source id and Ed25519 public key (hex). */
+export interface SyntheticSigner {
+  id: string;
+  key: string;
+}
+
 /**
  * `http-json` source config for a running synthetic platform: one source serving all four
- * types, every generated field mapped from `data.<field>`.
+ * types, every generated field mapped from `data.<field>`. Given the platform itself (or its
+ * url and `source`), the config reads its signatures and names its key, so `datagrant init`
+ * registers it in genesis; given a bare URL, its signatures are ignored.
  */
-export function syntheticSourceConfig(url: string, name = 'synthetic-platform'): DataSourceConfig {
+export function syntheticSourceConfig(
+  platform: string | { url: string; source?: SyntheticSigner },
+  name = 'synthetic-platform',
+): HttpJsonSourceConfig {
+  const url = typeof platform === 'string' ? platform : platform.url;
+  const signer = typeof platform === 'string' ? undefined : platform.source;
   const fieldsByType = Object.fromEntries(
     DATA_TYPES.map((t) => [t, Object.fromEntries(syntheticFieldNames(t).map((f) => [f, `data.${f}`]))]),
   );
@@ -445,6 +474,7 @@ export function syntheticSourceConfig(url: string, name = 'synthetic-platform'):
     dataTypes: [...DATA_TYPES],
     fieldsByType,
     healthUrl: `${url.replace(/\/$/, '')}/health`,
+    ...(signer === undefined ? {} : { signature: { source: signer.id, key: signer.key } }),
   };
 }
 
@@ -513,12 +543,20 @@ export interface SyntheticDataPlatformOptions extends Pick<SyntheticRecordOption
   port?: number;
   host?: string;
   faults?: SyntheticFaults;
+  /** Ed25519 secret key (32-byte seed) the answers are signed with (default: a fresh one). */
+  sourceKey?: Uint8Array;
+  /** The platform's source id in genesis (default `DEFAULT_SYNTHETIC_SOURCE_ID`). */
+  sourceId?: string;
+  /** Unix ms stamped into signed statements (default `Date.now`). */
+  now?: () => number;
 }
 
 /** A running synthetic platform. */
 export interface SyntheticDataPlatform {
   /** Base URL, e.g. `http://127.0.0.1:41234`. */
   url: string;
+  /** The id and public key its answers are signed with. */
+  source: SyntheticSigner;
   /** Replaces the injected faults. */
   setFaults(faults: SyntheticFaults): void;
   /** Data requests received so far, by type (faulty answers included). */
@@ -558,9 +596,18 @@ function isDataType(value: string): value is DataType {
 
 /** Builds the Fastify app (not listening), for `inject()` tests; `state` holds faults and counters. */
 export function buildSyntheticDataPlatform(
-  options: Pick<SyntheticDataPlatformOptions, 'seed' | 'asOf' | 'faults'> = {},
+  options: Pick<
+    SyntheticDataPlatformOptions,
+    'seed' | 'asOf' | 'faults' | 'sourceKey' | 'sourceId' | 'now'
+  > = {},
 ): { app: FastifyInstance; platform: Omit<SyntheticDataPlatform, 'url' | 'close'>; abort: () => void } {
   const seed = options.seed ?? DEFAULT_SYNTHETIC_SEED;
+  const signing: SigningKeyPair = generateSigningKeyPair(options.sourceKey);
+  const signer: SyntheticSigner = {
+    id: options.sourceId ?? DEFAULT_SYNTHETIC_SOURCE_ID,
+    key: bytesToHex(signing.publicKey),
+  };
+  const now = options.now ?? Date.now;
   const asOf = options.asOf ?? DEFAULT_SYNTHETIC_AS_OF;
   const state: PlatformState = {
     faults: options.faults ?? {},
@@ -583,6 +630,7 @@ export function buildSyntheticDataPlatform(
     notice: SYNTHETIC_NOTICE,
     routes: ['GET /v1/{type}/{subject}?from=YYYY-MM-DD&to=YYYY-MM-DD', 'GET /health'],
     types: DATA_TYPES,
+    source: signer,
   }));
 
   app.get('/health', async (_request, reply) => {
@@ -629,7 +677,7 @@ export function buildSyntheticDataPlatform(
           .send({ synthetic: true, error: 'BAD_PERIOD', message: (err as Error).message });
       }
       if (record === undefined) return reply.code(404).send({ synthetic: true, error: 'NOT_FOUND' });
-      return {
+      const body = JSON.stringify({
         synthetic: true,
         notice: SYNTHETIC_NOTICE,
         subject,
@@ -637,11 +685,30 @@ export function buildSyntheticDataPlatform(
         asOf,
         period: { from, to },
         data: record,
-      };
+      });
+      const signed = signSourceStatement(
+        {
+          v: 1,
+          source: signer.id,
+          subject,
+          type,
+          ...(from === undefined ? {} : { from }),
+          ...(to === undefined ? {} : { to }),
+          digest: sha256Hex(utf8ToBytes(body)),
+          time: now(),
+        },
+        signing.secretKey,
+      );
+      return reply
+        .code(200)
+        .type('application/json; charset=utf-8')
+        .header(DEFAULT_SIGNATURE_HEADER, signatureHeaderValue(signed))
+        .send(body);
     },
   );
 
   const platform = {
+    source: signer,
     setFaults(faults: SyntheticFaults) {
       state.faults = faults;
     },
@@ -696,25 +763,42 @@ async function main(argv: string[]): Promise<void> {
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--seed <seed>', 'generator seed', DEFAULT_SYNTHETIC_SEED)
     .option('--as-of <date>', 'the generator\u2019s "today" (YYYY-MM-DD)', DEFAULT_SYNTHETIC_AS_OF)
-    .action(async (opts: { port: string; host: string; seed: string; asOf: string }) => {
-      const platform = await startSyntheticDataPlatform({
-        port: Number(opts.port),
-        host: opts.host,
-        seed: opts.seed,
-        asOf: opts.asOf,
-      });
-      process.stdout.write(
-        `${JSON.stringify({ url: platform.url, synthetic: true, notice: SYNTHETIC_NOTICE })}\n`,
-      );
-      const stop = () => {
-        platform.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
+    .option('--key-file <file>', 'sign answers with the signing key of this key file (default: a fresh key)')
+    .option('--source-id <id>', 'the platform\u2019s source id in genesis', DEFAULT_SYNTHETIC_SOURCE_ID)
+    .action(
+      async (opts: {
+        port: string;
+        host: string;
+        seed: string;
+        asOf: string;
+        keyFile?: string;
+        sourceId: string;
+      }) => {
+        const sourceKey =
+          opts.keyFile === undefined
+            ? undefined
+            : decodeKeyFile(JSON.parse(await readFile(opts.keyFile, 'utf8'))).signing.secretKey;
+        const platform = await startSyntheticDataPlatform({
+          port: Number(opts.port),
+          host: opts.host,
+          seed: opts.seed,
+          asOf: opts.asOf,
+          sourceId: opts.sourceId,
+          ...(sourceKey ? { sourceKey } : {}),
+        });
+        process.stdout.write(
+          `${JSON.stringify({ url: platform.url, synthetic: true, notice: SYNTHETIC_NOTICE, source: platform.source })}\n`,
         );
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+        const stop = () => {
+          platform.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+    );
   program
     .command('emit-csv')
     .description('write generated records of one type as CSV for the csv plugin')

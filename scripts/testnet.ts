@@ -79,7 +79,7 @@ if (values.netns) {
       gateways,
       basePort: 26650,
       hosts: names.map((n) => built.address(n)),
-      sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
+      sources: [syntheticSourceConfig(source) as unknown as Record<string, unknown>],
       logLevel: values['log-level'],
       commandPrefix: (i) => built.exec(names[i]!),
     });

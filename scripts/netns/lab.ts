@@ -354,6 +354,8 @@ const PLATFORM_SCRIPT = resolve(fileURLToPath(new URL('../synthetic-data-platfor
 /** The SIMULATED data platform started in a lab member's namespace, on its address. */
 export interface LabPlatform {
   url: string;
+  /** The id and public key the platform signs its answers with. */
+  source?: { id: string; key: string };
   process: ChildProcess;
 }
 
@@ -367,17 +369,18 @@ export async function startPlatformIn(lab: NetnsLab, name: string, port = 7070):
   );
   const lines = createInterface({ input: child.stdout! });
   try {
-    const url = await new Promise<string>((done, fail) => {
+    const said = await new Promise<Omit<LabPlatform, 'process'>>((done, fail) => {
       child.once('exit', (code) => fail(new Error(`the synthetic data platform exited (${code})`)));
       lines.once('line', (line) => {
         try {
-          done((JSON.parse(line) as { url: string }).url);
+          const { url, source } = JSON.parse(line) as Omit<LabPlatform, 'process'>;
+          done({ url, ...(source ? { source } : {}) });
         } catch {
           fail(new Error(`the synthetic data platform said ${line}`));
         }
       });
     });
-    return { url, process: child };
+    return { ...said, process: child };
   } catch (err) {
     child.kill('SIGKILL');
     throw err;

@@ -21,6 +21,7 @@ import {
   HASH_PATTERN,
   ID_PATTERN,
   MAX_TX_BYTES,
+  notHeld,
   quorumSize,
   signerRole,
   stateKey,
@@ -160,6 +161,7 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
         hash: tip.hash,
         time: tip.time,
         stateRoot: tip.stateRoot,
+        ...(tip.base !== undefined ? { base: tip.base } : {}),
         mode: s.mode,
         kind: s.kind,
         voting: s.voting,
@@ -314,7 +316,16 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
         height.length === 64
           ? await chain.store.getBlockByHash(height)
           : await chain.store.getBlock(height === 'latest' ? chain.store.tip().height : Number(height));
-      if (!certified) throw new DatagrantError('LEDGER_BLOCK_NOT_FOUND', `no block ${height}`);
+      if (!certified) {
+        const tip = chain.store.tip();
+        if (height.length < 64 && height !== 'latest' && notHeld(tip, Number(height)))
+          throw new DatagrantError(
+            'LEDGER_BLOCK_NOT_HELD',
+            `this node started from a state snapshot at height ${tip.base}: it holds no block below it (ask another node)`,
+            { base: tip.base },
+          );
+        throw new DatagrantError('LEDGER_BLOCK_NOT_FOUND', `no block ${height}`);
+      }
       const txs = certified.block.txs as AnyTx[];
       return {
         hash: blockHash(certified.block.header),
@@ -361,7 +372,13 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
       const rejected = mempool.rejection(hash);
       if (rejected)
         return { status: 'rejected', hash, error: { code: rejected.code, message: rejected.message } };
-      throw new DatagrantError('LEDGER_TX_NOT_FOUND', 'no such transaction');
+      const base = chain.store.tip().base;
+      throw new DatagrantError(
+        'LEDGER_TX_NOT_FOUND',
+        base === undefined
+          ? 'no such transaction'
+          : `no such transaction here (this node started from a state snapshot at height ${base}: transactions before it are not indexed here)`,
+      );
     },
   );
 

@@ -1,7 +1,9 @@
 /**
  * `datagrant backup` (a consistent copy of a running node, streamed by the node itself and signed
- * for with its own key) and `datagrant restore` (a stopped node's data from such a copy; the node
- * then catches up from its peers). See src/node/backup.ts and docs/formats.md.
+ * for with its own key), `datagrant restore` (a stopped node's data from such a copy; the node
+ * then catches up from its peers) and `datagrant snapshot` (the committed state at the node's tip,
+ * for a new node's `node start --snapshot`). See src/node/backup.ts, src/node/snapshot.ts and
+ * docs/formats.md.
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -10,6 +12,7 @@ import { readKeyFile } from '../common/keyfile-fs.js';
 import { type BackupProgress, downloadBackup, restoreBackup } from '../node/backup.js';
 import { loadNodeConfig, type NodeConfig } from '../node/config.js';
 import { readGenesis } from '../node/genesis-file.js';
+import { downloadSnapshot } from '../node/snapshot.js';
 import { passphraseFrom } from './passphrase.js';
 
 /** The config of `--home` or `--config` (exactly one). */
@@ -45,8 +48,57 @@ function print(value: unknown, json: boolean | undefined, text: () => string): v
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
 }
 
-/** Adds `datagrant backup` and `datagrant restore` to the command tree. */
+/** Adds `datagrant backup`, `datagrant restore` and `datagrant snapshot` to the command tree. */
 export function addBackupCommands(program: Command): void {
+  program
+    .command('snapshot')
+    .description(
+      "write the state at a running node's committed tip, with its certified block, for a new node to start from (`node start --snapshot`)",
+    )
+    .option('--home <dir>', 'node home (config.json inside)')
+    .option('--config <file>', 'node config file (instead of --home)')
+    .requiredOption('--out <file>', 'where to write the snapshot')
+    .option('--api <url>', "the node's API URL (default: from its config)")
+    .option('--passphrase-file <file>', 'passphrase of a sealed node key file (or DATAGRANT_PASSPHRASE)')
+    .option('--force', 'overwrite an existing --out file')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the result as JSON')
+    .action(
+      async (o: {
+        home?: string;
+        config?: string;
+        out: string;
+        api?: string;
+        passphraseFile?: string;
+        force?: boolean;
+        quiet?: boolean;
+        json?: boolean;
+      }) => {
+        const config = await configOf(o);
+        const keys = await readKeyFile(config.key, await passphraseFrom(o));
+        const genesis = await readGenesis(config.genesis);
+        const onProgress = progressTo(o.quiet);
+        const summary = await downloadSnapshot({
+          api: o.api ?? apiUrlOf(config),
+          node: config.name,
+          keys,
+          genesis,
+          out: o.out,
+          force: o.force === true,
+          ...(onProgress ? { onProgress } : {}),
+        });
+        const h = summary.header;
+        print({ file: resolve(o.out), ...summary }, o.json, () =>
+          [
+            `snapshot of ${h.node} written to ${resolve(o.out)} (${mib(summary.bytes)})`,
+            `  chain ${h.chain}, height ${h.height}, block ${h.blockHash}`,
+            `  ${summary.entries} state entries; checked against the certificate and the state root`,
+            '  start a new node with an empty data directory: datagrant node start --config <file> --snapshot <this file>',
+          ].join('\n'),
+        );
+      },
+    );
+
   program
     .command('backup')
     .description(

@@ -3,9 +3,14 @@
  * `--topology`) and where its extractors read (`--synthetic-source`, `--sources`), turned into
  * `InitOptions`; usage mistakes are `CLI_USAGE` errors that say what to give instead.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { dirname } from 'node:path';
+import { bytesToHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
+import { generateKeySet } from '../common/keyfile.js';
+import { readKeyFile, writeKeyFile } from '../common/keyfile-fs.js';
 import type { InitOptions } from '../node/init.js';
 import { loadTopology } from '../node/topology.js';
 import { validateDataSourceConfig } from '../plugins/index.js';
@@ -16,6 +21,11 @@ export interface PlacementFlags {
   listenHost?: string;
   topology?: string;
   syntheticSource?: string;
+  /**
+   * With `syntheticSource`: the key file the synthetic platform signs its answers with (written
+   * with a fresh key when missing); its public key is registered in genesis for every type.
+   */
+  syntheticSourceKey?: string;
   sources?: string;
   /** Node counts (from --validators / --gateways, or their defaults). */
   validators: number;
@@ -29,6 +39,15 @@ export type Placement = Pick<InitOptions, 'hosts' | 'listenHost' | 'topology' | 
 
 function usage(message: string): DatagrantError {
   return new DatagrantError('CLI_USAGE', message);
+}
+
+/** The signing public key (hex) of the key file at `path`, written with a fresh key set first if missing. */
+async function syntheticSourceKey(path: string): Promise<string> {
+  if (!existsSync(path)) {
+    await mkdir(dirname(path), { recursive: true });
+    await writeKeyFile(path, generateKeySet('synthetic-source'));
+  }
+  return bytesToHex((await readKeyFile(path)).signing.publicKey);
 }
 
 /** Parses the placement flags (reading the topology and sources files they name). */
@@ -70,11 +89,24 @@ export async function placementOf(flags: PlacementFlags): Promise<Placement> {
     // The generator lives with the SIMULATED platform (scripts/, TypeScript, not part of the
     // compiled build): loaded through tsx only when asked for.
     const { tsImport } = await import('tsx/esm/api');
-    const { syntheticSourceConfig } = (await tsImport(
+    const { syntheticSourceConfig, DEFAULT_SYNTHETIC_SOURCE_ID } = (await tsImport(
       '../../scripts/synthetic-data-platform.ts',
       import.meta.url,
-    )) as { syntheticSourceConfig(url: string): object };
-    sources.push(syntheticSourceConfig(flags.syntheticSource) as unknown as Record<string, unknown>);
+    )) as {
+      syntheticSourceConfig(platform: string | { url: string; source: { id: string; key: string } }): object;
+      DEFAULT_SYNTHETIC_SOURCE_ID: string;
+    };
+    const signer =
+      flags.syntheticSourceKey === undefined
+        ? undefined
+        : { id: DEFAULT_SYNTHETIC_SOURCE_ID, key: await syntheticSourceKey(flags.syntheticSourceKey) };
+    sources.push(
+      syntheticSourceConfig(
+        signer ? { url: flags.syntheticSource, source: signer } : flags.syntheticSource,
+      ) as unknown as Record<string, unknown>,
+    );
+  } else if (flags.syntheticSourceKey !== undefined) {
+    throw usage('--synthetic-source-key goes with --synthetic-source');
   }
   if (flags.sources !== undefined) {
     let json: unknown;

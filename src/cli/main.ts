@@ -93,6 +93,10 @@ export function buildCli(): Command {
       'JSON {"nodes":[{name, kind, host, listenHost?, apiHost?, apiPort?, p2pPort?, roles?, types?}]}',
     )
     .option('--synthetic-source <url>', 'extractors read the SIMULATED data platform at this URL')
+    .option(
+      '--synthetic-source-key <file>',
+      "with --synthetic-source: the platform's signing key file (created if missing; start the platform with --key-file FILE); registered in genesis",
+    )
     .option('--sources <file>', 'extractors read the data-source configs in this JSON file (one or a list)')
     .action(
       async (
@@ -109,6 +113,7 @@ export function buildCli(): Command {
           listenHost?: string;
           topology?: string;
           syntheticSource?: string;
+          syntheticSourceKey?: string;
           sources?: string;
         },
         cmd: Command,
@@ -174,6 +179,10 @@ export function buildCli(): Command {
       '.datagrant/dev',
     )
     .option('--dev', 'run a one-validator dev chain, initialising it on first start')
+    .option(
+      '--snapshot <file>',
+      'start an empty node from a state snapshot (`datagrant snapshot`), then sync the blocks after it',
+    )
     .option('--api-port <port>', 'with --dev on first start: API port', '26650')
     .option(
       '--stop-timeout <ms>',
@@ -181,7 +190,14 @@ export function buildCli(): Command {
       String(DEFAULT_STOP_TIMEOUT_MS),
     )
     .action(
-      async (o: { config?: string; home: string; dev?: boolean; apiPort: string; stopTimeout: string }) => {
+      async (o: {
+        config?: string;
+        home: string;
+        dev?: boolean;
+        apiPort: string;
+        stopTimeout: string;
+        snapshot?: string;
+      }) => {
         const stopTimeoutMs = Number(o.stopTimeout);
         if (!Number.isInteger(stopTimeoutMs) || stopTimeoutMs < 1)
           throw new DatagrantError('CLI_USAGE', '--stop-timeout must be a positive integer (ms)');
@@ -205,7 +221,15 @@ export function buildCli(): Command {
         // Loaded here: the node (libp2p, Fastify, LevelDB) is most of the CLI's start-up time.
         const { DatagrantNode } = await import('../node/node.js');
         const instance = new DatagrantNode(config, logger);
-        process.exit(await runNodeProcess(instance, logger, { stopTimeoutMs }));
+        const snapshot = o.snapshot;
+        const startable = {
+          start: () => instance.start(snapshot !== undefined ? { snapshot } : {}),
+          stop: () => instance.stop(),
+          get apiUrl() {
+            return instance.apiUrl;
+          },
+        };
+        process.exit(await runNodeProcess(startable, logger, { stopTimeoutMs }));
       },
     );
 

@@ -10,13 +10,14 @@ import { fromBase64url } from '../common/bytes.js';
 import { canonicalize } from '../common/canonical.js';
 import { sha256Hex, type WrappedKey } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
-import type { Genesis } from '../ledger/genesis.js';
+import type { Genesis, GenesisSource } from '../ledger/genesis.js';
 import { type ProofResult, type TxProof, verifyTxProof } from '../ledger/proof.js';
 import { bundleDigest } from '../ledger/records.js';
 import type { AnyTx, DataType, Tx } from '../ledger/tx.js';
 import { decodeTx, type SignatureVerifier } from '../ledger/tx-codec.js';
 import { type SealedBundle, SealedBundleSchema } from '../records/bundle.js';
 import { openRecordAs, type RecordPlaintext, recordContext } from '../records/record-crypto.js';
+import { sourceStatementCommitment, sourceStatementProblem } from '../records/source-statement.js';
 import { assembleDocument, type Provenance, type RenderedDocument } from './document.js';
 
 /** Who the bundle must be for: the institution this client acts as. */
@@ -58,6 +59,8 @@ export interface VerifiedBundle {
   grant: ProvenTx<'grant'>;
   usage: ProvenTx<'usage'>;
   records: VerifiedRecord[];
+  /** The data sources genesis registers (`genesis.sources`): what `openBundle` checks records against. */
+  sources: GenesisSource[];
 }
 
 /** Error codes of bundle verification and opening. */
@@ -70,6 +73,9 @@ export const BUNDLE_ERROR_CODES = [
   'CLIENT_BUNDLE_INCOMPLETE',
   'CLIENT_DECRYPT_FAILED',
   'CLIENT_RECORD_MISMATCH',
+  'CLIENT_SOURCE_UNSIGNED',
+  'CLIENT_SOURCE_NOT_REGISTERED',
+  'CLIENT_SOURCE_FORGED',
 ] as const;
 
 const bundleCheck = TypeCompiler.Compile(SealedBundleSchema);
@@ -191,6 +197,7 @@ export function verifyBundle(
     grant: { id: grant.hash, tx: grant.tx, height: grant.height, time: grant.time },
     usage: { id: usage.hash, tx: usage.tx, height: usage.height, time: usage.time },
     records,
+    sources: genesis.sources ?? [],
   };
 }
 
@@ -198,7 +205,9 @@ export function verifyBundle(
  * Opens every record of a verified bundle with the grantee's X25519 secret key. Throws
  * CLIENT_DECRYPT_FAILED (not this grantee's key, or tampered), CLIENT_RECORD_MISMATCH (the
  * plaintext names another subject or type than the committed request and record, or its source
- * digest is not the one the record commits to on chain).
+ * digest or statement is not the one the record commits to on chain), and for a type genesis
+ * registers a signing source for (`checkRecordSource`): CLIENT_SOURCE_UNSIGNED,
+ * CLIENT_SOURCE_NOT_REGISTERED, CLIENT_SOURCE_FORGED.
  */
 export function openBundle(bundle: VerifiedBundle, encSecretKey: Uint8Array): RecordPlaintext[] {
   const subject = bundle.request.tx.body.subject;
@@ -220,13 +229,74 @@ export function openBundle(bundle: VerifiedBundle, encSecretKey: Uint8Array): Re
     }
     if (plain.type !== r.type || plain.subject !== subject)
       throw fail('CLIENT_RECORD_MISMATCH', `the ${r.type} record names another subject or type`);
+    checkRecordSource(bundle, r, plain);
     return plain;
   });
 }
 
 /**
- * Where each record of a verified bundle came from: its committed `record.put`, and the source
- * answer's digest from the opened record (checked against the record's on-chain commitment).
+ * The source check of one opened record. Its signed statement, if it has one, must be the one its
+ * `record.put` commits to, and name the digest of the sealed answer bytes, which must be the
+ * record's source digest (CLIENT_RECORD_MISMATCH). When genesis registers any source for the
+ * record's type, the record must have a statement (CLIENT_SOURCE_UNSIGNED) from a source
+ * registered for that type (CLIENT_SOURCE_NOT_REGISTERED) whose signature verifies under its
+ * genesis key (CLIENT_SOURCE_FORGED), about this request's subject, type and period
+ * (CLIENT_RECORD_MISMATCH). Records of a type no source is registered for are taken unsigned;
+ * a statement they carry is then not checked against any key.
+ */
+function checkRecordSource(bundle: VerifiedBundle, r: VerifiedRecord, plain: RecordPlaintext): void {
+  const committed = r.tx.body.sourceStatement;
+  if (plain.statement === undefined) {
+    if (committed !== undefined)
+      throw fail(
+        'CLIENT_RECORD_MISMATCH',
+        `the ${r.type} record lacks the source statement its record.put commits to`,
+      );
+  } else {
+    if (committed === undefined || sourceStatementCommitment(plain.statement) !== committed)
+      throw fail(
+        'CLIENT_RECORD_MISMATCH',
+        `the ${r.type} record's source statement is not the one committed`,
+      );
+    let content: Uint8Array;
+    try {
+      content = fromBase64url(plain.content ?? '', 'content');
+    } catch {
+      throw fail('CLIENT_RECORD_MISMATCH', `the ${r.type} record's source content is not base64url`);
+    }
+    const digest = sha256Hex(content);
+    if (digest !== plain.statement.statement.digest || digest !== plain.sourceDigest)
+      throw fail(
+        'CLIENT_RECORD_MISMATCH',
+        `the ${r.type} record's source content is not what the source signed`,
+      );
+  }
+  const registered = bundle.sources.filter((s) => s.types.includes(r.type));
+  if (registered.length === 0) return;
+  if (plain.statement === undefined)
+    throw fail('CLIENT_SOURCE_UNSIGNED', `the ${r.type} record carries no statement signed by its source`);
+  const request = bundle.request.tx.body;
+  const problem = sourceStatementProblem(plain.statement, registered, {
+    subject: request.subject,
+    type: r.type,
+    ...(request.dataFrom === undefined ? {} : { from: request.dataFrom }),
+    ...(request.dataTo === undefined ? {} : { to: request.dataTo }),
+    digest: plain.sourceDigest,
+  });
+  if (problem === undefined) return;
+  const code =
+    problem.code === 'not-registered'
+      ? 'CLIENT_SOURCE_NOT_REGISTERED'
+      : problem.code === 'forged'
+        ? 'CLIENT_SOURCE_FORGED'
+        : 'CLIENT_RECORD_MISMATCH';
+  throw fail(code, `the ${r.type} record: ${problem.message}`);
+}
+
+/**
+ * Where each record of a verified bundle came from: its committed `record.put`, the source
+ * answer's digest from the opened record (checked against the record's on-chain commitment), and
+ * the source that signed it, if one did.
  */
 export function provenanceOf(bundle: VerifiedBundle, opened: RecordPlaintext[]): Provenance[] {
   return bundle.records.map((r, i) => ({
@@ -237,6 +307,7 @@ export function provenanceOf(bundle: VerifiedBundle, opened: RecordPlaintext[]):
     sourceDigest: opened[i]!.sourceDigest,
     extractor: r.tx.signer,
     recordTx: r.txHash,
+    ...(opened[i]!.statement === undefined ? {} : { signedBy: opened[i]!.statement!.statement.source }),
   }));
 }
 

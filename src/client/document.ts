@@ -16,6 +16,8 @@ export interface Provenance {
   sourceDigest: string;
   extractor: string;
   recordTx?: string;
+  /** The genesis id of the source whose signed statement the record carries (checked by `openBundle`). */
+  signedBy?: string;
 }
 
 /** Input of `assembleDocument`. */
@@ -93,7 +95,7 @@ export function assembleDocument(input: DocumentInput, format: 'json' | 'csv' | 
       '  <provenance>',
       ...input.provenance.map(
         (p) =>
-          `    <record type="${xmlEscape(p.type)}" digest="${p.digest}" source="${xmlEscape(p.source)}" fetchedAt="${p.fetchedAt}" sourceDigest="${p.sourceDigest}" extractor="${p.extractor}"/>`,
+          `    <record type="${xmlEscape(p.type)}" digest="${p.digest}" source="${xmlEscape(p.source)}" fetchedAt="${p.fetchedAt}" sourceDigest="${p.sourceDigest}" extractor="${p.extractor}"${p.signedBy === undefined ? '' : ` signedBy="${xmlEscape(p.signedBy)}"`}/>`,
       ),
       '  </provenance>',
       '</document>',

@@ -43,6 +43,13 @@ export type { RequestInput, RequestView } from '../platform/views.js';
 export type { SealedBundle } from '../records/bundle.js';
 export type { RecordPlaintext } from '../records/record-crypto.js';
 export {
+  type SignedSourceStatement,
+  type SourceStatement,
+  sourceStatementBytes,
+  sourceStatementCommitment,
+  verifySourceStatement,
+} from '../records/source-statement.js';
+export {
   BUNDLE_ERROR_CODES,
   documentDigest,
   documentOf,

@@ -8,7 +8,7 @@
  * Logged: request ids, data types, pseudonymous subject ids, digests, error codes, timings.
  */
 
-import { bytesToHex, fromHex } from '../common/bytes.js';
+import { bytesToHex, fromHex, toBase64url } from '../common/bytes.js';
 import { type SigningKeyPair, sha256Hex } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -16,6 +16,7 @@ import { CHAIN_RE, HASH_RE, SUBJECT_ID_RE } from '../ledger/patterns.js';
 import { type AnyTx, DATA_TYPES, type DataType, MAX_RECEIPTS, type StorageReceipt } from '../ledger/tx.js';
 import { DEFAULT_TX_TTL_MS, signTx, txHash } from '../ledger/tx-codec.js';
 import {
+  type DataQuery,
   type DataSource,
   type FetchResult,
   FIELD_NAME_PATTERN,
@@ -26,6 +27,7 @@ import {
 } from '../plugins/data-source.js';
 import type { PayloadStore } from '../records/payload-store.js';
 import { recordContext, type SealedRecord, sealRecord } from '../records/record-crypto.js';
+import { parseSignedSourceStatement, type SignedSourceStatement } from '../records/source-statement.js';
 
 /** Plain configuration of an extractor. */
 export interface ExtractorOptions {
@@ -440,7 +442,7 @@ export class Extractor {
       );
       // Whatever the plugin does, the attempt ends when the signal fires.
       const result = await Promise.race([fetching, aborted.promise]);
-      return this.#checkResult(result, source);
+      return this.#checkResult(result, source, query);
     } catch (err) {
       if (controller.signal.aborted && isDatagrantError(controller.signal.reason))
         throw controller.signal.reason;
@@ -453,7 +455,7 @@ export class Extractor {
     }
   }
 
-  #checkResult(result: FetchResult, source: DataSource): FetchResult {
+  #checkResult(result: FetchResult, source: DataSource, query: DataQuery): FetchResult {
     const bad = (why: string) => pluginError('PLUGIN_BAD_RESPONSE', `${source.name} returned ${why}`);
     if (result === null || typeof result !== 'object') throw bad('no result');
     if (!(result.raw instanceof Uint8Array)) throw bad('no raw response bytes');
@@ -468,7 +470,26 @@ export class Extractor {
     }
     const sourceText =
       typeof result.source === 'string' && result.source.length > 0 ? result.source : source.name;
-    return { fields, source: sourceText.slice(0, 200), raw: result.raw };
+    const checked: FetchResult = { fields, source: sourceText.slice(0, 200), raw: result.raw };
+    if (result.statement !== undefined) {
+      let signed: SignedSourceStatement;
+      try {
+        signed = parseSignedSourceStatement(result.statement);
+      } catch {
+        throw bad('a malformed source statement');
+      }
+      const s = signed.statement;
+      if (
+        s.subject !== query.subject ||
+        s.type !== query.type ||
+        s.from !== query.dataFrom ||
+        s.to !== query.dataTo ||
+        s.digest !== sha256Hex(result.raw)
+      )
+        throw bad('a source statement about another answer');
+      checked.statement = signed;
+    }
+    return checked;
   }
 
   async #put(
@@ -492,6 +513,9 @@ export class Extractor {
           source: result.source,
           fetchedAt,
           sourceDigest: sha256Hex(result.raw),
+          ...(result.statement === undefined
+            ? {}
+            : { statement: result.statement, content: toBase64url(result.raw) }),
         },
         keys.subject,
         context,
@@ -549,6 +573,7 @@ export class Extractor {
           source: result.source,
           fetchedAt,
           sourceCommitment: sealed.sourceCommitment,
+          ...(sealed.sourceStatement === undefined ? {} : { sourceStatement: sealed.sourceStatement }),
           ...(sealed.granteeKey ? { granteeKey: sealed.granteeKey } : {}),
           receipts,
         },

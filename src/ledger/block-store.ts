@@ -17,6 +17,7 @@ import {
 } from '../common/store-format.js';
 import { blockHash, type CertifiedBlock } from './block.js';
 import type { CommittedState, StateValue, StateWrites } from './state.js';
+import { txHash } from './tx-codec.js';
 
 /** Where a transaction sits in the chain. */
 export interface TxLocation {
@@ -30,6 +31,12 @@ export interface ChainTip {
   hash: string;
   time: number;
   stateRoot: string;
+  /**
+   * The height of the state snapshot the store was started from (`installSnapshot`): it holds that
+   * block and the ones after it, none before; its transaction index starts with that block, its
+   * subject (audit) index with the next. Absent for a store that started from genesis.
+   */
+  base?: number;
 }
 
 /** What committing a block changes besides the block itself. */
@@ -71,6 +78,31 @@ export interface BlockStore {
   getMeta(key: string): Promise<string | undefined>;
 }
 
+/** Whether a store lacks block `height` because it started from a snapshot at a later height. */
+export function notHeld(tip: ChainTip, height: number): boolean {
+  return tip.base !== undefined && height >= 1 && height < tip.base;
+}
+
+/**
+ * A verified state snapshot at a committed height h, to start an empty store from: the certified
+ * block h and every state entry at h (src/node/snapshot.ts checks both against the genesis
+ * validators and the header's state root before this is called).
+ */
+export interface SnapshotInstall {
+  certified: CertifiedBlock;
+  entries: Iterable<readonly [string, StateValue]>;
+}
+
+/** A store that can start from a state snapshot instead of from genesis. */
+export interface SnapshotTarget {
+  /**
+   * Replaces the genesis state of an empty store (tip at 0; SNAPSHOT_STORE_NOT_EMPTY otherwise)
+   * with a snapshot's, in one atomic batch: the entries, block h with its hash and tx index, and the
+   * tip at h with `base` h.
+   */
+  installSnapshot(snapshot: SnapshotInstall): Promise<void>;
+}
+
 /** Genesis state written once into an empty store (height 0). */
 export interface GenesisInit {
   genesisHash: string;
@@ -103,16 +135,22 @@ function checkNext(tip: ChainTip, certified: CertifiedBlock): void {
   }
 }
 
-function tipOf(certified: CertifiedBlock): ChainTip {
+function tipOf(certified: CertifiedBlock, base?: number): ChainTip {
   const header = certified.block.header;
-  return { height: header.height, hash: blockHash(header), time: header.time, stateRoot: header.stateRoot };
+  return {
+    height: header.height,
+    hash: blockHash(header),
+    time: header.time,
+    stateRoot: header.stateRoot,
+    ...(base !== undefined ? { base } : {}),
+  };
 }
 
 type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
-function blockOps(certified: CertifiedBlock, effects: CommitEffects): Op[] {
+function blockOps(certified: CertifiedBlock, effects: CommitEffects, base?: number): Op[] {
   const header = certified.block.header;
-  const tip = tipOf(certified);
+  const tip = tipOf(certified, base);
   const ops: Op[] = [
     { type: 'put', key: K.block(header.height), value: JSON.stringify(certified) },
     { type: 'put', key: K.hash(tip.hash), value: String(header.height) },
@@ -132,6 +170,26 @@ function blockOps(certified: CertifiedBlock, effects: CommitEffects): Op[] {
   ops.push({ type: 'put', key: K.tip, value: JSON.stringify(tip) });
   if (effects.meta) ops.push({ type: 'put', key: K.meta(effects.meta.key), value: effects.meta.value });
   return ops;
+}
+
+/** The operations that start an empty store (tip at 0) from `snapshot`, removing `stale` state keys. */
+function snapshotOps(tip: ChainTip, snapshot: SnapshotInstall, stale: Iterable<string>): Op[] {
+  if (tip.height !== 0)
+    throw new DatagrantError(
+      'SNAPSHOT_STORE_NOT_EMPTY',
+      `the block store already holds blocks (tip at height ${tip.height}): a snapshot starts only an empty store`,
+    );
+  const ops: Op[] = [];
+  for (const key of stale) ops.push({ type: 'del', key });
+  for (const [key, value] of snapshot.entries)
+    ops.push({ type: 'put', key: K.state(key), value: JSON.stringify(value) });
+  const height = snapshot.certified.block.header.height;
+  // Block h as if committed, without its subject index (that needs its execution).
+  const txs = snapshot.certified.block.txs as Parameters<typeof txHash>[0][];
+  return [
+    ...ops,
+    ...blockOps(snapshot.certified, { writes: new Map(), subjects: [], hashes: txs.map(txHash) }, height),
+  ];
 }
 
 function parseLocation(value: string): TxLocation {
@@ -176,7 +234,7 @@ export interface LevelBlockStoreOptions {
  * LevelDB-backed block store in one directory, in store format 2 (src/common/store-format.ts):
  * its marker records the genesis hash, so a store of another chain is refused at any height.
  */
-export class LevelBlockStore implements BlockStore {
+export class LevelBlockStore implements BlockStore, SnapshotTarget {
   private readonly db: Level<string, string>;
   private current: ChainTip = { height: 0, hash: '', time: 0, stateRoot: '' };
   private writing = false;
@@ -257,15 +315,18 @@ export class LevelBlockStore implements BlockStore {
       throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
     this.writing = true;
     try {
-      await this.db.batch(blockOps(certified, effects), { sync: effects.meta !== undefined });
-      this.current = tipOf(certified);
+      await this.db.batch(blockOps(certified, effects, this.current.base), {
+        sync: effects.meta !== undefined,
+      });
+      this.current = tipOf(certified, this.current.base);
     } finally {
       this.writing = false;
     }
   }
 
   async getBlock(height: number): Promise<CertifiedBlock | undefined> {
-    if (!Number.isSafeInteger(height) || height < 1 || height > this.current.height) return undefined;
+    if (!Number.isSafeInteger(height) || height < Math.max(1, this.current.base ?? 1)) return undefined;
+    if (height > this.current.height) return undefined;
     const raw = await this.db.get(K.block(height));
     return raw === undefined ? undefined : (JSON.parse(raw) as CertifiedBlock);
   }
@@ -314,7 +375,48 @@ export class LevelBlockStore implements BlockStore {
     return this.db.get(K.meta(key));
   }
 
-  // ---- Backup (used by src/node/backup.ts) ----------------------------------------------------
+  async installSnapshot(snapshot: SnapshotInstall): Promise<void> {
+    const stale: string[] = [];
+    for await (const key of this.db.keys({ gt: 's:', lt: 's;' })) stale.push(key);
+    const ops = snapshotOps(this.current, snapshot, stale);
+    await this.db.batch(ops, { sync: true });
+    this.current = tipOf(snapshot.certified, snapshot.certified.block.header.height);
+  }
+
+  // ---- Backup and state snapshots (used by src/node/backup.ts, src/node/snapshot.ts) ----------
+
+  /**
+   * A consistent read of the committed state for a state snapshot: one LevelDB snapshot, its tip,
+   * the certified block at the tip, and every state entry (key, stored JSON). Blocks commit in one
+   * batch each, so all three are of the same height. `close()` releases the snapshot.
+   */
+  async stateSnapshot(): Promise<{
+    tip: ChainTip;
+    certified: CertifiedBlock | undefined;
+    entries(): AsyncIterable<[string, string]>;
+    close(): Promise<void>;
+  }> {
+    const snapshot = this.db.snapshot();
+    try {
+      const raw = await this.db.get(K.tip, { snapshot });
+      if (raw === undefined) throw new DatagrantError('LEDGER_STORE_EMPTY', 'the block store holds no tip');
+      const tip = JSON.parse(raw) as ChainTip;
+      const block = tip.height > 0 ? await this.db.get(K.block(tip.height), { snapshot }) : undefined;
+      const db = this.db;
+      return {
+        tip,
+        certified: block === undefined ? undefined : (JSON.parse(block) as CertifiedBlock),
+        async *entries() {
+          for await (const [key, value] of db.iterator({ snapshot, gt: 's:', lt: 's;' }))
+            yield [key.slice(2), value];
+        },
+        close: () => snapshot.close(),
+      };
+    } catch (err) {
+      await snapshot.close();
+      throw err;
+    }
+  }
 
   /**
    * A consistent read of the whole store for a backup: one LevelDB snapshot, the tip it holds, and
@@ -352,7 +454,7 @@ export class LevelBlockStore implements BlockStore {
 }
 
 /** In-memory block store with the same behaviour, for tests and simulations. */
-export class MemoryBlockStore implements BlockStore {
+export class MemoryBlockStore implements BlockStore, SnapshotTarget {
   private readonly kv = new Map<string, string>();
   private current: ChainTip;
 
@@ -371,14 +473,25 @@ export class MemoryBlockStore implements BlockStore {
 
   async commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
     checkNext(this.current, certified);
-    for (const op of blockOps(certified, effects)) {
+    this.write(blockOps(certified, effects, this.current.base));
+    this.current = tipOf(certified, this.current.base);
+  }
+
+  async installSnapshot(snapshot: SnapshotInstall): Promise<void> {
+    const stale = [...this.kv.keys()].filter((k) => k.startsWith('s:'));
+    this.write(snapshotOps(this.current, snapshot, stale));
+    this.current = tipOf(snapshot.certified, snapshot.certified.block.header.height);
+  }
+
+  private write(ops: Op[]): void {
+    for (const op of ops) {
       if (op.type === 'put') this.kv.set(op.key, op.value);
       else this.kv.delete(op.key);
     }
-    this.current = tipOf(certified);
   }
 
   async getBlock(height: number): Promise<CertifiedBlock | undefined> {
+    if (notHeld(this.current, height)) return undefined;
     const raw = this.kv.get(K.block(height));
     return raw === undefined ? undefined : (JSON.parse(raw) as CertifiedBlock);
   }

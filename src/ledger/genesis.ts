@@ -1,18 +1,19 @@
 /**
  * Genesis: the chain id, the validator set with each node's roles, the gateway nodes admitted to
  * the network (they sync, relay and serve the API, but never vote), the registrars who attest
- * identities, the governance keys, the institutions present from the start, and chain parameters.
+ * identities, the governance keys, the institutions present from the start, the data sources whose
+ * signed answers banks check (and for which data types), and chain parameters.
  * Its hash is the `prev` of block 1; a proof verifier needs nothing else.
  */
 
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { bytesToHex } from '../common/bytes.js';
+import { bytesToHex, fromHex } from '../common/bytes.js';
 import { canonicalBytes } from '../common/canonical.js';
-import { sha256 } from '../common/crypto.js';
+import { isStrictPublicKey, sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import { CHAIN_PATTERN, HASH_PATTERN, ID_PATTERN } from './patterns.js';
-import { DATA_TYPES } from './tx.js';
+import { DATA_TYPES, type DataType } from './tx.js';
 
 const Hex32 = Type.String({ pattern: HASH_PATTERN });
 const Id = Type.String({ pattern: ID_PATTERN });
@@ -156,6 +157,27 @@ export const GenesisSchema = Type.Object(
       ),
       { maxItems: 1000 },
     ),
+    /**
+     * Data sources that sign their answers (absent: none): each one's Ed25519 key and the data
+     * types it answers for. A record of a type some source is registered for is taken by the bank
+     * client only with a statement signed by such a source (records/source-statement.ts).
+     */
+    sources: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            id: Id,
+            key: Hex32,
+            types: Type.Array(Type.Union(DATA_TYPES.map((t) => Type.Literal(t))), {
+              minItems: 1,
+              uniqueItems: true,
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 100 },
+      ),
+    ),
     params: ChainParamsSchema,
   },
   { additionalProperties: false },
@@ -167,6 +189,8 @@ export type Genesis = Static<typeof GenesisSchema>;
 export type ValidatorInfo = Genesis['validators'][number];
 /** One gateway entry of genesis. */
 export type GatewayInfo = NonNullable<Genesis['gateways']>[number];
+/** One registered data source of genesis. */
+export type GenesisSource = NonNullable<Genesis['sources']>[number];
 
 const genesisCheck = TypeCompiler.Compile(GenesisSchema);
 
@@ -204,12 +228,27 @@ export function parseGenesis(input: unknown): Genesis {
   if (ids.size !== input.institutions.length || instKeys.size !== input.institutions.length) {
     throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate institution id or signing key');
   }
+  const sourceIds = new Set<string>();
+  const sourceKeys = new Set<string>();
+  for (const s of input.sources ?? []) {
+    if (sourceIds.has(s.id) || sourceKeys.has(s.key))
+      throw new DatagrantError('LEDGER_GENESIS_INVALID', 'genesis: duplicate source id or key');
+    if (!isStrictPublicKey(fromHex(s.key, 'key', 32)))
+      throw new DatagrantError('LEDGER_GENESIS_INVALID', `genesis: source ${s.id} key is not an Ed25519 key`);
+    sourceIds.add(s.id);
+    sourceKeys.add(s.key);
+  }
   return input;
 }
 
 /** Keys of every node the network admits: validators, then gateways. */
 export function networkMembers(genesis: Genesis): string[] {
   return [...genesis.validators.map((v) => v.key), ...(genesis.gateways ?? []).map((g) => g.key)];
+}
+
+/** The data sources genesis registers for `type` (none on a chain without `sources`). */
+export function sourcesFor(genesis: Genesis, type: DataType): GenesisSource[] {
+  return (genesis.sources ?? []).filter((s) => s.types.includes(type));
 }
 
 /** Hash (hex) of the canonical genesis document; block 1 points to it. */

@@ -145,6 +145,12 @@ export const BODY_SCHEMAS = {
        * opens the record can check it; to anyone else it says nothing about the answer.
        */
       sourceCommitment: Hex32,
+      /**
+       * When the source signed its answer: `sourceStatementCommitment` of the signed statement
+       * sealed inside the record (records/source-statement.ts). The bank client checks the opened
+       * statement hashes to it; to anyone else it says nothing about the answer.
+       */
+      sourceStatement: Type.Optional(Hex32),
       /** Under the `on-consent` policy only: the data key wrapped to the grant's grantee key. */
       granteeKey: Type.Optional(WrappedKeySchema),
       /**

@@ -20,40 +20,36 @@
  * place, after the signing state file is removed. Started, the node catches up from its peers, and
  * its start-up erasure sweep deletes the payloads erased since the backup.
  */
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { cp, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
 import { Level } from 'level';
-import { bytesToHex, utf8ToBytes } from '../common/bytes.js';
-import { DatagrantError, isDatagrantError } from '../common/errors.js';
-import { signCall } from '../common/http-signature.js';
+import { utf8ToBytes } from '../common/bytes.js';
+import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import type { Logger } from '../common/logger.js';
 import { type Genesis, genesisHash, LevelBlockStore } from '../ledger/index.js';
 import type { LevelPayloadStore } from '../records/index.js';
 import {
+  BACKUP_FORMAT,
   BACKUP_VERSION,
   type BackupEntry,
   type BackupHeader,
   type BackupItem,
   type BackupStore,
-  decodeBackup,
   encodeBackup,
 } from './backup-format.js';
 import type { NodeConfig } from './config.js';
+import { fsyncDir, gzipStream, readEntryFile } from './entry-file.js';
+import { downloadSignedFile } from './signed-download.js';
 import { SIGNING_STATE_FILE } from './signing-state.js';
 
 export type { BackupHeader } from './backup-format.js';
+export { nodeCaller } from './signed-download.js';
 
 /** The path of the admin route that streams a backup. */
 export const BACKUP_ROUTE = '/v1/admin/backup';
-/** The signed-call caller of the node operator: `node:<name>`, signed with the node's own key. */
-export function nodeCaller(name: string): string {
-  return `node:${name}`;
-}
 
 /** What a backup reads from the running node. */
 export interface BackupStores {
@@ -127,7 +123,7 @@ export class BackupService {
       time: this.modules.now(),
       stores: ['chain', 'payloads'],
     };
-    const counts = { chain: 0, payloads: 0, bytes: 0 };
+    const counts = { chain: 0, payloads: 0 };
     const payloads = this.modules.stores.payloads;
     async function* entries(): AsyncGenerator<BackupEntry> {
       try {
@@ -146,38 +142,18 @@ export class BackupService {
     }
     const log = this.modules.logger;
     log.info({ height: header.height }, 'backup started');
-    const source = Readable.from(encodeBackup(header, entries()), { objectMode: false });
-    const gzip = createGzip();
-    let lastOutput = Date.now();
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        counts.bytes += chunk.length;
-        lastOutput = Date.now();
-        done(null, chunk);
-      },
-    });
-    // A reader that stops reading would hold the one backup slot and the snapshot for ever.
-    const idleMs = this.options.idleTimeoutMs ?? BACKUP_IDLE_TIMEOUT_MS;
-    const idle = setInterval(
-      () => {
-        if (Date.now() - lastOutput > idleMs)
-          counter.destroy(new DatagrantError('API_TIMEOUT', 'the backup reader took nothing for too long'));
-      },
-      Math.min(idleMs, 5_000),
-    );
-    idle.unref();
-    pipeline(source, gzip, counter)
-      .then(
-        () => log.info({ height: header.height, ...counts }, 'backup streamed'),
-        (err: unknown) =>
-          log.warn({ height: header.height, ...counts, err: (err as Error).message }, 'backup not completed'),
-      )
-      .finally(() => {
-        clearInterval(idle);
+    const stream = gzipStream(encodeBackup(header, entries()), {
+      // A reader that stops reading would hold the one backup slot and the snapshot for ever.
+      idleMs: this.options.idleTimeoutMs ?? BACKUP_IDLE_TIMEOUT_MS,
+      onEnd: (bytes, err) => {
+        if (err)
+          log.warn({ height: header.height, ...counts, bytes, err: err.message }, 'backup not completed');
+        else log.info({ height: header.height, ...counts, bytes }, 'backup streamed');
         void release();
         this.running = false;
-      });
-    return { header, stream: counter };
+      },
+    });
+    return { header, stream };
   }
 }
 
@@ -191,52 +167,16 @@ export interface BackupProgress {
   bytes: number;
 }
 
-/** Maps a gunzip or file error to a coded backup error. */
-function readError(err: unknown, path: string): unknown {
-  if (isDatagrantError(err)) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new DatagrantError('BACKUP_NOT_FOUND', `no backup file at ${path}`);
-  if (code === 'Z_BUF_ERROR')
-    return new DatagrantError('BACKUP_TRUNCATED', `${path} ends early (${(err as Error).message})`);
-  if (typeof code === 'string' && code.startsWith('Z_'))
-    return new DatagrantError(
-      'BACKUP_CORRUPT',
-      `${path} is not a valid gzip stream (${(err as Error).message})`,
-    );
-  return err;
-}
-
 /**
  * Reads a backup file: the header, then every entry; throws a coded error (BACKUP_NOT_FOUND,
  * BACKUP_CORRUPT, BACKUP_TRUNCATED, BACKUP_CHECKSUM, BACKUP_UNSUPPORTED_VERSION) when it is not a
  * whole, intact backup — at the end for a checksum mismatch, so act only once it has finished.
  */
-export async function* readBackupFile(
+export function readBackupFile(
   path: string,
   onBytes?: (compressedBytes: number) => void,
 ): AsyncGenerator<BackupItem> {
-  const file = createReadStream(path);
-  const gunzip = createGunzip();
-  let read = 0;
-  file.on('data', (chunk) => {
-    read += chunk.length;
-    onBytes?.(read);
-  });
-  file.on('error', (err) => gunzip.destroy(err));
-  file.pipe(gunzip);
-  async function* chunks(): AsyncGenerator<Uint8Array> {
-    try {
-      for await (const chunk of gunzip) yield chunk as Buffer;
-    } catch (err) {
-      throw readError(err, path);
-    }
-  }
-  try {
-    yield* decodeBackup(chunks());
-  } finally {
-    file.destroy();
-    gunzip.destroy();
-  }
+  return readEntryFile(BACKUP_FORMAT, path, onBytes);
 }
 
 /** What a whole read of a backup found. */
@@ -249,7 +189,7 @@ export interface BackupSummary {
 }
 
 /** Throttles progress calls to about one a second (and the last). */
-function throttled(onProgress: ((p: BackupProgress) => void) | undefined) {
+export function throttled(onProgress: ((p: BackupProgress) => void) | undefined) {
   let last = 0;
   return (p: BackupProgress, force = false) => {
     if (!onProgress) return;
@@ -304,11 +244,6 @@ export async function verifyBackupFile(
   return { header: header!, entries, dropped, bytes };
 }
 
-/** Names that sign as `node:<name>` (the caller pattern of signed calls). */
-const NODE_NAME_RE = /^[a-z0-9][a-z0-9-]{2,63}$/;
-/** Default of `DownloadOptions.idleTimeoutMs`. */
-const DOWNLOAD_IDLE_TIMEOUT_MS = 120_000;
-
 /** What `downloadBackup` needs: the node's API, name and keys, and its chain. */
 export interface DownloadOptions {
   api: string;
@@ -328,108 +263,15 @@ export interface DownloadOptions {
  * to `<out>.partial`, verifies the whole file, and renames it to `out`.
  */
 export async function downloadBackup(options: DownloadOptions): Promise<BackupSummary> {
-  if (!NODE_NAME_RE.test(options.node))
-    throw new DatagrantError(
-      'BACKUP_NODE_NAME',
-      `node name ${JSON.stringify(options.node)} cannot sign as node:<name> (lower-case letters, digits, '-'; 3 to 64)`,
-    );
-  const out = resolve(options.out);
-  if (existsSync(out) && !options.force)
-    throw new DatagrantError('BACKUP_EXISTS', `${out} exists (use --force to overwrite it)`);
-  const headers = signCall(
-    {
-      method: 'GET',
-      path: BACKUP_ROUTE,
-      body: '',
-      caller: nodeCaller(options.node),
-      audience: bytesToHex(options.keys.signing.publicKey),
-      chain: options.chain,
-    },
-    options.keys.signing.secretKey,
-  );
-  // No overall deadline (a backup takes as long as it takes), but one on silence.
-  const idleMs = options.idleTimeoutMs ?? DOWNLOAD_IDLE_TIMEOUT_MS;
-  const abort = new AbortController();
-  let idle = setTimeout(() => abort.abort(), idleMs);
-  const alive = () => {
-    clearTimeout(idle);
-    idle = setTimeout(() => abort.abort(), idleMs);
-  };
-  let response: Response;
-  try {
-    response = await fetch(new URL(BACKUP_ROUTE, options.api), { headers, signal: abort.signal });
-  } catch (err) {
-    clearTimeout(idle);
-    throw new DatagrantError('CLI_UNREACHABLE', `cannot reach ${options.api}: ${(err as Error).message}`);
-  }
-  if (!response.ok || !response.body) {
-    clearTimeout(idle);
-    const text = await response.text().catch(() => '');
-    let error: { code?: string; message?: string } | undefined;
-    try {
-      error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-    } catch {
-      error = undefined;
-    }
-    throw new DatagrantError(error?.code ?? 'CLI_HTTP_ERROR', error?.message ?? `HTTP ${response.status}`, {
-      status: response.status,
-    });
-  }
-  const partial = `${out}.partial`;
-  await mkdir(dirname(out), { recursive: true });
   const progress = throttled(options.onProgress);
-  let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      alive();
-      progress({ phase: 'download', entries: 0, bytes });
-      done(null, chunk);
-    },
+  const onProgress = options.onProgress;
+  return downloadSignedFile({
+    ...options,
+    route: BACKUP_ROUTE,
+    codePrefix: 'BACKUP',
+    onBytes: (bytes, done) => progress({ phase: 'download', entries: 0, bytes }, done),
+    verify: (path) => verifyBackupFile(path, onProgress ? { onProgress } : {}),
   });
-  try {
-    await pipeline(
-      Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
-      counter,
-      createWriteStream(partial, { mode: 0o600 }),
-    );
-    clearTimeout(idle);
-    await fsyncFile(partial);
-    progress({ phase: 'download', entries: 0, bytes }, true);
-    const summary = await verifyBackupFile(partial, {
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    });
-    await rename(partial, out);
-    await fsyncDir(dirname(out));
-    return summary;
-  } catch (err) {
-    clearTimeout(idle);
-    await rm(partial, { force: true });
-    if (isDatagrantError(err)) throw err;
-    throw new DatagrantError('BACKUP_INCOMPLETE', `the backup stream broke off: ${(err as Error).message}`);
-  }
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const file = await open(path, 'r+');
-  try {
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  try {
-    const dir = await open(path, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  } catch {
-    // Not every platform opens directories; the rename is still atomic.
-  }
 }
 
 /** Whether the LevelDB at `path` is locked by a running process. */

@@ -17,7 +17,15 @@ import { bytesToHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
 import { generateKeySet, type KeySet } from '../common/keyfile.js';
 import { writeKeyFile } from '../common/keyfile-fs.js';
-import { DEFAULT_CHAIN_PARAMS, type ExtractionPolicy, type Genesis, type NodeRole } from '../ledger/index.js';
+import {
+  DATA_TYPES,
+  DEFAULT_CHAIN_PARAMS,
+  type ExtractionPolicy,
+  type Genesis,
+  type GenesisSource,
+  type NodeRole,
+} from '../ledger/index.js';
+import type { HttpJsonSourceConfig } from '../plugins/http-json-source.js';
 import type { NodeConfig } from './config.js';
 import { FileSigningState, SIGNING_STATE_FILE } from './signing-state.js';
 import { hostsTopology, httpUrl, planNodes, type Topology, tcpMultiaddr } from './topology.js';
@@ -50,7 +58,11 @@ export interface InitOptions {
   basePort?: number;
   /** Roles per node index; default: both roles for a single node, else alternating platform/extractor. */
   roles?: (index: number, n: number) => NodeRole[];
-  /** Extractor data-source configs written into extractor nodes' configs. */
+  /**
+   * Extractor data-source configs written into extractor nodes' configs. An `http-json` config
+   * whose `signature` names the source's `key` registers that source in genesis `sources`, for
+   * the config's data types (`registeredSourcesOf`).
+   */
   sources?: Record<string, unknown>[];
   blockIntervalMs?: number;
   minBlockIntervalMs?: number;
@@ -115,6 +127,34 @@ export function defaultRoles(index: number, n: number): NodeRole[] {
   return index < Math.ceil(n / 2) ? ['platform'] : ['extractor'];
 }
 
+/**
+ * The genesis `sources` entries of extractor source configs: every `http-json` config whose
+ * `signature` gives the source's `key`, for the config's data types (configs of one source id
+ * and key are merged). `CONFIG_INVALID` when one id comes with two keys or one key with two ids.
+ */
+export function registeredSourcesOf(configs: readonly Record<string, unknown>[]): GenesisSource[] {
+  const byId = new Map<string, GenesisSource>();
+  for (const raw of configs) {
+    if (raw.kind !== 'http-json') continue;
+    const config = raw as unknown as HttpJsonSourceConfig;
+    const signature = config.signature;
+    if (signature?.key === undefined) continue;
+    const known = byId.get(signature.source);
+    if (known !== undefined && known.key !== signature.key)
+      throw new DatagrantError('CONFIG_INVALID', `source ${signature.source} is given two keys`);
+    const other = [...byId.values()].find((s) => s.key === signature.key && s.id !== signature.source);
+    if (other !== undefined)
+      throw new DatagrantError('CONFIG_INVALID', `sources ${other.id} and ${signature.source} share a key`);
+    const types = new Set([...(known?.types ?? []), ...config.dataTypes]);
+    byId.set(signature.source, {
+      id: signature.source,
+      key: signature.key,
+      types: DATA_TYPES.filter((t) => types.has(t)),
+    });
+  }
+  return [...byId.values()];
+}
+
 /** Writes a fresh testnet into `dir` (which must not already hold one). */
 export async function initTestnet(options: InitOptions): Promise<InitResult> {
   const placed = options.topology !== undefined || options.hosts !== undefined;
@@ -168,6 +208,7 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
     await writeKeyFile(bank.path, bank.keys, sealing);
   }
 
+  const registered = registeredSourcesOf(options.sources ?? []);
   const nodeKeys: KeySet[] = plan.slice(0, n).map((p) => generateKeySet(p.name));
   const gatewayKeys: KeySet[] = plan.slice(n).map((p) => generateKeySet(p.name));
   const genesis: Genesis = {
@@ -197,6 +238,7 @@ export async function initTestnet(options: InitOptions): Promise<InitResult> {
       signKey: bytesToHex(b.keys.signing.publicKey),
       encKey: bytesToHex(b.keys.encryption.publicKey),
     })),
+    ...(registered.length > 0 ? { sources: registered } : {}),
     params: { ...DEFAULT_CHAIN_PARAMS, extraction: options.extraction ?? 'on-request' },
   };
   const genesisPath = join(options.dir, 'genesis.json');

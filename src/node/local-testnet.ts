@@ -148,13 +148,22 @@ export class LocalTestnet {
     return this.running(i) ? this.procs.get(i)?.pid : undefined;
   }
 
-  /** Starts node i's process (logs appended to `<home>/node.log`). */
-  start(i: number): void {
+  /**
+   * Starts node i's process (logs appended to `<home>/node.log`); `args` go after its config
+   * (e.g. `['--snapshot', file]`).
+   */
+  start(i: number, options: { args?: string[] } = {}): void {
     if (this.running(i)) return;
     const node = this.net.nodes[i]!;
     const log = createWriteStream(join(node.home, 'node.log'), { flags: 'a' });
     const entry = this.options.entry ?? [BIN, 'node', 'start'];
-    const args = [...(this.options.nodeArgs ?? []), ...entry, '--config', node.configPath];
+    const args = [
+      ...(this.options.nodeArgs ?? []),
+      ...entry,
+      '--config',
+      node.configPath,
+      ...(options.args ?? []),
+    ];
     const prefix = this.options.commandPrefix?.(i) ?? [];
     const [command, ...rest] = [...prefix, process.execPath, ...args];
     const child = spawn(command!, rest, {

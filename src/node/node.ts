@@ -32,6 +32,7 @@ import {
   quorumSize,
   type RecordState,
   stateKey,
+  stateRootRule,
   type ValidatorInfo,
 } from '../ledger/index.js';
 import {
@@ -55,6 +56,7 @@ import { PbftDriver } from './pbft-driver.js';
 import { MAX_STORED_PAYLOAD_BYTES, PayloadReplicator } from './replicator.js';
 import { DEFAULT_RESCAN_EVERY_BLOCKS, ErasureRole, ExtractorRole } from './roles.js';
 import { FileSigningState, SIGNING_STATE_FILE, type SigningStateStore } from './signing-state.js';
+import { installSnapshotFile, SnapshotService } from './snapshot.js';
 import { TxGateway } from './tx-gateway.js';
 import { decodeTxGossip, encodeTxGossip } from './tx-gossip.js';
 
@@ -136,6 +138,16 @@ export interface NodeModules {
   ) => Promise<void>;
 }
 
+/** How a node starts, besides its config. */
+export interface NodeStartOptions {
+  /**
+   * A state snapshot file (`datagrant snapshot`) to start an empty store from: checked against the
+   * genesis validators and the certified state root, then installed; the node syncs the blocks
+   * after it. A store that holds blocks is refused (SNAPSHOT_STORE_NOT_EMPTY).
+   */
+  snapshot?: string;
+}
+
 /** One running node. */
 export class DatagrantNode implements NodeStatusSource {
   genesis!: Genesis;
@@ -171,8 +183,8 @@ export class DatagrantNode implements NodeStatusSource {
     private readonly modules: NodeModules = {},
   ) {}
 
-  /** Opens storage, loads state, starts network, consensus, roles and the API. */
-  async start(): Promise<void> {
+  /** Opens storage (from a snapshot, if given), loads state, starts network, consensus, roles and the API. */
+  async start(options: NodeStartOptions = {}): Promise<void> {
     const log = this.logger;
     const config = this.config;
     this.genesis = await readGenesis(config.genesis);
@@ -214,6 +226,18 @@ export class DatagrantNode implements NodeStatusSource {
     });
     this.store = this.modules.wrapBlockStore?.(levelStore, facts) ?? levelStore;
     await this.run({ start: () => this.store.open(), stop: () => this.store.close() });
+    if (options.snapshot !== undefined) {
+      const installed = await installSnapshotFile({
+        file: resolve(options.snapshot),
+        genesis: this.genesis,
+        store: levelStore,
+        verifier: verifyFast,
+      });
+      log.info(
+        { height: installed.header.height, stateKeys: installed.entries, from: installed.header.node },
+        'started from a state snapshot: blocks before it are not held here',
+      );
+    }
     const payloads = new LevelPayloadStore({ location: join(config.data, 'payloads'), home: config.home });
     this.payloads = this.modules.wrapPayloadStore?.(payloads, facts) ?? payloads;
     await this.run({ start: () => payloads.open(), stop: () => payloads.close() });
@@ -487,7 +511,17 @@ export class DatagrantNode implements NodeStatusSource {
         logger: log.child({ module: 'backup' }),
       },
     );
-    await adminRoutes(this.api, { identify, backup });
+    const snapshot = new SnapshotService(
+      {
+        chain: this.genesis.chain,
+        genesisHash: genesisHash(this.genesis),
+        node: config.name,
+        nodeKey: this.selfKey,
+        rule: stateRootRule(this.genesis.params),
+      },
+      { store: levelStore, now: Date.now, logger: log.child({ module: 'snapshot' }) },
+    );
+    await adminRoutes(this.api, { identify, backup, snapshot });
     await webRoutes(this.api);
     await this.modules.extraRoutes?.(this.api, { network: this.network, store: this.store }, facts);
     if ((self.roles as readonly string[]).includes('platform')) {

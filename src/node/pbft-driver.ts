@@ -624,6 +624,13 @@ export class PbftDriver {
     if (!Number.isSafeInteger(from) || from < 1)
       throw new DatagrantError('SYNC_BAD_REQUEST', 'from must be a height >= 1');
     const store = this.modules.chain.store;
+    const base = store.tip().base;
+    // A node started from a snapshot has nothing below it: the asker goes to another peer.
+    if (base !== undefined && from < base)
+      throw new DatagrantError(
+        'SYNC_BLOCK_NOT_HELD',
+        `this node started from a snapshot at height ${base} and holds no block below it`,
+      );
     // Measured in UTF-8 bytes (free text may be non-ASCII), as the answer goes on the wire.
     const blocks: string[] = [];
     let bytes = 0;

@@ -6,6 +6,7 @@
 import { DatagrantError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { DataType } from '../ledger/tx.js';
+import type { SignedSourceStatement } from '../records/source-statement.js';
 
 /** What an extractor asks a data source for. */
 export interface DataQuery {
@@ -36,6 +37,12 @@ export interface FetchResult {
   source: string;
   /** The source's response bytes, whose SHA-256 the extractor signs as provenance. */
   raw: Uint8Array;
+  /**
+   * When the source signs its answers: its signed statement about `raw` (its `digest` is the
+   * SHA-256 of `raw`; subject, type and period those of the query). The extractor seals it and
+   * `raw` inside the record, and the bank client checks it against the keys genesis registers.
+   */
+  statement?: SignedSourceStatement;
 }
 
 /** A data source plugin. */

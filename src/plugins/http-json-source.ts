@@ -1,10 +1,28 @@
 /**
  * The `http-json` plugin: GETs a URL built from a template, parses the JSON answer and maps
  * JSON paths to record fields. Uses the global `fetch` with the extractor's abort signal.
+ *
+ * A source that signs its answers is configured with `signature: { source, header?, key? }`.
+ * It sends, with each 2xx answer, the header `header` (default `datagrant-source-signature`)
+ * holding `t=<unix ms>;sig=<128 hex>`: the time it answered and its Ed25519 signature over the
+ * source statement (records/source-statement.ts, docs/formats.md) `{v: 1, source, subject, type,
+ * from?, to?, digest, time}` — `source` the configured genesis id, `subject` and `type` as asked
+ * (the data type's datagrant name, not `typeNames`), `from` / `to` the period asked for (left out
+ * when not asked), `digest` the SHA-256 of the exact body bytes, `time` the header's `t`. The
+ * plugin rebuilds that statement from what it asked and received and hands it on with the
+ * signature; an answer without the header (or with a malformed one) is PLUGIN_BAD_RESPONSE. With
+ * `key` (the source's public key, as registered in genesis) it also checks the signature at once.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { sha256Hex } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
+import { HASH_PATTERN, ID_PATTERN } from '../ledger/patterns.js';
 import { DATA_TYPES, type DataType } from '../ledger/tx.js';
+import {
+  parseSourceStatement,
+  type SignedSourceStatement,
+  verifySourceStatement,
+} from '../records/source-statement.js';
 import {
   abortError,
   type DataQuery,
@@ -68,9 +86,36 @@ export const HttpJsonSourceConfigSchema = Type.Object(
     healthUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
     /** Largest answer accepted, in bytes (default 1 MiB). */
     maxResponseBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
+    /** The source signs its answers: how to read its signature (see the module comment). */
+    signature: Type.Optional(
+      Type.Object(
+        {
+          /** The source's id as registered in genesis `sources`. */
+          source: Type.String({ pattern: ID_PATTERN }),
+          /** Response header carrying `t=<unix ms>;sig=<hex>` (default `datagrant-source-signature`). */
+          header: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$" })),
+          /**
+           * The source's Ed25519 public key (hex): answers whose signature fails under it are
+           * refused here already; `datagrant init` registers it in genesis for `dataTypes`.
+           */
+          key: Type.Optional(Type.String({ pattern: HASH_PATTERN })),
+        },
+        strict,
+      ),
+    ),
   },
   strict,
 );
+
+/** Header an `http-json` source's signature travels in unless `signature.header` says otherwise. */
+export const DEFAULT_SIGNATURE_HEADER = 'datagrant-source-signature';
+
+const SIGNATURE_HEADER_RE = /^t=(\d{1,16});sig=([0-9a-f]{128})$/;
+
+/** The value of the signature header for a signed statement: `t=<time>;sig=<hex>`. */
+export function signatureHeaderValue(signed: SignedSourceStatement): string {
+  return `t=${signed.statement.time};sig=${signed.sig}`;
+}
 
 /** Config of an `http-json` source. */
 export type HttpJsonSourceConfig = Static<typeof HttpJsonSourceConfigSchema>;
@@ -197,7 +242,42 @@ export class HttpJsonSource implements DataSource {
         throw pluginError('PLUGIN_BAD_RESPONSE', `${this.name} answer has no scalar for field ${field}`);
       fields[field] = value;
     }
-    return { fields, source, raw };
+    const statement = this.#statement(query, raw, response.headers);
+    return { fields, source, raw, ...(statement === undefined ? {} : { statement }) };
+  }
+
+  /** The source's signed statement about `raw`, read from the signature header when configured. */
+  #statement(query: DataQuery, raw: Uint8Array, headers: Headers): SignedSourceStatement | undefined {
+    const config = this.#config.signature;
+    if (config === undefined) return undefined;
+    const value = headers.get(config.header ?? DEFAULT_SIGNATURE_HEADER);
+    const m = value === null ? null : SIGNATURE_HEADER_RE.exec(value.trim());
+    if (m === null)
+      throw pluginError('PLUGIN_BAD_RESPONSE', `${this.name} answered without a well-formed signature`);
+    let signed: SignedSourceStatement;
+    try {
+      signed = {
+        statement: parseSourceStatement({
+          v: 1,
+          source: config.source,
+          subject: query.subject,
+          type: query.type,
+          ...(query.dataFrom === undefined ? {} : { from: query.dataFrom }),
+          ...(query.dataTo === undefined ? {} : { to: query.dataTo }),
+          digest: sha256Hex(raw),
+          time: Number(m[1]),
+        }),
+        sig: m[2]!,
+      };
+    } catch {
+      throw pluginError(
+        'PLUGIN_BAD_RESPONSE',
+        `${this.name} answered with a statement that cannot be signed`,
+      );
+    }
+    if (config.key !== undefined && !verifySourceStatement(signed, config.key))
+      throw pluginError('PLUGIN_BAD_RESPONSE', `${this.name} answered with a signature that does not verify`);
+    return signed;
   }
 
   async #readBody(response: Response, signal: AbortSignal): Promise<Uint8Array> {

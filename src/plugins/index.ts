@@ -23,5 +23,11 @@ export {
   RETRYABLE_PLUGIN_CODES,
   toFieldValue,
 } from './data-source.js';
-export { HttpJsonSource, type HttpJsonSourceConfig, HttpJsonSourceConfigSchema } from './http-json-source.js';
+export {
+  DEFAULT_SIGNATURE_HEADER,
+  HttpJsonSource,
+  type HttpJsonSourceConfig,
+  HttpJsonSourceConfigSchema,
+  signatureHeaderValue,
+} from './http-json-source.js';
 export { JSON_PATH_PATTERN, lookupJsonPath, parseJsonPath } from './json-path.js';

@@ -27,6 +27,19 @@ export {
   unwrapRecordKey,
 } from './record-crypto.js';
 export {
+  parseSignedSourceStatement,
+  parseSourceStatement,
+  type SignedSourceStatement,
+  type SourceProblem,
+  type SourceStatement,
+  type StatementExpectation,
+  signSourceStatement,
+  sourceStatementBytes,
+  sourceStatementCommitment,
+  sourceStatementProblem,
+  verifySourceStatement,
+} from './source-statement.js';
+export {
   decodeStorageReceipt,
   encodeStorageReceipt,
   type ReceiptFor,

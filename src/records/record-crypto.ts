@@ -2,7 +2,8 @@
  * Sealing of one extracted record, and the subject-side re-wrap that makes consent
  * cryptographic. Portable (no Node APIs): the CLI, the browser portal and the platform use it.
  *
- * - plaintext: canonical JSON of `{type, subject, fields, source, fetchedAt}`, padded with
+ * - plaintext: canonical JSON of `{type, subject, fields, source, fetchedAt, sourceDigest}` (and,
+ *   when the source signed its answer, `statement` and `content`: source-statement.ts), padded with
  *   trailing spaces to a multiple of `RECORD_PAD_BYTES` so the on-chain size says little about
  *   the content (JSON parsers ignore the padding);
  * - a fresh random 32-byte data key seals it with ChaCha20-Poly1305 (`sealPayload`: a random
@@ -31,6 +32,11 @@ import { DatagrantError } from '../common/errors.js';
 import { CHAIN_RE, HASH_RE } from '../ledger/patterns.js';
 import { DATA_TYPES, type DataType } from '../ledger/tx.js';
 import type { FieldValue } from '../plugins/data-source.js';
+import {
+  parseSignedSourceStatement,
+  type SignedSourceStatement,
+  sourceStatementCommitment,
+} from './source-statement.js';
 
 /** The decrypted content of a record. */
 export interface RecordPlaintext {
@@ -47,6 +53,13 @@ export interface RecordPlaintext {
    * ledger cannot confirm a guess of the answer.
    */
   sourceDigest: string;
+  /**
+   * The source's signed statement about its answer, when the source signs (its digest is
+   * `sourceDigest`). Sealed with `content`; `record.put` carries `sourceStatementCommitment` of it.
+   */
+  statement?: SignedSourceStatement;
+  /** With `statement`: the source's exact answer bytes, base64url without padding. */
+  content?: string;
 }
 
 /** A sealed record, ready to store (ciphertext) and to announce on chain (digest, size, key). */
@@ -62,6 +75,8 @@ export interface SealedRecord {
   granteeKey?: WrappedKey;
   /** `sourceCommitment(dataKey, record.sourceDigest)`, for `record.put`. */
   sourceCommitment: string;
+  /** With a signed statement: its `sourceStatementCommitment`, for `record.put`. */
+  sourceStatement?: string;
 }
 
 /** Plaintexts are padded to a multiple of this many bytes. */
@@ -94,6 +109,8 @@ function encodePlaintext(record: RecordPlaintext): Uint8Array {
     source: record.source,
     fetchedAt: record.fetchedAt,
     sourceDigest: record.sourceDigest,
+    ...(record.statement === undefined ? {} : { statement: record.statement }),
+    ...(record.content === undefined ? {} : { content: record.content }),
   });
   const bytes = utf8ToBytes(json);
   const padded = new Uint8Array(Math.ceil((bytes.length + 1) / RECORD_PAD_BYTES) * RECORD_PAD_BYTES);
@@ -126,6 +143,7 @@ export function sealRecord(
       sourceCommitment: sourceCommitment(dataKey, record.sourceDigest),
     };
     if (granteeEncKey !== undefined) sealed.granteeKey = wrapKey(dataKey, granteeEncKey, context);
+    if (record.statement !== undefined) sealed.sourceStatement = sourceStatementCommitment(record.statement);
     return sealed;
   } finally {
     dataKey.fill(0);
@@ -157,6 +175,11 @@ function toRecord(value: unknown): RecordPlaintext {
     throw bad('sourceDigest is invalid');
   if (r.fields === null || typeof r.fields !== 'object' || Array.isArray(r.fields))
     throw bad('fields is invalid');
+  if ((r.statement === undefined) !== (r.content === undefined))
+    throw bad('has a source statement without content, or content without one');
+  if (r.content !== undefined && (typeof r.content !== 'string' || !/^[A-Za-z0-9_-]*$/.test(r.content)))
+    throw bad('content is not base64url');
+  const statement = r.statement === undefined ? undefined : parseSignedSourceStatement(r.statement);
   const fields: Record<string, FieldValue> = {};
   for (const [name, v] of Object.entries(r.fields as Record<string, unknown>)) {
     if (!isFieldValue(v)) throw bad(`field ${name} is invalid`);
@@ -169,6 +192,7 @@ function toRecord(value: unknown): RecordPlaintext {
     source: r.source,
     fetchedAt: r.fetchedAt,
     sourceDigest: r.sourceDigest,
+    ...(statement === undefined ? {} : { statement, content: r.content as string }),
   };
 }
 

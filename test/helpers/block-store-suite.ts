@@ -7,10 +7,13 @@
  * ```
  */
 import type { Test } from 'tap';
+import { canonicalBytes } from '../../src/common/canonical.js';
 import {
   type BlockStore,
   CommittedState,
   type GenesisInit,
+  type SnapshotTarget,
+  type StateValue,
   stateKey,
   txHash,
 } from '../../src/ledger/index.js';
@@ -19,12 +22,17 @@ import { TestLedger } from './ledger.js';
 
 /** A store under test; `reopen` (persistent stores only) closes it and opens a new instance on the same data. */
 export interface StoreUnderTest {
-  store: BlockStore;
+  store: BlockStore & SnapshotTarget;
   reopen?: (genesis?: GenesisInit) => Promise<BlockStore>;
 }
 
 /** Makes a fresh, empty store for `genesis`; cleanup is the factory's business (e.g. `t.teardown`). */
 export type StoreFactory = (t: Test, genesis: GenesisInit) => Promise<StoreUnderTest>;
+
+/** A state value in canonical JSON (key order is not part of a value), or `undefined`. */
+function canonicalOf(value: StateValue | undefined): string | undefined {
+  return value === undefined ? undefined : new TextDecoder().decode(canonicalBytes(value));
+}
 
 /**
  * Checks that `store` holds exactly `ledger`'s committed state: same root and height, the same
@@ -45,12 +53,24 @@ export async function expectSameState(
   for (const b of ledger.blocks) for (const k of b.effects.writes.keys()) keys.add(k);
   let differing = 0;
   for (const key of keys) {
-    if (JSON.stringify(loaded.get(key)) !== JSON.stringify(ledger.state.get(key))) {
+    if (canonicalOf(loaded.get(key)) !== canonicalOf(ledger.state.get(key))) {
       differing++;
       t.fail(`${name}: value of ${key} differs`);
     }
   }
   t.equal(differing, 0, `${name}: every key equal (${keys.size} checked)`);
+}
+
+/** Every entry of `ledger`'s committed state (the keys genesis or any of its blocks wrote, still set). */
+export function ledgerStateEntries(ledger: TestLedger): [string, StateValue][] {
+  const keys = new Set<string>(ledger.chain.genesisInit().writes.keys());
+  for (const b of ledger.blocks) for (const k of b.effects.writes.keys()) keys.add(k);
+  const out: [string, StateValue][] = [];
+  for (const key of [...keys].sort()) {
+    const value = ledger.state.get(key);
+    if (value !== undefined) out.push([key, value]);
+  }
+  return out;
 }
 
 /** Commits every block of `ledger` not yet in `store`. */
@@ -259,5 +279,55 @@ export async function blockStoreSuite(t: Test, name: string, factory: StoreFacto
     const next = resumed.commit([resumed.openRequest(chain.institutions[1]!, chain.subjects[1]!)]);
     await reopened.commit(next.certified, next.commitEffects);
     t.equal(reopened.tip().height, ledger.height + 1, 'extends after reopening');
+  });
+
+  await t.test(`${name}: starts from a state snapshot at a height`, async (t) => {
+    const { chain, ledger, sut } = await fresh(t);
+    const { store } = sut;
+    const bank = chain.institutions[0]!;
+    ledger.commit(chain.subjects.slice(0, 3).map((s) => ledger.register(s)));
+    ledger.commit([ledger.openRequest(bank, chain.subjects[0]!)]);
+    ledger.commit([
+      ledger.openRequest(bank, chain.subjects[1]!),
+      ledger.openRequest(bank, chain.subjects[2]!),
+    ]);
+    const at = ledger.blocks.at(-1)!;
+    const h = at.certified.block.header.height;
+    // Genesis state in the store that the snapshot's does not have is dropped with the install.
+    await store.installSnapshot({ certified: at.certified, entries: ledgerStateEntries(ledger) });
+    t.match(
+      store.tip(),
+      { height: h, hash: ledger.tipHash, stateRoot: ledger.state.root, base: h },
+      'tip at h, base h',
+    );
+    t.same(await store.getBlock(h), at.certified, 'block h is held');
+    t.same(await store.getBlockByHash(at.certified.cert.block), at.certified, 'and found by hash');
+    for (let below = 1; below < h; below++)
+      t.equal(await store.getBlock(below), undefined, `no block ${below} (below the snapshot)`);
+    for (const [i, tx] of at.certified.block.txs.entries())
+      t.same(await store.getTxLocation(txHash(tx)), { height: h, index: i }, `block h's tx ${i} is indexed`);
+    t.equal(
+      await store.getTxLocation(txHash(ledger.blocks[0]!.certified.block.txs[0]!)),
+      undefined,
+      'earlier txs are not',
+    );
+    await expectSameState(t, store, ledger, 'from the snapshot');
+    await t.rejects(
+      store.installSnapshot({ certified: at.certified, entries: [] }),
+      { code: 'SNAPSHOT_STORE_NOT_EMPTY' },
+      'a store that holds blocks takes no snapshot',
+    );
+    const next = ledger.commit([ledger.openRequest(bank, chain.subjects[0]!)]);
+    await store.commit(next.certified, next.commitEffects);
+    t.match(store.tip(), { height: h + 1, base: h }, 'the next block extends it; the base stays');
+    t.same(await store.getBlock(h + 1), next.certified, 'block h+1');
+    await expectSameState(t, store, ledger, 'after the next block');
+    if (sut.reopen) {
+      const reopened = await sut.reopen();
+      t.teardown(() => reopened.close());
+      t.same(reopened.tip(), store.tip(), 'reopened: the same tip and base');
+      t.equal(await reopened.getBlock(h - 1), undefined, 'reopened: still nothing below the snapshot');
+      await expectSameState(t, reopened, ledger, 'reopened');
+    }
   });
 }

@@ -93,6 +93,8 @@ export interface TestChainOptions {
    * or `council` (the three `council` keys, two of which must approve).
    */
   governance?: 'admin' | 'council';
+  /** Genesis `sources`: data sources that sign their answers (default none). */
+  sources?: Genesis['sources'];
 }
 
 /**
@@ -119,7 +121,7 @@ export interface SignOptions {
 
 /** The deterministic test chain. */
 export interface TestChain {
-  options: Required<Omit<TestChainOptions, 'params'>>;
+  options: Required<Omit<TestChainOptions, 'params' | 'sources'>>;
   genesis: Genesis;
   /** `genesisHash(genesis)`: the `prev` of block 1. */
   genesisHash: string;
@@ -224,6 +226,7 @@ export function makeTestChain(options: TestChainOptions = {}): TestChain {
       signKey: inst.pub,
       encKey: inst.encPub,
     })),
+    ...(options.sources === undefined ? {} : { sources: options.sources }),
     params: { ...DEFAULT_CHAIN_PARAMS, ...options.params },
   });
   const hash = genesisHash(genesis);

@@ -72,7 +72,7 @@ export async function startDevNode(t: Test, options: DevNodeOptions): Promise<De
     blockIntervalMs: 200,
     minBlockIntervalMs: 5,
     ...(options.extraction ? { extraction: options.extraction } : {}),
-    sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
+    sources: [syntheticSourceConfig(source) as unknown as Record<string, unknown>],
   });
   const loaded = await loadNodeConfig(net.nodes[0]!.configPath);
   const config: NodeConfig = {

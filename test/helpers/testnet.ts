@@ -36,7 +36,7 @@ export async function startTestnet(
   const testnet = new LocalTestnet({
     dir,
     ...options,
-    ...(source ? { sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>] } : {}),
+    ...(source ? { sources: [syntheticSourceConfig(source) as unknown as Record<string, unknown>] } : {}),
   });
   t.teardown(async () => {
     await testnet.stopAll();

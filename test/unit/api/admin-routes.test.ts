@@ -62,15 +62,19 @@ t.test('only the node itself gets a backup, one at a time', async (t) => {
         return { header: { height: 7, blockHash: 'ab'.repeat(32) }, stream };
       },
     },
+    snapshot: {
+      async open() {
+        const stream = new PassThrough();
+        stream.end(Buffer.from('snapshot-bytes'));
+        return { header: { height: 9, blockHash: 'cd'.repeat(32) }, stream };
+      },
+    },
   });
-  const call = (caller: string, secretKey: Uint8Array) =>
+  const call = (caller: string, secretKey: Uint8Array, path = '/v1/admin/backup') =>
     app.inject({
       method: 'GET',
-      url: '/v1/admin/backup',
-      headers: signCall(
-        { method: 'GET', path: '/v1/admin/backup', body: '', caller, audience: self, chain: CHAIN },
-        secretKey,
-      ),
+      url: path,
+      headers: signCall({ method: 'GET', path, body: '', caller, audience: self, chain: CHAIN }, secretKey),
     });
   const refused = async (
     res: Awaited<ReturnType<typeof call>>,
@@ -122,4 +126,29 @@ t.test('only the node itself gets a backup, one at a time', async (t) => {
   streaming.destroy();
   await new Promise((r) => setImmediate(r));
   t.equal((await call('node:node3', node.signing.secretKey)).statusCode, 200, 'after it, the next streams');
+
+  // The state snapshot route: the same operator, and only it.
+  const snap = '/v1/admin/snapshot';
+  await refused(
+    await app.inject({ method: 'GET', url: snap }),
+    401,
+    'API_UNAUTHENTICATED',
+    'snapshot, unsigned',
+  );
+  await refused(
+    await call(institutionCaller('demo-bank'), bank.signing.secretKey, snap),
+    403,
+    'API_FORBIDDEN',
+    'snapshot, an institution',
+  );
+  await refused(
+    await call('node:node0', other.signing.secretKey, snap),
+    401,
+    'API_UNAUTHENTICATED',
+    'snapshot, another node',
+  );
+  const snapshot = await call('node:node3', node.signing.secretKey, snap);
+  t.equal(snapshot.statusCode, 200, 'snapshot, the node itself: 200');
+  t.equal(snapshot.headers['x-datagrant-snapshot-height'], '9', 'naming its height');
+  t.equal(snapshot.body, 'snapshot-bytes', 'of the snapshot');
 });

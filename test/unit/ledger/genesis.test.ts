@@ -69,3 +69,36 @@ t.test('genesisHash is canonical: key order does not matter, content does', asyn
   );
   t.not(genesisHash(makeTestChain({ seed: 'x' }).genesis), genesisHash(g), 'seed changes keys');
 });
+
+t.test('genesis sources: optional, hashed, and checked', async (t) => {
+  const tax = makeTestChain().keys('tax-office');
+  const land = makeTestChain().keys('land-registry');
+  const withSources = (): Genesis => ({
+    ...base(),
+    sources: [
+      { id: 'tax-office', key: tax.pub, types: ['tax'] },
+      { id: 'land-registry', key: land.pub, types: ['property', 'housing-fund'] },
+    ],
+  });
+  t.same(parseGenesis(withSources()), withSources(), 'a genesis with sources parses');
+  t.notOk('sources' in parseGenesis(base()), 'one without them stays valid as it was');
+  t.not(genesisHash(withSources()), genesisHash(base()), 'sources are part of the genesis hash');
+  const swapped = withSources();
+  swapped.sources![0]!.types = ['property'];
+  t.not(genesisHash(swapped), genesisHash(withSources()), "a source's types are too");
+  const bad: [string, (g: Genesis) => void][] = [
+    ['duplicate source id', (g) => (g.sources![1]!.id = 'tax-office')],
+    ['duplicate source key', (g) => (g.sources![1]!.key = tax.pub)],
+    ['unknown data type', (g) => ((g.sources![0]!.types as string[]) = ['medical'])],
+    ['no data type', (g) => (g.sources![0]!.types = [])],
+    ['a type twice', (g) => (g.sources![0]!.types = ['tax', 'tax'])],
+    ['a key that is no Ed25519 point', (g) => (g.sources![0]!.key = `${'00'.repeat(31)}80`)],
+    ['a bad id', (g) => (g.sources![0]!.id = 'Tax Office')],
+    ['an extra field', (g) => ((g.sources![0] as Record<string, unknown>).url = 'https://x')],
+  ];
+  for (const [name, edit] of bad) {
+    const g = withSources();
+    edit(g);
+    t.throws(() => parseGenesis(g), { code: 'LEDGER_GENESIS_INVALID' }, name);
+  }
+});

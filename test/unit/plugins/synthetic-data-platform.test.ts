@@ -18,9 +18,13 @@ import {
   syntheticSensitiveValues,
   writeSyntheticCsv,
 } from '../../../scripts/synthetic-data-platform.js';
+import { bytesToHex } from '../../../src/common/bytes.js';
+import { generateSigningKeyPair, sha256Hex } from '../../../src/common/crypto.js';
 import { silentLogger } from '../../../src/common/logger.js';
 import { DATA_TYPES } from '../../../src/ledger/tx.js';
 import { createDataSource } from '../../../src/plugins/create-data-source.js';
+import { DEFAULT_SIGNATURE_HEADER } from '../../../src/plugins/http-json-source.js';
+import { verifySourceStatement } from '../../../src/records/source-statement.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -221,4 +225,40 @@ t.test('runs as a script: prints its URL as one JSON line, and emits CSV', async
   const text = await readFile(out, 'utf8');
   t.match(text, /^subject,name,nationalId,taxYear/);
   t.equal(text.trim().split('\r\n').length, 3);
+});
+
+t.test('every data answer is signed over its exact bytes with the given key', async (t) => {
+  const key = generateSigningKeyPair();
+  const { app, platform } = buildSyntheticDataPlatform({ sourceKey: key.secretKey, now: () => 1234 });
+  t.teardown(() => app.close());
+  t.same(platform.source, { id: 'synthetic-platform', key: bytesToHex(key.publicKey) });
+  t.same((await app.inject({ url: '/' })).json().source, platform.source, 'GET / names id and key');
+  const check = async (url: string, period: { from?: string; to?: string }) => {
+    const res = await app.inject({ url });
+    const m = /^t=(\d+);sig=([0-9a-f]{128})$/.exec(String(res.headers[DEFAULT_SIGNATURE_HEADER]));
+    t.ok(m, `${url}: signature header`);
+    const signed = {
+      statement: {
+        v: 1 as const,
+        source: 'synthetic-platform',
+        subject: 'alice-001',
+        type: 'tax' as const,
+        ...period,
+        digest: sha256Hex(res.rawPayload),
+        time: Number(m![1]),
+      },
+      sig: m![2]!,
+    };
+    t.equal(signed.statement.time, 1234);
+    t.ok(verifySourceStatement(signed, platform.source.key), `${url}: verifies over the body bytes`);
+    t.notOk(
+      verifySourceStatement(
+        { ...signed, statement: { ...signed.statement, subject: 'bob-002' } },
+        platform.source.key,
+      ),
+      `${url}: not for another subject`,
+    );
+  };
+  await check('/v1/tax/alice-001?from=2024-01-01&to=2024-12-31', { from: '2024-01-01', to: '2024-12-31' });
+  await check('/v1/tax/alice-001?from=&to=', {});
 });

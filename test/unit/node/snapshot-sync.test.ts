@@ -1,0 +1,134 @@
+/**
+ * Consensus over a tip that came from a state snapshot, not from replaying blocks (`PbftDriver`
+ * over a `SimHub`): a validator whose store was started from a snapshot at h, with no signing
+ * state, runs its double-sign check (learning the tip from a peer's sync answer), syncs blocks
+ * h+1.. from the peer — every certificate verified — and ends with the peer's block hashes and
+ * state root, never voting meanwhile; its open-request index and the replay protection of earlier
+ * transactions come from the snapshot's state. Its sync server refuses heights below h with
+ * SYNC_BLOCK_NOT_HELD (the asker tries another peer) and serves h on.
+ */
+import '../../../src/common/polyfill.js';
+import t, { type Test } from 'tap';
+import { utf8ToBytes } from '../../../src/common/bytes.js';
+import { verifyFast } from '../../../src/common/crypto-node.js';
+import { silentLogger } from '../../../src/common/logger.js';
+import { type CertifiedBlock, MemoryBlockStore, txHash } from '../../../src/ledger/index.js';
+import { Chain } from '../../../src/node/chain.js';
+import { Mempool } from '../../../src/node/mempool.js';
+import { PbftDriver } from '../../../src/node/pbft-driver.js';
+import { MemorySigningState } from '../../../src/node/signing-state.js';
+import { ledgerStateEntries, syncStore } from '../../helpers/block-store-suite.js';
+import { makeTestChain, type TestChain } from '../../helpers/chain.js';
+import { TestLedger } from '../../helpers/ledger.js';
+import { SimHub, SimNetwork } from '../../helpers/sim-network.js';
+import { until } from '../../helpers/until.js';
+
+/** A validator's driver over `store` (started), with a signing state present or absent. */
+async function validator(
+  t: Test,
+  tc: TestChain,
+  hub: SimHub,
+  index: number,
+  store: MemoryBlockStore,
+  signing: MemorySigningState,
+) {
+  const v = tc.validators[index]!;
+  let chain: Chain | undefined;
+  const mempool = new Mempool(
+    {
+      chain: tc.genesis.chain,
+      maxTxs: 1000,
+      maxTxTtlMs: tc.genesis.params.maxTxTtlMs,
+      minQueueTxs: tc.genesis.params.maxBlockTxs,
+    },
+    { verifier: verifyFast, isCommitted: async (h) => chain?.committedRecently(h) ?? false, now: Date.now },
+  );
+  chain = new Chain(tc.genesis, store, { mempool, verifier: verifyFast });
+  await chain.load();
+  const net = new SimNetwork(
+    { secretKey: v.signing.secretKey, allowedKeys: tc.validators.map((x) => x.pub) },
+    { hub },
+  );
+  await net.start();
+  const driver = new PbftDriver(
+    {
+      self: v.pub,
+      secretKey: v.signing.secretKey,
+      timing: { blockIntervalMs: 300, viewTimeoutMs: 30_000, retransmitMs: 1_000 },
+      minBlockIntervalMs: 20,
+    },
+    { chain, mempool, network: net, logger: silentLogger, onFatal: () => undefined, signing },
+  );
+  await driver.start();
+  t.teardown(async () => {
+    await driver.stop();
+    await net.stop();
+  });
+  return { chain, net, driver, key: v.pub };
+}
+
+t.test('a validator started from a snapshot syncs after it and runs its double-sign check', async (t) => {
+  const tc = makeTestChain({ subjects: 4 });
+  const ledger = new TestLedger(tc);
+  const bank = tc.institutions[0]!;
+  ledger.commit([ledger.openRequest(bank, tc.subjects[0]!)]);
+  ledger.commit([ledger.openRequest(bank, tc.subjects[1]!)]);
+  const h = ledger.height;
+  const snapshot = { certified: ledger.blocks.at(-1)!.certified, entries: ledgerStateEntries(ledger) };
+  for (let i = 2; i < 4; i++) ledger.commit([ledger.openRequest(bank, tc.subjects[i]!)]);
+  ledger.commit([]);
+  const tip = ledger.height;
+
+  const hub = new SimHub();
+  const fullStore = new MemoryBlockStore(tc.genesisInit());
+  await syncStore(fullStore, ledger);
+  const full = await validator(t, tc, hub, 0, fullStore, new MemorySigningState());
+  const fromSnapshot = new MemoryBlockStore(tc.genesisInit());
+  await fromSnapshot.installSnapshot(snapshot);
+  const signing = new MemorySigningState({ absent: true });
+  const restored = await validator(t, tc, hub, 1, fromSnapshot, signing);
+  t.equal(restored.chain.height, h, `it starts at the snapshot's height ${h}`);
+  t.equal(restored.driver.isVoting, false, 'without a signing state it does not vote');
+
+  await until('synced to the peer’s tip', async () => (restored.chain.height >= tip ? true : undefined));
+  t.equal(fromSnapshot.tip().hash, ledger.tipHash, 'the same tip hash');
+  t.equal(restored.chain.state.root, ledger.state.root, 'the same state root');
+  for (let height = h + 1; height <= tip; height++)
+    t.same(
+      await fromSnapshot.getBlock(height),
+      await fullStore.getBlock(height),
+      `block ${height} as the peer's`,
+    );
+  t.equal(fromSnapshot.tip().base, h, 'its base stays h');
+  // What is derived from state at load came along: the open-request index and replay protection.
+  t.same(
+    [...restored.chain.state.openRequestIds()].sort(),
+    [...full.chain.state.openRequestIds()].sort(),
+    'the same open requests for the extractors',
+  );
+  t.ok(restored.chain.state.openRequestCount > 0, `(${restored.chain.state.openRequestCount} of them)`);
+  const before = ledger.blocks[1]!.certified.block.txs[0]!;
+  t.ok(
+    restored.chain.committedRecently(txHash(before)),
+    'a transaction committed before h is known as committed',
+  );
+  t.equal(restored.driver.doubleSignCheckUntil, tip + 1, 'its double-sign check waits past the network tip');
+  t.equal(restored.driver.isVoting, false, 'and it has not voted yet');
+  t.equal(signing.wal, undefined, 'nor saved a signing state');
+
+  // Its sync server: nothing below h, h on served.
+  const ask = async (from: number) => {
+    const raw = await full.net.request(restored.key, 'sync', utf8ToBytes(JSON.stringify({ from })));
+    return JSON.parse(new TextDecoder().decode(raw)) as { tip: number; blocks: CertifiedBlock[] };
+  };
+  const notHeld = { code: 'P2P_REMOTE_ERROR', meta: { remoteCode: 'SYNC_BLOCK_NOT_HELD' } };
+  await t.rejects(ask(1), notHeld, 'from 1: SYNC_BLOCK_NOT_HELD');
+  await t.rejects(ask(h - 1), notHeld, `from ${h - 1}: SYNC_BLOCK_NOT_HELD`);
+  const served = await ask(h);
+  t.equal(served.tip, tip, 'it reports its tip');
+  t.same(
+    served.blocks.map((b) => b.block.header.height),
+    Array.from({ length: tip - h + 1 }, (_, i) => h + i),
+    `from ${h}: blocks ${h}..${tip}`,
+  );
+});
