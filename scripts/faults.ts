@@ -1065,12 +1065,16 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     const final = signTx(
       {
         chain: CHAIN,
-        kind: 'institution.add',
+        kind: 'gov.propose',
         body: {
-          institution: 'final-check',
-          name: 'final check',
-          signKey: bytesToHex(generateKeySet().signing.publicKey),
-          encKey: bytesToHex(generateKeySet().encryption.publicKey),
+          change: {
+            type: 'institution.add',
+            institution: 'final-check',
+            name: 'final check',
+            signKey: bytesToHex(generateKeySet().signing.publicKey),
+            encKey: bytesToHex(generateKeySet().encryption.publicKey),
+          },
+          deadline: Date.now() + 3600_000,
         },
       },
       admin.signing.publicKey,
@@ -1078,7 +1082,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     );
     const finalHash = txHash(final);
     stopping = false;
-    const committed = await submitUntilCommitted(final, finalHash, 'institution.add', 120_000);
+    const committed = await submitUntilCommitted(final, finalHash, 'gov.propose', 120_000);
     stopping = true;
     if (!committed) anomaly('the healed network did not commit a transaction within 120 s');
     const statusOf = async (i: number) => (await http(i, 'GET', '/v1/status')).body.height as number;

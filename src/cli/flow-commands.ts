@@ -68,9 +68,21 @@ async function institutionClient(o: {
   genesis: string;
   passphraseFile?: string;
   api: string;
+  previousKey?: string[];
 }): Promise<DatagrantClient> {
   const [keys, genesis] = await Promise.all([keysFrom(o), readGenesis(o.genesis)]);
-  return new DatagrantClient({ api: o.api, institution: o.institution, keys, genesis });
+  const previous = await Promise.all(
+    (o.previousKey ?? []).map(async (path) =>
+      keysFrom({ key: path, ...(o.passphraseFile ? { passphraseFile: o.passphraseFile } : {}) }),
+    ),
+  );
+  return new DatagrantClient({
+    api: o.api,
+    institution: o.institution,
+    keys,
+    genesis,
+    ...(previous.length > 0 ? { previousKeys: previous } : {}),
+  });
 }
 
 /** A subject's signed reads, as the light client's transport. */
@@ -561,6 +573,11 @@ export function addFlowCommands(program: Command): void {
     .option('--usage <tx>', 're-fetch the bundle of a usage already committed (spends nothing)')
     .option('--out <file>', 'write the document here instead of stdout')
     .option('--bundle-out <file>', 'also keep the sealed bundle (JSON, no plaintext) here')
+    .option(
+      '--previous-key <file>',
+      'a key file the institution rotated away from, for grants made before (repeat)',
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option(...KEY_OPTS)
     .option('--api <url>', 'platform node API URL', DEFAULT_API)
     .action(
@@ -573,6 +590,7 @@ export function addFlowCommands(program: Command): void {
         usage?: string;
         out?: string;
         bundleOut?: string;
+        previousKey?: string[];
         passphraseFile?: string;
         api: string;
       }) => {

@@ -20,6 +20,7 @@ import { apiCall, signedApiCall, waitForTx } from './client.js';
 import { addFlowCommands } from './flow-commands.js';
 import { addGovCommands } from './gov-commands.js';
 import { placementOf } from './init-placement.js';
+import { addInstitutionCommands } from './institution-commands.js';
 import { addMigrateCommand } from './migrate-command.js';
 import { passphraseFrom } from './passphrase.js';
 import { addRegistrarCommands } from './registrar-commands.js';
@@ -342,6 +343,7 @@ export function buildCli(): Command {
   addBackupCommands(program);
   addMigrateCommand(program);
   addGovCommands(program);
+  addInstitutionCommands(program);
   addRegistrarCommands(program);
   return program;
 }

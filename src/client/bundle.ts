@@ -27,6 +27,13 @@ export interface Grantee {
   signKey: string;
   /** The institution's X25519 key (hex): the key its grant must name. */
   encKey: string;
+  /** Keys it rotated away from: requests, grants and uses made with them are its own too. */
+  previous?: { signKey: string; encKey: string }[];
+}
+
+/** Whether `key` is one of the grantee's signing (or encryption) keys, current or previous. */
+function ownKey(grantee: Grantee, which: 'signKey' | 'encKey', key: string): boolean {
+  return grantee[which] === key || (grantee.previous ?? []).some((k) => k[which] === key);
 }
 
 /** One record of a verified bundle. */
@@ -130,19 +137,19 @@ export function verifyBundle(
 
   const request = proven(genesis, bundle.proofs.request as TxProof, 'request.open', 'request', verifier);
   if (request.hash !== bundle.request) throw fail('CLIENT_BUNDLE_MISMATCH', 'request proof is of another tx');
-  if (request.tx.signer !== grantee.signKey)
+  if (!ownKey(grantee, 'signKey', request.tx.signer))
     throw fail('CLIENT_BUNDLE_MISMATCH', 'the request was not opened by this institution');
 
   const grant = proven(genesis, bundle.proofs.grant as TxProof, 'grant', 'grant', verifier);
   if (grant.hash !== bundle.grant) throw fail('CLIENT_BUNDLE_MISMATCH', 'grant proof is of another tx');
   const g = grant.tx.body;
   if (g.request !== bundle.request) throw fail('CLIENT_BUNDLE_MISMATCH', 'the grant is for another request');
-  if (g.institution !== grantee.institution || g.granteeKey !== grantee.encKey)
+  if (g.institution !== grantee.institution || !ownKey(grantee, 'encKey', g.granteeKey))
     throw fail('CLIENT_BUNDLE_MISMATCH', 'the grant names another grantee or key');
 
   const usage = proven(genesis, bundle.proofs.usage as TxProof, 'usage', 'usage', verifier);
   if (usage.hash !== bundle.usage) throw fail('CLIENT_BUNDLE_MISMATCH', 'usage proof is of another tx');
-  if (usage.tx.signer !== grantee.signKey || usage.tx.body.grant !== bundle.grant)
+  if (!ownKey(grantee, 'signKey', usage.tx.signer) || usage.tx.body.grant !== bundle.grant)
     throw fail('CLIENT_BUNDLE_MISMATCH', "the usage is not this institution's use of this grant");
 
   const keyByRecord = new Map(g.keys.map((k) => [k.record, k.key]));

@@ -39,6 +39,11 @@ export interface DatagrantClientOptions {
   institution: string;
   /** The institution's keys (signing and encryption); they never leave this process. */
   keys: KeySet;
+  /**
+   * Keys it rotated away from (`institution.rotate`): a grant made before a rotation is wrapped to
+   * the encryption key then registered, so its documents open with that key.
+   */
+  previousKeys?: KeySet[];
   /** The chain's genesis: the only thing the client trusts. */
   genesis: Genesis;
   /** Time allowed for one HTTP call (default 30 s). */
@@ -103,6 +108,10 @@ export class DatagrantClient {
       institution: this.#options.institution,
       signKey: bytesToHex(this.#options.keys.signing.publicKey),
       encKey: bytesToHex(this.#options.keys.encryption.publicKey),
+      previous: (this.#options.previousKeys ?? []).map((k) => ({
+        signKey: bytesToHex(k.signing.publicKey),
+        encKey: bytesToHex(k.encryption.publicKey),
+      })),
     };
   }
 
@@ -345,10 +354,20 @@ export class DatagrantClient {
     throw lied(faults.map((f) => f.what).join(', '), { faults });
   }
 
+  /** The encryption secret key whose public key a grant names (current or rotated away from). */
+  #encryptionKeyFor(granteeKey: string): Uint8Array {
+    for (const keys of [this.#options.keys, ...(this.#options.previousKeys ?? [])])
+      if (bytesToHex(keys.encryption.publicKey) === granteeKey) return keys.encryption.secretKey;
+    throw new DatagrantError(
+      'CLIENT_KEY_MISSING',
+      `the grant is wrapped to encryption key ${granteeKey.slice(0, 16)}…, which is neither this client's key nor one of its previousKeys`,
+    );
+  }
+
   /** Fetches, verifies and opens the bundle, and assembles the document on this side. */
   async document(id: string, options: DeliveryOptions = {}): Promise<ClientDocument> {
     const bundle = await this.fetchBundle(id, options);
-    const records = openBundle(bundle, this.#options.keys.encryption.secretKey);
+    const records = openBundle(bundle, this.#encryptionKeyFor(bundle.grant.tx.body.granteeKey));
     const rendered = documentOf(bundle, records, {
       now: this.#now(),
       ...(options.format ? { format: options.format } : {}),

@@ -44,6 +44,7 @@ export function txParties(state: StateReader, tx: AnyTx): TxParties {
   switch (tx.kind) {
     case 'institution.add':
     case 'institution.retire':
+    case 'institution.rotate':
     case 'gov.propose':
     case 'gov.approve':
       return {};

@@ -25,6 +25,8 @@ export interface InstitutionState {
   encKey: string;
   active: boolean;
   height: number;
+  /** Keys it rotated away from (`institution.rotate`), each with the height it stopped at. */
+  previousKeys?: { signKey: string; encKey: string; until: number }[];
 }
 
 /** A failed extraction, with the reason code the extractor gave. */

@@ -208,6 +208,8 @@ function dispatch(
       return institutionAdd(s, tx, hash, ctx, config);
     case 'institution.retire':
       return institutionRetire(s, tx, hash, config);
+    case 'institution.rotate':
+      return institutionRotate(s, tx, hash, ctx, config, verifier);
     case 'gov.propose':
       return govPropose(s, tx, hash, ctx, config);
     case 'gov.approve':
@@ -627,6 +629,74 @@ function institutionRetire(
   config: LedgerConfig,
 ): TxOutcome {
   return adminOnly(config, tx.signer) ?? retireInstitution(s, tx.body.institution) ?? { ok: true, hash };
+}
+
+const ROTATE_DOMAIN = utf8ToBytes('datagrant/institution-rotate/v1\n');
+
+/**
+ * What a new signing key signs to show it is held (`institution.rotate`'s `proof`): the chain, the
+ * institution, the new key and the key it replaces.
+ */
+export function rotationProofBytes(
+  chain: string,
+  institution: string,
+  signKey: string,
+  previous: string,
+): Uint8Array {
+  return concatBytes(ROTATE_DOMAIN, canonicalBytes({ chain, institution, signKey, previous }));
+}
+
+function institutionRotate(
+  s: StateOverlay,
+  tx: Tx<'institution.rotate'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+  verifier: SignatureVerifier,
+): TxOutcome {
+  const { institution, signKey, encKey, proof } = tx.body;
+  const inst = read<InstitutionState>(s, stateKey.institution(institution));
+  if (!inst) return reject('LEDGER_UNKNOWN_INSTITUTION', 'no such institution');
+  if (inst.signKey !== tx.signer)
+    return reject('LEDGER_NOT_INSTITUTION', "only the institution's current signing key rotates its keys");
+  if (!inst.active) return reject('LEDGER_INSTITUTION_RETIRED', 'institution is retired');
+  const nextSign = signKey ?? inst.signKey;
+  const nextEnc = encKey ?? inst.encKey;
+  if (nextSign === inst.signKey && nextEnc === inst.encKey)
+    return reject('LEDGER_ROTATE_NOTHING', 'a rotation changes the signing key, the encryption key or both');
+  if (nextEnc !== inst.encKey && (inst.previousKeys ?? []).some((k) => k.encKey === nextEnc))
+    return reject('LEDGER_KEY_REUSED', 'an encryption key is never taken back');
+  if (nextSign !== inst.signKey) {
+    if (
+      s.get(stateKey.institutionByKey(nextSign)) !== undefined ||
+      s.get(stateKey.subjectByKey(nextSign)) !== undefined
+    )
+      return reject('LEDGER_KEY_IN_USE', 'signing key already used');
+    if (
+      !proof ||
+      !verifyHex(
+        verifier,
+        proof,
+        rotationProofBytes(config.chain, institution, nextSign, inst.signKey),
+        nextSign,
+      )
+    )
+      return reject('LEDGER_BAD_KEY_PROOF', 'the new signing key did not sign the rotation');
+    s.delete(stateKey.institutionByKey(inst.signKey));
+    s.set(stateKey.institutionByKey(nextSign), institution);
+  } else if (proof !== undefined)
+    return reject('LEDGER_BAD_KEY_PROOF', 'a proof comes only with a new signing key');
+  const rotated: InstitutionState = {
+    ...inst,
+    signKey: nextSign,
+    encKey: nextEnc,
+    previousKeys: [
+      ...(inst.previousKeys ?? []),
+      { signKey: inst.signKey, encKey: inst.encKey, until: ctx.height },
+    ],
+  };
+  write(s, stateKey.institution(institution), rotated);
+  return { ok: true, hash };
 }
 
 /** State writes of the genesis document (institutions present from the start). */

@@ -208,6 +208,21 @@ export const BODY_SCHEMAS = {
   'institution.add': Type.Object({ institution: Id, name: Text(120), signKey: Hex32, encKey: Hex32 }, strict),
   'institution.retire': Type.Object({ institution: Id }, strict),
   /**
+   * An institution rotates its own keys, signed with its current signing key. A new signing key
+   * comes with `proof`, its signature over `rotationProofBytes`, so no one can claim a key they do
+   * not hold. Grants made to the old encryption key keep working until they end; new grants must
+   * name the new one; requests opened with the old signing key stay live.
+   */
+  'institution.rotate': Type.Object(
+    {
+      institution: Id,
+      signKey: Type.Optional(Hex32),
+      encKey: Type.Optional(Hex32),
+      proof: Type.Optional(Hex64),
+    },
+    strict,
+  ),
+  /**
    * A council member proposes a change; the proposal's id is this transaction's hash and the
    * proposer's approval is the first. It lapses unapproved at `deadline` (block time).
    */

@@ -16,7 +16,8 @@
  * thief could use (code hashes only, each good for one attestation of one subject).
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { createApi } from '../api/server.js';
 import { bytesToHex, fromHex, toBase64url } from '../common/bytes.js';
@@ -45,72 +46,112 @@ export const DEFAULT_ENROLLMENT_MS = 14 * 86_400_000;
 
 /** The enrollments of a registrar, kept in one JSON file. */
 export class EnrollmentStore {
-  private constructor(
-    private readonly path: string,
-    private enrollments: Enrollment[],
-  ) {}
+  private enrollments: Enrollment[] = [];
+  /** This process's changes, one at a time (the lock file orders them with other processes). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly path: string) {}
 
   /** Opens (or starts) the file at `path`. */
   static async open(path: string): Promise<EnrollmentStore> {
-    let list: Enrollment[] = [];
-    try {
-      list = (JSON.parse(await readFile(path, 'utf8')) as { enrollments: Enrollment[] }).enrollments;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-        throw new DatagrantError(
-          'REGISTRAR_STORE_UNREADABLE',
-          `cannot read ${path}: ${(err as Error).message}`,
-        );
-    }
-    return new EnrollmentStore(path, list);
+    const store = new EnrollmentStore(path);
+    await store.reload();
+    return store;
   }
 
   /** Enrolls `subject`: returns the one-time code to hand to the person (only its hash is kept). */
-  async enroll(subject: string, now = Date.now(), validMs = DEFAULT_ENROLLMENT_MS): Promise<string> {
+  enroll(subject: string, now = Date.now(), validMs = DEFAULT_ENROLLMENT_MS): Promise<string> {
     if (!new RegExp(SUBJECT_ID_PATTERN).test(subject))
       throw new DatagrantError(
         'REGISTRAR_BAD_SUBJECT',
         `subject id ${subject} is not a valid pseudonymous id`,
       );
-    const code = toBase64url(randomBytes(16));
-    this.enrollments.push({ subject, codeHash: codeHash(code), expires: now + validMs, failures: 0 });
-    await this.save();
-    return code;
+    return this.change(async () => {
+      const code = toBase64url(randomBytes(16));
+      this.enrollments.push({ subject, codeHash: codeHash(code), expires: now + validMs, failures: 0 });
+      await this.save();
+      return code;
+    });
   }
 
   /**
    * Uses `code` for `subject` (REGISTRAR_CODE_INVALID, _LOCKED, _USED or _EXPIRED otherwise),
    * recording the keys it attests; durable before it returns.
    */
-  async redeem(
+  redeem(
     subject: string,
     code: string,
     keys: { signKey: string; encKey: string },
     now = Date.now(),
   ): Promise<void> {
-    const mine = this.enrollments.filter((e) => e.subject === subject);
-    if (mine.some((e) => e.failures >= MAX_CODE_FAILURES))
-      throw new DatagrantError(
-        'REGISTRAR_LOCKED',
-        'too many wrong codes for this subject: ask the registrar again',
-      );
-    const hash = codeHash(code);
-    const match = mine.find((e) => e.codeHash === hash);
-    if (!match) {
-      const open = mine.filter((e) => !e.used);
-      for (const e of open) e.failures++;
+    return this.change(async () => {
+      const mine = this.enrollments.filter((e) => e.subject === subject);
+      if (mine.some((e) => e.failures >= MAX_CODE_FAILURES))
+        throw new DatagrantError(
+          'REGISTRAR_LOCKED',
+          'too many wrong codes for this subject: ask the registrar again',
+        );
+      const hash = codeHash(code);
+      const match = mine.find((e) => e.codeHash === hash);
+      if (!match) {
+        for (const e of mine) if (!e.used) e.failures++;
+        await this.save();
+        throw new DatagrantError('REGISTRAR_CODE_INVALID', 'no enrollment of this subject has this code');
+      }
+      if (match.used) throw new DatagrantError('REGISTRAR_CODE_USED', 'this code was already used');
+      if (match.expires <= now) throw new DatagrantError('REGISTRAR_CODE_EXPIRED', 'this code has expired');
+      match.used = { at: now, ...keys };
       await this.save();
-      throw new DatagrantError('REGISTRAR_CODE_INVALID', 'no enrollment of this subject has this code');
-    }
-    if (match.used) throw new DatagrantError('REGISTRAR_CODE_USED', 'this code was already used');
-    if (match.expires <= now) throw new DatagrantError('REGISTRAR_CODE_EXPIRED', 'this code has expired');
-    match.used = { at: now, ...keys };
-    await this.save();
+    });
   }
 
-  /** The enrollments, for the operator. */
+  /** The enrollments as last read, for the operator. */
   list(): readonly Enrollment[] {
     return this.enrollments;
+  }
+
+  private async reload(): Promise<void> {
+    try {
+      this.enrollments = (
+        JSON.parse(await readFile(this.path, 'utf8')) as { enrollments: Enrollment[] }
+      ).enrollments;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new DatagrantError(
+          'REGISTRAR_STORE_UNREADABLE',
+          `cannot read ${this.path}: ${(err as Error).message}`,
+        );
+      this.enrollments = [];
+    }
+  }
+
+  /** Runs `change` on the file's latest contents while holding its lock file. */
+  private change<T>(change: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      const lock = `${this.path}.lock`;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await (await open(lock, 'wx')).close();
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 250)
+            throw new DatagrantError(
+              'REGISTRAR_STORE_BUSY',
+              `cannot lock ${this.path}: ${(err as Error).message}`,
+            );
+          await sleep(20);
+        }
+      }
+      try {
+        await this.reload();
+        return await change();
+      } finally {
+        await rm(lock, { force: true });
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
   }
 
   private async save(): Promise<void> {

@@ -398,7 +398,7 @@ t.test('the explorer hides the bodies of transactions about a person', { skip },
 
     await goto(`block/${governance.height}`, `tr[data-tx="${governance.hash}"]`);
     const row = await page.locator(`tr[data-tx="${governance.hash}"]`).innerText();
-    t.match(row, /institution\.add/, 'its block lists it');
+    t.match(row, /gov\.propose/, 'its block lists it');
     t.match(row, /governance/, 'with the role');
     t.notMatch(row, /body hidden/, 'and its body is not hidden');
   });

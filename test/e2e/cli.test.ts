@@ -98,17 +98,22 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   t.ok(h3 >= h2, `restarted node keeps its chain (height ${h3})`);
 
   // A tx through the API, into a block, with a proof that verifies offline.
-  const admin = await readKeyFile(join(home, 'keys', 'admin.json'));
+  // A council member's proposal (any signed transaction would do).
+  const admin = await readKeyFile(join(home, 'keys', 'council-1.json'));
   const bank = generateKeySet();
   const tx = signTx(
     {
       chain: 'datagrant-dev',
-      kind: 'institution.add',
+      kind: 'gov.propose',
       body: {
-        institution: 'cli-bank',
-        name: 'CLI Bank',
-        signKey: bytesToHex(bank.signing.publicKey),
-        encKey: bytesToHex(bank.encryption.publicKey),
+        change: {
+          type: 'institution.add',
+          institution: 'cli-bank',
+          name: 'CLI Bank',
+          signKey: bytesToHex(bank.signing.publicKey),
+          encKey: bytesToHex(bank.encryption.publicKey),
+        },
+        deadline: Date.now() + 3600_000,
       },
     },
     admin.signing.publicKey,
@@ -138,7 +143,10 @@ t.test('datagrant CLI on a dev chain', async (t) => {
 
   const replayed = await cli(['tx', 'submit', join(dir, 'tx.json'), ...opts]);
   t.match(replayed.stderr, /LEDGER_TX_REPLAYED/, 'replayed tx refused with a code');
-  await writeFile(join(dir, 'forged.json'), JSON.stringify({ ...tx, body: { ...tx.body, name: 'Forged' } }));
+  await writeFile(
+    join(dir, 'forged.json'),
+    JSON.stringify({ ...tx, body: { ...tx.body, deadline: tx.body.deadline + 1 } }),
+  );
   const forged = await cli(['tx', 'submit', join(dir, 'forged.json'), ...opts]);
   t.match(forged.stderr, /LEDGER_BAD_SIGNATURE/, 'forged tx refused with a code');
   t.equal((await cli(['status', ...opts])).code, 0, 'node still running');

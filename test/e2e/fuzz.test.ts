@@ -682,7 +682,8 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     admin,
   );
   await submit(thirdAdd);
-  await submit(signed('gov.approve', { proposal: txHash(thirdAdd) }, council[1]!));
+  const thirdApprove = signed('gov.approve', { proposal: txHash(thirdAdd) }, council[1]!);
+  await submit(thirdApprove);
   const requestBody: RequestInput = {
     subject,
     types: ['tax', 'social-insurance'],
@@ -791,6 +792,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
   about.set(aliceReg, { kind: 'subject.register', role: 'subject', subject });
   about.set(bobReg, { kind: 'subject.register', role: 'subject', subject: bobId });
   about.set(txHash(thirdAdd), { kind: 'gov.propose', role: 'governance' });
+  about.set(txHash(thirdApprove), { kind: 'gov.approve', role: 'governance' });
   about.set(requestId, { kind: 'request.open', role: 'institution', ...aliceParty });
   about.set(bobRequest, { kind: 'request.open', role: 'institution', ...bobParty });
   about.set(grantId, { kind: 'grant', role: 'subject', ...aliceParty });
@@ -1478,18 +1480,23 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       if (id === grantId && !owners.includes(by)) return { ...plan, expect: [403, 'API_FORBIDDEN'] };
       return { ...plan, expect: [200, ''], check: provenFault(stateKey.grant(id), id === grantId) };
     },
-    'GET /v1/admin/backup': (c) => {
-      // Only the node's own key may take a backup: every party is refused after authentication.
-      const by = pick(PARTIES, c.who);
-      if (malformed(c))
-        return { method: 'GET', url: `/v1/admin/backup?since=${c.pick}`, by, expect: 'early' };
-      return {
-        method: 'GET',
-        url: `/v1/admin/backup${c.query}`,
-        by,
-        expect: c.query === '' ? [403, 'API_FORBIDDEN'] : 'early',
-      };
-    },
+    // Only the node's own key may take a backup or a snapshot: every party is refused after authentication.
+    ...Object.fromEntries(
+      (['backup', 'snapshot'] as const).map((name) => [
+        `GET /v1/admin/${name}`,
+        (c: Choice): Plan => {
+          const by = pick(PARTIES, c.who);
+          if (malformed(c))
+            return { method: 'GET', url: `/v1/admin/${name}?since=${c.pick}`, by, expect: 'early' };
+          return {
+            method: 'GET',
+            url: `/v1/admin/${name}${c.query}`,
+            by,
+            expect: c.query === '' ? [403, 'API_FORBIDDEN'] : 'early',
+          };
+        },
+      ]),
+    ),
     'GET /v1/txs/{hash}/proof': (c) => {
       const by = pick(PARTIES, c.who);
       const hash = txTarget(c);
@@ -1865,6 +1872,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     erase: alice,
     'institution.add': admin,
     'institution.retire': admin,
+    'institution.rotate': bank,
     'gov.propose': admin,
     'gov.approve': admin,
   };
@@ -1918,6 +1926,8 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
         return { institution: `i-${hex(4)}`, name: 'N', signKey: hex(32), encKey: hex(32) };
       case 'institution.retire':
         return { institution: `i-${hex(4)}` };
+      case 'institution.rotate':
+        return { institution: `i-${hex(4)}`, encKey: hex(32) };
       case 'gov.propose':
         return { change: { type: 'registrar.add', key: hex(32) }, deadline: Date.now() + 60_000 };
       case 'gov.approve':
@@ -2028,7 +2038,9 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
         }
         case 'drop-field': {
           const { [field]: _dropped, ...rest } = tx.body;
+          // Optional fields: the body stays valid without them.
           if (kind === 'deny' && field === 'reason') return;
+          if (kind === 'institution.rotate' && field !== 'institution') return;
           payload = JSON.stringify({ ...tx, body: rest });
           break;
         }
@@ -2589,6 +2601,18 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
       method: 'GET',
       url: () => '/v1/admin/backup',
       malformed: (_n, text) => `/v1/admin/backup?since=${enc(text)}`,
+      answer: {
+        bank: FORBIDDEN,
+        other: FORBIDDEN,
+        alice: FORBIDDEN,
+        bob: FORBIDDEN,
+      },
+    },
+    snapshot: {
+      route: 'GET /v1/admin/snapshot',
+      method: 'GET',
+      url: () => '/v1/admin/snapshot',
+      malformed: (_n, text) => `/v1/admin/snapshot?since=${enc(text)}`,
       answer: {
         bank: FORBIDDEN,
         other: FORBIDDEN,

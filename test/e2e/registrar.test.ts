@@ -38,7 +38,7 @@ t.test(
     const enrollments = join(dev.dir, 'registrar', 'enrollments.json');
     await mkdir(join(dev.dir, 'registrar'));
 
-    // The operator: enroll two subjects, then serve.
+    // The operator: enroll a subject, then serve.
     const enrolled = await cli([
       'registrar',
       'enroll',
@@ -50,10 +50,6 @@ t.test(
     ]);
     t.equal(enrolled.code, 0, `enroll exits 0 ${enrolled.stderr}`);
     const { code } = JSON.parse(enrolled.stdout) as { code: string };
-    const other = JSON.parse(
-      (await cli(['registrar', 'enroll', '--enrollments', enrollments, '--subject', 'bob-r', '--json']))
-        .stdout,
-    ) as { code: string };
     const serve: ChildProcess = spawn(
       process.execPath,
       [
@@ -80,6 +76,12 @@ t.test(
       });
       serve.once('exit', (c) => fail(new Error(`registrar serve exited ${c}`)));
     });
+
+    // Enrolled while the service runs: it reads the file again before every attestation.
+    const other = JSON.parse(
+      (await cli(['registrar', 'enroll', '--enrollments', enrollments, '--subject', 'bob-r', '--json']))
+        .stdout,
+    ) as { code: string };
 
     // The subject: a directory with her key file and nothing else.
     const home = join(dev.dir, 'alice-home');
@@ -122,8 +124,21 @@ t.test(
     // The registrar's key never left its machine: the CLI of the subject was never given it.
     t.notMatch(registered.stdout + registered.stderr, /registrar\.json/);
 
-    // Wrong codes lock the enrollment.
-    for (let i = 0; i < MAX_CODE_FAILURES; i++) await register('bob-r', `${'x'.repeat(22)}`);
+    // Wrong codes lock the enrollment (tried straight at the service, as a guesser would).
+    for (let i = 0; i < MAX_CODE_FAILURES; i++) {
+      const r = await fetch(`${url}/v1/attest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          chain: net.genesis.chain,
+          subject: 'bob-r',
+          signKey: '1'.repeat(64),
+          encKey: '2'.repeat(64),
+          code: 'x'.repeat(22),
+        }),
+      });
+      t.equal(r.status, 403, `wrong code ${i + 1}: 403`);
+    }
     const locked = await register('bob-r', other.code);
     t.match(
       locked.stderr,

@@ -12,6 +12,7 @@
  * ```
  */
 
+import { bytesToHex } from '../../src/common/bytes.js';
 import { signFast } from '../../src/common/crypto-node.js';
 import {
   type AnyTx,
@@ -34,6 +35,7 @@ import {
   type RecordState,
   type RequestState,
   receiptQuorum,
+  rotationProofBytes,
   type SignatureVerifier,
   type StorageReceipt,
   type SubjectState,
@@ -490,6 +492,38 @@ export class TestLedger {
     );
   }
 
+  /**
+   * `institution.rotate` of institution `id` (signed with `current`) to the keys of `next`: both
+   * halves by default, `only` one of them; a new signing key signs its proof.
+   */
+  rotateInstitution(
+    current: TestKeys,
+    id: string,
+    next: TestKeys,
+    only?: 'signKey' | 'encKey',
+    options?: SignOptions,
+  ): Tx<'institution.rotate'> {
+    const withSign = only !== 'encKey';
+    const proof = withSign
+      ? bytesToHex(
+          signFast(
+            rotationProofBytes(this.chain.genesis.chain, id, next.pub, current.pub),
+            next.signing.secretKey,
+          ),
+        )
+      : undefined;
+    return this.sign(
+      current,
+      'institution.rotate',
+      {
+        institution: id,
+        ...(withSign ? { signKey: next.pub, proof: proof! } : {}),
+        ...(only !== 'signKey' ? { encKey: next.encPub } : {}),
+      },
+      options,
+    );
+  }
+
   /** `gov.propose` of `change` by council `member`, open for a day of block time by default. */
   propose(
     member: TestKeys,
@@ -569,6 +603,7 @@ export function oneOfEachKind(ledger: TestLedger): { [K in TxKind]: Tx<K> } {
     erase: ledger.erase(subject, request),
     'institution.add': ledger.addInstitution(chain.admin, 'bank-new', chain.keys('bank-new')),
     'institution.retire': ledger.retireInstitution(chain.admin, 'bank-1'),
+    'institution.rotate': ledger.rotateInstitution(inst, inst.id, chain.keys('bank-rotated')),
     'gov.propose': ledger.propose(chain.council[0]!, {
       type: 'registrar.add',
       key: chain.keys('registrar-2').pub,

@@ -33,6 +33,11 @@ t.test('every kind names its subject and institution, governance none', async (t
   t.same(txParties(state, ledger.retireInstitution(chain.admin, bank.id)), {}, 'institution.retire');
   const proposal = ledger.propose(chain.council[0]!, { type: 'institution.retire', institution: bank.id });
   t.same(txParties(state, proposal), {}, 'gov.propose');
+  t.same(
+    txParties(state, ledger.rotateInstitution(bank, bank.id, chain.keys('bank-next'))),
+    {},
+    'institution.rotate concerns no subject',
+  );
   t.same(txParties(state, ledger.approve(chain.council[1]!, txHash(proposal))), {}, 'gov.approve');
   t.same(
     txParties(state, ledger.deny(alice, hexOf('unknown request'))),
@@ -40,7 +45,7 @@ t.test('every kind names its subject and institution, governance none', async (t
     'a request state does not know yet still counts as about a subject',
   );
   const kinds = Object.values(oneOfEachKind(ledger)).map((tx) => txHash(tx));
-  t.equal(kinds.length, 15, 'every kind was covered above');
+  t.equal(kinds.length, 16, 'every kind was covered above');
 });
 
 t.test('signer roles', async (t) => {

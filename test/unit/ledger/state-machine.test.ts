@@ -1239,6 +1239,98 @@ function flipHex(hex: string): string {
   return hex.slice(0, -2) + last.toString(16).padStart(2, '0');
 }
 
+t.test('institution.rotate: live grants keep working, new grants name the new key', async (t) => {
+  const { chain, ledger } = setup();
+  const bank = chain.institutions[0]!;
+  const alice = chain.subjects[0]!;
+  const next = chain.keys('bank-0-next');
+  const before = ledger.granted(bank, alice, ['tax']);
+  const pending = ledger.openRequest(bank, alice, { types: ['tax'] });
+  ledger.commit([pending]);
+  ledger.commit([ledger.putRecord(chain.extractorFor('tax'), txHash(pending), 'tax')]);
+
+  expectReject(
+    t,
+    ledger,
+    ledger.rotateInstitution(chain.outsider, bank.id, next),
+    'LEDGER_NOT_INSTITUTION',
+    'by another key',
+  );
+  const badProof = ledger.rotateInstitution(bank, bank.id, next);
+  expectReject(
+    t,
+    ledger,
+    ledger.sign(bank, 'institution.rotate', { ...badProof.body, proof: hexOf('not the new key').repeat(2) }),
+    'LEDGER_BAD_KEY_PROOF',
+    'a new signing key that did not sign',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.sign(bank, 'institution.rotate', { institution: bank.id, encKey: bank.encPub }),
+    'LEDGER_ROTATE_NOTHING',
+    'the same keys',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.rotateInstitution(bank, bank.id, chain.institutions[1]!, 'signKey'),
+    'LEDGER_KEY_IN_USE',
+    "another institution's key",
+  );
+  ledger.commit([ledger.rotateInstitution(bank, bank.id, next)]);
+  const rotated = ledger.institution(bank.id)!;
+  t.equal(rotated.signKey, next.pub, 'the new signing key is registered');
+  t.equal(rotated.encKey, next.encPub, 'the new encryption key too');
+  t.same(
+    rotated.previousKeys,
+    [{ signKey: bank.pub, encKey: bank.encPub, until: ledger.height }],
+    'the old ones kept',
+  );
+
+  // The grant made to the old key stays usable, by the institution's new signing key only.
+  expectReject(
+    t,
+    ledger,
+    ledger.usage(bank, before.grant),
+    'LEDGER_NOT_GRANTEE',
+    'the old signing key no longer acts',
+  );
+  ledger.commit([ledger.usage(next, before.grant)]);
+  t.equal(ledger.grantState(before.grant)?.used, 1, 'the live grant was used after the rotation');
+  t.equal(
+    ledger.grantState(before.grant)?.granteeKey,
+    bank.encPub,
+    'its data keys stay wrapped to the old key',
+  );
+
+  // The request opened with the old key is live; its grant must name the new key.
+  expectReject(
+    t,
+    ledger,
+    ledger.grant(alice, txHash(pending), { types: ['tax'], granteeKey: bank.encPub }),
+    'LEDGER_GRANTEE_KEY_MISMATCH',
+    'a new grant to the old key',
+  );
+  ledger.commit([ledger.grant(alice, txHash(pending), { types: ['tax'] })]);
+  const fresh = ledger.request(txHash(pending))!;
+  t.equal(ledger.grantState(fresh.grant!)?.granteeKey, next.encPub, 'a new grant is wrapped to the new key');
+  expectReject(
+    t,
+    ledger,
+    ledger.sign(next, 'institution.rotate', { institution: bank.id, encKey: bank.encPub }),
+    'LEDGER_KEY_REUSED',
+    'an old encryption key taken back',
+  );
+  expectReject(
+    t,
+    ledger,
+    ledger.openRequest(bank, alice),
+    'LEDGER_NOT_INSTITUTION',
+    'the old key opens no request',
+  );
+});
+
 t.test('every rejection code of the state machine is exercised', async (t) => {
   const source = readFileSync(new URL('../../../src/ledger/state-machine.ts', import.meta.url), 'utf8');
   const codes = new Set([...source.matchAll(/reject\(\s*'([A-Z_]+)'/g)].map((m) => m[1]!));
