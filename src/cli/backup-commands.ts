@@ -8,7 +8,9 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DatagrantError } from '../common/errors.js';
+import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
+import type { Genesis } from '../ledger/genesis.js';
 import { type BackupProgress, downloadBackup, restoreBackup } from '../node/backup.js';
 import { loadNodeConfig, type NodeConfig } from '../node/config.js';
 import { readGenesis } from '../node/genesis-file.js';
@@ -48,104 +50,109 @@ function print(value: unknown, json: boolean | undefined, text: () => string): v
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
 }
 
+/** Options of a download signed for with the node's own key (`snapshot`, `backup`). */
+interface DownloadFlags {
+  home?: string;
+  config?: string;
+  out: string;
+  api?: string;
+  passphraseFile?: string;
+  force?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+/** What a download command gets once its flags are read: the node's config, keys and genesis. */
+interface DownloadContext {
+  o: DownloadFlags;
+  common: {
+    api: string;
+    node: string;
+    keys: KeySet;
+    out: string;
+    force: boolean;
+    onProgress?: (p: BackupProgress) => void;
+  };
+  genesis: Genesis;
+}
+
+/** A command that streams something from a running node to `--out`, signed with its own key. */
+function downloadCommand(
+  program: Command,
+  name: string,
+  description: string,
+  what: string,
+  run: (c: DownloadContext) => Promise<void>,
+): void {
+  program
+    .command(name)
+    .description(description)
+    .option('--home <dir>', 'node home (config.json inside)')
+    .option('--config <file>', 'node config file (instead of --home)')
+    .requiredOption('--out <file>', `where to write the ${what}`)
+    .option('--api <url>', "the node's API URL (default: from its config)")
+    .option('--passphrase-file <file>', 'passphrase of a sealed node key file (or DATAGRANT_PASSPHRASE)')
+    .option('--force', 'overwrite an existing --out file')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the result as JSON')
+    .action(async (o: DownloadFlags) => {
+      const config = await configOf(o);
+      const keys = await readKeyFile(config.key, await passphraseFrom(o));
+      const genesis = await readGenesis(config.genesis);
+      const onProgress = progressTo(o.quiet);
+      await run({
+        o,
+        genesis,
+        common: {
+          api: o.api ?? apiUrlOf(config),
+          node: config.name,
+          keys,
+          out: o.out,
+          force: o.force === true,
+          ...(onProgress ? { onProgress } : {}),
+        },
+      });
+    });
+}
+
 /** Adds `datagrant backup`, `datagrant restore` and `datagrant snapshot` to the command tree. */
 export function addBackupCommands(program: Command): void {
-  program
-    .command('snapshot')
-    .description(
-      "write the state at a running node's committed tip, with its certified block, for a new node to start from (`node start --snapshot`)",
-    )
-    .option('--home <dir>', 'node home (config.json inside)')
-    .option('--config <file>', 'node config file (instead of --home)')
-    .requiredOption('--out <file>', 'where to write the snapshot')
-    .option('--api <url>', "the node's API URL (default: from its config)")
-    .option('--passphrase-file <file>', 'passphrase of a sealed node key file (or DATAGRANT_PASSPHRASE)')
-    .option('--force', 'overwrite an existing --out file')
-    .option('--quiet', 'no progress output')
-    .option('--json', 'print the result as JSON')
-    .action(
-      async (o: {
-        home?: string;
-        config?: string;
-        out: string;
-        api?: string;
-        passphraseFile?: string;
-        force?: boolean;
-        quiet?: boolean;
-        json?: boolean;
-      }) => {
-        const config = await configOf(o);
-        const keys = await readKeyFile(config.key, await passphraseFrom(o));
-        const genesis = await readGenesis(config.genesis);
-        const onProgress = progressTo(o.quiet);
-        const summary = await downloadSnapshot({
-          api: o.api ?? apiUrlOf(config),
-          node: config.name,
-          keys,
-          genesis,
-          out: o.out,
-          force: o.force === true,
-          ...(onProgress ? { onProgress } : {}),
-        });
-        const h = summary.header;
-        print({ file: resolve(o.out), ...summary }, o.json, () =>
-          [
-            `snapshot of ${h.node} written to ${resolve(o.out)} (${mib(summary.bytes)})`,
-            `  chain ${h.chain}, height ${h.height}, block ${h.blockHash}`,
-            `  ${summary.entries} state entries; checked against the certificate and the state root`,
-            '  start a new node with an empty data directory: datagrant node start --config <file> --snapshot <this file>',
-          ].join('\n'),
-        );
-      },
-    );
+  downloadCommand(
+    program,
+    'snapshot',
+    "write the state at a running node's committed tip, with its certified block, for a new node to start from (`node start --snapshot`)",
+    'snapshot',
+    async ({ o, common, genesis }) => {
+      const summary = await downloadSnapshot({ ...common, genesis });
+      const h = summary.header;
+      print({ file: resolve(o.out), ...summary }, o.json, () =>
+        [
+          `snapshot of ${h.node} written to ${resolve(o.out)} (${mib(summary.bytes)})`,
+          `  chain ${h.chain}, height ${h.height}, block ${h.blockHash}`,
+          `  ${summary.entries} state entries; checked against the certificate and the state root`,
+          '  start a new node with an empty data directory: datagrant node start --config <file> --snapshot <this file>',
+        ].join('\n'),
+      );
+    },
+  );
 
-  program
-    .command('backup')
-    .description(
-      "take a consistent backup of a running node (streamed by the node, signed for with the node's own key)",
-    )
-    .option('--home <dir>', 'node home (config.json inside)')
-    .option('--config <file>', 'node config file (instead of --home)')
-    .requiredOption('--out <file>', 'where to write the backup')
-    .option('--api <url>', "the node's API URL (default: from its config)")
-    .option('--passphrase-file <file>', 'passphrase of a sealed node key file (or DATAGRANT_PASSPHRASE)')
-    .option('--force', 'overwrite an existing --out file')
-    .option('--quiet', 'no progress output')
-    .option('--json', 'print the result as JSON')
-    .action(
-      async (o: {
-        home?: string;
-        config?: string;
-        out: string;
-        api?: string;
-        passphraseFile?: string;
-        force?: boolean;
-        quiet?: boolean;
-        json?: boolean;
-      }) => {
-        const config = await configOf(o);
-        const keys = await readKeyFile(config.key, await passphraseFrom(o));
-        const genesis = await readGenesis(config.genesis);
-        const onProgress = progressTo(o.quiet);
-        const summary = await downloadBackup({
-          api: o.api ?? apiUrlOf(config),
-          node: config.name,
-          keys,
-          chain: genesis.chain,
-          out: o.out,
-          force: o.force === true,
-          ...(onProgress ? { onProgress } : {}),
-        });
-        const h = summary.header;
-        print({ file: resolve(o.out), ...summary }, o.json, () =>
-          [
-            `backup of ${h.node} written to ${resolve(o.out)} (${mib(summary.bytes)})`,
-            `  chain ${h.chain}, height ${h.height}, block ${h.blockHash}`,
-            `  ${summary.entries.chain} chain entries, ${summary.entries.payloads} payload entries`,
-          ].join('\n'),
-        );
-      },
-    );
+  downloadCommand(
+    program,
+    'backup',
+    "take a consistent backup of a running node (streamed by the node, signed for with the node's own key)",
+    'backup',
+    async ({ o, common, genesis }) => {
+      const summary = await downloadBackup({ ...common, chain: genesis.chain });
+      const h = summary.header;
+      print({ file: resolve(o.out), ...summary }, o.json, () =>
+        [
+          `backup of ${h.node} written to ${resolve(o.out)} (${mib(summary.bytes)})`,
+          `  chain ${h.chain}, height ${h.height}, block ${h.blockHash}`,
+          `  ${summary.entries.chain} chain entries, ${summary.entries.payloads} payload entries`,
+        ].join('\n'),
+      );
+    },
+  );
 
   program
     .command('restore')
