@@ -64,6 +64,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   PLATFORM_NOT_A_TX: 400,
   LEDGER_TX_TIMEOUT: 504,
   CONSENSUS_NOT_READY: 503,
+  // A gateway assembling a document found a record that fails its checks: the data upstream is bad.
+  CLIENT_RECORD_MISMATCH: 502,
+  CLIENT_SOURCE_UNSIGNED: 502,
+  CLIENT_SOURCE_FORGED: 502,
+  CLIENT_SOURCE_NOT_REGISTERED: 502,
   REGISTRAR_CODE_INVALID: 403,
   REGISTRAR_LOCKED: 403,
   REGISTRAR_CODE_USED: 409,
