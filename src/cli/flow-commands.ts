@@ -20,7 +20,9 @@ import {
   LightClient,
   nodeLied,
   type RequestState,
+  recoveryBytes,
   requestViewFaults,
+  signTx,
   stateKey,
   type TxProof,
   type ViewFault,
@@ -266,6 +268,77 @@ export function addFlowCommands(program: Command): void {
           o.json,
           { subject: o.subject, ...r },
           `registered ${o.subject} (tx ${r.hash}, height ${r.height})`,
+        );
+      },
+    );
+
+  program
+    .command('recover')
+    .description(
+      'subject: bind new keys to your subject id after losing yours, with a recovery code from your registrar (subject.recover)',
+    )
+    .requiredOption('--key <file>', 'your NEW key file (`datagrant keygen`)')
+    .requiredOption('--subject <id>', 'your subject id')
+    .requiredOption('--registrar-url <url>', "your registrar's attestation service")
+    .requiredOption('--code <code>', 'the one-time recovery code the registrar gave you')
+    .option(...KEY_OPTS)
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        key: string;
+        subject: string;
+        registrarUrl: string;
+        code: string;
+        passphraseFile?: string;
+        api: string;
+        json?: boolean;
+      }) => {
+        const subject = await keysFrom(o);
+        const chain = await chainId(o.api);
+        const keys = {
+          signKey: bytesToHex(subject.signing.publicKey),
+          encKey: bytesToHex(subject.encryption.publicKey),
+        };
+        const answer = await apiCall<AttestationAnswer>(o.registrarUrl, 'POST', '/v1/attest', {
+          chain,
+          subject: o.subject,
+          ...keys,
+          code: o.code,
+        });
+        if (
+          !answer.recovery ||
+          answer.subject !== o.subject ||
+          !verify(
+            fromHex(answer.attestation, 'attestation', 64),
+            recoveryBytes(chain, o.subject, keys.signKey, keys.encKey, answer.recovery.issued),
+            fromHex(answer.registrar, 'registrar', 32),
+          )
+        )
+          throw new DatagrantError(
+            'CLI_BAD_ATTESTATION',
+            "the registrar's answer is no recovery attestation of your keys",
+          );
+        const tx = signTx(
+          {
+            chain,
+            kind: 'subject.recover',
+            body: {
+              subject: o.subject,
+              encKey: keys.encKey,
+              registrar: answer.registrar,
+              attestation: answer.attestation,
+              issued: answer.recovery.issued,
+            },
+          },
+          subject.signing.publicKey,
+          subject.signing.secretKey,
+        );
+        const r = await submitAndWait(o.api, tx);
+        out(
+          o.json,
+          { subject: o.subject, ...r },
+          `recovered ${o.subject}: new keys bound (tx ${r.hash}, height ${r.height})`,
         );
       },
     );

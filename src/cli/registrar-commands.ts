@@ -84,16 +84,28 @@ export function addRegistrarCommands(program: Command): void {
       'how long the code is good for, e.g. 14d',
       `${DEFAULT_ENROLLMENT_MS / 86_400_000}d`,
     )
+    .option(
+      '--recovery',
+      'a recovery: the code attests new keys for a subject already registered (`datagrant recover`)',
+    )
     .option('--json', 'print JSON')
-    .action(async (o: { enrollments: string; subject: string; valid: string; json?: boolean }) => {
-      const store = await EnrollmentStore.open(o.enrollments);
-      const code = await store.enroll(o.subject, Date.now(), days(o.valid));
-      process.stdout.write(
-        o.json
-          ? `${JSON.stringify({ subject: o.subject, code })}\n`
-          : `subject ${o.subject}: one-time code ${code}\n`,
-      );
-    });
+    .action(
+      async (o: {
+        enrollments: string;
+        subject: string;
+        valid: string;
+        recovery?: boolean;
+        json?: boolean;
+      }) => {
+        const store = await EnrollmentStore.open(o.enrollments);
+        const code = await store.enroll(o.subject, Date.now(), days(o.valid), o.recovery === true);
+        process.stdout.write(
+          o.json
+            ? `${JSON.stringify({ subject: o.subject, code })}\n`
+            : `subject ${o.subject}: one-time code ${code}\n`,
+        );
+      },
+    );
 
   registrar
     .command('list')

@@ -49,6 +49,7 @@ export function txParties(state: StateReader, tx: AnyTx): TxParties {
     case 'gov.approve':
       return {};
     case 'subject.register':
+    case 'subject.recover':
       return { subject: tx.body.subject };
     case 'request.open': {
       const institution = state.get(stateKey.institutionByKey(tx.signer));

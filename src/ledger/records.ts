@@ -15,6 +15,10 @@ export interface SubjectState {
   encKey: string;
   registrar: string;
   height: number;
+  /** Block time of her last recovery; a recovery attestation must be issued after it. */
+  keysSince?: number;
+  /** Keys she recovered away from, each with the height it stopped at. */
+  previousKeys?: { signKey: string; encKey: string; until: number }[];
 }
 
 /** An institution (bank) allowed to open requests. */

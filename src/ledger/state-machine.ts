@@ -186,6 +186,8 @@ function dispatch(
   switch (tx.kind) {
     case 'subject.register':
       return subjectRegister(s, tx, hash, ctx, config, verifier);
+    case 'subject.recover':
+      return subjectRecover(s, tx, hash, ctx, config, verifier);
     case 'request.open':
       return requestOpen(s, tx, hash, ctx, config);
     case 'record.put':
@@ -241,6 +243,73 @@ function subjectRegister(
   const record: SubjectState = { id: subject, signKey: tx.signer, encKey, registrar, height: ctx.height };
   write(s, stateKey.subject(subject), record);
   s.set(stateKey.subjectByKey(tx.signer), subject);
+  return { ok: true, hash, subject };
+}
+
+const RECOVER_DOMAIN = utf8ToBytes('datagrant/recover/v1\n');
+/** How old a recovery attestation may be when its transaction commits: one day. */
+export const MAX_RECOVERY_AGE_MS = 24 * 60 * 60 * 1000;
+
+/** The bytes a registrar signs to bind a subject id to new keys at `issued` (a recovery). */
+export function recoveryBytes(
+  chain: string,
+  subject: string,
+  signKey: string,
+  encKey: string,
+  issued: number,
+): Uint8Array {
+  return concatBytes(RECOVER_DOMAIN, canonicalBytes({ chain, subject, signKey, encKey, issued }));
+}
+
+function subjectRecover(
+  s: StateOverlay,
+  tx: Tx<'subject.recover'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+  verifier: SignatureVerifier,
+): TxOutcome {
+  const { subject, encKey, registrar, attestation, issued } = tx.body;
+  const current = read<SubjectState>(s, stateKey.subject(subject));
+  if (!current) return reject('LEDGER_UNKNOWN_SUBJECT', 'no such subject');
+  if (!isRegistrar(s, config, registrar))
+    return reject('LEDGER_UNKNOWN_REGISTRAR', 'the attesting key is not a registrar');
+  // Fresh, and made after her keys last changed: an attestation for keys she recovered away from
+  // (perhaps stolen ones) is never good again.
+  if (issued > ctx.time || issued < ctx.time - MAX_RECOVERY_AGE_MS || issued <= (current.keysSince ?? 0))
+    return reject(
+      'LEDGER_STALE_ATTESTATION',
+      'the recovery attestation is not recent, or predates her current keys',
+    );
+  if (
+    !verifyHex(
+      verifier,
+      attestation,
+      recoveryBytes(config.chain, subject, tx.signer, encKey, issued),
+      registrar,
+    )
+  )
+    return reject('LEDGER_BAD_ATTESTATION', 'registrar attestation does not verify');
+  if (tx.signer === current.signKey) return reject('LEDGER_ROTATE_NOTHING', 'these are her current keys');
+  if (
+    s.get(stateKey.subjectByKey(tx.signer)) !== undefined ||
+    s.get(stateKey.institutionByKey(tx.signer)) !== undefined
+  )
+    return reject('LEDGER_KEY_IN_USE', 'signing key already used');
+  s.delete(stateKey.subjectByKey(current.signKey));
+  s.set(stateKey.subjectByKey(tx.signer), subject);
+  const recovered: SubjectState = {
+    ...current,
+    signKey: tx.signer,
+    encKey,
+    registrar,
+    keysSince: ctx.time,
+    previousKeys: [
+      ...(current.previousKeys ?? []),
+      { signKey: current.signKey, encKey: current.encKey, until: ctx.height },
+    ],
+  };
+  write(s, stateKey.subject(subject), recovered);
   return { ok: true, hash, subject };
 }
 

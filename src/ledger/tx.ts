@@ -114,6 +114,15 @@ export const BODY_SCHEMAS = {
     { subject: SubjectId, encKey: Hex32, registrar: Hex32, attestation: Hex64 },
     strict,
   ),
+  /**
+   * A subject who lost her key (or fears it stolen) binds new keys to her subject id, signed with
+   * the new signing key and attested by a registrar over `recoveryBytes` at `issued` (which must be
+   * recent and after her keys last changed, so an old attestation cannot be played again).
+   */
+  'subject.recover': Type.Object(
+    { subject: SubjectId, encKey: Hex32, registrar: Hex32, attestation: Hex64, issued: Time },
+    strict,
+  ),
   'request.open': Type.Object(
     {
       subject: SubjectId,

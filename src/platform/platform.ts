@@ -510,6 +510,8 @@ export function summarize(tx: AnyTx): Record<string, unknown> {
     }
     case 'subject.register':
       return { subject: tx.body.subject, registrar: tx.body.registrar };
+    case 'subject.recover':
+      return { subject: tx.body.subject, registrar: tx.body.registrar, issued: tx.body.issued };
     default:
       return { ...(tx.body as Record<string, unknown>) };
   }

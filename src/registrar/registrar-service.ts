@@ -26,7 +26,7 @@ import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import type { Logger } from '../common/logger.js';
 import { HASH_PATTERN, SUBJECT_ID_PATTERN } from '../ledger/patterns.js';
-import { attestationBytes } from '../ledger/state-machine.js';
+import { attestationBytes, recoveryBytes } from '../ledger/state-machine.js';
 
 /** One enrollment: who may be attested, by which code (its hash), until when. */
 export interface Enrollment {
@@ -35,6 +35,8 @@ export interface Enrollment {
   expires: number;
   /** Set once the code was used: when, and the keys attested. */
   used?: { at: number; signKey: string; encKey: string };
+  /** A recovery: the code attests new keys for a subject already registered (`subject.recover`). */
+  recovery?: boolean;
   /** Wrong codes tried for this subject. */
   failures: number;
 }
@@ -60,7 +62,12 @@ export class EnrollmentStore {
   }
 
   /** Enrolls `subject`: returns the one-time code to hand to the person (only its hash is kept). */
-  enroll(subject: string, now = Date.now(), validMs = DEFAULT_ENROLLMENT_MS): Promise<string> {
+  enroll(
+    subject: string,
+    now = Date.now(),
+    validMs = DEFAULT_ENROLLMENT_MS,
+    recovery = false,
+  ): Promise<string> {
     if (!new RegExp(SUBJECT_ID_PATTERN).test(subject))
       throw new DatagrantError(
         'REGISTRAR_BAD_SUBJECT',
@@ -68,7 +75,13 @@ export class EnrollmentStore {
       );
     return this.change(async () => {
       const code = toBase64url(randomBytes(16));
-      this.enrollments.push({ subject, codeHash: codeHash(code), expires: now + validMs, failures: 0 });
+      this.enrollments.push({
+        subject,
+        codeHash: codeHash(code),
+        expires: now + validMs,
+        failures: 0,
+        ...(recovery ? { recovery: true } : {}),
+      });
       await this.save();
       return code;
     });
@@ -83,7 +96,7 @@ export class EnrollmentStore {
     code: string,
     keys: { signKey: string; encKey: string },
     now = Date.now(),
-  ): Promise<void> {
+  ): Promise<{ recovery: boolean }> {
     return this.change(async () => {
       const mine = this.enrollments.filter((e) => e.subject === subject);
       if (mine.some((e) => e.failures >= MAX_CODE_FAILURES))
@@ -102,6 +115,7 @@ export class EnrollmentStore {
       if (match.expires <= now) throw new DatagrantError('REGISTRAR_CODE_EXPIRED', 'this code has expired');
       match.used = { at: now, ...keys };
       await this.save();
+      return { recovery: match.recovery === true };
     });
   }
 
@@ -179,6 +193,8 @@ export interface AttestationAnswer {
   registrar: string;
   /** Its signature over `attestationBytes(chain, subject, signKey, encKey)` (hex). */
   attestation: string;
+  /** Set for a recovery enrollment: when it was issued (`recoveryBytes`, `subject.recover`'s `issued`). */
+  recovery?: { issued: number };
 }
 
 /** Options of the registrar service. */
@@ -227,7 +243,16 @@ export async function createRegistrarService(options: RegistrarServiceOptions): 
       if (request.body.chain !== chain)
         throw new DatagrantError('REGISTRAR_WRONG_CHAIN', `this registrar attests for chain ${chain}`);
       fromHex(signKey, 'signKey', 32);
-      await store.redeem(subject, code, { signKey, encKey });
+      const { recovery } = await store.redeem(subject, code, { signKey, encKey });
+      if (recovery) {
+        // A recovery: new keys for a subject already on the chain, attested at this moment.
+        const issued = Date.now();
+        const attestation = bytesToHex(
+          sign(recoveryBytes(chain, subject, signKey, encKey, issued), keys.signing.secretKey),
+        );
+        logger.info({ subject }, 'attested a recovery');
+        return { chain, subject, registrar, attestation, recovery: { issued } };
+      }
       const attestation = bytesToHex(
         sign(attestationBytes(chain, subject, signKey, encKey), keys.signing.secretKey),
       );

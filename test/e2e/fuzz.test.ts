@@ -1873,6 +1873,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     'institution.add': admin,
     'institution.retire': admin,
     'institution.rotate': bank,
+    'subject.recover': alice,
     'gov.propose': admin,
     'gov.approve': admin,
   };
@@ -1928,6 +1929,14 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
         return { institution: `i-${hex(4)}` };
       case 'institution.rotate':
         return { institution: `i-${hex(4)}`, encKey: hex(32) };
+      case 'subject.recover':
+        return {
+          subject: `s-${hex(4)}`,
+          encKey: hex(32),
+          registrar: bytesToHex(registrar.signing.publicKey),
+          attestation: hex(64),
+          issued: Date.now() - 1000,
+        };
       case 'gov.propose':
         return { change: { type: 'registrar.add', key: hex(32) }, deadline: Date.now() + 60_000 };
       case 'gov.approve':

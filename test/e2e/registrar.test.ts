@@ -148,5 +148,60 @@ t.test(
     const store = await EnrollmentStore.open(enrollments);
     t.ok(store.list().find((e) => e.subject === 'alice-r')?.used, 'the use is on disk');
     t.notOk(JSON.stringify(store.list()).includes(code), 'the file holds no code, only hashes');
+
+    // She loses her key: the registrar checks her again and gives her a recovery code; her new key
+    // is bound to her id (subject.recover), on her audit trail, and the old key is no longer hers.
+    const recoveryCode = (
+      JSON.parse(
+        (
+          await cli([
+            'registrar',
+            'enroll',
+            '--enrollments',
+            enrollments,
+            '--subject',
+            'alice-r',
+            '--recovery',
+            '--json',
+          ])
+        ).stdout,
+      ) as { code: string }
+    ).code;
+    await writeKeyFile(join(home, 'alice-new.json'), generateKeySet('alice-new'));
+    const recovered = await cli(
+      [
+        'recover',
+        '--key',
+        'alice-new.json',
+        '--subject',
+        'alice-r',
+        '--registrar-url',
+        url,
+        '--code',
+        recoveryCode,
+        '--api',
+        api,
+      ],
+      home,
+    );
+    t.equal(recovered.code, 0, `recover exits 0 ${recovered.stderr}`);
+    t.match(recovered.stdout, /recovered alice-r: new keys bound/, 'her new keys are bound to her id');
+    const reused = await cli(
+      [
+        'register',
+        '--key',
+        'alice-new.json',
+        '--subject',
+        'alice-r',
+        '--registrar-url',
+        url,
+        '--code',
+        recoveryCode,
+        '--api',
+        api,
+      ],
+      home,
+    );
+    t.match(reused.stderr, /REGISTRAR_CODE_USED/, 'the recovery code attests once');
   },
 );

@@ -44,20 +44,34 @@ function prng(seed: number): () => number {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts a writer that waits for a line on stdin before touching the store. */
-function startWriter(path: string): { child: ChildProcess; ready: Promise<number> } {
+function startWriter(path: string): {
+  child: ChildProcess;
+  ready: Promise<number>;
+  committed: Promise<boolean>;
+} {
   const child = spawn(process.execPath, ['--import', 'tsx', WRITER, path, JSON.stringify(CHAIN_OPTIONS)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const ready = new Promise<number>((resolve) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /ready (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', () => resolve(-1));
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
   });
-  return { child, ready };
+  const seen = <T>(test: () => T | undefined, exited: T) =>
+    new Promise<T>((resolve) => {
+      child.stdout!.on('data', () => {
+        const v = test();
+        if (v !== undefined) resolve(v);
+      });
+      child.on('exit', () => resolve(exited));
+    });
+  const ready = seen(() => {
+    const m = /ready (\d+)/.exec(out);
+    return m ? Number(m[1]) : undefined;
+  }, -1);
+  // Its first block committed: kills timed from here land while blocks are being written, however
+  // slowly a loaded machine brings the writer up.
+  const committed = seen(() => (out.includes('committed') ? true : undefined), false);
+  return { child, ready, committed };
 }
 
 async function kill(child: ChildProcess): Promise<void> {
@@ -165,7 +179,7 @@ t.test('LevelBlockStore stays consistent across SIGKILLs at random moments', asy
   let earlyKills = 0;
   t.teardown(() => Promise.all(booting.map((w) => kill(w.child))));
   for (let i = 0; i < ITERATIONS; i++) {
-    const { child, ready } = booting.shift()!;
+    const { child, ready, committed } = booting.shift()!;
     booting.push(startWriter(path));
     child.stdin!.write('go\n');
     // One kill in four lands anywhere from start-up on (opening, loading state); the others
@@ -176,6 +190,7 @@ t.test('LevelBlockStore stays consistent across SIGKILLs at random moments', asy
     } else {
       const start = await ready;
       if (start < 0) t.fail(`iteration ${i}: writer exited before it was ready`);
+      if (!(await committed)) t.fail(`iteration ${i}: writer exited before its first commit`);
       await sleep(Math.floor(random() * 250));
     }
     await kill(child);

@@ -35,6 +35,7 @@ import {
   type RecordState,
   type RequestState,
   receiptQuorum,
+  recoveryBytes,
   rotationProofBytes,
   type SignatureVerifier,
   type StorageReceipt,
@@ -277,6 +278,32 @@ export class TestLedger {
         attestation: this.chain.attest(subject),
         ...body,
       },
+      options,
+    );
+  }
+
+  /**
+   * `subject.recover` of subject `id` to the keys of `next` (who signs it), attested by the
+   * registrar (default the chain's) at `issued` (default the ledger's clock).
+   */
+  recover(
+    id: string,
+    next: TestKeys,
+    body: Partial<TxBody<'subject.recover'>> = {},
+    by: TestKeys = this.chain.registrar,
+    options?: SignOptions,
+  ): Tx<'subject.recover'> {
+    const issued = body.issued ?? this.now - 1000;
+    const attestation = bytesToHex(
+      signFast(
+        recoveryBytes(this.chain.genesis.chain, id, next.pub, next.encPub, issued),
+        by.signing.secretKey,
+      ),
+    );
+    return this.sign(
+      next,
+      'subject.recover',
+      { subject: id, encKey: next.encPub, registrar: by.pub, attestation, issued, ...body },
       options,
     );
   }
@@ -603,6 +630,7 @@ export function oneOfEachKind(ledger: TestLedger): { [K in TxKind]: Tx<K> } {
     erase: ledger.erase(subject, request),
     'institution.add': ledger.addInstitution(chain.admin, 'bank-new', chain.keys('bank-new')),
     'institution.retire': ledger.retireInstitution(chain.admin, 'bank-1'),
+    'subject.recover': ledger.recover(subject.id, chain.keys('subject-recovered')),
     'institution.rotate': ledger.rotateInstitution(inst, inst.id, chain.keys('bank-rotated')),
     'gov.propose': ledger.propose(chain.council[0]!, {
       type: 'registrar.add',

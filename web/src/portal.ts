@@ -1101,6 +1101,11 @@ function describe(
   switch (tx.kind) {
     case 'subject.register':
       return [h('strong', null, 'Your identity was registered'), ` by ${who(tx.body.registrar)}.`];
+    case 'subject.recover':
+      return [
+        h('strong', null, 'New keys were bound to your identity'),
+        ` (a recovery attested by ${who(tx.body.registrar)}); your earlier key can no longer act for you.`,
+      ];
     case 'request.open':
       return [
         h('strong', null, `${inst} asked for ${typesLabel(tx.body.types)}`),

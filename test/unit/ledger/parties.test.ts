@@ -26,6 +26,11 @@ t.test('every kind names its subject and institution, governance none', async (t
   t.same(txParties(state, ledger.usage(bank, grant)), both, 'usage');
   t.same(txParties(state, ledger.register(alice)), { subject: alice.id }, 'subject.register');
   t.same(
+    txParties(state, ledger.recover(alice.id, chain.keys('alice-next'))),
+    { subject: alice.id },
+    'subject.recover: on her trail',
+  );
+  t.same(
     txParties(state, ledger.addInstitution(chain.admin, 'bank-new', chain.keys('bank-new'))),
     {},
     'institution.add concerns no subject',
@@ -45,7 +50,7 @@ t.test('every kind names its subject and institution, governance none', async (t
     'a request state does not know yet still counts as about a subject',
   );
   const kinds = Object.values(oneOfEachKind(ledger)).map((tx) => txHash(tx));
-  t.equal(kinds.length, 16, 'every kind was covered above');
+  t.equal(kinds.length, 17, 'every kind was covered above');
 });
 
 t.test('signer roles', async (t) => {

@@ -1331,6 +1331,75 @@ t.test('institution.rotate: live grants keep working, new grants name the new ke
   );
 });
 
+t.test(
+  'subject.recover: a subject recovered through her registrar keeps her grants and can grant again',
+  async (t) => {
+    const { chain, ledger } = setup();
+    const bank = chain.institutions[0]!;
+    const alice = chain.subjects[0]!;
+    const next = chain.keys('alice-next');
+    const { grant } = ledger.granted(bank, alice, ['tax']);
+
+    expectReject(t, ledger, ledger.recover('nobody', next), 'LEDGER_UNKNOWN_SUBJECT', 'an unknown subject');
+    expectReject(
+      t,
+      ledger,
+      ledger.recover(alice.id, next, {}, chain.outsider),
+      'LEDGER_UNKNOWN_REGISTRAR',
+      'not a registrar',
+    );
+    expectReject(
+      t,
+      ledger,
+      ledger.recover(alice.id, next, { issued: ledger.now - 2 * 86_400_000 }),
+      'LEDGER_STALE_ATTESTATION',
+      'an old attestation',
+    );
+    const forged = ledger.recover(alice.id, next);
+    expectReject(
+      t,
+      ledger,
+      ledger.sign(next, 'subject.recover', { ...forged.body, encKey: chain.keys('other').encPub }),
+      'LEDGER_BAD_ATTESTATION',
+      'keys the registrar did not attest',
+    );
+    expectReject(
+      t,
+      ledger,
+      ledger.recover(alice.id, chain.subjects[1]!),
+      'LEDGER_KEY_IN_USE',
+      "another subject's key",
+    );
+    const first = ledger.recover(alice.id, next);
+    ledger.commit([first]);
+    const recovered = ledger.subject(alice.id)!;
+    t.equal(recovered.signKey, next.pub, 'her new signing key is bound to her id');
+    t.equal(recovered.previousKeys?.[0]?.signKey, alice.pub, 'the old one is kept on record');
+
+    // Her grant made before stands; her old key can do nothing; her new key acts for her.
+    expectReject(
+      t,
+      ledger,
+      ledger.revoke(alice, grant),
+      'LEDGER_NOT_SUBJECT',
+      'the lost key revokes nothing',
+    );
+    const fresh = ledger.openRequest(bank, alice.id, { types: ['tax'] });
+    ledger.commit([fresh]);
+    ledger.commit([ledger.putRecord(chain.extractorFor('tax'), txHash(fresh), 'tax')]);
+    ledger.commit([ledger.grant(next, txHash(fresh), { types: ['tax'] })]);
+    t.ok(ledger.request(txHash(fresh))?.grant, 'a subject recovered through her registrar can grant again');
+    ledger.commit([ledger.usage(bank, grant)]);
+    t.equal(ledger.grantState(grant)?.used, 1, 'and the grant from before her recovery is still used');
+
+    // An attestation issued before her latest recovery is never good again.
+    ledger.advance(5000);
+    const again = chain.keys('alice-third');
+    const old = ledger.recover(alice.id, again, { issued: ledger.now - 10_000 });
+    expectReject(t, ledger, old, 'LEDGER_STALE_ATTESTATION', 'an attestation older than her current keys');
+  },
+);
+
 t.test('every rejection code of the state machine is exercised', async (t) => {
   const source = readFileSync(new URL('../../../src/ledger/state-machine.ts', import.meta.url), 'utf8');
   const codes = new Set([...source.matchAll(/reject\(\s*'([A-Z_]+)'/g)].map((m) => m[1]!));
