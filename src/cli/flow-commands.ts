@@ -195,6 +195,48 @@ const KEY_OPTS = [
   'passphrase of a sealed key file (or DATAGRANT_PASSPHRASE)',
 ] as const;
 
+/**
+ * Asks a registrar's attestation service (`datagrant registrar serve`) to attest `keys` for
+ * `subject` with a one-time `code`, and checks the answer before anything is signed on its word: it
+ * must be for this subject and verify over the registration bytes, or for a `recovery` over the
+ * recovery bytes at the time it names (CLI_BAD_ATTESTATION otherwise).
+ */
+async function askRegistrar(
+  url: string,
+  chain: string,
+  subject: string,
+  keys: { signKey: string; encKey: string },
+  code: string,
+  recovery: boolean,
+): Promise<AttestationAnswer> {
+  const answer = await apiCall<AttestationAnswer>(url, 'POST', '/v1/attest', {
+    chain,
+    subject,
+    ...keys,
+    code,
+  });
+  const bytes = recovery
+    ? answer.recovery && recoveryBytes(chain, subject, keys.signKey, keys.encKey, answer.recovery.issued)
+    : !answer.recovery && attestationBytes(chain, subject, keys.signKey, keys.encKey);
+  if (
+    !bytes ||
+    answer.subject !== subject ||
+    !verify(fromHex(answer.attestation, 'attestation', 64), bytes, fromHex(answer.registrar, 'registrar', 32))
+  )
+    throw new DatagrantError(
+      'CLI_BAD_ATTESTATION',
+      recovery
+        ? "the registrar's answer is no recovery attestation of your keys"
+        : "the registrar's attestation does not verify for your keys",
+    );
+  return answer;
+}
+
+/** The public halves of a key set, as the ledger names them (hex). */
+function publicKeys(keys: KeySet): { signKey: string; encKey: string } {
+  return { signKey: bytesToHex(keys.signing.publicKey), encKey: bytesToHex(keys.encryption.publicKey) };
+}
+
 /** Adds the flow commands to the program. */
 export function addFlowCommands(program: Command): void {
   program
@@ -223,35 +265,19 @@ export function addFlowCommands(program: Command): void {
       }) => {
         const subject = await keysFrom(o);
         const chain = await chainId(o.api);
-        const keys = {
-          signKey: bytesToHex(subject.signing.publicKey),
-          encKey: bytesToHex(subject.encryption.publicKey),
-        };
+        const keys = publicKeys(subject);
         let registrar: string;
         let attestation: string;
         if (o.registrarUrl !== undefined) {
           if (o.code === undefined) throw new DatagrantError('CLI_USAGE', '--registrar-url needs --code');
-          const answer = await apiCall<AttestationAnswer>(o.registrarUrl, 'POST', '/v1/attest', {
+          ({ registrar, attestation } = await askRegistrar(
+            o.registrarUrl,
             chain,
-            subject: o.subject,
-            ...keys,
-            code: o.code,
-          });
-          // Checked here too: a registrar service answering for other keys is caught before signing.
-          if (
-            answer.subject !== o.subject ||
-            !verify(
-              fromHex(answer.attestation, 'attestation', 64),
-              attestationBytes(chain, o.subject, keys.signKey, keys.encKey),
-              fromHex(answer.registrar, 'registrar', 32),
-            )
-          )
-            throw new DatagrantError(
-              'CLI_BAD_ATTESTATION',
-              "the registrar's attestation does not verify for your keys",
-            );
-          registrar = answer.registrar;
-          attestation = answer.attestation;
+            o.subject,
+            keys,
+            o.code,
+            false,
+          ));
         } else if (o.registrarKey !== undefined) {
           const registrarKeys = await readKeyFile(o.registrarKey);
           registrar = bytesToHex(registrarKeys.signing.publicKey);
@@ -296,29 +322,8 @@ export function addFlowCommands(program: Command): void {
       }) => {
         const subject = await keysFrom(o);
         const chain = await chainId(o.api);
-        const keys = {
-          signKey: bytesToHex(subject.signing.publicKey),
-          encKey: bytesToHex(subject.encryption.publicKey),
-        };
-        const answer = await apiCall<AttestationAnswer>(o.registrarUrl, 'POST', '/v1/attest', {
-          chain,
-          subject: o.subject,
-          ...keys,
-          code: o.code,
-        });
-        if (
-          !answer.recovery ||
-          answer.subject !== o.subject ||
-          !verify(
-            fromHex(answer.attestation, 'attestation', 64),
-            recoveryBytes(chain, o.subject, keys.signKey, keys.encKey, answer.recovery.issued),
-            fromHex(answer.registrar, 'registrar', 32),
-          )
-        )
-          throw new DatagrantError(
-            'CLI_BAD_ATTESTATION',
-            "the registrar's answer is no recovery attestation of your keys",
-          );
+        const keys = publicKeys(subject);
+        const answer = await askRegistrar(o.registrarUrl, chain, o.subject, keys, o.code, true);
         const tx = signTx(
           {
             chain,
@@ -328,7 +333,7 @@ export function addFlowCommands(program: Command): void {
               encKey: keys.encKey,
               registrar: answer.registrar,
               attestation: answer.attestation,
-              issued: answer.recovery.issued,
+              issued: answer.recovery!.issued,
             },
           },
           subject.signing.publicKey,
