@@ -172,8 +172,8 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
         peers: s.peers,
         lastCommitAt: s.lastCommitAt,
         mempool: mempool.size,
-        validators: chain.genesis.validators.length,
-        quorum: quorumSize(chain.genesis.validators.length),
+        validators: chain.validatorsAt(chain.height + 1).length,
+        quorum: quorumSize(chain.validatorsAt(chain.height + 1).length),
       };
     },
   );
@@ -184,15 +184,29 @@ export async function chainRoutes(app: FastifyInstance, modules: ChainRouteModul
     async () => chain.genesis,
   );
 
-  app.get(
+  app.get<{ Querystring: { height?: number } }>(
     '/v1/validators',
-    { schema: { tags: ['chain'], summary: 'Validator set with roles and liveness' } },
-    async () => {
+    {
+      schema: {
+        tags: ['chain'],
+        summary:
+          'Validator set certifying the next height (or `height`) with roles and liveness; council changes take effect 2 blocks after they are enacted',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { height: { type: 'integer', minimum: 1 } },
+        },
+      },
+    },
+    async (request) => {
       const s = node.status();
       const seen = node.liveness?.() ?? {};
+      const height = request.query.height ?? chain.height + 1;
+      const set = chain.validatorsAt(height);
       return {
-        quorum: quorumSize(chain.genesis.validators.length),
-        validators: chain.genesis.validators.map((v) => ({
+        height,
+        quorum: quorumSize(set.length),
+        validators: set.map((v) => ({
           ...v,
           self: v.key === s.self,
           primary: v.key === s.primary,

@@ -10,6 +10,7 @@ import { govKey, type ProposalState, proposalStatus } from '../ledger/governance
 import { HASH_PATTERN } from '../ledger/patterns.js';
 import type { StateValueProof } from '../ledger/proof.js';
 import type { StateValue } from '../ledger/state.js';
+import { VALIDATOR_SET_DELAY, VALIDATOR_SETS_KEY, validatorsAt } from '../ledger/validator-set.js';
 import { ErrorBodySchema } from './errors.js';
 
 /** A proposal as the routes show it: its status at the tip, derived from its deadline. */
@@ -118,5 +119,55 @@ export function govRoutes(
       },
     },
     async (request) => modules.proveEntry(govKey.proposal(request.params.id), () => true),
+  );
+
+  app.get<{ Querystring: { height?: number } }>(
+    '/v1/gov/validator-sets',
+    {
+      schema: {
+        tags: ['governance'],
+        summary:
+          "The validator set over time: genesis's, then each set a council change scheduled with the first height it certifies; with `height`, the set in force there",
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { height: { type: 'integer', minimum: 1 } },
+        },
+        response: errors,
+      },
+    },
+    async (request) => {
+      const epochs = chain.validatorEpochs();
+      const at = request.query.height;
+      return {
+        height: chain.height,
+        delay: VALIDATOR_SET_DELAY,
+        genesis: chain.genesis.validators,
+        epochs,
+        ...(at !== undefined
+          ? {
+              at: {
+                height: at,
+                validators: validatorsAt(chain.genesis, epochs, at),
+                // A set is known up to the committed height plus the delay.
+                final: at <= chain.height + VALIDATOR_SET_DELAY,
+              },
+            }
+          : {}),
+      };
+    },
+  );
+
+  app.get(
+    '/v1/state/validator-sets',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          'The scheduled validator sets as the ledger holds them, with a proof against the latest certified header (absent while the set never changed)',
+        response: { 200: { type: 'object', additionalProperties: true }, ...errors, 409: ErrorBodySchema },
+      },
+    },
+    async () => modules.proveEntry(VALIDATOR_SETS_KEY, () => true),
   );
 }

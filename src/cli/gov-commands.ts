@@ -7,9 +7,19 @@
  */
 import type { Command } from 'commander';
 import { bytesToHex } from '../common/bytes.js';
+import { sign } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
-import { type GovChange, govKey, type ProposalState, proposalStatus, signTx } from '../ledger/index.js';
+import {
+  DATA_TYPES,
+  type GovChange,
+  govKey,
+  NODE_ROLES,
+  type ProposalState,
+  proposalStatus,
+  signTx,
+  validatorRotationBytes,
+} from '../ledger/index.js';
 import { LightClient } from '../ledger/light-client.js';
 import { readGenesis } from '../node/genesis-file.js';
 import { apiCall, submitAndWait } from './client.js';
@@ -40,10 +50,43 @@ interface ProposeFlags {
   encKey?: string;
   registrar?: string;
   param?: string[];
+  validator?: string;
+  nodeKey?: string;
+  newNodeKey?: string;
+  roles?: string;
+  types?: string;
 }
 
+/** The public signing key (hex) of a key file (sealed ones open with DATAGRANT_PASSPHRASE). */
+async function publicKeyOf(file: string): Promise<string> {
+  return bytesToHex((await readKeyFile(file, process.env.DATAGRANT_PASSPHRASE)).signing.publicKey);
+}
+
+/** A comma-separated list, each item among `allowed`. */
+function listOf<T extends string>(text: string | undefined, allowed: readonly T[], flag: string): T[] {
+  if (text === undefined || text.trim() === '') return [];
+  const items = text.split(',').map((x) => x.trim());
+  for (const item of items)
+    if (!(allowed as readonly string[]).includes(item))
+      throw usage(`${flag} ${item}: use a comma-separated list of ${allowed.join(', ')}`);
+  return items as T[];
+}
+
+/** The changes `gov propose` takes. */
+const CHANGES = [
+  'institution-add',
+  'institution-retire',
+  'registrar-add',
+  'registrar-retire',
+  'params',
+  'validator-add',
+  'validator-retire',
+  'validator-rotate',
+  'validator-update',
+] as const;
+
 /** The change `gov propose <type>` names, from its flags. */
-async function changeOf(type: string, o: ProposeFlags): Promise<GovChange> {
+async function changeOf(type: string, o: ProposeFlags & { api?: string }): Promise<GovChange> {
   const need = (value: string | undefined, flag: string): string => {
     if (value === undefined) throw usage(`${type} needs ${flag}`);
     return value;
@@ -84,10 +127,42 @@ async function changeOf(type: string, o: ProposeFlags): Promise<GovChange> {
       if (Object.keys(params).length === 0) throw usage('params needs at least one --param name=value');
       return { type: 'params.set', params };
     }
-    default:
-      throw usage(
-        `unknown change ${type}: institution-add, institution-retire, registrar-add, registrar-retire or params`,
+    case 'validator-add':
+      return {
+        type: 'validator.add',
+        validator: {
+          name: need(o.name, '--name <name>'),
+          key:
+            o.nodeKey !== undefined
+              ? await publicKeyOf(o.nodeKey)
+              : need(o.validator, '--node-key <file> or --validator <hex>'),
+          roles: listOf(o.roles, NODE_ROLES, '--roles'),
+          types: listOf(o.types, DATA_TYPES, '--types'),
+        },
+      };
+    case 'validator-retire':
+      return { type: 'validator.retire', key: need(o.validator, '--validator <hex key>') };
+    case 'validator-rotate': {
+      const key = need(o.validator, '--validator <hex key>');
+      // The new key signs the rotation, so nobody is seated on a key it does not hold.
+      const next = await readKeyFile(
+        need(o.newNodeKey, '--new-node-key <file>'),
+        process.env.DATAGRANT_PASSPHRASE,
       );
+      const { chain } = await apiCall<{ chain: string }>(o.api ?? DEFAULT_API, 'GET', '/v1/status');
+      const newKey = bytesToHex(next.signing.publicKey);
+      const proof = bytesToHex(sign(validatorRotationBytes(chain, key, newKey), next.signing.secretKey));
+      return { type: 'validator.rotate', key, newKey, proof };
+    }
+    case 'validator-update':
+      return {
+        type: 'validator.update',
+        key: need(o.validator, '--validator <hex key>'),
+        roles: listOf(o.roles, NODE_ROLES, '--roles'),
+        types: listOf(o.types, DATA_TYPES, '--types'),
+      };
+    default:
+      throw usage(`unknown change ${type}: ${CHANGES.join(', ')}`);
   }
 }
 
@@ -113,7 +188,13 @@ function describe(p: {
           ? `set ${Object.entries(c.params)
               .map(([k, v]) => `${k}=${v}`)
               .join(', ')}`
-          : `${c.type === 'registrar.add' ? 'add' : 'retire'} registrar ${c.key.slice(0, 16)}…`;
+          : c.type === 'validator.add'
+            ? `add validator ${c.validator.name} (${c.validator.key.slice(0, 16)}…)`
+            : c.type === 'validator.rotate'
+              ? `rotate validator ${c.key.slice(0, 16)}… to ${c.newKey.slice(0, 16)}…`
+              : c.type === 'validator.update'
+                ? `set validator ${c.key.slice(0, 16)}… roles [${c.roles.join(',')}] types [${c.types.join(',')}]`
+                : `${c.type.endsWith('.add') ? 'add' : 'retire'} ${c.type.split('.')[0]} ${c.key.slice(0, 16)}…`;
   return `${p.id}  ${p.status.padEnd(8)} ${p.approvals.length}/${p.threshold}  until ${new Date(p.deadline).toISOString()}  ${what}`;
 }
 
@@ -126,12 +207,12 @@ export function addGovCommands(program: Command): void {
   gov
     .command('propose')
     .description(
-      'council member: propose a change (institution-add, institution-retire, registrar-add, registrar-retire, params); your approval counts first',
+      `council member: propose a change (${CHANGES.join(', ')}); your approval counts first. A validator change takes effect 2 blocks after the approval that enacts it`,
     )
-    .argument('<change>', 'institution-add | institution-retire | registrar-add | registrar-retire | params')
+    .argument('<change>', CHANGES.join(' | '))
     .requiredOption('--key <file>', 'your council key file')
     .option('--institution <id>', 'institution id (institution-add, institution-retire)')
-    .option('--name <name>', 'institution name (institution-add)')
+    .option('--name <name>', 'institution name (institution-add) or validator name (validator-add)')
     .option(
       '--institution-key <file>',
       "the institution's key file: its public keys are proposed (institution-add)",
@@ -139,6 +220,23 @@ export function addGovCommands(program: Command): void {
     .option('--sign-key <hex>', "or the institution's Ed25519 public key (institution-add)")
     .option('--enc-key <hex>', 'and its X25519 public key (institution-add)')
     .option('--registrar <hex>', "the registrar's Ed25519 public key (registrar-add, registrar-retire)")
+    .option(
+      '--validator <hex>',
+      "the validator's Ed25519 key (validator-retire, validator-rotate, validator-update; or validator-add)",
+    )
+    .option(
+      '--node-key <file>',
+      "the new validator's node key file: its public key is proposed (validator-add)",
+    )
+    .option(
+      '--new-node-key <file>',
+      "the validator's new node key file, which signs the rotation (validator-rotate)",
+    )
+    .option(
+      '--roles <list>',
+      `validator roles, comma-separated: ${NODE_ROLES.join(', ')} (validator-add, validator-update)`,
+    )
+    .option('--types <list>', `data types it extracts, comma-separated (validator-add, validator-update)`)
     .option(
       '--param <name=value>',
       `a parameter to set (params; repeat): ${PARAM_NAMES.join(', ')}`,

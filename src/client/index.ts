@@ -28,7 +28,6 @@ export {
   type ProvenEntry,
   type RequestFacts,
   requestViewFaults,
-  type ValidatorEpoch,
   type ViewFault,
 } from '../ledger/light-client.js';
 export {
@@ -39,6 +38,7 @@ export {
   verifyStateValueProof,
   verifyTxProof,
 } from '../ledger/proof.js';
+export { type ValidatorEpoch, validatorSetHash } from '../ledger/validator-set.js';
 export type { RequestInput, RequestView } from '../platform/views.js';
 export type { SealedBundle } from '../records/bundle.js';
 export type { RecordPlaintext } from '../records/record-crypto.js';

@@ -7,6 +7,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
 import { utf8ToBytes } from '../common/bytes.js';
 import type { Block } from '../ledger/block.js';
+import { MAX_VALIDATORS } from '../ledger/genesis.js';
 import { decodeTx } from '../ledger/tx-codec.js';
 import type { ConsensusMessage } from './messages.js';
 
@@ -15,7 +16,7 @@ export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Most transactions a decoded block may carry (the genesis limit is checked by the core). */
 export const MAX_DECODED_BLOCK_TXS = 100_000;
 /** Most votes or view-changes in one certificate or new-view (genesis allows at most 100 validators). */
-export const MAX_VALIDATORS = 100;
+export { MAX_VALIDATORS };
 
 const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const Sig = Type.String({ pattern: '^[0-9a-f]{128}$' });
@@ -35,6 +36,8 @@ const HeaderSchema = Type.Object(
     proposer: Hex32,
     view: View,
     time: Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 }),
+    validators: Type.Optional(Hex32),
+    nextValidators: Type.Optional(Hex32),
   },
   strict,
 );

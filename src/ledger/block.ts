@@ -27,6 +27,10 @@ export interface BlockHeader {
   view: number;
   /** Unix ms chosen by the proposer, strictly increasing from block to block. */
   time: number;
+  /** Hash of the validator set certifying this block, once a council change is in force (ledger/validator-set). */
+  validators?: string;
+  /** Hash of the validator set certifying the next block, once it is not genesis's. */
+  nextValidators?: string;
 }
 
 /** A block: header and transactions. */
@@ -88,10 +92,32 @@ export type CertificateFault =
 
 /**
  * Checks a commit certificate for `header` against the genesis validator set: distinct known
- * validators, valid signatures, at least a quorum. Extra invalid votes make it invalid.
+ * validators, valid signatures, at least a quorum. Extra invalid votes make it invalid. On a chain
+ * whose set changed, pass the set in force at the header's height (`checkCertificateBy`).
  */
 export function checkCertificate(
   genesis: Genesis,
+  header: BlockHeader,
+  cert: CommitCertificate,
+  verifier: SignatureVerifier = verify,
+): CertificateFault | null {
+  return checkCertificateBy(
+    genesis.chain,
+    genesis.validators.map((v) => v.key),
+    header,
+    cert,
+    verifier,
+  );
+}
+
+/**
+ * Checks a commit certificate for `header` against `validators` (keys, hex), the set in force at
+ * the header's height: distinct members, valid signatures over (chain, height, view, block), at
+ * least a quorum of the set (n - f).
+ */
+export function checkCertificateBy(
+  chain: string,
+  validators: readonly string[],
   header: BlockHeader,
   cert: CommitCertificate,
   verifier: SignatureVerifier = verify,
@@ -100,11 +126,11 @@ export function checkCertificate(
   const hash = blockHash(header);
   if (cert.block !== hash || cert.height !== header.height || !(cert.view >= header.view))
     return 'WRONG_BLOCK';
-  const validators = new Set(genesis.validators.map((v) => v.key));
+  const members = new Set(validators);
   const seen = new Set<string>();
-  const message = commitSigningBytes(genesis.chain, cert.height, cert.view, cert.block);
+  const message = commitSigningBytes(chain, cert.height, cert.view, cert.block);
   for (const vote of cert.votes) {
-    if (!validators.has(vote?.validator)) return 'UNKNOWN_VALIDATOR';
+    if (!members.has(vote?.validator)) return 'UNKNOWN_VALIDATOR';
     if (seen.has(vote.validator)) return 'DUPLICATE_VALIDATOR';
     seen.add(vote.validator);
     let ok = false;
@@ -115,6 +141,6 @@ export function checkCertificate(
     }
     if (!ok) return 'BAD_SIGNATURE';
   }
-  if (seen.size < quorumSize(genesis.validators.length)) return 'NO_QUORUM';
+  if (seen.size < quorumSize(members.size)) return 'NO_QUORUM';
   return null;
 }

@@ -5,10 +5,11 @@
  */
 import type { CertifiedBlock } from './block.js';
 import type { BlockStore } from './block-store.js';
-import type { Genesis } from './genesis.js';
+import type { Genesis, ValidatorInfo } from './genesis.js';
 import type { StateReader } from './state.js';
 import type { StateProof } from './state-tree.js';
 import type { AnyTx } from './tx.js';
+import type { ValidatorEpoch } from './validator-set.js';
 
 /** Emitted once per committed block, after it is durable. */
 export interface CommittedBlockEvent {
@@ -25,6 +26,10 @@ export interface ChainView {
   readonly store: BlockStore;
   /** Height of the last committed block. */
   readonly height: number;
+  /** The validator set certifying `height` (known up to the committed height + VALIDATOR_SET_DELAY). */
+  validatorsAt(height: number): readonly ValidatorInfo[];
+  /** Every validator set scheduled after genesis's, ascending by first height. */
+  validatorEpochs(): readonly ValidatorEpoch[];
   on(event: 'committed', listener: (event: CommittedBlockEvent) => void): unknown;
   off(event: 'committed', listener: (event: CommittedBlockEvent) => void): unknown;
 }

@@ -13,13 +13,16 @@ import { canonicalBytes } from '../common/canonical.js';
 import { isStrictPublicKey, sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import { CHAIN_PATTERN, HASH_PATTERN, ID_PATTERN } from './patterns.js';
-import { DATA_TYPES, type DataType } from './tx.js';
+import { DATA_TYPES, type DataType, NODE_ROLES, ValidatorInfoSchema } from './tx.js';
+
+export { NODE_ROLES };
+
+/** Most validators a set may hold. */
+export const MAX_VALIDATORS = 100;
 
 const Hex32 = Type.String({ pattern: HASH_PATTERN });
 const Id = Type.String({ pattern: ID_PATTERN });
 
-/** Roles a validator node can play besides consensus. */
-export const NODE_ROLES = ['platform', 'extractor'] as const;
 /** One of NODE_ROLES. */
 export type NodeRole = (typeof NODE_ROLES)[number];
 
@@ -99,18 +102,7 @@ export const GenesisSchema = Type.Object(
   {
     chain: Type.String({ pattern: CHAIN_PATTERN }),
     time: Type.Integer({ minimum: 0 }),
-    validators: Type.Array(
-      Type.Object(
-        {
-          name: Id,
-          key: Hex32,
-          roles: Type.Array(Type.Union(NODE_ROLES.map((r) => Type.Literal(r))), { uniqueItems: true }),
-          types: Type.Array(Type.Union(DATA_TYPES.map((t) => Type.Literal(t))), { uniqueItems: true }),
-        },
-        { additionalProperties: false },
-      ),
-      { minItems: 1, maxItems: 100 },
-    ),
+    validators: Type.Array(ValidatorInfoSchema, { minItems: 1, maxItems: MAX_VALIDATORS }),
     /** Non-voting nodes the network admits (absent: none). */
     gateways: Type.Optional(
       Type.Array(

@@ -15,12 +15,23 @@
  * genesis' `params`), proposals under `gov/proposal/<id>`, the n-th proposal's id under
  * `gov/proposal-at/<n>` and their number under `gov/proposal-count`.
  */
-import type { ChainParams } from './genesis.js';
+import { concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
+import { canonicalBytes } from '../common/canonical.js';
+import { verify } from '../common/crypto.js';
+import { type ChainParams, faultTolerance, MAX_VALIDATORS, type ValidatorInfo } from './genesis.js';
 import type { InstitutionState } from './records.js';
 import { stateKey } from './records.js';
 import type { StateOverlay, StateReader, StateValue } from './state.js';
 import type { BlockContext, LedgerConfig, Rejection, TxOutcome } from './state-machine.js';
 import type { GovChange, Tx } from './tx.js';
+import {
+  scheduledEpochs,
+  VALIDATOR_SET_DELAY,
+  VALIDATOR_SETS_KEY,
+  type ValidatorEpoch,
+  type ValidatorSchedule,
+  validatorMap,
+} from './validator-set.js';
 
 /** State keys of governance. */
 export const govKey = {
@@ -117,6 +128,136 @@ export function retireInstitution(s: StateOverlay, id: string): Rejection | null
   return null;
 }
 
+const ROTATE_DOMAIN = utf8ToBytes('datagrant/validator-rotate/v1\n');
+
+/** The bytes a validator's new key signs in `validator.rotate`: proof it is held by whoever takes the seat. */
+export function validatorRotationBytes(chain: string, key: string, newKey: string): Uint8Array {
+  return concatBytes(ROTATE_DOMAIN, canonicalBytes({ chain, key, newKey }));
+}
+
+/** The set in force at `height`: genesis's, or the last scheduled set whose `from` it reached. */
+export function validatorsInForce(
+  s: StateReader,
+  config: Pick<LedgerConfig, 'genesisValidators'>,
+  height: number,
+): readonly ValidatorInfo[] {
+  let set = config.genesisValidators;
+  for (const e of scheduledEpochs(s)) if (e.from <= height) set = e.validators;
+  return set;
+}
+
+/** The set in force at `height` by key. */
+export function validatorMapAt(
+  s: StateReader,
+  config: Pick<LedgerConfig, 'genesisValidators'>,
+  height: number,
+): ReadonlyMap<string, ValidatorInfo> {
+  return validatorMap(validatorsInForce(s, config, height));
+}
+
+/**
+ * Schedules a validator-set change enacted at `ctx.height`, in force from `ctx.height +
+ * VALIDATOR_SET_DELAY`. One change at a time: refused while another is scheduled and not yet in
+ * force, so each step changes one validator of the set before it. A set of several validators
+ * keeps at least 4 (so it tolerates a fault), and a step that removes a validator needs f ≥ 1, so
+ * the quorums before and after it share an honest validator.
+ */
+function changeValidators(
+  s: StateOverlay,
+  change: Extract<GovChange, { type: `validator.${string}` }>,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): Rejection | null {
+  const epochs = scheduledEpochs(s);
+  const last = epochs[epochs.length - 1];
+  if (last && last.from > ctx.height)
+    return reject(
+      'LEDGER_VALIDATOR_CHANGE_PENDING',
+      `a validator-set change is already scheduled for height ${last.from}`,
+    );
+  const current = validatorsInForce(s, config, ctx.height);
+  const everUsed = (key: string) =>
+    config.validators.has(key) || epochs.some((e) => e.validators.some((v) => v.key === key));
+  const fresh = (key: string): Rejection | null =>
+    everUsed(key)
+      ? reject('LEDGER_VALIDATOR_KEY_USED', 'the key is or was a validator key')
+      : config.gateways.has(key)
+        ? reject('LEDGER_VALIDATOR_KEY_USED', 'the key is a gateway key')
+        : null;
+  const find = (key: string) => current.find((v) => v.key === key);
+  let next: ValidatorInfo[];
+  let removes = 0;
+  switch (change.type) {
+    case 'validator.add': {
+      const v = change.validator;
+      const used = fresh(v.key);
+      if (used) return used;
+      if (current.some((c) => c.name === v.name))
+        return reject('LEDGER_VALIDATOR_EXISTS', `a validator is already named ${v.name}`);
+      next = [...current, { ...v }];
+      break;
+    }
+    case 'validator.retire': {
+      if (!find(change.key)) return reject('LEDGER_UNKNOWN_VALIDATOR', 'the key is not in the validator set');
+      next = current.filter((v) => v.key !== change.key);
+      removes = 1;
+      break;
+    }
+    case 'validator.rotate': {
+      const v = find(change.key);
+      if (!v) return reject('LEDGER_UNKNOWN_VALIDATOR', 'the key is not in the validator set');
+      const used = fresh(change.newKey);
+      if (used) return used;
+      let ok = false;
+      try {
+        ok = verify(
+          fromHex(change.proof, 'proof', 64),
+          validatorRotationBytes(config.chain, change.key, change.newKey),
+          fromHex(change.newKey, 'newKey', 32),
+        );
+      } catch {
+        ok = false;
+      }
+      if (!ok)
+        return reject(
+          'LEDGER_BAD_ROTATION_PROOF',
+          'the new key did not sign the rotation (validatorRotationBytes)',
+        );
+      next = current.map((c) => (c.key === change.key ? { ...c, key: change.newKey } : c));
+      removes = 1;
+      break;
+    }
+    case 'validator.update': {
+      if (!find(change.key)) return reject('LEDGER_UNKNOWN_VALIDATOR', 'the key is not in the validator set');
+      next = current.map((c) =>
+        c.key === change.key ? { ...c, roles: [...change.roles], types: [...change.types] } : c,
+      );
+      break;
+    }
+  }
+  if (next.length > MAX_VALIDATORS)
+    return reject('LEDGER_VALIDATOR_SET_TOO_LARGE', `a validator set holds at most ${MAX_VALIDATORS}`);
+  if (current.length > 1 && next.length < 4)
+    return reject(
+      'LEDGER_VALIDATOR_SET_TOO_SMALL',
+      `the set would keep ${next.length} validators: a chain of several keeps at least 4`,
+    );
+  if (current.length === 1 && next.length !== 1)
+    return reject(
+      'LEDGER_VALIDATOR_SET_TOO_SMALL',
+      'a single-validator chain cannot grow one validator at a time',
+    );
+  if (removes > faultTolerance(current.length))
+    return reject(
+      'LEDGER_VALIDATOR_STEP_TOO_LARGE',
+      `replacing ${removes} of ${current.length} validators in one step could leave no honest validator in both quorums`,
+    );
+  const epoch: ValidatorEpoch = { from: ctx.height + VALIDATOR_SET_DELAY, validators: next };
+  const schedule: ValidatorSchedule = { epochs: [...epochs, epoch] };
+  write(s, VALIDATOR_SETS_KEY, schedule);
+  return null;
+}
+
 /** Applies a change to `s` (a layer the caller drops on rejection); why not, or null. */
 function enact(
   s: StateOverlay,
@@ -156,6 +297,11 @@ function enact(
       write(s, govKey.params, { ...effectiveParams(s, config), ...p });
       return null;
     }
+    case 'validator.add':
+    case 'validator.retire':
+    case 'validator.rotate':
+    case 'validator.update':
+      return changeValidators(s, change, ctx, config);
   }
 }
 

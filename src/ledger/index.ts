@@ -17,3 +17,4 @@ export * from './state-tree.js';
 export * from './storage-receipt.js';
 export * from './tx.js';
 export * from './tx-codec.js';
+export * from './validator-set.js';

@@ -31,12 +31,12 @@ import {
 import { type GrantState, type RequestState, requestStatus } from './records.js';
 import { stateRootRule } from './state.js';
 import type { SignatureVerifier } from './tx-codec.js';
-
-/** A validator set and the first height it certifies. */
-export interface ValidatorEpoch {
-  from: number;
-  validators: readonly ValidatorInfo[];
-}
+import {
+  type ValidatorEpoch,
+  validatorFieldsMatch,
+  validatorHeaderFields,
+  validatorSetHash,
+} from './validator-set.js';
 
 /** Result of verifying a certified header. */
 export type HeaderCheck =
@@ -107,28 +107,75 @@ export class LightClient {
     return set;
   }
 
+  /** Every validator set known after genesis's, ascending by first height. */
+  get epochs(): readonly ValidatorEpoch[] {
+    return this.#epochs.slice(1);
+  }
+
   /**
-   * Follows a validator-set change: `validators` certify every block from height `from` on,
-   * those before keep the set in force until then. The caller adopts a set only from what it has
-   * proven under the set before it (the committed governance transaction that changes it, whose
-   * inclusion proof `verifyTx` checks). Today the genesis set certifies every height and nothing
-   * calls this; it is where a change is followed once governance can make one.
+   * Follows a validator-set change from its link: the certified header just before the set's first
+   * height, which commits to the set's hash (`nextValidators`) and is itself certified by the set in
+   * force before it. Links must come in order. Never throws.
    */
-  adoptValidatorSet(from: number, validators: readonly ValidatorInfo[]): void {
+  followEpoch(link: EpochLink): HeaderCheck {
+    const epoch = link?.epoch;
     const last = this.#epochs[this.#epochs.length - 1]!;
-    if (!Number.isSafeInteger(from) || from <= last.from)
-      throw new DatagrantError(
-        'LIGHT_BAD_VALIDATOR_SET',
-        `a validator set must start after height ${last.from}, not at ${from}`,
-      );
-    if (validators.length === 0 || new Set(validators.map((v) => v.key)).size !== validators.length)
-      throw new DatagrantError('LIGHT_BAD_VALIDATOR_SET', 'a validator set needs distinct validators');
-    if (this.#head && this.#head.height >= from)
-      throw new DatagrantError(
-        'LIGHT_BAD_VALIDATOR_SET',
-        `height ${from} is already certified by the set in force (head ${this.#head.height})`,
-      );
-    this.#epochs.push({ from, validators: [...validators] });
+    const bad = (message: string): HeaderCheck => ({ ok: false, code: 'LIGHT_BAD_VALIDATOR_SET', message });
+    if (!epoch || !Array.isArray(epoch.validators) || !Number.isSafeInteger(epoch.from))
+      return bad('the link holds no validator set');
+    if (epoch.from <= last.from)
+      return bad(`a validator set must start after height ${last.from}, not at ${epoch.from}`);
+    if (
+      epoch.validators.length === 0 ||
+      new Set(epoch.validators.map((v) => v?.key)).size !== epoch.validators.length
+    )
+      return bad('a validator set needs distinct validators');
+    if (link.header?.height !== epoch.from - 1)
+      return bad(`the link's header must be the one at height ${epoch.from - 1}`);
+    let hash: string;
+    try {
+      hash = validatorSetHash(epoch.validators);
+    } catch {
+      return bad('the validator set is malformed');
+    }
+    if (link.header.nextValidators !== hash)
+      return bad(`the certified header at ${link.header.height} commits to another next validator set`);
+    const candidate = { from: epoch.from, validators: epoch.validators.map((v) => ({ ...v })) };
+    const checked = this.#verifyHeader(link.header, link.cert, [...this.#epochs, candidate]);
+    if (checked.ok) this.#epochs.push(candidate);
+    return checked;
+  }
+
+  /**
+   * Learns every validator-set change a node reports (`GET /v1/gov/validator-sets`), each followed
+   * from its certified link (`GET /v1/blocks/<from - 1>`): nothing is taken on the node's word, a
+   * set it made up fails its link, one it hides fails the headers after it. Throws `blame.code`
+   * when a link does not verify.
+   */
+  async followValidatorSets(get: (path: string) => Promise<unknown>, blame: Blame): Promise<void> {
+    const answer = (await get('/v1/gov/validator-sets')) as { epochs?: ValidatorEpoch[] };
+    const known = this.#epochs[this.#epochs.length - 1]!.from;
+    for (const epoch of Array.isArray(answer?.epochs) ? answer.epochs : []) {
+      if (!(epoch?.from > known) || epoch.from <= this.#epochs[this.#epochs.length - 1]!.from) continue;
+      const block = (await get(`/v1/blocks/${epoch.from - 1}`).catch(() => undefined)) as
+        | { block?: { header?: BlockHeader }; cert?: CommitCertificate }
+        | undefined;
+      // A set whose first height is not reached yet has no link: nothing certifies with it yet.
+      if (block === undefined) break;
+      const r = this.followEpoch({
+        epoch,
+        header: block.block?.header as BlockHeader,
+        cert: block.cert as CommitCertificate,
+      });
+      if (!r.ok)
+        throw nodeLied(
+          blame,
+          `reported a validator set from height ${epoch.from} that its chain does not certify (${r.code}: ${r.message})`,
+          {
+            proof: r.code,
+          },
+        );
+    }
   }
 
   /** Genesis with the validator set in force at `height` (what the certificate checks take). */
@@ -137,6 +184,14 @@ export class LightClient {
     return validators === this.genesis.validators
       ? this.genesis
       : { ...this.genesis, validators: [...validators] };
+  }
+
+  /**
+   * Whether `header` names the validator sets this client knows for its height and the next: a
+   * header that names others is past a change this client has not followed (or is forged).
+   */
+  #knowsSets(header: BlockHeader, epochs: readonly ValidatorEpoch[] = this.#epochs): boolean {
+    return validatorFieldsMatch(header, validatorHeaderFields(this.genesis, epochs, header.height));
   }
 
   /** Remembers a certified header; a different block already certified at its height is a fork. */
@@ -161,12 +216,21 @@ export class LightClient {
 
   /** Verifies a header and its commit certificate. Never throws. */
   verifyHeader(header: BlockHeader, cert: CommitCertificate): HeaderCheck {
+    return this.#verifyHeader(header, cert, this.#epochs);
+  }
+
+  #verifyHeader(
+    header: BlockHeader,
+    cert: CommitCertificate,
+    epochs: readonly ValidatorEpoch[],
+  ): HeaderCheck {
     try {
       if (header.chain !== this.genesis.chain)
         return { ok: false, code: 'PROOF_WRONG_CHAIN', message: 'the header is for another chain' };
       const fault = checkCertificate(this.#genesisAt(header.height), header, cert, this.#verifier);
       if (fault !== null)
         return { ok: false, code: `PROOF_CERT_${fault}`, message: `commit certificate is invalid: ${fault}` };
+      if (!this.#knowsSets(header, epochs)) return unknownSets(header.height);
       return this.#follow(header.height, blockHash(header), header.time);
     } catch (err) {
       return {
@@ -186,6 +250,7 @@ export class LightClient {
     const height = typeof p?.header?.height === 'number' ? p.header.height : 0;
     const r = verifyStateValueProof(this.#genesisAt(height), p, key, this.#verifier);
     if (!r.ok) return r;
+    if (!this.#knowsSets(p.header)) return unknownSets(height);
     if (expect === 'present' && r.value === null)
       return { ok: false, code: 'PROOF_ENTRY_ABSENT', message: `the chain holds no entry ${key}` };
     if (expect === 'absent' && r.value !== null)
@@ -199,6 +264,7 @@ export class LightClient {
     const height = typeof proof?.header?.height === 'number' ? proof.header.height : 0;
     const r = verifyTxProof(this.#genesisAt(height), proof, this.#verifier);
     if (!r.ok) return r;
+    if (!this.#knowsSets(proof.header)) return unknownSets(height);
     if (expectedHash !== undefined && r.hash !== expectedHash)
       return { ok: false, code: 'PROOF_HASH_MISMATCH', message: 'the proof is for another transaction' };
     const followed = this.#follow(r.height, r.blockHash, r.time);
@@ -221,7 +287,12 @@ export class LightClient {
   ): Promise<ProvenEntry<T> | undefined> {
     if (!this.provable) return undefined;
     const answer = (await get(path)) as StateValueProof;
-    const r = this.verifyState(answer, key, expect);
+    let r = this.verifyState(answer, key, expect);
+    if (!r.ok && r.code === 'LIGHT_VALIDATORS_UNKNOWN') {
+      // The proof's header is past a validator-set change: follow the changes, then check again.
+      await this.followValidatorSets(get, blame);
+      r = this.verifyState(answer, key, expect);
+    }
     if (!r.ok)
       throw nodeLied(
         blame,
@@ -230,6 +301,21 @@ export class LightClient {
       );
     return { key: r.key, value: r.value as T | null, height: r.height, time: r.time, blockHash: r.blockHash };
   }
+}
+
+/** A link in the chain of validator sets: the set, and the certified header before its first height. */
+export interface EpochLink {
+  epoch: ValidatorEpoch;
+  header: BlockHeader;
+  cert: CommitCertificate;
+}
+
+function unknownSets(height: number): { ok: false; code: string; message: string } {
+  return {
+    ok: false,
+    code: 'LIGHT_VALIDATORS_UNKNOWN',
+    message: `the header at ${height} names validator sets this client has not followed (followValidatorSets)`,
+  };
 }
 
 /** The node named in `blame`, as a message names it. */

@@ -24,6 +24,7 @@ import {
   govPropose,
   isRegistrar,
   retireInstitution,
+  validatorMapAt,
 } from './governance.js';
 import {
   bundleDigest,
@@ -46,7 +47,12 @@ export interface LedgerConfig {
   params: ChainParams;
   /** When extractors pull data (`params.extraction`, default `on-request`). */
   policy: ExtractionPolicy;
+  /** The genesis validators by key; the set in force at a height is `validatorsInForce`. */
   validators: ReadonlyMap<string, ValidatorInfo>;
+  /** The genesis validators in genesis order (the proposer rotation). */
+  genesisValidators: readonly ValidatorInfo[];
+  /** Keys of the gateways genesis admits (no validator may take one). */
+  gateways: ReadonlySet<string>;
   registrars: ReadonlySet<string>;
   /** Single-key admins of chains made before the council (none when genesis has a council). */
   admins: ReadonlySet<string>;
@@ -63,6 +69,8 @@ export function ledgerConfigOf(genesis: Genesis): LedgerConfig {
     params: genesis.params,
     policy: extractionPolicy(genesis.params),
     validators: new Map(genesis.validators.map((v) => [v.key, v])),
+    genesisValidators: genesis.validators,
+    gateways: new Set((genesis.gateways ?? []).map((g) => g.key)),
     registrars: new Set(genesis.registrars),
     admins: new Set(genesis.admins),
     ...(genesis.council
@@ -369,8 +377,14 @@ function requestOpen(
   return { ok: true, hash, subject: body.subject };
 }
 
-function extractorServes(config: LedgerConfig, key: string, type: DataType): boolean {
-  const v = config.validators.get(key);
+function extractorServes(
+  s: StateReader,
+  config: LedgerConfig,
+  height: number,
+  key: string,
+  type: DataType,
+): boolean {
+  const v = validatorMapAt(s, config, height).get(key);
   if (!v) return false;
   return v.roles.includes('extractor') && v.types.includes(type);
 }
@@ -418,7 +432,7 @@ function requestForExtractor(
   ctx: BlockContext,
   config: LedgerConfig,
 ): RequestState | Rejection {
-  if (!extractorServes(config, signer, type)) {
+  if (!extractorServes(s, config, ctx.height, signer, type)) {
     return reject('LEDGER_NOT_EXTRACTOR', `signer is not an extractor serving ${type}`);
   }
   return openRequestFor(s, requestId, type, ctx, config);
@@ -448,7 +462,7 @@ function recordPut(
   const receipts = checkStorageReceipts(
     body.receipts,
     { chain: config.chain, digest: body.digest, size: body.size, height: ctx.height },
-    config.validators,
+    validatorMapAt(s, config, ctx.height),
     verifier,
   );
   if (!receipts.ok) return reject(receipts.code, receipts.message);

@@ -85,6 +85,20 @@ export const GovernableParamsSchema = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 
+/** Roles a validator node can play besides consensus. */
+export const NODE_ROLES = ['platform', 'extractor'] as const;
+
+/** A validator as genesis and `validator.add` name it: its name, key, roles and data types. */
+export const ValidatorInfoSchema = Type.Object(
+  {
+    name: Id,
+    key: Hex32,
+    roles: Type.Array(Type.Union(NODE_ROLES.map((r) => Type.Literal(r))), { uniqueItems: true }),
+    types: Type.Array(Type.Union(DATA_TYPES.map((t) => Type.Literal(t))), { uniqueItems: true }),
+  },
+  strict,
+);
+
 /** What a governance proposal changes once its council threshold of approvals has committed. */
 export const GovChangeSchema = Type.Union([
   Type.Object(
@@ -101,6 +115,25 @@ export const GovChangeSchema = Type.Union([
   Type.Object({ type: Type.Literal('registrar.add'), key: Hex32 }, strict),
   Type.Object({ type: Type.Literal('registrar.retire'), key: Hex32 }, strict),
   Type.Object({ type: Type.Literal('params.set'), params: GovernableParamsSchema }, strict),
+  /** A validator joins the set (in force VALIDATOR_SET_DELAY blocks after enactment). */
+  Type.Object({ type: Type.Literal('validator.add'), validator: ValidatorInfoSchema }, strict),
+  /** A validator leaves the set. */
+  Type.Object({ type: Type.Literal('validator.retire'), key: Hex32 }, strict),
+  /**
+   * A validator's key is replaced; `proof` is the new key's signature over
+   * `validatorRotationBytes` (ledger/governance), so nobody is made a validator by a key it lacks.
+   */
+  Type.Object({ type: Type.Literal('validator.rotate'), key: Hex32, newKey: Hex32, proof: Hex64 }, strict),
+  /** A validator's roles and data types change. */
+  Type.Object(
+    {
+      type: Type.Literal('validator.update'),
+      key: Hex32,
+      roles: ValidatorInfoSchema.properties.roles,
+      types: ValidatorInfoSchema.properties.types,
+    },
+    strict,
+  ),
 ]);
 
 /** A governance change (`GovChangeSchema`). */

@@ -18,7 +18,7 @@ import {
   type CertifiedBlock,
   type ChainView,
   type CommittedBlockEvent,
-  checkCertificate,
+  checkCertificateBy,
   effectiveParams,
   executeBlock,
   type Genesis,
@@ -26,10 +26,16 @@ import {
   ledgerConfigOf,
   maxBlockBytes,
   type SignatureVerifier,
+  scheduledEpochs,
   stateKey,
   stateRootRule,
   txHash,
   txRootOf,
+  type ValidatorEpoch,
+  type ValidatorInfo,
+  validatorFieldsMatch,
+  validatorHeaderFields,
+  validatorsInForce,
 } from '../ledger/index.js';
 import type { Mempool } from './mempool.js';
 import { IndexedCommittedState } from './request-index.js';
@@ -85,6 +91,19 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
 
   private checked = (tx: AnyTx): boolean => this.modules.mempool.isVerified(tx);
 
+  /**
+   * The validator set certifying `height`, from committed state: known for every height up to the
+   * committed height + VALIDATOR_SET_DELAY (a change enacted later starts later).
+   */
+  validatorsAt(height: number): readonly ValidatorInfo[] {
+    return validatorsInForce(this.state, this.config, height);
+  }
+
+  /** Every validator set scheduled after genesis's, ascending (empty while the set never changed). */
+  validatorEpochs(): readonly ValidatorEpoch[] {
+    return scheduledEpochs(this.state);
+  }
+
   /** Builds the next block from the mempool; refused transactions leave the mempool with their reason. */
   buildBlock(proposer: string, view: number, time: number): Block {
     const tip = this.store.tip();
@@ -113,6 +132,7 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
       proposer,
       view,
       time: blockTime,
+      ...validatorHeaderFields(this.genesis, scheduledEpochs(this.state), ctx.height),
     };
     this.executed.set(blockHash(header), built);
     return { header, txs: built.txs };
@@ -139,8 +159,13 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     if (now !== undefined && h.time > now + maxClockSkewMs) {
       return { code: 'CONSENSUS_BAD_TIME', message: 'block time is too far in the future' };
     }
-    if (!this.config.validators.has(h.proposer))
+    if (!this.validatorsAt(h.height).some((v) => v.key === h.proposer))
       return { code: 'CONSENSUS_BAD_PROPOSER', message: 'proposer is not a validator' };
+    if (!validatorFieldsMatch(h, validatorHeaderFields(this.genesis, scheduledEpochs(this.state), h.height)))
+      return {
+        code: 'CONSENSUS_BAD_VALIDATORS',
+        message: 'the header names other validator sets than the ones in force',
+      };
     // The limits in force (a council may lower them below genesis' caps).
     const params = effectiveParams(this.state, this.config);
     if (h.txCount !== block.txs.length || block.txs.length > params.maxBlockTxs) {
@@ -182,7 +207,13 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     const { block, cert } = certified;
     const hash = blockHash(block.header);
     if (options.checkCertificate) {
-      const fault = checkCertificate(this.genesis, block.header, cert, this.modules.verifier);
+      const fault = checkCertificateBy(
+        this.genesis.chain,
+        this.validatorsAt(block.header.height).map((v) => v.key),
+        block.header,
+        cert,
+        this.modules.verifier,
+      );
       if (fault) throw new DatagrantError('CONSENSUS_BAD_CERTIFICATE', `certificate refused: ${fault}`);
     }
     const fault = this.validateBlock(block);

@@ -28,7 +28,6 @@ import {
   genesisState,
   LevelBlockStore,
   maxBlockBytes,
-  networkMembers,
   quorumSize,
   type RecordState,
   stateKey,
@@ -74,16 +73,22 @@ const ERASURE_SWEEP_BLOCKS = 500;
 /** Window in which a signed call's timestamp is accepted (and its nonce remembered). */
 const SIGNED_CALL_SKEW_MS = 5 * 60 * 1000;
 
-/** Whether `key` is a validator or a gateway of `genesis`; CONFIG_INVALID if neither. */
+/**
+ * Whether `key` is a validator or a gateway of `genesis`. A key in neither is a validator the
+ * council seats later (`validator.add`, `validator.rotate`): it starts from genesis, follows the
+ * chain, and votes from the first height whose set holds it; until then no roles. Its peers admit
+ * it once the change that seats it commits.
+ */
 function memberOf(
   genesis: Genesis,
   key: string,
-): { kind: 'validator'; info: ValidatorInfo } | { kind: 'gateway'; info: GatewayInfo } {
+  name: string,
+): { kind: 'validator'; info: ValidatorInfo; seated: boolean } | { kind: 'gateway'; info: GatewayInfo } {
   const validator = genesis.validators.find((v) => v.key === key);
-  if (validator) return { kind: 'validator', info: validator };
+  if (validator) return { kind: 'validator', info: validator, seated: true };
   const gateway = genesis.gateways?.find((g) => g.key === key);
   if (gateway) return { kind: 'gateway', info: gateway };
-  throw new DatagrantError('CONFIG_INVALID', 'this node key is neither a validator nor a gateway in genesis');
+  return { kind: 'validator', info: { name, key, roles: [], types: [] }, seated: false };
 }
 
 /** Time an extractor that is not first in line waits before covering for the first. */
@@ -174,7 +179,11 @@ export class DatagrantNode implements NodeStatusSource {
   private storeProbe: { at: number; ok: boolean } | undefined;
   private selfKey = '';
   /** What genesis says this node is: a validator, or a gateway that never votes. */
-  private member!: { kind: 'validator'; info: ValidatorInfo } | { kind: 'gateway'; info: GatewayInfo };
+  private member!:
+    | { kind: 'validator'; info: ValidatorInfo; seated: boolean }
+    | { kind: 'gateway'; info: GatewayInfo };
+  /** The membership last given to the network (`membership`), to notice a change. */
+  private admitted = '';
   apiUrl = '';
 
   constructor(
@@ -190,8 +199,13 @@ export class DatagrantNode implements NodeStatusSource {
     this.genesis = await readGenesis(config.genesis);
     this.keys = await readKeyFile(config.key);
     this.selfKey = bytesToHex(this.keys.signing.publicKey);
-    this.member = memberOf(this.genesis, this.selfKey);
+    this.member = memberOf(this.genesis, this.selfKey, config.name);
     const self = this.member.info;
+    if (this.member.kind === 'validator' && !this.member.seated && this.genesis.validators.length < 2)
+      throw new DatagrantError(
+        'CONFIG_INVALID',
+        'this node key is neither a validator nor a gateway in genesis, and a lone dev validator chain seats no other',
+      );
     if (this.member.kind === 'gateway' && this.genesis.validators.length < 2) {
       throw new DatagrantError(
         'CONFIG_INVALID',
@@ -261,6 +275,7 @@ export class DatagrantNode implements NodeStatusSource {
     await this.chain.load();
     this.chain.on('committed', () => {
       this.lastCommitAt = Date.now();
+      this.admitMembers();
     });
     this.metrics = new NodeMetrics({
       height: () => this.chain.height,
@@ -590,7 +605,7 @@ export class DatagrantNode implements NodeStatusSource {
    * write (probed at most every 2 s).
    */
   async readiness(): Promise<Readiness> {
-    const validators = this.genesis.validators.map((v) => v.key);
+    const validators = this.chain.validatorsAt(this.chain.height + 1).map((v) => v.key);
     const connected = new Set(this.network?.peers() ?? []);
     const reachable = validators.filter((k) => k === this.selfKey || connected.has(k)).length;
     const peers = this.producer !== undefined || reachable >= quorumSize(validators.length);
@@ -640,8 +655,8 @@ export class DatagrantNode implements NodeStatusSource {
       ...(config.p2p.announce ? { announce: config.p2p.announce } : {}),
       bootstrap: config.p2p.peers.map((p) => `${p.addr}/p2p/${peerIdOf(p.key)}`),
       // Who may connect is the chain's decision: validators and the gateways genesis admits.
-      allowedKeys: networkMembers(this.genesis),
-      topicSenders: { consensus: this.genesis.validators.map((v) => v.key) },
+      allowedKeys: this.membership().members,
+      topicSenders: { consensus: this.membership().validators },
       maxMessageBytes: 16 * 1024 * 1024,
       // A `store` request carries a whole ciphertext (other requests are small).
       maxRequestBytes: MAX_STORED_PAYLOAD_BYTES,
@@ -651,6 +666,42 @@ export class DatagrantNode implements NodeStatusSource {
       relay: false,
     };
     return this.modules.createNetwork?.(options) ?? new Libp2pNetwork(options, { logger: this.logger });
+  }
+
+  /**
+   * Who the network admits now: the validators of the committed height, the next one and any set
+   * scheduled after it (a seated validator connects to sync before its first height; a retired
+   * one stays until the height after its last), then genesis's gateways; and who may send
+   * consensus messages (the same validators).
+   */
+  private membership(): { members: string[]; validators: string[] } {
+    const h = this.chain.height;
+    const sets = [
+      this.chain.validatorsAt(h),
+      this.chain.validatorsAt(h + 1),
+      ...this.chain
+        .validatorEpochs()
+        .filter((e) => e.from > h + 1)
+        .map((e) => e.validators),
+    ];
+    const validators = [...new Set(sets.flatMap((set) => set.map((v) => v.key)))];
+    const gateways = (this.genesis.gateways ?? []).map((g) => g.key);
+    return { members: [...new Set([...validators, ...gateways])], validators };
+  }
+
+  /** After a commit: hands the network a membership a validator-set change altered. */
+  private admitMembers(): void {
+    if (!this.network) return;
+    const m = this.membership();
+    const id = `${m.members.join(',')}|${m.validators.join(',')}`;
+    if (this.admitted === '') this.admitted = id;
+    if (id === this.admitted) return;
+    this.admitted = id;
+    this.logger.info(
+      { validators: m.validators.length, members: m.members.length },
+      'network membership changed',
+    );
+    this.network.setAllowedKeys(m.members, { consensus: m.validators });
   }
 
   private publish(topic: 'txs' | 'requests', txs: AnyTx[]): void {

@@ -200,7 +200,9 @@ export class ExtractorRole {
   }
 
   private servingKeys(type: DataType): string[] {
-    return this.modules.chain.genesis.validators
+    const chain = this.modules.chain;
+    return chain
+      .validatorsAt(chain.height + 1)
       .filter((v) => v.roles.includes('extractor') && v.types.includes(type))
       .map((v) => v.key);
   }

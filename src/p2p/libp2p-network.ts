@@ -481,8 +481,9 @@ export class Libp2pNetwork implements Network {
     return this.node?.getMultiaddrs().map((ma) => ma.toString()) ?? [];
   }
 
-  setAllowedKeys(keys: readonly string[]): void {
+  setAllowedKeys(keys: readonly string[], topicSenders?: Partial<Record<Topic, readonly string[]>>): void {
     this.validators = new ValidatorSet(keys);
+    for (const [topic, senders] of topicSenderSets(topicSenders)) this.senders.set(topic, senders);
     const node = this.node;
     if (node === undefined) return;
     for (const [id, target] of this.targets) {

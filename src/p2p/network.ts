@@ -158,8 +158,11 @@ export interface Network {
   topicPeers(topic: Topic): string[];
   /** Addresses this node listens on, as strings (multiaddrs for libp2p). */
   listenAddresses(): string[];
-  /** Replaces the validator set (governance); peers no longer in it are disconnected. */
-  setAllowedKeys(keys: readonly string[]): void;
+  /**
+   * Replaces the members admitted (a validator-set change), and, when given, who may send on each
+   * topic; peers no longer admitted are disconnected.
+   */
+  setAllowedKeys(keys: readonly string[], topicSenders?: Partial<Record<Topic, readonly string[]>>): void;
   /** Counters for monitoring and tests. */
   stats(): NetworkStats;
 }

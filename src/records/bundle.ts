@@ -30,6 +30,8 @@ export const TxProofSchema = Type.Object(
         proposer: Hex32,
         view: Type.Integer({ minimum: 0 }),
         time: Type.Integer({ minimum: 0 }),
+        validators: Type.Optional(Hex32),
+        nextValidators: Type.Optional(Hex32),
       },
       { additionalProperties: false },
     ),

@@ -40,6 +40,7 @@ import {
   type SignatureVerifier,
   type StorageReceipt,
   type SubjectState,
+  scheduledEpochs,
   stateKey,
   type Tx,
   type TxBody,
@@ -47,6 +48,7 @@ import {
   type TxOutcome,
   txHash,
   txRootOf,
+  validatorHeaderFields,
 } from '../../src/ledger/index.js';
 import { signStorageReceipt } from '../../src/records/storage-receipt.js';
 import {
@@ -99,6 +101,8 @@ export class TestLedger {
   tipHash: string;
   /** Blocks committed by this ledger instance, in order. */
   readonly blocks: CommittedTestBlock[] = [];
+  /** Who certifies the blocks committed from now on (default: the genesis validators). */
+  certifiers: TestKeys[] | undefined;
   private readonly interval: number;
   private readonly verifier: SignatureVerifier | undefined;
   private counter = 0;
@@ -210,8 +214,12 @@ export class TestLedger {
       proposer: ctx.proposer,
       view,
       time: ctx.time,
+      ...validatorHeaderFields(this.chain.genesis, scheduledEpochs(this.state), ctx.height),
     };
-    const certified = this.chain.certify({ header, txs: [...txs] });
+    const certified = this.chain.certify(
+      { header, txs: [...txs] },
+      this.certifiers ? { voters: this.certifiers } : {},
+    );
     const block: CommittedTestBlock = {
       certified,
       effects: { writes: effects.writes, stateRoot: effects.stateRoot, outcomes: effects.outcomes },

@@ -25,6 +25,8 @@ function setup(now: { t: number }) {
     get height() {
       return ledger.height;
     },
+    validatorsAt: () => chain.genesis.validators,
+    validatorEpochs: () => [],
     on: (e: 'committed', l: (event: CommittedBlockEvent) => void) => events.on(e, l),
     off: (e: 'committed', l: (event: CommittedBlockEvent) => void) => events.off(e, l),
   } satisfies ChainView;
