@@ -76,6 +76,11 @@ export interface FaultSuiteOptions {
   keep?: boolean;
   /** Progress output (default: nothing). */
   log?: (line: string) => void;
+  /**
+   * Scales how long each fault is held and the pauses between faults (default 1). Holds never go
+   * below the view timeout where a fault must outlast one (pauses, partitions), so each still bites.
+   */
+  pace?: number;
 }
 
 /** One fault episode: inject, hold, heal. */
@@ -108,6 +113,7 @@ export interface FaultReport {
 const CHAIN = 'datagrant-faults';
 const N = 4;
 const BLOCK_INTERVAL_MS = 300;
+const VIEW_TIMEOUT_MS = 1500;
 
 /** Seeded PRNG (mulberry32 over a SHA-256 of the seed text). */
 function prng(seed: string): () => number {
@@ -182,6 +188,10 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
   const random = prng(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const between = (lo: number, hi: number) => Math.floor(lo + random() * (hi - lo));
+  const pace = options.pace ?? 1;
+  /** A fault's hold or a pause between faults: `between(lo, hi)` scaled by the pace, at least `floor` ms. */
+  const hold = (lo: number, hi: number, floor = 0) =>
+    between(Math.max(floor, lo * pace), Math.max(floor, hi * pace));
   const started = Date.now();
   const stamp = () => {
     const s = Math.floor((Date.now() - started) / 1000);
@@ -215,7 +225,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
     chain: CHAIN,
     blockIntervalMs: BLOCK_INTERVAL_MS,
     minBlockIntervalMs: 20,
-    viewTimeoutMs: 1500,
+    viewTimeoutMs: VIEW_TIMEOUT_MS,
     sources: [syntheticSourceConfig(source.url) as unknown as Record<string, unknown>],
     logLevel: 'info',
     env,
@@ -747,7 +757,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       await admin_(i, arm);
       // Held until it has hit something (the flows keep writing), for at most 40 s.
       const until = Date.now() + 40_000;
-      await sleep(between(3000, 6000));
+      await sleep(hold(3000, 6000));
       while (Date.now() < until && live(i)) {
         const now = await admin_(i, { status: true });
         if (typeof now[counter] === 'number' && (now[counter] as number) > base) break;
@@ -814,7 +824,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           const i = kind === 'kill-primary' ? await primaryIndex() : pick(candidates);
           if (kind === 'kill-primary') fault('primary-killed');
           await kill(i, kind === 'kill-primary' ? ' (the primary)' : '');
-          await sleep(between(500, 5000));
+          await sleep(hold(500, 5000));
           await startNode(i, i === byzantine);
           say(`node${i} restarted`);
           return;
@@ -839,7 +849,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           fault('sigstop');
           await testnet.signal(i, 'SIGSTOP');
           paused.add(i);
-          await sleep(between(1500, 6000));
+          await sleep(hold(1500, 6000, VIEW_TIMEOUT_MS));
           await testnet.signal(i, 'SIGCONT');
           paused.delete(i);
           say(`SIGCONT node${i}`);
@@ -854,7 +864,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
               admin_(j, { partition: j === i ? keys.filter((_, k) => k !== i) : [keys[i]] }),
             ),
           );
-          await sleep(between(2000, 8000));
+          await sleep(hold(2000, 8000, VIEW_TIMEOUT_MS));
           await healAll();
           say('partition healed');
           return;
@@ -869,7 +879,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
               admin_(j, { partition: keys.filter((_, k) => side.has(k) !== side.has(j)) }),
             ),
           );
-          await sleep(between(2000, 6000));
+          await sleep(hold(2000, 6000, VIEW_TIMEOUT_MS));
           await healAll();
           say('partition healed');
           return;
@@ -896,7 +906,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
             anomaly(`node${i} still runs 60 s after its disk failed`);
             await testnet.signal(i, 'SIGKILL');
           } else say(`node${i} left consensus and exited after the write failure`);
-          await sleep(between(500, 2000));
+          await sleep(hold(500, 2000));
           await startNode(i, i === byzantine);
           say(`node${i} restarted on a working disk`);
           return;
@@ -954,7 +964,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         flow.erased = true;
         say(`${flow.person.id} erased request ${flow.request.slice(0, 12)} while node${i} was down`);
       }
-      await sleep(between(500, 2000));
+      await sleep(hold(500, 2000));
       await startNode(i, i === byzantine);
       say(`node${i} restarted`);
     };
@@ -963,7 +973,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       await kill(i, ' (its payload store is then destroyed)');
       fault('extractor-disk-lost');
       await rm(payloadDir(i), { recursive: true, force: true });
-      await sleep(between(500, 2000));
+      await sleep(hold(500, 2000));
       await startNode(i, i === byzantine);
       say(`node${i} restarted with an empty payload store`);
     };
@@ -994,7 +1004,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
       // A random run starts with every kind once, in random order, so each fault fires at least once.
       const first = fixed ? [] : weights.map(([kind]) => kind).sort(() => random() - 0.5);
       while (queue ? queue.length > 0 : Date.now() < until || first.length > 0) {
-        await sleep(between(1000, 2500));
+        await sleep(hold(1000, 2500));
         await ensureAllUp();
         await episode(queue ? queue.shift()! : (first.shift() ?? pickEpisode(weights)), candidates());
       }
@@ -1016,6 +1026,13 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         () => (random() < 0.2 ? honest : [b]),
       );
       await ensureAllUp();
+      if (options.schedule) {
+        // A fixed schedule's episodes may end before its lies were seen (a slow start, a short pace):
+        // the phase goes on until the honest nodes have counted every kind, for at most 60 s more.
+        const lies = ['consensus:equivocation', 'consensus:bad-signature', 'consensus:malformed'];
+        const by = Date.now() + 60_000;
+        while (lies.some((k) => !((detected[k] ?? 0) > 0)) && Date.now() < by) await sleep(500);
+      }
       await scrape();
       say(`node${b} restarts honest`);
       fault('sigkill');

@@ -14,6 +14,7 @@ import { decodeTx, type TxProof, txHash, verifyTxProof } from '../ledger/index.j
 import { loadNodeConfig } from '../node/config.js';
 import { readGenesis } from '../node/genesis-file.js';
 import { initTestnet } from '../node/init.js';
+import { joinHome } from '../node/join.js';
 import { DEFAULT_STOP_TIMEOUT_MS, runNodeProcess } from '../node/node-process.js';
 import { addBackupCommands } from './backup-commands.js';
 import { apiCall, signedApiCall, waitForTx } from './client.js';
@@ -231,6 +232,53 @@ export function buildCli(): Command {
           },
         };
         process.exit(await runNodeProcess(startable, logger, { stopTimeoutMs }));
+      },
+    );
+
+  const port = (name: string, text: string): number => {
+    const v = Number(text);
+    if (!Number.isInteger(v) || v < 1 || v > 65535)
+      throw new DatagrantError('CLI_USAGE', `--${name} must be a port from 1 to 65535`);
+    return v;
+  };
+  node
+    .command('join')
+    .description(
+      "write the home of a node joining this chain as a validator the council seats later: genesis, peers and timing from an existing node's config, a new node key; prints the key to propose (gov propose validator-add --validator <key>)",
+    )
+    .requiredOption('--home <dir>', 'the new node home')
+    .requiredOption('--from <config>', "an existing node's config.json (genesis and peers are copied)")
+    .requiredOption('--name <name>', "the node's name (the validator name to propose)")
+    .requiredOption('--api-port <port>', 'API port')
+    .requiredOption('--p2p-port <port>', 'p2p port')
+    .option('--host <address>', 'address to bind and announce', '127.0.0.1')
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        home: string;
+        from: string;
+        name: string;
+        apiPort: string;
+        p2pPort: string;
+        host: string;
+        json?: boolean;
+      }) => {
+        const joined = await joinHome({
+          home: o.home,
+          from: o.from,
+          name: o.name,
+          apiPort: port('api-port', o.apiPort),
+          p2pPort: port('p2p-port', o.p2pPort),
+          host: o.host,
+        });
+        print(joined, o.json === true, () =>
+          [
+            `wrote ${joined.configPath}`,
+            `validator key ${joined.key}`,
+            `next: a council member runs  datagrant gov propose validator-add --name ${o.name} --validator ${joined.key} --key <council key>`,
+            `then start it: datagrant node start --config ${joined.configPath}`,
+          ].join('\n'),
+        );
       },
     );
 

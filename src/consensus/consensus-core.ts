@@ -4,8 +4,8 @@
  * send, schedule and sync.
  *
  * Protocol, per height h (one block per height, heights strictly in sequence):
- * - The primary of view v is `validators[(h + v) % n]` in genesis order, so the first proposer
- *   rotates with the height and a faulty primary costs one view at a time.
+ * - The primary of view v is `validators[(h + v) % n]`, in the order of the set in force at h, so
+ *   the first proposer rotates with the height and a faulty primary costs one view at a time.
  * - View 0: the primary proposes; a validator prepares the first valid proposal of the view; with
  *   2f+1 prepares for block B it is *prepared* (remembers the certificate) and commit-votes B; 2f+1
  *   commit votes for B in any one view make B final, with those votes as its commit certificate.
@@ -21,6 +21,12 @@
  * - Everything a validator signed for the current height (its view, votes, proposal, prepared
  *   certificate) is in the WAL snapshot emitted before the signatures leave, so a restart cannot
  *   make it sign a second, different thing.
+ * - The validator set may change between heights (`ConsensusApp.validatorsAt`): everything about a
+ *   height (members, f, quorum, primaries, certificates) uses the set in force at that height, and
+ *   the whole argument above holds per height. A change enacted in block h applies from h + 2, so a
+ *   node knows the set of the next height before it starts it. A node outside the set of its
+ *   current height follows the chain without signing anything; it votes from the first height whose
+ *   set holds its key and stops at the first one that does not.
  */
 import { fromHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
@@ -28,12 +34,13 @@ import {
   type Block,
   type CertifiedBlock,
   type CommitCertificate,
-  checkCertificate,
+  checkCertificateBy,
+  commitSigningBytes,
   txRootOf,
 } from '../ledger/block.js';
-import { faultTolerance, quorumSize } from '../ledger/genesis.js';
 import type { ConsensusApp } from './consensus-app.js';
 import { type DropReason, emptyDropCounters } from './drop-reason.js';
+import { type ActiveSet, HeightSets } from './height-sets.js';
 import { decodeBlock, decodeMessage } from './message-codec.js';
 import {
   blockHashOf,
@@ -75,6 +82,10 @@ export interface ConsensusStatus {
   active: boolean;
   /** Validator key of the primary of the current view. */
   primary: string;
+  /** Whether this node votes at `height` (its key is in the set in force there). */
+  voting: boolean;
+  /** Size of the validator set at `height`. */
+  validators: number;
   tip: ChainTip;
   /** View of the highest prepared certificate at this height, if any. */
   preparedView: number | null;
@@ -100,10 +111,11 @@ export class ConsensusCore {
   private readonly app: ConsensusApp;
   private readonly modules: ConsensusModules;
   private readonly chain: string;
-  private readonly validators: string[];
-  private readonly validatorKeys = new Map<string, Uint8Array>();
-  private readonly f: number;
-  private readonly quorum: number;
+  private readonly sets: HeightSets;
+  /** The set in force at `height`. */
+  private set: ActiveSet;
+  /** Whether this node signs at `height`: it has a signer and its key is in `set`. */
+  private voting = false;
   private readonly timing: ConsensusTiming;
   private readonly self: string | undefined;
   private readonly signer: Signer | undefined;
@@ -161,18 +173,17 @@ export class ConsensusCore {
     this.modules = modules;
     this.app = modules.app;
     this.chain = options.genesis.chain;
-    this.validators = options.genesis.validators.map((v) => v.key);
-    for (const key of this.validators) this.validatorKeys.set(key, fromHex(key, 'validator', 32));
-    const n = this.validators.length;
-    this.f = faultTolerance(n);
-    this.quorum = options.unsafeQuorumForTesting ?? quorumSize(n);
+    const source = modules.app.validatorsAt?.bind(modules.app);
+    this.sets = new HeightSets(
+      options.genesis.validators.map((v) => v.key),
+      source,
+      options.unsafeQuorumForTesting,
+    );
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.viewWindow = options.viewWindow ?? 64;
     this.bufferPerValidator = options.futureBufferPerValidator ?? 16;
     if (options.self !== undefined) {
-      if (!this.validatorKeys.has(options.self)) {
-        throw new DatagrantError('CONSENSUS_NOT_A_VALIDATOR', 'self is not in the genesis validator set');
-      }
+      // A key outside the genesis set is fine: it follows the chain until a set holds it.
       if (modules.signer === undefined) {
         throw new DatagrantError('CONSENSUS_NO_SIGNER', 'a validator core needs a signer');
       }
@@ -182,6 +193,8 @@ export class ConsensusCore {
     this.tip = init.tip;
     this.last = init.last;
     this.height = init.tip.height + 1;
+    this.set = this.sets.at(this.height);
+    this.voting = this.self !== undefined && this.set.members.has(this.self);
     this.retransmitDelay = this.timing.retransmitMs;
     if (init.wal !== undefined) this.restore(init.wal);
   }
@@ -198,6 +211,8 @@ export class ConsensusCore {
       view: this.view,
       active: this.active,
       primary: this.primary(this.view),
+      voting: this.voting,
+      validators: this.set.keys.length,
       tip: { ...this.tip },
       preparedView: this.prepared?.cert.view ?? null,
       syncTarget: this.syncTarget >= this.height ? this.syncTarget : null,
@@ -253,9 +268,12 @@ export class ConsensusCore {
     if (proposal.height < this.height) return 'stale-height';
     if (proposal.height > this.height + 1 || proposal.view > this.view + this.viewWindow) return 'future';
     if (proposal.height === this.height && proposal.view < this.view) return 'stale-view';
-    const n = this.validators.length;
-    if (proposal.sender !== this.validators[(proposal.height + proposal.view) % n]) return 'not-primary';
-    if (!this.verifySignature(proposal)) return 'bad-signature';
+    const set = this.knownSet(proposal.height);
+    // The next height's set is not known between a commit and the step that starts the next
+    // height; the full checks run when the proposal is handled.
+    if (set === undefined) return undefined;
+    if (proposal.sender !== primaryOf(set, proposal.height, proposal.view)) return 'not-primary';
+    if (!this.verifySignature(proposal, set)) return 'bad-signature';
     return undefined;
   }
 
@@ -291,7 +309,8 @@ export class ConsensusCore {
       return 'bad-new-view';
     const screened = this.screenProposal(newView.proposal);
     if (screened !== undefined) return screened;
-    return this.verifySignature(newView) ? undefined : 'bad-signature';
+    const set = this.knownSet(newView.height);
+    return set === undefined || this.verifySignature(newView, set) ? undefined : 'bad-signature';
   }
 
   /** A timer this core asked for has fired. */
@@ -337,11 +356,26 @@ export class ConsensusCore {
   }
 
   private primary(view: number): string {
-    return this.validators[(this.height + view) % this.validators.length]!;
+    return primaryOf(this.set, this.height, view);
   }
 
   private isPrimary(view: number): boolean {
-    return this.self !== undefined && this.primary(view) === this.self;
+    return this.voting && this.primary(view) === this.self;
+  }
+
+  /**
+   * The set at `height` when the app may be asked for it: up to the applied height + 2, which is
+   * the tip + 2 once the current height started and the tip + 1 between a commit and the step
+   * that starts the next height (the shell has not applied the block yet).
+   */
+  private knownSet(height: number): ActiveSet | undefined {
+    const limit = this.tip.height + (this.started ? 2 : 1);
+    return height <= limit ? this.sets.at(height) : this.sets.cached(height);
+  }
+
+  /** The newest set this node can know: a hint for heights beyond it, when deciding to sync. */
+  private latestSet(): ActiveSet {
+    return this.sets.at(this.tip.height + (this.started ? 2 : 1));
   }
 
   private viewTimeout(view: number): number {
@@ -365,7 +399,8 @@ export class ConsensusCore {
     this.active = wal.active;
     this.prepared = wal.prepared;
     if (wal.prepared?.block) this.learnBlock(wal.prepared.block);
-    if (this.signer === undefined || this.self === undefined) return;
+    // A node outside the set of the WAL's height signed nothing there.
+    if (!this.voting) return;
     if (wal.proposal !== null && wal.proposal.view === wal.view) {
       const proposal = wal.proposal.type === 'new-view' ? wal.proposal.proposal : wal.proposal;
       const hash = this.learnBlock(proposal.block);
@@ -383,6 +418,8 @@ export class ConsensusCore {
 
   private startHeight(): void {
     this.started = true;
+    // The shell has applied the tip: the next height's set is known now, for buffered messages.
+    this.sets.at(this.height + 1);
     this.setViewTimer();
     this.resetRetransmit();
     if (this.view === 0 && this.active && this.isPrimary(0) && this.ownProposal === null) {
@@ -400,9 +437,16 @@ export class ConsensusCore {
     const hash = cert.block;
     this.out.commits ??= [];
     this.out.commits.push({ block, cert });
+    // Votes for the decided height still in flight come from validators about to decide it too:
+    // answer laggards only once they retransmit (the first retransmit tick clears this).
+    this.answered = new Set(this.set.keys);
     this.tip = { height: block.header.height, hash, time: block.header.time };
     this.last = { block, cert };
     this.height = this.tip.height + 1;
+    // The app has applied up to the tip's parent, so it knows the sets up to the new height.
+    this.sets.prune(this.tip.height);
+    this.set = this.sets.at(this.height);
+    this.voting = this.self !== undefined && this.set.members.has(this.self);
     this.view = 0;
     this.active = true;
     this.started = false;
@@ -421,9 +465,6 @@ export class ConsensusCore {
     this.commits = new Map();
     this.viewChanges = new Map();
     this.wanted = null;
-    // Votes for the decided height still in flight come from validators about to decide it too:
-    // answer laggards only once they retransmit (the first retransmit tick clears this).
-    this.answered = new Set(this.validators);
     this.dirty = true;
     // The shell applies the block after this step; the next step starts the height (see `started`).
     this.timer('start', 0);
@@ -447,7 +488,7 @@ export class ConsensusCore {
   }
 
   private setViewTimer(): void {
-    if (this.signer === undefined) return;
+    if (!this.voting) return;
     this.timer('view', this.viewTimeout(this.view), ++this.viewTimerSeq);
   }
 
@@ -536,7 +577,7 @@ export class ConsensusCore {
   private tryNewView(): void {
     if (this.active || !this.started || !this.isPrimary(this.view) || this.ownProposal !== null) return;
     const viewChanges = [...this.viewChanges.values()].filter((vc) => vc.view === this.view);
-    if (viewChanges.length < this.quorum) return;
+    if (viewChanges.length < this.set.quorum) return;
     const cert = highestPrepared(viewChanges);
     const forced = cert?.block ?? null;
     if (forced !== null && !this.blocks.has(forced)) {
@@ -599,17 +640,17 @@ export class ConsensusCore {
   private progress(): void {
     if (this.tryDecide()) return;
     if (!this.active) return;
-    const hash = this.tally('prepare', this.view, false)?.quorumBlock(this.quorum);
+    const hash = this.tally('prepare', this.view, false)?.quorumBlock(this.set.quorum);
     if (hash === undefined) return;
     if (this.prepared === null || this.prepared.cert.view < this.view) {
-      const votes = this.tally('prepare', this.view, true).certificate(hash, this.quorum);
+      const votes = this.tally('prepare', this.view, true).certificate(hash, this.set.quorum);
       this.prepared = { cert: { view: this.view, block: hash, votes }, block: this.blocks.get(hash) ?? null };
       this.dirty = true;
     } else if (this.prepared.block === null && this.blocks.has(hash)) {
       this.prepared = { cert: this.prepared.cert, block: this.blocks.get(hash)! };
       this.dirty = true;
     }
-    if (this.commitVote === null && this.signer !== undefined && this.validBlock(hash)) {
+    if (this.commitVote === null && this.voting && this.validBlock(hash)) {
       this.castVote('commit', hash);
       this.tryDecide();
     }
@@ -617,7 +658,7 @@ export class ConsensusCore {
 
   private tryDecide(): boolean {
     for (const [view, tally] of this.commits) {
-      const hash = tally.quorumBlock(this.quorum);
+      const hash = tally.quorumBlock(this.set.quorum);
       if (hash === undefined) continue;
       const block = this.blocks.get(hash);
       if (block === undefined) {
@@ -629,7 +670,7 @@ export class ConsensusCore {
         height: this.height,
         view,
         block: hash,
-        votes: tally.certificate(hash, this.quorum),
+        votes: tally.certificate(hash, this.set.quorum),
       });
       return true;
     }
@@ -691,10 +732,11 @@ export class ConsensusCore {
 
   // ---- signatures
 
-  private verifySignature(message: SignedMessage): boolean {
-    if (this.verified.has(message)) return true;
-    const key = this.validatorKeys.get(message.sender);
+  /** Whether `message` is signed by its sender, a member of `set`. */
+  private verifySignature(message: SignedMessage, set: ActiveSet): boolean {
+    const key = set.members.get(message.sender);
     if (key === undefined) return false;
+    if (this.verified.has(message)) return true;
     const ok = this.verifyRaw(message.sig, signingBytesOf(message), key);
     if (ok) this.verified.add(message);
     return ok;
@@ -713,16 +755,16 @@ export class ConsensusCore {
     const bytes = voteSigningBytes('prepare', this.chain, this.height, cert.view, cert.block);
     const seen = new Set<string>();
     for (const vote of cert.votes) {
-      const key = this.validatorKeys.get(vote.validator);
+      const key = this.set.members.get(vote.validator);
       if (key === undefined || seen.has(vote.validator)) return false;
       seen.add(vote.validator);
       if (!this.verifyRaw(vote.sig, bytes, key)) return false;
     }
-    return seen.size >= this.quorum;
+    return seen.size >= this.set.quorum;
   }
 
   private validViewChange(vc: ViewChangeMessage): boolean {
-    if (!this.verifySignature(vc)) return false;
+    if (!this.verifySignature(vc, this.set)) return false;
     return vc.prepared === null || this.validPrepared(vc.prepared, vc.view);
   }
 
@@ -731,12 +773,16 @@ export class ConsensusCore {
   private handleMessage(message: ConsensusMessage): DropReason | undefined {
     if (message.chain !== this.chain) return 'wrong-chain';
     if (message.type === 'decided') return this.handleDecided(message.block, message.cert);
-    if (!this.validatorKeys.has(message.sender)) return 'unknown-validator';
     if (message.height < this.height) {
-      this.answerLaggard(message.sender, message.height);
+      const set = message.height === this.tip.height ? this.sets.at(message.height) : undefined;
+      if (!(set ?? this.set).members.has(message.sender)) return 'unknown-validator';
+      if (set !== undefined) this.answerLaggard(message.sender, message.height);
       return 'stale-height';
     }
-    if (message.height > this.height || !this.started) return this.buffer(message);
+    // Beyond the heights whose set is known, the newest known set stands in (only to note who is ahead).
+    const set = this.knownSet(message.height) ?? this.latestSet();
+    if (!set.members.has(message.sender)) return 'unknown-validator';
+    if (message.height > this.height || !this.started) return this.buffer(message, set);
     switch (message.type) {
       case 'proposal':
         return this.handleProposal(message);
@@ -752,11 +798,13 @@ export class ConsensusCore {
   }
 
   /** Messages for the next height wait for it; any later height is evidence this node is behind. */
-  private buffer(message: Exclude<ConsensusMessage, DecidedMessage>): DropReason | undefined {
-    if (!this.verifySignature(message)) return 'bad-signature';
+  private buffer(message: Exclude<ConsensusMessage, DecidedMessage>, set: ActiveSet): DropReason | undefined {
+    if (!this.verifySignature(message, set)) return 'bad-signature';
     this.noteHeight(message.sender, message.height);
     const count = this.futureCount.get(message.sender) ?? 0;
     if (message.height > this.height + 1 || count >= this.bufferPerValidator) return 'future';
+    // Only the next height's own set can vouch for a message kept for it.
+    if (this.knownSet(message.height) !== set) return 'future';
     this.futureCount.set(message.sender, count + 1);
     this.future.push(message);
     return undefined;
@@ -774,10 +822,17 @@ export class ConsensusCore {
   private noteHeight(sender: string, height: number): void {
     if ((this.highestSeen.get(sender) ?? 0) >= height) return;
     this.highestSeen.set(sender, height);
-    const heights = [...this.highestSeen.values()].sort((a, b) => b - a);
-    if (heights.length <= this.f) return;
+    // Counted among the members of the newest known set, and judged by its f.
+    const set = this.latestSet();
+    const heights: number[] = [];
+    for (const [validator, seen] of this.highestSeen) {
+      if (set.members.has(validator)) heights.push(seen);
+      else if (!this.set.members.has(validator)) this.highestSeen.delete(validator);
+    }
+    heights.sort((a, b) => b - a);
+    if (heights.length <= set.f) return;
     // f+1 validators are at this height or above, so at least one honest one committed the one below.
-    const committed = heights[this.f]! - 1;
+    const committed = heights[set.f]! - 1;
     // One height behind is normal for a moment (votes race the commit); ask on the next retransmit.
     this.noteBehind(committed, committed > this.height);
   }
@@ -798,7 +853,7 @@ export class ConsensusCore {
     if (proposal.sender !== this.primary(proposal.view)) return 'not-primary';
     const hash = blockHashOf(proposal.block);
     if (this.accepted === hash) return 'duplicate';
-    if (!this.verifySignature(proposal)) return 'bad-signature';
+    if (!this.verifySignature(proposal, this.set)) return 'bad-signature';
     if (this.accepted !== null) return 'equivocation';
     if (this.checkProposal(proposal, hash) !== null) return 'bad-proposal';
     this.learnBlock(proposal.block);
@@ -812,7 +867,7 @@ export class ConsensusCore {
       return 'invalid-block';
     }
     this.accepted = hash;
-    if (this.prepareVote === null && this.signer !== undefined) this.castVote('prepare', hash);
+    if (this.prepareVote === null && this.voting) this.castVote('prepare', hash);
     this.progress();
     return undefined;
   }
@@ -822,7 +877,7 @@ export class ConsensusCore {
     if (vote.view > this.view + this.viewWindow) return 'future';
     const existing = this.tally(vote.type, vote.view, false)?.get(vote.sender);
     if (existing !== undefined && existing.block === vote.block) return 'duplicate';
-    if (!this.verifySignature(vote)) return 'bad-signature';
+    if (!this.verifySignature(vote, this.set)) return 'bad-signature';
     if (existing !== undefined) return 'equivocation';
     this.tally(vote.type, vote.view, true).add(vote.sender, vote.block, vote.sig);
     this.progress();
@@ -835,7 +890,7 @@ export class ConsensusCore {
     if (existing !== undefined && existing.view >= vc.view) {
       return existing.view === vc.view ? 'duplicate' : 'stale-view';
     }
-    if (!this.verifySignature(vc)) return 'bad-signature';
+    if (!this.verifySignature(vc, this.set)) return 'bad-signature';
     if (vc.prepared !== null && !this.validPrepared(vc.prepared, vc.view)) return 'bad-view-change';
     this.viewChanges.set(vc.sender, vc);
     this.followViewChanges();
@@ -849,12 +904,12 @@ export class ConsensusCore {
       .filter((vc) => vc.view > this.view && vc.sender !== this.self)
       .map((vc) => vc.view)
       .sort((a, b) => b - a);
-    if (later.length > this.f) this.startViewChange(later[this.f]!);
+    if (later.length > this.set.f) this.startViewChange(later[this.set.f]!);
   }
 
   private startViewChange(view: number): void {
     this.enterView(view, false);
-    if (this.signer === undefined) return;
+    if (!this.voting) return;
     this.signOwnViewChange();
     this.send(this.ownViewChange!);
     this.tryNewView();
@@ -889,7 +944,7 @@ export class ConsensusCore {
     if (newView.view === this.view && this.active && this.constraint !== null)
       return this.handleProposal(proposal);
     if (newView.sender !== this.primary(newView.view)) return 'not-primary';
-    if (!this.verifySignature(newView)) return 'bad-signature';
+    if (!this.verifySignature(newView, this.set)) return 'bad-signature';
     const forced = this.justify(newView);
     if (forced === undefined) return 'bad-new-view';
     if (newView.view > this.view) this.enterView(newView.view, true);
@@ -909,11 +964,11 @@ export class ConsensusCore {
     const senders = new Set<string>();
     for (const vc of newView.viewChanges) {
       if (vc.chain !== this.chain || vc.height !== this.height || vc.view !== newView.view) return undefined;
-      if (!this.validatorKeys.has(vc.sender) || senders.has(vc.sender)) return undefined;
+      if (!this.set.members.has(vc.sender) || senders.has(vc.sender)) return undefined;
       senders.add(vc.sender);
       if (!this.validViewChange(vc)) return undefined;
     }
-    if (senders.size < this.quorum) return undefined;
+    if (senders.size < this.set.quorum) return undefined;
     return highestPrepared(newView.viewChanges)?.block ?? null;
   }
 
@@ -929,12 +984,35 @@ export class ConsensusCore {
     return undefined;
   }
 
+  /** Whether f+1 members of the newest known set signed `cert` (for a height beyond the known sets). */
+  private plausibleAhead(height: number, cert: CommitCertificate): boolean {
+    const set = this.latestSet();
+    const bytes = commitSigningBytes(this.chain, height, cert.view, cert.block);
+    const seen = new Set<string>();
+    for (const vote of cert.votes) {
+      const key = set.members.get(vote.validator);
+      if (key === undefined || seen.has(vote.validator)) continue;
+      if (!this.verifyRaw(vote.sig, bytes, key)) return false;
+      seen.add(vote.validator);
+      if (seen.size > set.f) return true;
+    }
+    return false;
+  }
+
   private handleDecided(block: Block, cert: CommitCertificate): DropReason | undefined {
     const { header } = block;
     if (header.chain !== this.chain) return 'wrong-chain';
     if (header.height < this.height) return 'stale-height';
     if (cert.height !== header.height) return 'bad-certificate';
-    if (checkCertificate(this.options.genesis, header, cert, this.modules.verifier) !== null) {
+    const set = this.knownSet(header.height);
+    if (set === undefined) {
+      // Too far ahead to know its set: f+1 signatures of the newest known set make it worth a sync
+      // (the synced blocks are checked in full, each against its own set).
+      if (!this.plausibleAhead(header.height, cert)) return 'bad-certificate';
+      this.noteBehind(header.height, true);
+      return undefined;
+    }
+    if (checkCertificateBy(this.chain, set.keys, header, cert, this.modules.verifier) !== null) {
       return 'bad-certificate';
     }
     if (header.height > this.height) {
@@ -945,6 +1023,11 @@ export class ConsensusCore {
     this.decide(block, cert);
     return undefined;
   }
+}
+
+/** The primary of (height, view) under `set`. */
+function primaryOf(set: ActiveSet, height: number, view: number): string {
+  return set.keys[(height + view) % set.keys.length]!;
 }
 
 /** The highest prepared certificate among view-changes (ties broken by block hash), or null. */

@@ -4,6 +4,8 @@
  * How a shell drives a `ConsensusCore`:
  * 1. Build it with the genesis, this node's key, an app (`ConsensusApp`), a clock, a signer and a
  *    verifier, and `{ tip, last, wal }` read from the block store and the stored WAL; call `start()`.
+ *    On a chain whose validator set changes, the app's `validatorsAt(height)` answers from the
+ *    applied state for heights up to the applied height + 2.
  * 2. Feed inputs one at a time: `onMessage(bytes | json)` for network messages (or
  *    `onDecodedMessage` after `decodeMessage`), `onTimer(timer)` when a requested timer fires,
  *    `onCertifiedBlock(block, cert)` for blocks fetched by sync, in height order.

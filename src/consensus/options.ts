@@ -39,7 +39,11 @@ export const DEFAULT_TIMING: ConsensusTiming = {
 /** Plain configuration of the core. */
 export interface ConsensusOptions {
   genesis: Genesis;
-  /** This node's validator key (hex). Omit to follow the chain without voting. */
+  /**
+   * This node's validator key (hex). It votes at the heights whose validator set holds it (it may be
+   * outside genesis's: a validator added later starts from genesis and follows until then). Omit
+   * to follow the chain without ever voting.
+   */
   self?: string;
   timing?: Partial<ConsensusTiming>;
   /** Most votes of later views kept per phase, counted from the current view. */
@@ -47,7 +51,8 @@ export interface ConsensusOptions {
   /** Most messages for the next height buffered per validator. */
   futureBufferPerValidator?: number;
   /**
-   * TEST ONLY: replaces the 2f+1 quorum for prepare, commit and new-view. The simulation uses it to
+   * TEST ONLY: replaces the 2f+1 quorum for prepare, commit and new-view at every height, whatever
+   * the size of the set there. The simulation uses it to
    * prove it can catch a broken protocol. Never set it on a node.
    */
   unsafeQuorumForTesting?: number;

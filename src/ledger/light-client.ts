@@ -190,7 +190,9 @@ export class LightClient {
    * Whether `header` names the validator sets this client knows for its height and the next: a
    * header that names others is past a change this client has not followed (or is forged).
    */
-  #knowsSets(header: BlockHeader, epochs: readonly ValidatorEpoch[] = this.#epochs): boolean {
+  #knowsSets(header: BlockHeader | undefined, epochs: readonly ValidatorEpoch[] = this.#epochs): boolean {
+    // A malformed header is left to the proof's own checks, which refuse it with their code.
+    if (!header || typeof header !== 'object' || !Number.isSafeInteger(header.height)) return true;
     return validatorFieldsMatch(header, validatorHeaderFields(this.genesis, epochs, header.height));
   }
 
@@ -227,10 +229,10 @@ export class LightClient {
     try {
       if (header.chain !== this.genesis.chain)
         return { ok: false, code: 'PROOF_WRONG_CHAIN', message: 'the header is for another chain' };
+      if (!this.#knowsSets(header, epochs)) return unknownSets(header.height);
       const fault = checkCertificate(this.#genesisAt(header.height), header, cert, this.#verifier);
       if (fault !== null)
         return { ok: false, code: `PROOF_CERT_${fault}`, message: `commit certificate is invalid: ${fault}` };
-      if (!this.#knowsSets(header, epochs)) return unknownSets(header.height);
       return this.#follow(header.height, blockHash(header), header.time);
     } catch (err) {
       return {
@@ -248,9 +250,9 @@ export class LightClient {
    */
   verifyState(p: StateValueProof, key: string, expect: Expectation = 'any'): StateProofCheck {
     const height = typeof p?.header?.height === 'number' ? p.header.height : 0;
+    if (!this.#knowsSets(p?.header)) return unknownSets(height);
     const r = verifyStateValueProof(this.#genesisAt(height), p, key, this.#verifier);
     if (!r.ok) return r;
-    if (!this.#knowsSets(p.header)) return unknownSets(height);
     if (expect === 'present' && r.value === null)
       return { ok: false, code: 'PROOF_ENTRY_ABSENT', message: `the chain holds no entry ${key}` };
     if (expect === 'absent' && r.value !== null)
@@ -262,9 +264,9 @@ export class LightClient {
   /** Verifies a transaction inclusion proof; `expectedHash` refuses a proof of another transaction. */
   verifyTx(proof: TxProof, expectedHash?: string): ProofResult {
     const height = typeof proof?.header?.height === 'number' ? proof.header.height : 0;
+    if (!this.#knowsSets(proof?.header)) return unknownSets(height);
     const r = verifyTxProof(this.#genesisAt(height), proof, this.#verifier);
     if (!r.ok) return r;
-    if (!this.#knowsSets(proof.header)) return unknownSets(height);
     if (expectedHash !== undefined && r.hash !== expectedHash)
       return { ok: false, code: 'PROOF_HASH_MISMATCH', message: 'the proof is for another transaction' };
     const followed = this.#follow(r.height, r.blockHash, r.time);

@@ -14,6 +14,7 @@ import { DatagrantError } from '../common/errors.js';
 import { parseGenesis } from '../ledger/index.js';
 import { loadNodeConfig } from './config.js';
 import { COUNCIL_FILES, type InitOptions, type InitResult, initTestnet, institutionKeyPath } from './init.js';
+import { joinHome } from './join.js';
 import { httpUrl } from './topology.js';
 
 const BIN = resolve(fileURLToPath(new URL('../../bin/datagrant.js', import.meta.url)));
@@ -125,6 +126,34 @@ export class LocalTestnet {
       institutions,
     };
     return this.net;
+  }
+
+  /**
+   * Writes the home of a node joining the running chain (`joinHome`, from node `from`'s config) on
+   * free ports, and adds it as the next node (start it with `start`); returns its index. It is a
+   * validator only once the council seats its key (`gov propose validator-add`).
+   */
+  async join(name: string, from = 0): Promise<number> {
+    const base = await findFreeBasePort(1);
+    const home = join(this.options.dir, name);
+    const joined = await joinHome({
+      home,
+      from: this.net.nodes[from]!.configPath,
+      name,
+      apiPort: base,
+      p2pPort: base + 100,
+    });
+    this.net.nodes.push({
+      name,
+      kind: 'validator',
+      home,
+      configPath: joined.configPath,
+      apiUrl: httpUrl('127.0.0.1', base),
+      host: '127.0.0.1',
+      key: joined.key,
+      roles: [],
+    });
+    return this.net.nodes.length - 1;
   }
 
   /** Number of nodes. */

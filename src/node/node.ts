@@ -55,7 +55,7 @@ import { PbftDriver } from './pbft-driver.js';
 import { MAX_STORED_PAYLOAD_BYTES, PayloadReplicator } from './replicator.js';
 import { DEFAULT_RESCAN_EVERY_BLOCKS, ErasureRole, ExtractorRole } from './roles.js';
 import { FileSigningState, SIGNING_STATE_FILE, type SigningStateStore } from './signing-state.js';
-import { installSnapshotFile, SnapshotService } from './snapshot.js';
+import { installSnapshotFile, SnapshotService, validatorLinks } from './snapshot.js';
 import { TxGateway } from './tx-gateway.js';
 import { decodeTxGossip, encodeTxGossip } from './tx-gossip.js';
 
@@ -534,7 +534,12 @@ export class DatagrantNode implements NodeStatusSource {
         nodeKey: this.selfKey,
         rule: stateRootRule(this.genesis.params),
       },
-      { store: levelStore, now: Date.now, logger: log.child({ module: 'snapshot' }) },
+      {
+        store: levelStore,
+        links: (height) => validatorLinks(this.chain.validatorEpochs(), height, levelStore),
+        now: Date.now,
+        logger: log.child({ module: 'snapshot' }),
+      },
     );
     await adminRoutes(this.api, { identify, backup, snapshot });
     await webRoutes(this.api);

@@ -209,6 +209,9 @@ export class PbftDriver {
             );
             return fault ? { ok: false, fault: fault.code } : { ok: true };
           },
+          // From applied state: a change enacted at h is in force from h + 2, so the set of every
+          // height up to the applied height + 2 is final when asked.
+          validatorsAt: (height) => chain.validatorsAt(height).map((v) => v.key),
         },
         clock: { now: Date.now },
         verifier: verifyFast,

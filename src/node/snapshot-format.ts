@@ -18,8 +18,12 @@ import {
 export const SNAPSHOT_MAGIC = 'DGSNAPSH';
 /** The version of the format this code writes and reads. */
 export const SNAPSHOT_VERSION = 1;
-/** Kinds of snapshot entries, by their tag byte. */
-export const SNAPSHOT_ENTRY_TAGS = { block: 1, state: 2 } as const;
+/**
+ * Kinds of snapshot entries, by their tag byte: first the links of the chain of validator sets up to
+ * the snapshot's height (`EpochLink`s, none while the set never changed), then the block, then the
+ * state entries.
+ */
+export const SNAPSHOT_ENTRY_TAGS = { block: 1, state: 2, link: 3 } as const;
 /** A kind of snapshot entry. */
 export type SnapshotEntryKind = keyof typeof SNAPSHOT_ENTRY_TAGS;
 

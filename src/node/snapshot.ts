@@ -34,16 +34,18 @@ import {
   blockHash,
   type CertifiedBlock,
   CommittedState,
-  checkCertificate,
+  type EpochLink,
   type Genesis,
   genesisHash,
   type LevelBlockStore,
+  LightClient,
   type SignatureVerifier,
   type SnapshotTarget,
   type StateRootRule,
   type StateValue,
   stateRootRule,
   txRootOf,
+  type ValidatorEpoch,
 } from '../ledger/index.js';
 import { type BackupProgress, throttled } from './backup.js';
 import { gzipStream, readEntryFile } from './entry-file.js';
@@ -88,6 +90,8 @@ export class SnapshotService {
     private readonly options: SnapshotServiceOptions,
     private readonly modules: {
       store: Pick<LevelBlockStore, 'stateSnapshot'>;
+      /** The links of the validator sets in force up to `height` (`validatorLinks`). */
+      links?: (height: number) => Promise<EpochLink[]>;
       now: () => number;
       logger: Logger;
     },
@@ -140,9 +144,23 @@ export class SnapshotService {
       nodeKey: this.options.nodeKey,
       time: this.modules.now(),
     };
+    let links: EpochLink[];
+    try {
+      links = (await this.modules.links?.(header.height)) ?? [];
+    } catch (err) {
+      await release();
+      this.running = false;
+      throw err;
+    }
     let entries = 0;
     async function* all(): AsyncGenerator<SnapshotEntry> {
       try {
+        for (const link of links)
+          yield {
+            store: 'link',
+            key: utf8ToBytes(String(link.epoch.from)),
+            value: canonicalBytes(link as unknown as CanonicalValue),
+          };
         yield {
           store: 'block',
           key: utf8ToBytes(String(header.height)),
@@ -202,11 +220,15 @@ function parseCanonical(bytes: Uint8Array, what: string): unknown {
   return value;
 }
 
-/** Checks the snapshot's block against its header and the genesis validators. */
+/**
+ * Checks the snapshot's block against its header and the validators in force at its height, which
+ * a light client follows from genesis through the file's links.
+ */
 function checkBlock(
   genesis: Genesis,
   header: SnapshotHeader,
   certified: CertifiedBlock,
+  links: readonly EpochLink[],
   verifier?: SignatureVerifier,
 ): void {
   const h = certified?.block?.header;
@@ -225,13 +247,47 @@ function checkBlock(
   if (hash !== header.blockHash) throw corrupt('the block hash is not the one the header names');
   if (h.txCount !== certified.block.txs.length || txRoot !== h.txRoot)
     throw corrupt("the block's transactions do not match its header");
-  const fault = checkCertificate(genesis, h, certified.cert, verifier);
-  if (fault)
+  const light = new LightClient(genesis, verifier ? { verifier } : {});
+  for (const link of links) {
+    const followed = light.followEpoch(link);
+    if (!followed.ok)
+      throw new DatagrantError(
+        'SNAPSHOT_CERT_INVALID',
+        `the link to the validator set from height ${link?.epoch?.from} is refused (${followed.code}): ${followed.message}`,
+        { fault: followed.code },
+      );
+  }
+  const checked = light.verifyHeader(h, certified.cert);
+  if (!checked.ok)
     throw new DatagrantError(
       'SNAPSHOT_CERT_INVALID',
-      `the certificate of block ${h.height} is refused (${fault}): it is not a quorum of this genesis's validators`,
-      { fault },
+      `the certificate of block ${h.height} is refused (${checked.code}): it is not a quorum of the validators in force there, followed from genesis`,
+      { fault: checked.code.replace(/^PROOF_CERT_/, '') },
     );
+}
+
+/**
+ * The links of the validator sets in force up to `height`: for each set scheduled after genesis's
+ * whose first height is at most `height`, the certified block before it (SNAPSHOT_LINK_MISSING if
+ * this node does not hold it, e.g. it started from a snapshot after it).
+ */
+export async function validatorLinks(
+  epochs: readonly ValidatorEpoch[],
+  height: number,
+  store: Pick<BlockStore, 'getBlock'>,
+): Promise<EpochLink[]> {
+  const links: EpochLink[] = [];
+  for (const epoch of epochs) {
+    if (epoch.from > height) break;
+    const b = await store.getBlock(epoch.from - 1);
+    if (!b)
+      throw new DatagrantError(
+        'SNAPSHOT_LINK_MISSING',
+        `this node holds no block ${epoch.from - 1}, which links the validator set from height ${epoch.from}: take the snapshot on a node that does`,
+      );
+    links.push({ epoch, header: b.block.header, cert: b.cert });
+  }
+  return links;
 }
 
 /**
@@ -260,6 +316,7 @@ export async function verifySnapshotFile(
   const expected = genesisHash(genesis);
   let header: SnapshotHeader | undefined;
   let block: Uint8Array | undefined;
+  const links: EpochLink[] = [];
   const raw: { key: Uint8Array; value: Uint8Array }[] = [];
   let bytes = 0;
   const progress = throttled(options.onProgress);
@@ -277,7 +334,10 @@ export async function verifySnapshotFile(
       continue;
     }
     const { entry } = item;
-    if (entry.store === 'block') {
+    if (entry.store === 'link') {
+      if (block !== undefined) throw corrupt('a link entry comes after the block');
+      links.push(parseCanonical(entry.value, 'a link entry') as EpochLink);
+    } else if (entry.store === 'block') {
       if (block !== undefined || raw.length > 0) throw corrupt('the block entry is not first, or not alone');
       block = entry.value;
     } else {
@@ -289,7 +349,7 @@ export async function verifySnapshotFile(
   if (header === undefined || block === undefined) throw corrupt('the snapshot holds no block');
   progress({ phase: 'verify', entries: raw.length, bytes }, true);
   const certified = parseCanonical(block, 'the block entry') as CertifiedBlock;
-  checkBlock(genesis, header, certified, options.verifier);
+  checkBlock(genesis, header, certified, links, options.verifier);
   const entries = new Map<string, StateValue>();
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   for (const entry of raw) {

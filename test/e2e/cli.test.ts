@@ -51,12 +51,7 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const keygen = await cli(['keygen', '--out', join(dir, 'k.json')]);
-  t.equal(keygen.code, 0, 'keygen exits 0');
-  t.equal((await stat(join(dir, 'k.json'))).mode & 0o777, 0o600, 'key file is written 0600');
-  const again = await cli(['keygen', '--out', join(dir, 'k.json')]);
-  t.match(again.stderr, /KEYFILE_EXISTS/, 'keygen refuses to overwrite');
-
+  // The dev node boots while keygen runs.
   const port = await findFreeBasePort(1);
   const home = join(dir, 'dev');
   node = spawn(
@@ -67,13 +62,20 @@ t.test('datagrant CLI on a dev chain', async (t) => {
       env: { ...process.env, DATAGRANT_LOG_LEVEL: 'warn' },
     },
   );
+
+  const keygen = await cli(['keygen', '--out', join(dir, 'k.json')]);
+  t.equal(keygen.code, 0, 'keygen exits 0');
+  t.equal((await stat(join(dir, 'k.json'))).mode & 0o777, 0o600, 'key file is written 0600');
+  const again = await cli(['keygen', '--out', join(dir, 'k.json')]);
+  t.match(again.stderr, /KEYFILE_EXISTS/, 'keygen refuses to overwrite');
+
   const api = `http://127.0.0.1:${port}`;
   const opts = ['--api', api];
   await apiUp(api);
   const first = await cli(['status', ...opts, '--json']);
   t.equal(first.code, 0, `status answers: ${first.stderr}`);
   const h1 = (JSON.parse(first.stdout) as { height: number }).height;
-  await new Promise((r) => setTimeout(r, 2500));
+  await until('a block past the first status', async () => ((await height(api)) > h1 ? true : undefined));
   const h2 = (JSON.parse((await cli(['status', ...opts, '--json'])).stdout) as { height: number }).height;
   t.ok(h2 > h1, `height grows (${h1} → ${h2})`);
 
@@ -124,30 +126,26 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   t.equal(submitted.code, 0, `tx submit --wait: ${submitted.stderr}`);
   const hash = /committed ([0-9a-f]{64})/.exec(submitted.stdout)?.[1];
   t.ok(hash, 'tx committed');
-  const verified = await cli(['verify', '--tx', hash!, '--genesis', join(home, 'genesis.json'), ...opts]);
-  t.equal(verified.code, 0, `verify: ${verified.stderr}`);
-  t.match(verified.stdout, /verified/);
   const proofRes = await fetch(`${api}/v1/txs/${hash}/proof`);
   const proof = (await proofRes.json()) as { path: string[]; index: number };
   proof.index += 1;
   await writeFile(join(dir, 'bad-proof.json'), JSON.stringify(proof));
-  const tampered = await cli([
-    'verify',
-    '--proof',
-    join(dir, 'bad-proof.json'),
-    '--genesis',
-    join(home, 'genesis.json'),
-  ]);
-  t.not(tampered.code, 0, 'a tampered proof fails verification');
-  t.match(tampered.stderr, /PROOF_/);
-
-  const replayed = await cli(['tx', 'submit', join(dir, 'tx.json'), ...opts]);
-  t.match(replayed.stderr, /LEDGER_TX_REPLAYED/, 'replayed tx refused with a code');
   await writeFile(
     join(dir, 'forged.json'),
     JSON.stringify({ ...tx, body: { ...tx.body, deadline: tx.body.deadline + 1 } }),
   );
-  const forged = await cli(['tx', 'submit', join(dir, 'forged.json'), ...opts]);
+  // Independent calls, run at once (each pays a process start).
+  const [verified, tampered, replayed, forged] = await Promise.all([
+    cli(['verify', '--tx', hash!, '--genesis', join(home, 'genesis.json'), ...opts]),
+    cli(['verify', '--proof', join(dir, 'bad-proof.json'), '--genesis', join(home, 'genesis.json')]),
+    cli(['tx', 'submit', join(dir, 'tx.json'), ...opts]),
+    cli(['tx', 'submit', join(dir, 'forged.json'), ...opts]),
+  ]);
+  t.equal(verified.code, 0, `verify: ${verified.stderr}`);
+  t.match(verified.stdout, /verified/);
+  t.not(tampered.code, 0, 'a tampered proof fails verification');
+  t.match(tampered.stderr, /PROOF_/);
+  t.match(replayed.stderr, /LEDGER_TX_REPLAYED/, 'replayed tx refused with a code');
   t.match(forged.stderr, /LEDGER_BAD_SIGNATURE/, 'forged tx refused with a code');
   t.equal((await cli(['status', ...opts])).code, 0, 'node still running');
 
@@ -156,34 +154,36 @@ t.test('datagrant CLI on a dev chain', async (t) => {
   const passFile = join(dir, 'pass.txt');
   await writeFile(passFile, 'alice passphrase\n', { mode: 0o600 });
   t.equal((await cli(['keygen', '--out', join(dir, 'alice.json'), '--passphrase-file', passFile])).code, 0);
-  const reg = await cli([
-    'register',
-    '--key',
-    join(dir, 'alice.json'),
-    '--passphrase-file',
-    passFile,
-    '--subject',
-    'alice-cli',
-    '--registrar-key',
-    join(keys, 'registrar.json'),
-    ...opts,
-  ]);
-  t.equal(reg.code, 0, `register: ${reg.stderr}`);
-  const wrongPass = await cli(
-    [
+  const [reg, wrongPass] = await Promise.all([
+    cli([
       'register',
       '--key',
       join(dir, 'alice.json'),
+      '--passphrase-file',
+      passFile,
       '--subject',
-      'alice-cli2',
+      'alice-cli',
       '--registrar-key',
       join(keys, 'registrar.json'),
       ...opts,
-    ],
-    {
-      DATAGRANT_PASSPHRASE: 'wrong',
-    },
-  );
+    ]),
+    cli(
+      [
+        'register',
+        '--key',
+        join(dir, 'alice.json'),
+        '--subject',
+        'alice-cli2',
+        '--registrar-key',
+        join(keys, 'registrar.json'),
+        ...opts,
+      ],
+      {
+        DATAGRANT_PASSPHRASE: 'wrong',
+      },
+    ),
+  ]);
+  t.equal(reg.code, 0, `register: ${reg.stderr}`);
   t.match(wrongPass.stderr, /KEYFILE_BAD_PASSPHRASE/, 'wrong passphrase refused');
   const req = await cli([
     'request',
@@ -223,9 +223,13 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     );
     return views.requests.some((v) => v.status === 'waiting-for-consent') || undefined;
   });
-  const pending = (await cli(['requests', ...alice, ...opts])).stdout;
+  const [{ stdout: pending }, keyless, keylessAudit, helpText] = await Promise.all([
+    cli(['requests', ...alice, ...opts]),
+    cli(['requests', '--subject', 'alice-cli', ...opts]),
+    cli(['audit', '--subject', 'alice-cli', ...opts]),
+    cli(['grant', '--help']),
+  ]);
   t.match(pending, requestId, 'the subject sees the pending request, read with her key');
-  const keyless = await cli(['requests', '--subject', 'alice-cli', ...opts]);
   t.not(keyless.code, 0, '`requests` without --key fails');
   t.match(
     keyless.stderr,
@@ -281,7 +285,6 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     /6\/6 entries verified against genesis/,
     'register, request, two records, grant, usage',
   );
-  const keylessAudit = await cli(['audit', '--subject', 'alice-cli', ...opts]);
   t.not(keylessAudit.code, 0, '`audit` without --key fails');
   t.match(
     keylessAudit.stderr,
@@ -304,7 +307,22 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     ),
   );
   // The CLI signs as the --subject it reads, so with alice's key the node cannot verify the call.
-  const otherTrail = await cli(['audit', ...alice.slice(0, 4), '--subject', 'bob-cli', ...opts]);
+  // Revoking her own request does not touch bob's trail: both calls at once.
+  const [otherTrail, revoke] = await Promise.all([
+    cli(['audit', ...alice.slice(0, 4), '--subject', 'bob-cli', ...opts]),
+    cli([
+      'revoke',
+      '--key',
+      join(dir, 'alice.json'),
+      '--passphrase-file',
+      passFile,
+      '--request',
+      requestId,
+      '--subject',
+      'alice-cli',
+      ...opts,
+    ]),
+  ]);
   t.not(otherTrail.code, 0, "reading bob's audit trail with alice's key fails");
   t.match(otherTrail.stderr, /API_BAD_SIGNATURE/, 'the call signed with her key is not valid as bob');
   await t.rejects(
@@ -318,27 +336,19 @@ t.test('datagrant CLI on a dev chain', async (t) => {
     { code: 'PLATFORM_NOT_YOURS' },
     "alice, proving who she is, is refused bob's trail: PLATFORM_NOT_YOURS",
   );
-  const revoke = await cli([
-    'revoke',
-    '--key',
-    join(dir, 'alice.json'),
-    '--passphrase-file',
-    passFile,
-    '--request',
-    requestId,
-    '--subject',
-    'alice-cli',
-    ...opts,
-  ]);
   t.equal(revoke.code, 0, `revoke: ${revoke.stderr}`);
-  const helpText = await cli(['grant', '--help']);
   t.match(helpText.stdout, /--uses/, 'every command has --help');
 });
 
 t.test('datagrant init: institutions keep their keys outside every validator home', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'datagrant-init-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const init = await cli(['init', '--validators', '4', '--gateways', '1', '--dir', join(dir, 'plain')]);
+  const [init, sealed] = await Promise.all([
+    cli(['init', '--validators', '4', '--gateways', '1', '--dir', join(dir, 'plain')]),
+    cli(['init', '--validators', '4', '--gateways', '1', '--dir', join(dir, 'sealed')], {
+      DATAGRANT_PASSPHRASE: 'bank passphrase',
+    }),
+  ]);
   t.equal(init.code, 0, `init: ${init.stderr}`);
   t.match(init.stdout, /gateway0 .*holds demo-bank's key/, "the first gateway is the bank's own");
   const root = join(dir, 'plain');
@@ -378,9 +388,6 @@ t.test('datagrant init: institutions keep their keys outside every validator hom
   );
 
   // With a passphrase the institution's files are sealed: its secret bytes appear nowhere.
-  const sealed = await cli(['init', '--validators', '4', '--gateways', '1', '--dir', join(dir, 'sealed')], {
-    DATAGRANT_PASSPHRASE: 'bank passphrase',
-  });
   t.equal(sealed.code, 0, `sealed init: ${sealed.stderr}`);
   const sealedRoot = join(dir, 'sealed');
   const keyPath = join(sealedRoot, 'institutions', 'demo-bank', 'key.json');
@@ -404,6 +411,12 @@ async function apiUp(api: string): Promise<void> {
     30_000,
     100,
   );
+}
+
+/** The height a node's API reports. */
+async function height(api: string): Promise<number> {
+  const r = await fetch(`${api}/v1/status`, { signal: AbortSignal.timeout(2000) });
+  return ((await r.json()) as { height: number }).height;
 }
 
 /** Files under `dir` whose bytes contain any of `needles`. */

@@ -118,8 +118,8 @@ t.test(
     );
     t.same(await readdir(home), ['alice.json'], 'her machine held only her own key file');
 
-    const again = await register('alice-r', code);
-    t.match(again.stderr, /REGISTRAR_CODE_USED/, 'a code attests once');
+    // Her used code tried again, while a guesser locks bob's enrollment (independent: run at once).
+    const again = register('alice-r', code);
 
     // The registrar's key never left its machine: the CLI of the subject was never given it.
     t.notMatch(registered.stdout + registered.stderr, /registrar\.json/);
@@ -145,6 +145,7 @@ t.test(
       /REGISTRAR_LOCKED/,
       `${MAX_CODE_FAILURES} wrong codes lock it, even against the right one`,
     );
+    t.match((await again).stderr, /REGISTRAR_CODE_USED/, 'a code attests once');
     const store = await EnrollmentStore.open(enrollments);
     t.ok(store.list().find((e) => e.subject === 'alice-r')?.used, 'the use is on disk');
     t.notOk(JSON.stringify(store.list()).includes(code), 'the file holds no code, only hashes');

@@ -3,7 +3,7 @@
  * transactions in a tight loop and is SIGKILLed at random moments; after every kill the store is
  * reopened and checked block by block, index by index, and by replaying the whole chain.
  *
- * STORE_CRASH_ITERATIONS (default 20) sets the number of kills; STORE_CRASH_SEED replays a run
+ * STORE_CRASH_ITERATIONS (default 12) sets the number of kills; STORE_CRASH_SEED replays a run
  * (the seed is printed as a comment).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -25,7 +25,7 @@ import {
 import { makeTestChain, type TestChainOptions } from '../helpers/chain.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
-const ITERATIONS = Number(process.env.STORE_CRASH_ITERATIONS ?? 20);
+const ITERATIONS = Number(process.env.STORE_CRASH_ITERATIONS ?? 12);
 const SEED = Number(process.env.STORE_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const CHAIN_OPTIONS: TestChainOptions = { seed: 'store-crash', subjects: 6 };
 const WRITER = fileURLToPath(new URL('./fixtures/store-crash-writer.ts', import.meta.url));

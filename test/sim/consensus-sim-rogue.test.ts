@@ -4,7 +4,7 @@
  * unjustified new-views and view-changes for far-future views and heights.
  */
 import t from 'tap';
-import { runBatch } from './fixtures/batch.js';
+import { assertSetChanges, runBatch } from './fixtures/batch.js';
 
 const totals = await runBatch(t, 0, 300, 'test/sim/consensus-sim-rogue.test.ts', 'rogue');
 
@@ -13,4 +13,5 @@ if (process.env.SIM_SEED === undefined) {
   for (const reason of ['bad-proposal', 'bad-new-view', 'future'] as const) {
     t.ok(totals.dropped[reason] > 0, `the schedules produced ${reason} drops (${totals.dropped[reason]})`);
   }
+  assertSetChanges(t, totals);
 }

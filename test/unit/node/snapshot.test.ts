@@ -17,9 +17,21 @@ import t, { type Test } from 'tap';
 import { utf8ToBytes } from '../../../src/common/bytes.js';
 import { type CanonicalValue, canonicalBytes } from '../../../src/common/canonical.js';
 import { silentLogger } from '../../../src/common/logger.js';
-import { type CertifiedBlock, CommittedState, LevelBlockStore, stateKey } from '../../../src/ledger/index.js';
+import {
+  type CertifiedBlock,
+  CommittedState,
+  LevelBlockStore,
+  scheduledEpochs,
+  stateKey,
+  txHash,
+} from '../../../src/ledger/index.js';
 import { readEntryFile } from '../../../src/node/entry-file.js';
-import { installSnapshotFile, SnapshotService, verifySnapshotFile } from '../../../src/node/snapshot.js';
+import {
+  installSnapshotFile,
+  SnapshotService,
+  validatorLinks,
+  verifySnapshotFile,
+} from '../../../src/node/snapshot.js';
 import {
   encodeSnapshot,
   SNAPSHOT_FORMAT,
@@ -27,7 +39,7 @@ import {
   type SnapshotHeader,
 } from '../../../src/node/snapshot-format.js';
 import { expectSameState, syncStore } from '../../helpers/block-store-suite.js';
-import { makeTestChain } from '../../helpers/chain.js';
+import { makeTestChain, type TestKeys } from '../../helpers/chain.js';
 import { TestLedger } from '../../helpers/ledger.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 
@@ -256,4 +268,72 @@ t.test('one snapshot streams at a time', async (t) => {
   await new Promise((r) => setImmediate(r));
   const again = await service.open();
   t.ok((await again.stream.toArray()).length > 0, 'after it, the next streams');
+});
+
+t.test('after a validator-set change the snapshot carries its link; without it, it is refused', async (t) => {
+  const chain = makeTestChain({ governance: 'council', seed: 'snapshot-vset' });
+  const ledger = new TestLedger(chain);
+  const [c1, c2] = chain.council as [TestKeys, TestKeys];
+  const fifth = chain.keys('validator-5');
+  const propose = ledger.propose(c1, {
+    type: 'validator.add',
+    validator: { name: 'node4', key: fifth.pub, roles: [], types: [] },
+  });
+  ledger.commit([propose]);
+  ledger.commit([ledger.approve(c2, txHash(propose))]);
+  ledger.commit([]);
+  // From here the five certify, the genesis four's first without the fifth (a quorum of 4 of 5).
+  ledger.certifiers = [...chain.validators.slice(1), fifth];
+  ledger.commit([ledger.openRequest(chain.institutions[0]!, chain.subjects[0]!)]);
+  const dir = await makeTempDir(t, 'datagrant-snapshot-');
+  const store = new LevelBlockStore({ path: join(dir, 'source'), genesis: chain.genesisInit() });
+  await store.open();
+  t.teardown(() => store.close().catch(() => undefined));
+  await syncStore(store, ledger);
+  const state = new CommittedState();
+  await store.loadState(state);
+  const service = new SnapshotService(
+    {
+      chain: chain.genesis.chain,
+      genesisHash: chain.genesisHash,
+      node: 'node0',
+      nodeKey: chain.validators[0]!.pub,
+      rule: 'sparse-merkle',
+    },
+    {
+      store,
+      links: (height) => validatorLinks(scheduledEpochs(state), height, store),
+      now: () => 1_700_000_000_000,
+      logger: silentLogger,
+    },
+  );
+  const file = join(dir, 'state.snapshot');
+  const { stream } = await service.open();
+  await pipeline(stream, createWriteStream(file));
+  const { header, entries } = await itemsOf(file);
+  t.same(
+    entries.filter((e) => e.store === 'link').map((e) => new TextDecoder().decode(e.key)),
+    [String(scheduledEpochs(state)[0]!.from)],
+    'one link: the set from the change on',
+  );
+  const verified = await verifySnapshotFile(file, { genesis: chain.genesis });
+  t.equal(
+    verified.header.height,
+    ledger.height,
+    'the block certified by the new set verifies through its link',
+  );
+  const unlinked = await rewrite(
+    join(dir, 'unlinked.snapshot'),
+    header,
+    entries.filter((e) => e.store !== 'link'),
+  );
+  await t.rejects(verifySnapshotFile(unlinked, { genesis: chain.genesis }), {
+    code: 'SNAPSHOT_CERT_INVALID',
+  });
+  await t.rejects(
+    validatorLinks(scheduledEpochs(state), ledger.height, { getBlock: async () => undefined }),
+    {
+      code: 'SNAPSHOT_LINK_MISSING',
+    },
+  );
 });
