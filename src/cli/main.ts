@@ -10,7 +10,7 @@ import { DatagrantError } from '../common/errors.js';
 import { generateKeySet } from '../common/keyfile.js';
 import { readKeyFile, writeKeyFile } from '../common/keyfile-fs.js';
 import { createLogger } from '../common/logger.js';
-import { decodeTx, type TxProof, txHash, verifyTxProof } from '../ledger/index.js';
+import { decodeTx, LightClient, type TxProof, txHash } from '../ledger/index.js';
 import { loadNodeConfig } from '../node/config.js';
 import { readGenesis } from '../node/genesis-file.js';
 import { initTestnet } from '../node/init.js';
@@ -326,11 +326,13 @@ export function buildCli(): Command {
 
   program
     .command('verify')
-    .description('verify a transaction inclusion proof offline against a genesis file')
+    .description(
+      'verify a transaction inclusion proof against a genesis file (offline; past a validator-set change the sets are followed through --api, each certified by the one before)',
+    )
     .requiredOption('--genesis <file>', 'genesis.json of the chain')
     .option('--proof <file>', 'proof JSON file (from GET /v1/txs/:hash/proof)')
     .option('--tx <hash>', 'fetch the proof of this tx from --api, then verify it locally')
-    .option('--api <url>', 'node API URL (with --tx)', DEFAULT_API)
+    .option('--api <url>', 'node API URL (with --tx, or to follow validator-set changes)', DEFAULT_API)
     .option(
       '--as <caller>',
       'sign the fetch as subject:<id> or institution:<id> (a tx about a subject is shown only to its parties)',
@@ -353,7 +355,17 @@ export function buildCli(): Command {
           );
         } else if (o.tx) proof = await apiCall<TxProof>(o.api, 'GET', `/v1/txs/${o.tx}/proof`);
         else throw new DatagrantError('CLI_USAGE', 'give --proof <file> or --tx <hash>');
-        const result = verifyTxProof(genesis, proof);
+        // From genesis alone; a proof past a validator-set change needs the chain of sets, which
+        // is followed through --api, each set certified by the one before it.
+        const light = new LightClient(genesis);
+        let result = light.verifyTx(proof);
+        if (!result.ok && result.code === 'LIGHT_VALIDATORS_UNKNOWN') {
+          await light.followValidatorSets((path) => apiCall(o.api, 'GET', path), {
+            code: 'CLI_NODE_LIED',
+            node: o.api,
+          });
+          result = light.verifyTx(proof);
+        }
         if (!result.ok) throw new DatagrantError(result.code, result.message);
         if (o.tx && result.hash !== o.tx)
           throw new DatagrantError('PROOF_WRONG_TX', 'the proof is for another transaction');

@@ -11,6 +11,7 @@ import { canonicalize } from '../common/canonical.js';
 import { sha256Hex, type WrappedKey } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { Genesis, GenesisSource } from '../ledger/genesis.js';
+import { LightClient } from '../ledger/light-client.js';
 import { type ProofResult, type TxProof, verifyTxProof } from '../ledger/proof.js';
 import { bundleDigest } from '../ledger/records.js';
 import type { AnyTx, DataType, Tx } from '../ledger/tx.js';
@@ -91,8 +92,11 @@ function fail(code: (typeof BUNDLE_ERROR_CODES)[number], message: string): Datag
   return new DatagrantError(code, message);
 }
 
+/** What proofs are checked against: genesis alone, or a light client that follows its validator sets. */
+export type ProofAnchor = Genesis | LightClient;
+
 function proven<K extends AnyTx['kind']>(
-  genesis: Genesis,
+  anchor: ProofAnchor,
   proof: TxProof,
   kind: K,
   what: string,
@@ -104,7 +108,10 @@ function proven<K extends AnyTx['kind']>(
   } catch (err) {
     throw fail('CLIENT_BUNDLE_MALFORMED', `${what}: ${(err as Error).message}`);
   }
-  const result: ProofResult = verifyTxProof(genesis, { ...proof, tx }, verifier);
+  const result: ProofResult =
+    anchor instanceof LightClient
+      ? anchor.verifyTx({ ...proof, tx })
+      : verifyTxProof(anchor, { ...proof, tx }, verifier);
   if (!result.ok) throw fail('CLIENT_PROOF_INVALID', `${what}: ${result.code} (${result.message})`);
   if (tx.kind !== kind) throw fail('CLIENT_BUNDLE_MISMATCH', `${what} is a ${tx.kind}, not a ${kind}`);
   return { tx: tx as Tx<K>, hash: result.hash, height: result.height, time: result.time };
@@ -119,7 +126,7 @@ function proven<K extends AnyTx['kind']>(
  */
 export function verifyBundle(
   input: unknown,
-  genesis: Genesis,
+  anchor: ProofAnchor,
   grantee: Grantee,
   expect: { request?: string; usage?: string } = {},
   verifier?: SignatureVerifier,
@@ -129,25 +136,26 @@ export function verifyBundle(
     throw fail('CLIENT_BUNDLE_MALFORMED', `bundle${e?.path ?? ''}: ${e?.message ?? 'invalid'}`);
   }
   const bundle: SealedBundle = input;
+  const genesis = anchor instanceof LightClient ? anchor.genesis : anchor;
   if (bundle.chain !== genesis.chain) throw fail('CLIENT_WRONG_CHAIN', `bundle is for chain ${bundle.chain}`);
   if (expect.request !== undefined && bundle.request !== expect.request)
     throw fail('CLIENT_BUNDLE_MISMATCH', 'bundle is for another request');
   if (expect.usage !== undefined && bundle.usage !== expect.usage)
     throw fail('CLIENT_BUNDLE_MISMATCH', 'bundle is released against another usage');
 
-  const request = proven(genesis, bundle.proofs.request as TxProof, 'request.open', 'request', verifier);
+  const request = proven(anchor, bundle.proofs.request as TxProof, 'request.open', 'request', verifier);
   if (request.hash !== bundle.request) throw fail('CLIENT_BUNDLE_MISMATCH', 'request proof is of another tx');
   if (!ownKey(grantee, 'signKey', request.tx.signer))
     throw fail('CLIENT_BUNDLE_MISMATCH', 'the request was not opened by this institution');
 
-  const grant = proven(genesis, bundle.proofs.grant as TxProof, 'grant', 'grant', verifier);
+  const grant = proven(anchor, bundle.proofs.grant as TxProof, 'grant', 'grant', verifier);
   if (grant.hash !== bundle.grant) throw fail('CLIENT_BUNDLE_MISMATCH', 'grant proof is of another tx');
   const g = grant.tx.body;
   if (g.request !== bundle.request) throw fail('CLIENT_BUNDLE_MISMATCH', 'the grant is for another request');
   if (g.institution !== grantee.institution || !ownKey(grantee, 'encKey', g.granteeKey))
     throw fail('CLIENT_BUNDLE_MISMATCH', 'the grant names another grantee or key');
 
-  const usage = proven(genesis, bundle.proofs.usage as TxProof, 'usage', 'usage', verifier);
+  const usage = proven(anchor, bundle.proofs.usage as TxProof, 'usage', 'usage', verifier);
   if (usage.hash !== bundle.usage) throw fail('CLIENT_BUNDLE_MISMATCH', 'usage proof is of another tx');
   if (!ownKey(grantee, 'signKey', usage.tx.signer) || usage.tx.body.grant !== bundle.grant)
     throw fail('CLIENT_BUNDLE_MISMATCH', "the usage is not this institution's use of this grant");
@@ -155,7 +163,7 @@ export function verifyBundle(
   const keyByRecord = new Map(g.keys.map((k) => [k.record, k.key]));
   const seenTypes = new Set<string>();
   const records: VerifiedRecord[] = bundle.records.map((r, i) => {
-    const put = proven(genesis, r.proof as TxProof, 'record.put', `record ${i}`, verifier);
+    const put = proven(anchor, r.proof as TxProof, 'record.put', `record ${i}`, verifier);
     const body = put.tx.body;
     if (body.request !== bundle.request || body.type !== r.type || body.digest !== r.digest)
       throw fail(

@@ -279,7 +279,12 @@ export class DatagrantClient {
         undefined,
         true,
       );
-      return verifyBundle(raw, this.#options.genesis, this.grantee, { request: id, usage });
+      // Proofs past a validator-set change verify once the client follows the sets from genesis.
+      await this.light.followValidatorSets((path) => this.#json<unknown>('GET', path, undefined, true), {
+        code: 'CLIENT_NODE_LIED',
+        node: this.#options.api,
+      });
+      return verifyBundle(raw, this.light, this.grantee, { request: id, usage });
     } catch (err) {
       // The use is recorded: whoever retries must fetch its bundle again, not spend another use.
       if (isDatagrantError(err))

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { documentDigest, documentOf, openBundle, verifyBundle } from '../client/bundle.js';
 import { toBase64url } from '../common/bytes.js';
+import { verifyFast } from '../common/crypto-node.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import type { Logger } from '../common/logger.js';
@@ -26,6 +27,7 @@ import {
   type GrantState,
   grantedRecordDigests,
   type InstitutionState,
+  LightClient,
   type RecordState,
   type RequestState,
   requestStatus,
@@ -212,6 +214,28 @@ export class Platform extends EventEmitter<PlatformEvents> {
    * PLATFORM_GRANT_REQUIRED (403: revoked, paused or expired), PLATFORM_PAYLOAD_UNAVAILABLE and
    * PLATFORM_PAYLOAD_TAMPERED (502).
    */
+  #light: LightClient | undefined;
+
+  /**
+   * A light client over this node's own chain, following its validator sets through the certified
+   * blocks the node holds, so a bundle's proofs are checked as a bank checks them.
+   */
+  async #followedLight(): Promise<LightClient> {
+    const chain = this.modules.chain;
+    this.#light ??= new LightClient(chain.genesis, { verifier: verifyFast });
+    await this.#light.followValidatorSets(
+      async (path) => {
+        if (path === '/v1/gov/validator-sets') return { epochs: chain.validatorEpochs() };
+        const height = Number(path.slice(path.lastIndexOf('/') + 1));
+        const block = await chain.store.getBlock(height);
+        if (!block) throw new DatagrantError('LEDGER_BLOCK_NOT_HELD', `this node holds no block ${height}`);
+        return block;
+      },
+      { code: 'PLATFORM_CHAIN_INCONSISTENT', node: 'this node' },
+    );
+    return this.#light;
+  }
+
   async bundle(institution: string, requestId: string, usageHash: string): Promise<SealedBundle> {
     const { request, grant } = this.liveGrant(institution, requestId);
     const blocks = new Map<number, Promise<CertifiedBlock | undefined>>();
@@ -317,7 +341,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
     ) as unknown as InstitutionState;
     const verified = verifyBundle(
       await this.bundle(institution, requestId, committed.hash),
-      this.modules.chain.genesis,
+      await this.#followedLight(),
       { institution, signKey: inst.signKey, encKey: inst.encKey },
       { request: requestId, usage: committed.hash },
     );

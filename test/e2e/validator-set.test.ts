@@ -10,6 +10,7 @@
  */
 import '../../src/common/polyfill.js';
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -258,6 +259,20 @@ t.test(
       ],
       'the proven schedule of sets',
     );
+    // The CLI verifies the latest proof from genesis, following the sets through a node.
+    const proofFile = join(dir, 'after-retire.proof.json');
+    await writeFile(proofFile, JSON.stringify(proofs[2]));
+    const verified = await run(process.execPath, [
+      BIN,
+      'verify',
+      '--genesis',
+      net.genesisPath,
+      '--proof',
+      proofFile,
+      '--api',
+      api(1),
+    ]);
+    t.match(verified.stdout, /^verified: tx/, '`datagrant verify` follows the sets and verifies it');
     const fresh = await new LightClient(net.genesis).provenEntry<ValidatorSchedule>(
       getFrom(2),
       '/v1/state/validator-sets',
