@@ -112,7 +112,10 @@ function proven<K extends AnyTx['kind']>(
     anchor instanceof LightClient
       ? anchor.verifyTx({ ...proof, tx })
       : verifyTxProof(anchor, { ...proof, tx }, verifier);
-  if (!result.ok) throw fail('CLIENT_PROOF_INVALID', `${what}: ${result.code} (${result.message})`);
+  if (!result.ok)
+    throw new DatagrantError('CLIENT_PROOF_INVALID', `${what}: ${result.code} (${result.message})`, {
+      proof: result.code,
+    });
   if (tx.kind !== kind) throw fail('CLIENT_BUNDLE_MISMATCH', `${what} is a ${tx.kind}, not a ${kind}`);
   return { tx: tx as Tx<K>, hash: result.hash, height: result.height, time: result.time };
 }

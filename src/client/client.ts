@@ -279,12 +279,19 @@ export class DatagrantClient {
         undefined,
         true,
       );
-      // Proofs past a validator-set change verify once the client follows the sets from genesis.
-      await this.light.followValidatorSets((path) => this.#json<unknown>('GET', path, undefined, true), {
-        code: 'CLIENT_NODE_LIED',
-        node: this.#options.api,
-      });
-      return verifyBundle(raw, this.light, this.grantee, { request: id, usage });
+      const verify = () => verifyBundle(raw, this.light, this.grantee, { request: id, usage });
+      try {
+        return verify();
+      } catch (err) {
+        if (!isDatagrantError(err, 'CLIENT_PROOF_INVALID') || err.meta?.proof !== 'LIGHT_VALIDATORS_UNKNOWN')
+          throw err;
+        // A proof past a validator-set change: follow the sets from genesis, then check again.
+        await this.light.followValidatorSets((path) => this.#json<unknown>('GET', path, undefined, true), {
+          code: 'CLIENT_NODE_LIED',
+          node: this.#options.api,
+        });
+        return verify();
+      }
     } catch (err) {
       // The use is recorded: whoever retries must fetch its bundle again, not spend another use.
       if (isDatagrantError(err))
