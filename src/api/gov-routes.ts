@@ -6,8 +6,16 @@
 import type { FastifyInstance } from 'fastify';
 import { DatagrantError } from '../common/errors.js';
 import type { ChainView } from '../ledger/chain-view.js';
-import { govKey, type ProposalState, proposalStatus } from '../ledger/governance.js';
-import { HASH_PATTERN } from '../ledger/patterns.js';
+import {
+  gatewaysInForce,
+  governedGateways,
+  governedSources,
+  govKey,
+  type ProposalState,
+  proposalStatus,
+  sourcesInForce,
+} from '../ledger/governance.js';
+import { HASH_PATTERN, ID_PATTERN } from '../ledger/patterns.js';
 import type { StateValueProof } from '../ledger/proof.js';
 import type { StateValue } from '../ledger/state.js';
 import { VALIDATOR_SET_DELAY, VALIDATOR_SETS_KEY, validatorsAt } from '../ledger/validator-set.js';
@@ -169,5 +177,96 @@ export function govRoutes(
       },
     },
     async () => modules.proveEntry(VALIDATOR_SETS_KEY, () => true),
+  );
+
+  app.get(
+    '/v1/gov/gateways',
+    {
+      schema: {
+        tags: ['governance'],
+        summary:
+          "The gateways the network admits (genesis' and those the council added, less those it retired), and every entry the council wrote",
+        response: errors,
+      },
+    },
+    async () => ({
+      height: chain.height,
+      genesis: chain.genesis.gateways ?? [],
+      governed: governedGateways(chain.state),
+      inForce: gatewaysInForce(chain.state, chain.genesis.gateways ?? []),
+    }),
+  );
+
+  app.get(
+    '/v1/gov/sources',
+    {
+      schema: {
+        tags: ['governance'],
+        summary:
+          "The data sources registered (genesis' and those the council added or changed, less those it retired), and every entry the council wrote",
+        response: errors,
+      },
+    },
+    async () => ({
+      height: chain.height,
+      genesis: chain.genesis.sources ?? [],
+      governed: governedSources(chain.state),
+      inForce: sourcesInForce(chain.state, chain.genesis.sources ?? []),
+    }),
+  );
+
+  const stateProof = { 200: { type: 'object', additionalProperties: true }, ...errors, 409: ErrorBodySchema };
+  app.get(
+    '/v1/state/gateways',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          'The keys of the gateways the council added or retired, with a proof against the latest certified header (absent while it changed none)',
+        response: stateProof,
+      },
+    },
+    async () => modules.proveEntry(govKey.gatewayKeys, () => true),
+  );
+
+  app.get<{ Params: { key: string } }>(
+    '/v1/state/gateways/:key',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          "A gateway's entry as the council wrote it, with a proof against the latest certified header (or a proof that it is absent: genesis' word stands)",
+        params: { type: 'object', properties: { key: HASH } },
+        response: stateProof,
+      },
+    },
+    async (request) => modules.proveEntry(govKey.gateway(request.params.key), () => true),
+  );
+
+  app.get(
+    '/v1/state/sources',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          'The ids of the data sources the council added, changed or retired, with a proof against the latest certified header (absent while it changed none)',
+        response: stateProof,
+      },
+    },
+    async () => modules.proveEntry(govKey.sourceIds, () => true),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/state/sources/:id',
+    {
+      schema: {
+        tags: ['state'],
+        summary:
+          "A data source's entry as the council wrote it, with a proof against the latest certified header (or a proof that it is absent: genesis' word stands)",
+        params: { type: 'object', properties: { id: { type: 'string', pattern: ID_PATTERN } } },
+        response: stateProof,
+      },
+    },
+    async (request) => modules.proveEntry(govKey.source(request.params.id), () => true),
   );
 }

@@ -1,13 +1,13 @@
 /**
  * CLI commands of the business flow: identity registration, institution requests and
- * documents, the subject's grant / deny / revoke / pause / resume / erase, and the audit trail
+ * documents, the subject's grant / deny / refresh / revoke / pause / resume / erase, and the audit trail
  * verified offline against genesis.
  */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DatagrantClient } from '../client/index.js';
 import { bytesToHex, fromHex } from '../common/bytes.js';
-import { verify } from '../common/crypto.js';
+import { verify, type WrappedKey } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
@@ -30,11 +30,22 @@ import {
 import { readGenesis } from '../node/genesis-file.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
 import type { AuditEntry, RequestView } from '../platform/views.js';
+import { recordContext, unwrapRecordKey } from '../records/record-crypto.js';
 import type { AttestationAnswer } from '../registrar/registrar-service.js';
 import { apiCall, signedApiCall, submitAndWait } from './client.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
+
+/** Whether `keys` unwraps a record's data key (wrapped to her under `context`). */
+function opensWith(wrapped: WrappedKey, keys: KeySet, context: Uint8Array): boolean {
+  try {
+    unwrapRecordKey(wrapped, keys.encryption.secretKey, context).fill(0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Parses durations like `90s`, `30m`, `12h`, `7d` into milliseconds. */
 export function parseDuration(text: string): number {
@@ -593,6 +604,74 @@ export function addFlowCommands(program: Command): void {
         },
       );
   }
+
+  program
+    .command('refresh')
+    .description(
+      'subject: after recovering your keys, have records of a request still sealed to your lost key extracted again, sealed to your new key (then grant them)',
+    )
+    .requiredOption('--key <file>', 'your current key file')
+    .requiredOption('--subject <id>', 'your subject id')
+    .requiredOption('--request <id>', 'request id')
+    .option(
+      '--types <list>',
+      'refresh only these types (default: every record of the request your key cannot open)',
+    )
+    .option(...KEY_OPTS)
+    .option('--api <url>', 'node API URL', DEFAULT_API)
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nThe old records stay on the ledger, set aside and erased; the refresh is on your audit trail.\n' +
+        'The request must still await your consent (before its deadline), or, on an on-consent chain,\n' +
+        'be granted by a live grant. Once the new records are in (`datagrant requests --subject ...`),\n' +
+        'grant them with `datagrant grant`.',
+    )
+    .action(
+      async (o: {
+        key: string;
+        subject: string;
+        request: string;
+        types?: string;
+        passphraseFile?: string;
+        api: string;
+        json?: boolean;
+      }) => {
+        const keys = await keysFrom(o);
+        const chain = await chainId(o.api);
+        let types = parseTypes(o.types);
+        if (!types) {
+          const view = await signedApiCall<RequestView>(
+            o.api,
+            'GET',
+            `/v1/requests/${o.request}`,
+            `subject:${o.subject}`,
+            keys.signing.secretKey,
+          );
+          // Stale: the records whose data key her current key does not unwrap.
+          types = view.records
+            .filter((r) => !opensWith(r.key, keys, recordContext(chain, o.request, r.type)))
+            .map((r) => r.type);
+          if (types.length === 0)
+            throw new DatagrantError(
+              'CLI_NOTHING_TO_REFRESH',
+              'every record of this request opens with your key: nothing to refresh',
+            );
+        }
+        const tx = signTx(
+          { chain, kind: 'record.refresh', body: { request: o.request, types } },
+          keys.signing.publicKey,
+          keys.signing.secretKey,
+          Date.now(),
+        );
+        const r = await submitAndWait(o.api, tx);
+        out(
+          o.json,
+          { ...r, types },
+          `refresh committed: tx ${r.hash} at height ${r.height}; ${types.join(',')} will be extracted again, sealed to your current key`,
+        );
+      },
+    );
 
   for (const kind of ['revoke', 'pause', 'resume'] as const) {
     program

@@ -12,6 +12,7 @@ import { DatagrantError } from '../common/errors.js';
 import { readKeyFile } from '../common/keyfile-fs.js';
 import {
   DATA_TYPES,
+  GATEWAY_ROLES,
   type GovChange,
   govKey,
   NODE_ROLES,
@@ -55,6 +56,9 @@ interface ProposeFlags {
   newNodeKey?: string;
   roles?: string;
   types?: string;
+  gateway?: string;
+  source?: string;
+  sourceKey?: string;
 }
 
 /** The public signing key (hex) of a key file (sealed ones open with DATAGRANT_PASSPHRASE). */
@@ -83,6 +87,11 @@ const CHANGES = [
   'validator-retire',
   'validator-rotate',
   'validator-update',
+  'gateway-add',
+  'gateway-retire',
+  'source-add',
+  'source-retire',
+  'source-update',
 ] as const;
 
 /** The change `gov propose <type>` names, from its flags. */
@@ -161,6 +170,39 @@ async function changeOf(type: string, o: ProposeFlags & { api?: string }): Promi
         roles: listOf(o.roles, NODE_ROLES, '--roles'),
         types: listOf(o.types, DATA_TYPES, '--types'),
       };
+    case 'gateway-add':
+      return {
+        type: 'gateway.add',
+        gateway: {
+          name: need(o.name, '--name <name>'),
+          key:
+            o.nodeKey !== undefined
+              ? await publicKeyOf(o.nodeKey)
+              : need(o.gateway, '--node-key <file> or --gateway <hex>'),
+          roles: listOf(o.roles, GATEWAY_ROLES, '--roles'),
+        },
+      };
+    case 'gateway-retire':
+      return { type: 'gateway.retire', key: need(o.gateway, '--gateway <hex key>') };
+    case 'source-add': {
+      const types = listOf(o.types, DATA_TYPES, '--types');
+      if (types.length === 0) throw usage('source-add needs --types <list>');
+      return {
+        type: 'source.add',
+        source: {
+          id: need(o.source, '--source <id>'),
+          key: need(o.sourceKey, '--source-key <hex>'),
+          types,
+        },
+      };
+    }
+    case 'source-retire':
+      return { type: 'source.retire', id: need(o.source, '--source <id>') };
+    case 'source-update': {
+      const types = listOf(o.types, DATA_TYPES, '--types');
+      if (types.length === 0) throw usage('source-update needs --types <list>');
+      return { type: 'source.update', id: need(o.source, '--source <id>'), types };
+    }
     default:
       throw usage(`unknown change ${type}: ${CHANGES.join(', ')}`);
   }
@@ -168,6 +210,43 @@ async function changeOf(type: string, o: ProposeFlags & { api?: string }): Promi
 
 function print(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+/** One line saying what a change does. */
+export function describeChange(c: GovChange): string {
+  const short = (key: string) => `${key.slice(0, 16)}…`;
+  switch (c.type) {
+    case 'institution.add':
+      return `add institution ${c.institution} (${c.name})`;
+    case 'institution.retire':
+      return `retire institution ${c.institution}`;
+    case 'registrar.add':
+      return `add registrar ${short(c.key)}`;
+    case 'registrar.retire':
+      return `retire registrar ${short(c.key)}`;
+    case 'params.set':
+      return `set ${Object.entries(c.params)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}`;
+    case 'validator.add':
+      return `add validator ${c.validator.name} (${short(c.validator.key)})`;
+    case 'validator.retire':
+      return `retire validator ${short(c.key)}`;
+    case 'validator.rotate':
+      return `rotate validator ${short(c.key)} to ${short(c.newKey)}`;
+    case 'validator.update':
+      return `set validator ${short(c.key)} roles [${c.roles.join(',')}] types [${c.types.join(',')}]`;
+    case 'gateway.add':
+      return `add gateway ${c.gateway.name} (${short(c.gateway.key)}) roles [${c.gateway.roles.join(',')}]`;
+    case 'gateway.retire':
+      return `retire gateway ${short(c.key)}`;
+    case 'source.add':
+      return `add source ${c.source.id} (${short(c.source.key)}) for [${c.source.types.join(',')}]`;
+    case 'source.retire':
+      return `retire source ${c.id}`;
+    case 'source.update':
+      return `set source ${c.id} types [${c.types.join(',')}]`;
+  }
 }
 
 function describe(p: {
@@ -178,23 +257,7 @@ function describe(p: {
   status: string;
   deadline: number;
 }): string {
-  const c = p.change;
-  const what =
-    c.type === 'institution.add'
-      ? `add institution ${c.institution} (${c.name})`
-      : c.type === 'institution.retire'
-        ? `retire institution ${c.institution}`
-        : c.type === 'params.set'
-          ? `set ${Object.entries(c.params)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(', ')}`
-          : c.type === 'validator.add'
-            ? `add validator ${c.validator.name} (${c.validator.key.slice(0, 16)}…)`
-            : c.type === 'validator.rotate'
-              ? `rotate validator ${c.key.slice(0, 16)}… to ${c.newKey.slice(0, 16)}…`
-              : c.type === 'validator.update'
-                ? `set validator ${c.key.slice(0, 16)}… roles [${c.roles.join(',')}] types [${c.types.join(',')}]`
-                : `${c.type.endsWith('.add') ? 'add' : 'retire'} ${c.type.split('.')[0]} ${c.key.slice(0, 16)}…`;
+  const what = describeChange(p.change);
   return `${p.id}  ${p.status.padEnd(8)} ${p.approvals.length}/${p.threshold}  until ${new Date(p.deadline).toISOString()}  ${what}`;
 }
 
@@ -202,7 +265,9 @@ function describe(p: {
 export function addGovCommands(program: Command): void {
   const gov = program
     .command('gov')
-    .description('governance: council proposals and approvals (membership and chain parameters)');
+    .description(
+      'governance: council proposals and approvals (institutions, registrars, validators, gateways, data sources and chain parameters)',
+    );
 
   gov
     .command('propose')
@@ -212,7 +277,10 @@ export function addGovCommands(program: Command): void {
     .argument('<change>', CHANGES.join(' | '))
     .requiredOption('--key <file>', 'your council key file')
     .option('--institution <id>', 'institution id (institution-add, institution-retire)')
-    .option('--name <name>', 'institution name (institution-add) or validator name (validator-add)')
+    .option(
+      '--name <name>',
+      'institution name (institution-add), validator name (validator-add) or gateway name (gateway-add)',
+    )
     .option(
       '--institution-key <file>',
       "the institution's key file: its public keys are proposed (institution-add)",
@@ -226,7 +294,13 @@ export function addGovCommands(program: Command): void {
     )
     .option(
       '--node-key <file>',
-      "the new validator's node key file: its public key is proposed (validator-add)",
+      "the new validator's or gateway's node key file: its public key is proposed (validator-add, gateway-add)",
+    )
+    .option('--gateway <hex>', "the gateway's Ed25519 node key (gateway-retire; or gateway-add)")
+    .option('--source <id>', "the data source's id (source-add, source-retire, source-update)")
+    .option(
+      '--source-key <hex>',
+      "the data source's Ed25519 public key, which signs its answers (source-add)",
     )
     .option(
       '--new-node-key <file>',
@@ -234,9 +308,12 @@ export function addGovCommands(program: Command): void {
     )
     .option(
       '--roles <list>',
-      `validator roles, comma-separated: ${NODE_ROLES.join(', ')} (validator-add, validator-update)`,
+      `node roles, comma-separated: ${NODE_ROLES.join(', ')} (validator-add, validator-update); ${GATEWAY_ROLES.join(', ')} (gateway-add)`,
     )
-    .option('--types <list>', `data types it extracts, comma-separated (validator-add, validator-update)`)
+    .option(
+      '--types <list>',
+      `data types, comma-separated (${DATA_TYPES.join(', ')}): those a validator extracts (validator-add, validator-update) or a source answers for (source-add, source-update)`,
+    )
     .option(
       '--param <name=value>',
       `a parameter to set (params; repeat): ${PARAM_NAMES.join(', ')}`,

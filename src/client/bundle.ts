@@ -11,9 +11,11 @@ import { canonicalize } from '../common/canonical.js';
 import { sha256Hex, type WrappedKey } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { Genesis, GenesisSource } from '../ledger/genesis.js';
-import { LightClient } from '../ledger/light-client.js';
+import { govKey, type SourceState, sourcesInForce } from '../ledger/governance.js';
+import { type Blame, LightClient } from '../ledger/light-client.js';
 import { type ProofResult, type TxProof, verifyTxProof } from '../ledger/proof.js';
 import { bundleDigest } from '../ledger/records.js';
+import type { StateValue } from '../ledger/state.js';
 import type { AnyTx, DataType, Tx } from '../ledger/tx.js';
 import { decodeTx, type SignatureVerifier } from '../ledger/tx-codec.js';
 import { type SealedBundle, SealedBundleSchema } from '../records/bundle.js';
@@ -67,7 +69,10 @@ export interface VerifiedBundle {
   grant: ProvenTx<'grant'>;
   usage: ProvenTx<'usage'>;
   records: VerifiedRecord[];
-  /** The data sources genesis registers (`genesis.sources`): what `openBundle` checks records against. */
+  /**
+   * The data sources registered (`genesis.sources`, or those in force as `provenSources` proved
+   * them): what `openBundle` checks records against.
+   */
   sources: GenesisSource[];
 }
 
@@ -131,7 +136,7 @@ export function verifyBundle(
   input: unknown,
   anchor: ProofAnchor,
   grantee: Grantee,
-  expect: { request?: string; usage?: string } = {},
+  expect: { request?: string; usage?: string; sources?: readonly GenesisSource[] } = {},
   verifier?: SignatureVerifier,
 ): VerifiedBundle {
   if (!bundleCheck.Check(input)) {
@@ -215,16 +220,41 @@ export function verifyBundle(
     grant: { id: grant.hash, tx: grant.tx, height: grant.height, time: grant.time },
     usage: { id: usage.hash, tx: usage.tx, height: usage.height, time: usage.time },
     records,
-    sources: genesis.sources ?? [],
+    sources: [...(expect.sources ?? genesis.sources ?? [])],
   };
+}
+
+/**
+ * The data sources in force, proven through `light`: the ids the council wrote entries for
+ * (`gov/source-ids`), then each entry, over genesis' `sources` (ledger/governance
+ * `sourcesInForce`). A chain whose council changed no source proves the index absent, and
+ * genesis' list stands; so it does on a chain whose headers commit to no provable state. A proof
+ * that does not verify throws `blame.code` naming the node (LightClient `provenEntry`).
+ */
+export async function provenSources(
+  light: LightClient,
+  get: (path: string) => Promise<unknown>,
+  blame: Blame,
+): Promise<GenesisSource[]> {
+  const genesis = light.genesis.sources ?? [];
+  const index = await light.provenEntry<string[]>(get, '/v1/state/sources', govKey.sourceIds, blame);
+  if (!index?.value) return [...genesis];
+  const entries = new Map<string, unknown>([[govKey.sourceIds, index.value]]);
+  const proven = await Promise.all(
+    index.value.map((id) =>
+      light.provenEntry<SourceState>(get, `/v1/state/sources/${id}`, govKey.source(id), blame, 'present'),
+    ),
+  );
+  for (const entry of proven) if (entry?.value) entries.set(entry.key, entry.value);
+  return sourcesInForce({ get: (key) => entries.get(key) as StateValue | undefined }, genesis);
 }
 
 /**
  * Opens every record of a verified bundle with the grantee's X25519 secret key. Throws
  * CLIENT_DECRYPT_FAILED (not this grantee's key, or tampered), CLIENT_RECORD_MISMATCH (the
  * plaintext names another subject or type than the committed request and record, or its source
- * digest or statement is not the one the record commits to on chain), and for a type genesis
- * registers a signing source for (`checkRecordSource`): CLIENT_SOURCE_UNSIGNED,
+ * digest or statement is not the one the record commits to on chain), and for a type a signing
+ * source is registered for (`bundle.sources`; `checkRecordSource`): CLIENT_SOURCE_UNSIGNED,
  * CLIENT_SOURCE_NOT_REGISTERED, CLIENT_SOURCE_FORGED.
  */
 export function openBundle(bundle: VerifiedBundle, encSecretKey: Uint8Array): RecordPlaintext[] {
@@ -255,10 +285,10 @@ export function openBundle(bundle: VerifiedBundle, encSecretKey: Uint8Array): Re
 /**
  * The source check of one opened record. Its signed statement, if it has one, must be the one its
  * `record.put` commits to, and name the digest of the sealed answer bytes, which must be the
- * record's source digest (CLIENT_RECORD_MISMATCH). When genesis registers any source for the
- * record's type, the record must have a statement (CLIENT_SOURCE_UNSIGNED) from a source
- * registered for that type (CLIENT_SOURCE_NOT_REGISTERED) whose signature verifies under its
- * genesis key (CLIENT_SOURCE_FORGED), about this request's subject, type and period
+ * record's source digest (CLIENT_RECORD_MISMATCH). When any source is registered for the
+ * record's type (`bundle.sources`), the record must have a statement (CLIENT_SOURCE_UNSIGNED)
+ * from a source registered for that type (CLIENT_SOURCE_NOT_REGISTERED) whose signature verifies
+ * under its registered key (CLIENT_SOURCE_FORGED), about this request's subject, type and period
  * (CLIENT_RECORD_MISMATCH). Records of a type no source is registered for are taken unsigned;
  * a statement they carry is then not checked against any key.
  */

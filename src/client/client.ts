@@ -27,6 +27,7 @@ import {
   documentOf,
   type Grantee,
   openBundle,
+  provenSources,
   type VerifiedBundle,
   verifyBundle,
 } from './bundle.js';
@@ -279,7 +280,13 @@ export class DatagrantClient {
         undefined,
         true,
       );
-      const verify = () => verifyBundle(raw, this.light, this.grantee, { request: id, usage });
+      // Records are checked against the data sources in force, proven: a council adds and retires them.
+      const sources = await provenSources(
+        this.light,
+        (path) => this.#json<unknown>('GET', path, undefined, true),
+        { code: 'CLIENT_NODE_LIED', node: this.#options.api },
+      );
+      const verify = () => verifyBundle(raw, this.light, this.grantee, { request: id, usage, sources });
       try {
         return verify();
       } catch (err) {

@@ -57,6 +57,7 @@ export {
   openBundle,
   type ProvenTx,
   provenanceOf,
+  provenSources,
   type VerifiedBundle,
   type VerifiedRecord,
   verifyBundle,

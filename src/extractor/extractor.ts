@@ -102,7 +102,7 @@ export interface DataRequest {
   id: string;
   /** Pseudonymous subject id. */
   subject: string;
-  /** The subject's X25519 public key (hex), from its `subject.register`. */
+  /** The subject's current X25519 public key (hex), as committed state holds it (she may have recovered). */
   subjectEncKey: string;
   /** Under the `on-consent` policy: the grantee's X25519 key (hex) named by the grant. */
   granteeEncKey?: string;
@@ -575,6 +575,8 @@ export class Extractor {
           sourceCommitment: sealed.sourceCommitment,
           ...(sealed.sourceStatement === undefined ? {} : { sourceStatement: sealed.sourceStatement }),
           ...(sealed.granteeKey ? { granteeKey: sealed.granteeKey } : {}),
+          // The ledger refuses the record if she recovered her keys meanwhile; a rescan seals it again.
+          subjectKey: bytesToHex(keys.subject),
           receipts,
         },
         expires: now + this.#options.txTtlMs,

@@ -1,6 +1,6 @@
 /**
- * Governance by a k-of-n council (genesis `council`). A change — adding or retiring an institution
- * or a registrar, changing chain parameters — is a `gov.propose` transaction by a council member
+ * Governance by a k-of-n council (genesis `council`). A change — adding or retiring an institution,
+ * a registrar, a gateway or a data source, changing chain parameters or the validator set — is a `gov.propose` transaction by a council member
  * (its hash is the proposal's id, its signer's approval the first) followed by `gov.approve`
  * transactions of other members. The approval that reaches the threshold enacts the change in the
  * same transaction; a proposal not approved by its deadline (block time) lapses. No single key can
@@ -11,19 +11,28 @@
  * `failed` with the reason, so the council sees why nothing changed.
  *
  * What governance changed is state, provable like any other entry: registrars under
- * `gov/registrar/<key>` (over genesis' list), the parameters in force under `gov/params` (over
+ * `gov/registrar/<key>` (over genesis' list), gateways under `gov/gateway/<key>` and data sources
+ * under `gov/source/<id>` (over genesis' `gateways` and `sources`, listed by `gov/gateway-keys`
+ * and `gov/source-ids`), the parameters in force under `gov/params` (over
  * genesis' `params`), proposals under `gov/proposal/<id>`, the n-th proposal's id under
  * `gov/proposal-at/<n>` and their number under `gov/proposal-count`.
  */
 import { concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
 import { canonicalBytes } from '../common/canonical.js';
-import { verify } from '../common/crypto.js';
-import { type ChainParams, faultTolerance, MAX_VALIDATORS, type ValidatorInfo } from './genesis.js';
+import { isStrictPublicKey, verify } from '../common/crypto.js';
+import {
+  type ChainParams,
+  faultTolerance,
+  type GatewayInfo,
+  type GenesisSource,
+  MAX_VALIDATORS,
+  type ValidatorInfo,
+} from './genesis.js';
 import type { InstitutionState } from './records.js';
 import { stateKey } from './records.js';
 import type { StateOverlay, StateReader, StateValue } from './state.js';
 import type { BlockContext, LedgerConfig, Rejection, TxOutcome } from './state-machine.js';
-import type { GovChange, Tx } from './tx.js';
+import type { DataType, GovChange, Tx } from './tx.js';
 import {
   scheduledEpochs,
   VALIDATOR_SET_DELAY,
@@ -42,6 +51,14 @@ export const govKey = {
   proposalAt: (n: number) => `gov/proposal-at/${n}`,
   registrar: (key: string) => `gov/registrar/${key}`,
   params: 'gov/params',
+  /** A gateway governance added or retired (over genesis' `gateways`). */
+  gateway: (key: string) => `gov/gateway/${key}`,
+  /** The keys of every gateway entry governance wrote, in the order first written. */
+  gatewayKeys: 'gov/gateway-keys',
+  /** A data source governance added, changed or retired (over genesis' `sources`). */
+  source: (id: string) => `gov/source/${id}`,
+  /** The ids of every source entry governance wrote, in the order first written. */
+  sourceIds: 'gov/source-ids',
 } as const;
 
 /** Where a proposal stands (`expired` is derived from its deadline and the block time). */
@@ -181,8 +198,8 @@ function changeValidators(
   const fresh = (key: string): Rejection | null =>
     everUsed(key)
       ? reject('LEDGER_VALIDATOR_KEY_USED', 'the key is or was a validator key')
-      : config.gateways.has(key)
-        ? reject('LEDGER_VALIDATOR_KEY_USED', 'the key is a gateway key')
+      : config.gateways.has(key) || read<GatewayState>(s, govKey.gateway(key)) !== undefined
+        ? reject('LEDGER_VALIDATOR_KEY_USED', 'the key is or was a gateway key')
         : null;
   const find = (key: string) => current.find((v) => v.key === key);
   let next: ValidatorInfo[];
@@ -302,6 +319,13 @@ function enact(
     case 'validator.rotate':
     case 'validator.update':
       return changeValidators(s, change, ctx, config);
+    case 'gateway.add':
+    case 'gateway.retire':
+      return changeGateways(s, change, ctx, config);
+    case 'source.add':
+    case 'source.retire':
+    case 'source.update':
+      return changeSources(s, change, ctx, config);
   }
 }
 
@@ -382,4 +406,164 @@ export function govApprove(
   };
   write(s, govKey.proposal(p.id), decided);
   return { ok: true, hash };
+}
+
+/** A gateway entry written by governance: the gateway and whether the network still admits it. */
+export interface GatewayState extends GatewayInfo {
+  active: boolean;
+  /** Height of the change that wrote the entry. */
+  height: number;
+}
+
+/** A data source entry written by governance: the source and whether it is still registered. */
+export interface SourceState extends GenesisSource {
+  active: boolean;
+  /** Height of the change that wrote the entry. */
+  height: number;
+}
+
+/** Every entry an index lists, in index order (entries missing from state are skipped). */
+function indexed<T>(s: StateReader, index: string, key: (id: string) => string): T[] {
+  const ids = read<string[]>(s, index) ?? [];
+  return ids.flatMap((id) => {
+    const entry = read<T>(s, key(id));
+    return entry === undefined ? [] : [entry];
+  });
+}
+
+/** Writes an entry and lists its id in `index` the first time. */
+function writeIndexed(s: StateOverlay, index: string, id: string, key: string, entry: unknown): void {
+  const ids = read<string[]>(s, index) ?? [];
+  if (!ids.includes(id)) write(s, index, [...ids, id]);
+  write(s, key, entry);
+}
+
+/** Every gateway entry governance wrote (active and retired), in the order first written. */
+export function governedGateways(s: StateReader): GatewayState[] {
+  return indexed<GatewayState>(s, govKey.gatewayKeys, govKey.gateway);
+}
+
+/** Every source entry governance wrote (active and retired), in the order first written. */
+export function governedSources(s: StateReader): SourceState[] {
+  return indexed<SourceState>(s, govKey.sourceIds, govKey.source);
+}
+
+/**
+ * Overlays governed entries on a genesis list: an entry replaces genesis' item of the same id,
+ * an inactive one removes it, and entries of new ids follow genesis' items.
+ */
+function inForce<G, E extends G & { active: boolean; height: number }>(
+  genesis: readonly G[],
+  governed: readonly E[],
+  id: (x: G) => string,
+): G[] {
+  const byId = new Map(governed.map((e) => [id(e), e]));
+  const plain = (e: E): G => {
+    const { active: _active, height: _height, ...rest } = e;
+    return rest as unknown as G;
+  };
+  const out: G[] = [];
+  for (const g of genesis) {
+    const e = byId.get(id(g));
+    if (!e) out.push(g);
+    else if (e.active) out.push(plain(e));
+    byId.delete(id(g));
+  }
+  for (const e of byId.values()) if (e.active) out.push(plain(e));
+  return out;
+}
+
+/** The gateways the network admits: genesis' and those governance added, less those it retired. */
+export function gatewaysInForce(s: StateReader, genesisGateways: readonly GatewayInfo[]): GatewayInfo[] {
+  return inForce(genesisGateways, governedGateways(s), (g) => g.key);
+}
+
+/** The data sources registered: genesis' and those governance added or changed, less those it retired. */
+export function sourcesInForce(s: StateReader, genesisSources: readonly GenesisSource[]): GenesisSource[] {
+  return inForce(genesisSources, governedSources(s), (x) => x.id);
+}
+
+/** The registered sources that answer for `type`, from a list in force. */
+export function sourcesForType(sources: readonly GenesisSource[], type: DataType): GenesisSource[] {
+  return sources.filter((x) => x.types.includes(type));
+}
+
+/**
+ * `gateway.add` and `gateway.retire`. A gateway's key is no validator's (of genesis or any
+ * scheduled set), no council member's, admin's or registrar's, and was never a gateway's: a key
+ * has one role for the life of the chain. Its name is no other node's. Retiring needs a gateway
+ * the network admits; its entry stays, inactive.
+ */
+function changeGateways(
+  s: StateOverlay,
+  change: Extract<GovChange, { type: `gateway.${string}` }>,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): Rejection | null {
+  const current = gatewaysInForce(s, config.genesisGateways);
+  if (change.type === 'gateway.retire') {
+    const g = current.find((x) => x.key === change.key);
+    if (!g) return reject('LEDGER_UNKNOWN_GATEWAY', 'the key is no gateway the network admits');
+    const entry: GatewayState = { ...g, roles: [...g.roles], active: false, height: ctx.height };
+    writeIndexed(s, govKey.gatewayKeys, g.key, govKey.gateway(g.key), entry);
+    return null;
+  }
+  const g = change.gateway;
+  const epochs = scheduledEpochs(s);
+  const validatorKey =
+    config.validators.has(g.key) || epochs.some((e) => e.validators.some((v) => v.key === g.key));
+  if (validatorKey) return reject('LEDGER_GATEWAY_KEY_USED', 'the key is or was a validator key');
+  if (config.council?.members.has(g.key) || config.admins.has(g.key))
+    return reject('LEDGER_GATEWAY_KEY_USED', 'the key is a governance key');
+  if (config.registrars.has(g.key) || read<RegistrarState>(s, govKey.registrar(g.key)) !== undefined)
+    return reject('LEDGER_GATEWAY_KEY_USED', 'the key is or was a registrar key');
+  if (config.gateways.has(g.key) || read<GatewayState>(s, govKey.gateway(g.key)) !== undefined)
+    return reject('LEDGER_GATEWAY_EXISTS', 'the key is or was a gateway key');
+  const validatorNames = [config.genesisValidators, ...epochs.map((e) => e.validators)].flatMap((set) =>
+    set.map((v) => v.name),
+  );
+  if (validatorNames.includes(g.name) || current.some((x) => x.name === g.name))
+    return reject('LEDGER_GATEWAY_NAME_USED', `a node is already named ${g.name}`);
+  const entry: GatewayState = { ...g, roles: [...g.roles], active: true, height: ctx.height };
+  writeIndexed(s, govKey.gatewayKeys, g.key, govKey.gateway(g.key), entry);
+  return null;
+}
+
+/**
+ * `source.add`, `source.retire` and `source.update`. A new source's id and key were never a
+ * source's (so a statement never changes author), and its key is a valid Ed25519 key. Retiring
+ * or changing needs a registered source; a retired one's entry stays, inactive.
+ */
+function changeSources(
+  s: StateOverlay,
+  change: Extract<GovChange, { type: `source.${string}` }>,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): Rejection | null {
+  if (change.type === 'source.add') {
+    const x = change.source;
+    const ever = [...config.genesisSources, ...governedSources(s)];
+    if (ever.some((e) => e.id === x.id))
+      return reject('LEDGER_SOURCE_EXISTS', `the id ${x.id} is or was a source's`);
+    if (ever.some((e) => e.key === x.key))
+      return reject('LEDGER_SOURCE_KEY_USED', "the key is or was a source's");
+    let valid = false;
+    try {
+      valid = isStrictPublicKey(fromHex(x.key, 'key', 32));
+    } catch {
+      valid = false;
+    }
+    if (!valid) return reject('LEDGER_SOURCE_BAD_KEY', 'the key is not an Ed25519 public key');
+    const entry: SourceState = { ...x, types: [...x.types], active: true, height: ctx.height };
+    writeIndexed(s, govKey.sourceIds, x.id, govKey.source(x.id), entry);
+    return null;
+  }
+  const x = sourcesInForce(s, config.genesisSources).find((e) => e.id === change.id);
+  if (!x) return reject('LEDGER_UNKNOWN_SOURCE', 'no registered source has this id');
+  const entry: SourceState =
+    change.type === 'source.retire'
+      ? { ...x, types: [...x.types], active: false, height: ctx.height }
+      : { ...x, types: [...change.types], active: true, height: ctx.height };
+  writeIndexed(s, govKey.sourceIds, x.id, govKey.source(x.id), entry);
+  return null;
 }

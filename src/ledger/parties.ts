@@ -5,7 +5,7 @@
  * concerned prove who they are (a signed call) to read the rest.
  */
 import type { Genesis } from './genesis.js';
-import { govKey, type RegistrarState } from './governance.js';
+import { type GatewayState, govKey, type RegistrarState } from './governance.js';
 import { type GrantState, type RequestState, stateKey } from './records.js';
 import type { StateReader } from './state.js';
 import type { AnyTx } from './tx.js';
@@ -57,6 +57,7 @@ export function txParties(state: StateReader, tx: AnyTx): TxParties {
     }
     case 'record.put':
     case 'record.fail':
+    case 'record.refresh':
     case 'grant':
     case 'deny':
     case 'erase':
@@ -76,7 +77,9 @@ function withUnknown(p: TxParties): TxParties {
 /** The role of the key that signed a transaction. */
 export function signerRole(genesis: Genesis, state: StateReader, signer: string): SignerRole {
   if (genesis.validators.some((v) => v.key === signer)) return 'validator';
+  // A gateway's key stays a gateway's once retired (governance never gives it another role).
   if (genesis.gateways?.some((g) => g.key === signer)) return 'gateway';
+  if ((state.get(govKey.gateway(signer)) as GatewayState | undefined) !== undefined) return 'gateway';
   const registrar = state.get(govKey.registrar(signer)) as RegistrarState | undefined;
   if (registrar ? registrar.active : genesis.registrars.includes(signer)) return 'registrar';
   if (genesis.admins.includes(signer) || genesis.council?.members.includes(signer)) return 'governance';

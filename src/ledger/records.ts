@@ -62,6 +62,13 @@ export interface RequestState {
   grant?: string;
   denyReason?: string;
   erased: boolean;
+  /**
+   * Records set aside by `record.refresh` (wrapped to a key the subject recovered away from),
+   * digests per data type, oldest first: they stay on record, their ciphertexts are erased.
+   */
+  superseded?: Record<string, string[]>;
+  /** Block time of the last `record.refresh`: the extractors' new trigger for the reopened types. */
+  reopenedAt?: number;
 }
 
 /** One extracted, encrypted record; the ciphertext itself lives in the payload store. */
@@ -84,8 +91,15 @@ export interface RecordState {
   tx: string;
   /** Under `on-consent`: the data key wrapped to the grantee, set at extraction. */
   granteeKey?: WrappedKey;
+  /**
+   * The subject's X25519 key (hex) `key` is wrapped to: the key the `record.put` named, else her
+   * key when it committed (absent on records put before the ledger kept it).
+   */
+  subjectKey?: string;
   height: number;
   erased: boolean;
+  /** Set when a `record.refresh` set the record aside: its hash and height (the record is erased). */
+  superseded?: { by: string; height: number };
 }
 
 /** A subject's consent to one institution for one request. */

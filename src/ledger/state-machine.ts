@@ -14,7 +14,9 @@ import {
   DEFAULT_MAX_PROPOSAL_MS,
   type ExtractionPolicy,
   extractionPolicy,
+  type GatewayInfo,
   type Genesis,
+  type GenesisSource,
   type ValidatorInfo,
 } from './genesis.js';
 import {
@@ -53,6 +55,10 @@ export interface LedgerConfig {
   genesisValidators: readonly ValidatorInfo[];
   /** Keys of the gateways genesis admits (no validator may take one). */
   gateways: ReadonlySet<string>;
+  /** The gateways genesis admits; those in force are `gatewaysInForce` (governance.ts). */
+  genesisGateways: readonly GatewayInfo[];
+  /** The data sources genesis registers; those in force are `sourcesInForce` (governance.ts). */
+  genesisSources: readonly GenesisSource[];
   registrars: ReadonlySet<string>;
   /** Single-key admins of chains made before the council (none when genesis has a council). */
   admins: ReadonlySet<string>;
@@ -71,6 +77,8 @@ export function ledgerConfigOf(genesis: Genesis): LedgerConfig {
     validators: new Map(genesis.validators.map((v) => [v.key, v])),
     genesisValidators: genesis.validators,
     gateways: new Set((genesis.gateways ?? []).map((g) => g.key)),
+    genesisGateways: genesis.gateways ?? [],
+    genesisSources: genesis.sources ?? [],
     registrars: new Set(genesis.registrars),
     admins: new Set(genesis.admins),
     ...(genesis.council
@@ -202,6 +210,8 @@ function dispatch(
       return recordPut(s, tx, hash, ctx, config, verifier);
     case 'record.fail':
       return recordFail(s, tx, hash, ctx, config);
+    case 'record.refresh':
+      return recordRefresh(s, tx, hash, ctx, config);
     case 'grant':
       return grant(s, tx, hash, ctx, config);
     case 'deny':
@@ -403,6 +413,24 @@ function openRequestFor(
 ): RequestState | Rejection {
   const request = read<RequestState>(s, stateKey.request(requestId));
   if (!request) return reject('LEDGER_UNKNOWN_REQUEST', 'no such request');
+  const closed = requestTakesRecords(s, request, type, ctx, config);
+  if (closed) return closed;
+  if (request.records[type] !== undefined)
+    return reject('LEDGER_RECORD_EXISTS', `a ${type} record is already on the request`);
+  return request;
+}
+
+/**
+ * Why `request` can take no record of `type` now, whatever it holds already (null when it can):
+ * see `openRequestFor`.
+ */
+function requestTakesRecords(
+  s: StateReader,
+  request: RequestState,
+  type: DataType,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): Rejection | null {
   if (!request.types.includes(type))
     return reject('LEDGER_TYPE_NOT_REQUESTED', `request does not ask for ${type}`);
   if (request.erased) return reject('LEDGER_REQUEST_CLOSED', 'request is no longer open');
@@ -418,9 +446,7 @@ function openRequestFor(
     if (request.consentBy <= ctx.time)
       return reject('LEDGER_REQUEST_EXPIRED', 'request consent deadline has passed');
   }
-  if (request.records[type] !== undefined)
-    return reject('LEDGER_RECORD_EXISTS', `a ${type} record is already on the request`);
-  return request;
+  return null;
 }
 
 /** The open request an extractor may add a record (or a failure) of `type` to, or why not. */
@@ -458,6 +484,10 @@ function recordPut(
     );
   if (config.policy === 'on-request' && body.granteeKey !== undefined)
     return reject('LEDGER_GRANTEE_KEY_UNEXPECTED', 'a record wraps to the grantee only under on-consent');
+  const subject = read<SubjectState>(s, stateKey.subject(request.subject));
+  // Sealed to a key she recovered away from while it was being extracted: she could not open it.
+  if (body.subjectKey !== undefined && body.subjectKey !== subject?.encKey)
+    return reject('LEDGER_SUBJECT_KEY_STALE', "the record is wrapped to a key that is not the subject's");
   // Last, after every cheap check: it costs one signature check per receipt.
   const receipts = checkStorageReceipts(
     body.receipts,
@@ -480,6 +510,7 @@ function recordPut(
     holders: receipts.holders,
     tx: hash,
     ...(body.granteeKey ? { granteeKey: { ...body.granteeKey } } : {}),
+    ...(subject ? { subjectKey: subject.encKey } : {}),
     height: ctx.height,
     erased: false,
   };
@@ -508,6 +539,61 @@ function recordFail(
     ...request,
     failures: { ...request.failures, [body.type]: failure },
   });
+  return { ok: true, hash, subject: request.subject };
+}
+
+/**
+ * Whether `record` is wrapped to an encryption key `subject` no longer holds: the key it names, or
+ * for a record that names none, whether it was put before her latest recovery took effect (in the
+ * same block counts: it may have been sealed to either key).
+ */
+function wrappedToLostKey(record: RecordState, subject: SubjectState): boolean {
+  if (record.subjectKey !== undefined) return record.subjectKey !== subject.encKey;
+  const latest = subject.previousKeys?.at(-1);
+  return latest !== undefined && record.height <= latest.until;
+}
+
+/**
+ * `record.refresh`: the subject, with her current key, sets aside records of her request that are
+ * wrapped to a key she recovered away from. Each is kept in state as superseded and erased (the
+ * payload sweep deletes its ciphertext; the ledger keeps its digest and its `record.put`), and its
+ * type is open again for the extractors, which seal the new record to her current key. The request
+ * must still take records of each type (`openRequestFor` without the record already there).
+ */
+function recordRefresh(
+  s: StateOverlay,
+  tx: Tx<'record.refresh'>,
+  hash: string,
+  ctx: BlockContext,
+  config: LedgerConfig,
+): TxOutcome {
+  const request = read<RequestState>(s, stateKey.request(tx.body.request));
+  if (!request) return reject('LEDGER_UNKNOWN_REQUEST', 'no such request');
+  const subject = read<SubjectState>(s, stateKey.subject(request.subject));
+  if (!subject || subject.signKey !== tx.signer)
+    return reject('LEDGER_NOT_SUBJECT', "only the request's subject can have its records re-extracted");
+  const records = { ...request.records };
+  const superseded = { ...request.superseded };
+  const stale: RecordState[] = [];
+  for (const type of tx.body.types) {
+    const closed = requestTakesRecords(s, request, type, ctx, config);
+    if (closed) return closed;
+    const digest = request.records[type];
+    const record = digest === undefined ? undefined : read<RecordState>(s, stateKey.record(digest));
+    if (!record) return reject('LEDGER_RECORD_MISSING', `no ${type} record to re-extract`);
+    if (!wrappedToLostKey(record, subject))
+      return reject('LEDGER_RECORD_CURRENT', `the ${type} record is already wrapped to her current key`);
+    stale.push(record);
+    delete records[type];
+    superseded[type] = [...(superseded[type] ?? []), record.digest];
+  }
+  for (const record of stale)
+    write(s, stateKey.record(record.digest), {
+      ...record,
+      erased: true,
+      superseded: { by: hash, height: ctx.height },
+    });
+  write(s, stateKey.request(request.id), { ...request, records, superseded, reopenedAt: ctx.time });
   return { ok: true, hash, subject: request.subject };
 }
 

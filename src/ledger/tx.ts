@@ -99,6 +99,22 @@ export const ValidatorInfoSchema = Type.Object(
   strict,
 );
 
+/**
+ * A gateway as genesis `gateways` and `gateway.add` name it: its name, node key and roles. Its
+ * roles are GATEWAY_ROLES (ledger/genesis): a gateway serves institutions, it never extracts.
+ */
+export const GatewayInfoSchema = Type.Object(
+  {
+    name: Id,
+    key: Hex32,
+    roles: Type.Array(Type.Union([Type.Literal('platform')]), { uniqueItems: true }),
+  },
+  strict,
+);
+
+/** A data source as genesis `sources` and `source.add` name it: its id, Ed25519 key and data types. */
+export const SourceInfoSchema = Type.Object({ id: Id, key: Hex32, types: TypeList }, strict);
+
 /** What a governance proposal changes once its council threshold of approvals has committed. */
 export const GovChangeSchema = Type.Union([
   Type.Object(
@@ -132,6 +148,19 @@ export const GovChangeSchema = Type.Union([
       roles: ValidatorInfoSchema.properties.roles,
       types: ValidatorInfoSchema.properties.types,
     },
+    strict,
+  ),
+  /** A gateway (a non-voting node) is admitted to the network. */
+  Type.Object({ type: Type.Literal('gateway.add'), gateway: GatewayInfoSchema }, strict),
+  /** A gateway is no longer admitted. */
+  Type.Object({ type: Type.Literal('gateway.retire'), key: Hex32 }, strict),
+  /** A data source is registered: banks take its signed answers for `types`. */
+  Type.Object({ type: Type.Literal('source.add'), source: SourceInfoSchema }, strict),
+  /** A data source is no longer registered: its statements stand for no record. */
+  Type.Object({ type: Type.Literal('source.retire'), id: Id }, strict),
+  /** The data types a registered source answers for change. */
+  Type.Object(
+    { type: Type.Literal('source.update'), id: Id, types: SourceInfoSchema.properties.types },
     strict,
   ),
 ]);
@@ -195,6 +224,11 @@ export const BODY_SCHEMAS = {
       sourceStatement: Type.Optional(Hex32),
       /** Under the `on-consent` policy only: the data key wrapped to the grant's grantee key. */
       granteeKey: Type.Optional(WrappedKeySchema),
+      /**
+       * The subject's X25519 key (hex) `key` is wrapped to. When given, the ledger refuses the
+       * record unless it is her current key (she may have recovered since it was sealed).
+       */
+      subjectKey: Type.Optional(Hex32),
       /**
        * Storage receipts of the ciphertext from genesis validators: the ledger takes the record only
        * with valid receipts from at least f + 1 distinct validators, so one honest validator holds it.
@@ -271,6 +305,13 @@ export const BODY_SCHEMAS = {
   'gov.propose': Type.Object({ change: GovChangeSchema, deadline: Time }, strict),
   /** A council member approves an open proposal; the threshold-th approval enacts it. */
   'gov.approve': Type.Object({ proposal: Hex32 }, strict),
+  /**
+   * A subject who recovered her keys has records of a request that are still wrapped to a key she
+   * lost re-extracted, signed with her current key: the stale records are set aside (their digests
+   * stay on the ledger, their ciphertexts are erased) and the request is open for those types
+   * again, so extractors seal them afresh to her current key.
+   */
+  'record.refresh': Type.Object({ request: Hex32, types: TypeList }, strict),
 } satisfies Record<string, TSchema>;
 
 /** Every transaction kind. */

@@ -24,6 +24,7 @@ import {
   extractionPolicy,
   type GatewayInfo,
   type Genesis,
+  gatewaysInForce,
   genesisHash,
   genesisState,
   LevelBlockStore,
@@ -74,19 +75,21 @@ const ERASURE_SWEEP_BLOCKS = 500;
 const SIGNED_CALL_SKEW_MS = 5 * 60 * 1000;
 
 /**
- * Whether `key` is a validator or a gateway of `genesis`. A key in neither is a validator the
- * council seats later (`validator.add`, `validator.rotate`): it starts from genesis, follows the
- * chain, and votes from the first height whose set holds it; until then no roles. Its peers admit
- * it once the change that seats it commits.
+ * Whether `key` is a validator of `genesis` or one of `gateways` (genesis', or once the chain is
+ * loaded those in force: a council's `gateway.add` admits more). A key in neither is a validator
+ * the council seats later (`validator.add`, `validator.rotate`): it starts from genesis, follows
+ * the chain, and votes from the first height whose set holds it; until then no roles. Its peers
+ * admit it once the change that seats it commits.
  */
 function memberOf(
   genesis: Genesis,
   key: string,
   name: string,
+  gateways: readonly GatewayInfo[] = genesis.gateways ?? [],
 ): { kind: 'validator'; info: ValidatorInfo; seated: boolean } | { kind: 'gateway'; info: GatewayInfo } {
   const validator = genesis.validators.find((v) => v.key === key);
   if (validator) return { kind: 'validator', info: validator, seated: true };
-  const gateway = genesis.gateways?.find((g) => g.key === key);
+  const gateway = gateways.find((g) => g.key === key);
   if (gateway) return { kind: 'gateway', info: gateway };
   return { kind: 'validator', info: { name, key, roles: [], types: [] }, seated: false };
 }
@@ -184,6 +187,8 @@ export class DatagrantNode implements NodeStatusSource {
     | { kind: 'gateway'; info: GatewayInfo };
   /** The membership last given to the network (`membership`), to notice a change. */
   private admitted = '';
+  /** Whether this unseated node was told the council admitted it as a gateway. */
+  private gatewayNoticed = false;
   apiUrl = '';
 
   constructor(
@@ -200,7 +205,7 @@ export class DatagrantNode implements NodeStatusSource {
     this.keys = await readKeyFile(config.key);
     this.selfKey = bytesToHex(this.keys.signing.publicKey);
     this.member = memberOf(this.genesis, this.selfKey, config.name);
-    const self = this.member.info;
+    let self = this.member.info;
     if (this.member.kind === 'validator' && !this.member.seated && this.genesis.validators.length < 2)
       throw new DatagrantError(
         'CONFIG_INVALID',
@@ -212,14 +217,18 @@ export class DatagrantNode implements NodeStatusSource {
         'a gateway follows a PBFT chain; this genesis has a lone dev validator, which runs no network',
       );
     }
-    if (this.member.kind === 'validator' && (config.platform?.institutions.length ?? 0) > 0) {
+    const holdsInstitutionKeys = (config.platform?.institutions.length ?? 0) > 0;
+    const refuseInstitutionKeys = (): never => {
       // A validator replicates everything; if it also held a bank's key it could open every record
       // granted to that bank without a usage. Only the bank's own gateway may hold it.
       throw new DatagrantError(
         'CONFIG_INVALID',
-        "config.platform.institutions: a validator must not hold an institution's key; run the institution's own gateway",
+        "config.platform.institutions: a validator must not hold an institution's key; run the institution's own gateway (a gateway the council adds: start it once its gateway.add commits)",
       );
-    }
+    };
+    // A key genesis does not know may be a gateway the council added: known once the chain loads.
+    if (this.member.kind === 'validator' && this.member.seated && holdsInstitutionKeys)
+      refuseInstitutionKeys();
 
     const init = genesisState(this.genesis);
     const facts: NodeFacts = {
@@ -273,6 +282,16 @@ export class DatagrantNode implements NodeStatusSource {
     );
     this.chain = new Chain(this.genesis, this.store, { mempool: this.mempool, verifier: verifyFast });
     await this.chain.load();
+    if (this.member.kind === 'validator' && !this.member.seated) {
+      this.member = memberOf(
+        this.genesis,
+        this.selfKey,
+        config.name,
+        gatewaysInForce(this.chain.state, this.genesis.gateways ?? []),
+      );
+      self = this.member.info;
+      if (this.member.kind === 'validator' && holdsInstitutionKeys) refuseInstitutionKeys();
+    }
     this.chain.on('committed', () => {
       this.lastCommitAt = Date.now();
       this.admitMembers();
@@ -676,8 +695,9 @@ export class DatagrantNode implements NodeStatusSource {
   /**
    * Who the network admits now: the validators of the committed height, the next one and any set
    * scheduled after it (a seated validator connects to sync before its first height; a retired
-   * one stays until the height after its last), then genesis's gateways; and who may send
-   * consensus messages (the same validators).
+   * one stays until the height after its last), then the gateways in force (genesis's, plus those
+   * the council added, less those it retired); and who may send consensus messages (the same
+   * validators).
    */
   private membership(): { members: string[]; validators: string[] } {
     const h = this.chain.height;
@@ -690,14 +710,25 @@ export class DatagrantNode implements NodeStatusSource {
         .map((e) => e.validators),
     ];
     const validators = [...new Set(sets.flatMap((set) => set.map((v) => v.key)))];
-    const gateways = (this.genesis.gateways ?? []).map((g) => g.key);
+    const gateways = gatewaysInForce(this.chain.state, this.genesis.gateways ?? []).map((g) => g.key);
     return { members: [...new Set([...validators, ...gateways])], validators };
   }
 
-  /** After a commit: hands the network a membership a validator-set change altered. */
+  /** After a commit: hands the network a membership a validator-set or gateway change altered. */
   private admitMembers(): void {
     if (!this.network) return;
     const m = this.membership();
+    if (
+      this.member.kind === 'validator' &&
+      !this.member.seated &&
+      !this.gatewayNoticed &&
+      gatewaysInForce(this.chain.state, this.genesis.gateways ?? []).some((g) => g.key === this.selfKey)
+    ) {
+      // Roles are fixed at start: a gateway the council admitted after this node started serves
+      // them from its next start (it syncs meanwhile, and never votes).
+      this.gatewayNoticed = true;
+      this.logger.warn({}, 'the council admitted this node as a gateway: restart it to serve its roles');
+    }
     const id = `${m.members.join(',')}|${m.validators.join(',')}`;
     if (this.admitted === '') this.admitted = id;
     if (id === this.admitted) return;

@@ -4,7 +4,9 @@
  * types it serves — the assigned extractor at once, the others as fallbacks after a delay if
  * nothing arrived — and reconciles: at start-up and every few blocks it rescans the open
  * requests and re-runs what was lost (a restart mid-extraction, a `record.put` dropped or expired
- * before commit, a submit that failed). Every node deletes payloads when their subject erases them.
+ * before commit, a submit that failed). A subject's `record.refresh` (records wrapped to a key she
+ * recovered away from) reopens types: they are extracted again, sealed to her current key. Every
+ * node deletes payloads when their subject erases them, or when a refresh sets them aside.
  */
 import type { Logger } from '../common/logger.js';
 import { type DataRequest, type Extractor, rankExtractors } from '../extractor/index.js';
@@ -227,12 +229,19 @@ export class ExtractorRole {
     event.certified.block.txs.forEach((tx, i) => {
       let id: string;
       let types: readonly DataType[];
+      // A refresh reopens types this node may have answered before: they are extracted again.
+      let retry = false;
       if (!onConsent && tx.kind === 'request.open') {
         id = event.txHashes[i]!;
         types = tx.body.types;
       } else if (onConsent && tx.kind === 'grant') {
         id = tx.body.request;
         types = tx.body.types;
+      } else if (tx.kind === 'record.refresh') {
+        id = tx.body.request;
+        types = tx.body.types;
+        retry = true;
+        for (const type of types) this.reruns.delete(`${id}/${type}`);
       } else return;
       const byDelay = new Map<number, DataType[]>();
       for (const type of types) {
@@ -243,11 +252,11 @@ export class ExtractorRole {
         byDelay.set(delay, [...(byDelay.get(delay) ?? []), type]);
       }
       for (const [delay, types] of byDelay) {
-        if (delay === 0) this.handle(id, types);
+        if (delay === 0) this.handle(id, types, retry);
         else {
           const timer = setTimeout(() => {
             this.timers.delete(timer);
-            this.handle(id, types);
+            this.handle(id, types, retry);
           }, delay);
           this.timers.add(timer);
         }
@@ -266,8 +275,11 @@ export class ExtractorRole {
     }
   }
 
-  /** First run (assigned) or fallback run of `types` of a request just committed. */
-  private handle(id: string, types: readonly DataType[]): void {
+  /**
+   * First run (assigned) or fallback run of `types` of a request just committed; `retry` for types
+   * a `record.refresh` reopened (the extractor may have answered them before).
+   */
+  private handle(id: string, types: readonly DataType[], retry = false): void {
     const look = this.look(id, this.now());
     if (look === undefined || look === 'settled') return;
     const wanted = types.filter((t) => {
@@ -278,8 +290,8 @@ export class ExtractorRole {
       return false;
     });
     if (wanted.length === 0) return;
-    this.modules.logger.debug({ request: id, types: wanted }, 'extracting');
-    this.run(look, wanted, false);
+    this.modules.logger.debug({ request: id, types: wanted, retry }, 'extracting');
+    this.run(look, wanted, retry);
   }
 
   /** Hands `types` of a request to the extractor; they count as running until it answers. */
@@ -331,6 +343,8 @@ export class ExtractorRole {
       since = request.openedAt;
       types = request.types;
     }
+    // Types a `record.refresh` reopened are due again from its block time: fallbacks wait from there.
+    since = Math.max(since, request.reopenedAt ?? 0);
     const open = types.filter((t) => request.records[t] === undefined && request.failures[t] === undefined);
     if (open.length === 0) return 'settled';
     const subject = state.get(stateKey.subject(request.subject)) as SubjectState | undefined;
@@ -424,11 +438,17 @@ export class ErasureRole {
   private onCommitted(event: CommittedBlockEvent): void {
     const digests: string[] = [];
     for (const tx of event.certified.block.txs) {
-      if (tx.kind !== 'erase') continue;
+      if (tx.kind !== 'erase' && tx.kind !== 'record.refresh') continue;
       const request = this.modules.chain.state.get(stateKey.request(tx.body.request)) as
         | RequestState
         | undefined;
-      if (request) digests.push(...Object.values(request.records));
+      if (!request) continue;
+      if (tx.kind === 'erase') digests.push(...Object.values(request.records));
+      // The records a refresh set aside: erased on the ledger, so their ciphertexts go now.
+      else
+        digests.push(
+          ...tx.body.types.flatMap((t) => request.superseded?.[t] ?? []).filter((d) => this.erased(d)),
+        );
     }
     if (digests.length > 0) {
       void (async () => {

@@ -32,6 +32,7 @@ import {
   type RequestState,
   requestStatus,
   signTx,
+  sourcesInForce,
   stateKey,
   type TxProof,
   type TxSubmitter,
@@ -343,7 +344,12 @@ export class Platform extends EventEmitter<PlatformEvents> {
       await this.bundle(institution, requestId, committed.hash),
       await this.#followedLight(),
       { institution, signKey: inst.signKey, encKey: inst.encKey },
-      { request: requestId, usage: committed.hash },
+      {
+        request: requestId,
+        usage: committed.hash,
+        // This node's own committed state: the data sources a council left in force.
+        sources: sourcesInForce(this.modules.chain.state, this.modules.chain.genesis.sources ?? []),
+      },
     );
     const rendered = documentOf(verified, openBundle(verified, keys.encryption.secretKey), {
       now,

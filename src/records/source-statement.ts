@@ -1,7 +1,8 @@
 /**
  * A data source's signed statement about one answer: which source (its genesis id) said what
  * about whom — the subject, the data type, the period asked for, the SHA-256 of the exact answer
- * bytes, and when. The source signs it with the Ed25519 key genesis registers for it; the
+ * bytes, and when. The source signs it with the Ed25519 key registered for it (in genesis, or by
+ * a council's `source.add`); the
  * extractor seals the statement and the answer bytes inside the record, and `record.put` carries
  * only `sourceStatementCommitment`, so the ledger learns nothing of the answer. The bank client
  * checks the statement after opening the record (client/bundle `openBundle`).
@@ -21,7 +22,7 @@ import { DATA_TYPES, type DataType } from '../ledger/tx.js';
 /** What a source states about one answer. Absent `from` / `to`: the period was not asked for. */
 export interface SourceStatement {
   v: 1;
-  /** The source's id, as registered in genesis `sources`. */
+  /** The source's id, as registered (genesis `sources`, or a council's `source.add`). */
   source: string;
   /** Pseudonymous subject id the answer is about. */
   subject: string;
@@ -153,7 +154,8 @@ export interface StatementExpectation {
 }
 
 /**
- * Checks a signed statement against the sources genesis registers and the record it came with:
+ * Checks a signed statement against the sources registered (genesis', or those in force where a
+ * council changed them: ledger/governance `sourcesInForce`) and the record it came with:
  * its source must be registered for the record's type (`not-registered`), its signature must
  * verify under that source's key (`forged`), and it must be about this subject, type and period
  * and name the digest of the sealed answer (`mismatch`). `undefined` when it stands.
@@ -168,7 +170,7 @@ export function sourceStatementProblem(
   if (source === undefined || !source.types.includes(expect.type))
     return {
       code: 'not-registered',
-      message: `source ${s.source} is not registered in genesis for ${expect.type}`,
+      message: `source ${s.source} is not registered for ${expect.type}`,
     };
   if (!verifySourceStatement(signed, source.key))
     return { code: 'forged', message: `the signature of source ${s.source} does not verify` };

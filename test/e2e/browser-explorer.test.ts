@@ -7,7 +7,12 @@
  * signer role and height and the redacted notice instead of body and proof, and nothing of what
  * the body holds (purpose, keys, digests, her id) or of her records' values reaches the page or
  * the browser. The governance transaction shows its full body and a proof verified in the page.
- * A canary run feeds the page an unredacted grant and checks the same scan catches it.
+ * The governance view lists the council and the proposals (enacted and open) with their approvers;
+ * a proposal's page proves its entry and refuses an altered one; the validators view shows the set at heights either side of
+ * a council change of the validator's data types, proven against the schedule and each height's
+ * certified header, with the change in the history, and refuses a tampered schedule; the block
+ * before the change says the set changes after it. A canary run feeds the page an unredacted
+ * grant and checks the same scan catches it.
  */
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -16,9 +21,10 @@ import { signedApiCall, submitAndWait } from '../../src/cli/client.js';
 import { DatagrantClient } from '../../src/client/index.js';
 import { bytesToHex } from '../../src/common/bytes.js';
 import { institutionCaller } from '../../src/common/http-signature.js';
-import { generateKeySet } from '../../src/common/keyfile.js';
+import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { readKeyFile } from '../../src/common/keyfile-fs.js';
 import type { Tx } from '../../src/ledger/tx.js';
+import { VALIDATOR_SET_DELAY, validatorSetHash } from '../../src/ledger/validator-set.js';
 import { attestSubject, buildGrantTx, buildRegisterTx } from '../../src/platform/consent.js';
 import type { AuditEntry } from '../../src/platform/views.js';
 import { addInstitutionChange, councilChange, councilKeys } from '../helpers/council.js';
@@ -178,7 +184,34 @@ t.test('the explorer hides the bodies of transactions about a person', { skip },
   );
   const govBody = change.propose.body;
   const governance = await submitAndWait(api, change.propose);
-  await submitAndWait(api, change.approve);
+  const added = await submitAndWait(api, change.approve);
+
+  // A validator-set change: the lone validator no longer extracts one data type the flow does not
+  // use (the council's second and third keys), in force VALIDATOR_SET_DELAY blocks after it is enacted.
+  const node0 = net.genesis.validators[0]!;
+  const dropped = node0.types.find((ty) => ty !== 'tax' && ty !== 'social-insurance');
+  t.ok(dropped, `the validator has a data type the flow does not use (${dropped})`);
+  const newTypes = node0.types.filter((ty) => ty !== dropped);
+  const update = councilChange(
+    CHAIN,
+    { type: 'validator.update', key: node0.key, roles: [...node0.roles], types: newTypes },
+    council[1]!,
+    council[2]!,
+  );
+  await submitAndWait(api, update.propose);
+  const enacted = await submitAndWait(api, update.approve);
+  const from = enacted.height + VALIDATOR_SET_DELAY;
+  const newSet = [{ ...node0, types: newTypes }];
+  for (let height = 0; height < from; await new Promise((r) => setTimeout(r, 100)))
+    height = ((await (await fetch(`${api}/v1/status`)).json()) as { height: number }).height;
+  // An open proposal (one approval of two), committed under the new set.
+  const open = councilChange(
+    CHAIN,
+    { type: 'registrar.add', key: bytesToHex(generateKeySet('registrar-2').signing.publicKey) },
+    council[2]!,
+    council[0]!,
+  );
+  const opened2 = await submitAndWait(api, open.propose);
 
   // What the ledger holds about her, as she reads it (a signed read): every transaction with body.
   const { entries } = await signedApiCall<{ entries: AuditEntry[] }>(
@@ -286,7 +319,7 @@ t.test('the explorer hides the bodies of transactions about a person', { skip },
   });
   const goto = async (fragment: string, selector: string) => {
     await page.goto(`${api}/explorer/#/${fragment}`);
-    await page.locator(selector).waitFor();
+    await page.locator(selector).first().waitFor();
   };
 
   await t.test('block pages list kinds, hashes and roles, and hide the bodies', async (t) => {
@@ -401,6 +434,237 @@ t.test('the explorer hides the bodies of transactions about a person', { skip },
     t.match(row, /gov\.propose/, 'its block lists it');
     t.match(row, /governance/, 'with the role');
     t.notMatch(row, /body hidden/, 'and its body is not hidden');
+  });
+
+  const member = (k: KeySet) =>
+    `council ${net.genesis.council!.members.indexOf(bytesToHex(k.signing.publicKey)) + 1}`;
+
+  await t.test('the governance view lists the council and the proposals', async (t) => {
+    await goto('gov', 'tr[data-proposal]');
+    const councilGenesis = net.genesis.council!;
+    t.equal(
+      await page.locator('tr[data-member]').count(),
+      councilGenesis.members.length,
+      'every council member is listed',
+    );
+    t.match(
+      await page.locator('[data-fact="threshold"]').innerText(),
+      new RegExp(`^${councilGenesis.threshold} of ${councilGenesis.members.length} members approve`),
+      'with the threshold',
+    );
+    const rows = await page.locator('tr[data-proposal]').evaluateAll((els) =>
+      els.map((e) => ({
+        id: e.getAttribute('data-proposal'),
+        cells: Array.from(e.querySelectorAll('td'), (td) => td.textContent?.trim() ?? ''),
+        status: e.querySelector('[data-status]')?.getAttribute('data-status'),
+        href: e.querySelector('a')?.getAttribute('href'),
+      })),
+    );
+    const listed = (await (await fetch(`${api}/v1/gov/proposals`)).json()) as { proposals: { id: string }[] };
+    t.same(
+      rows.map((r) => r.id),
+      [open.proposal, update.proposal, change.proposal],
+      'the open proposal, the validator change and the institution, newest first',
+    );
+    t.same(
+      rows.map((r) => r.id),
+      listed.proposals.map((p) => p.id),
+      'as the node lists them',
+    );
+    const [openRow, updateRow, addRow] = rows;
+    t.equal(
+      addRow?.cells[0],
+      `Add institution ${NEW_BANK.name} (${NEW_BANK.institution})`,
+      'the change in words',
+    );
+    t.equal(addRow?.cells[1], `2/2: ${member(council[0]!)}, ${member(council[1]!)}`, 'approvals by member');
+    t.equal(addRow?.status, 'enacted', 'enacted');
+    t.equal(addRow?.cells[4], String(governance.height), 'proposed in its block');
+    t.equal(addRow?.cells[5], String(added.height), 'decided where the approval committed');
+    t.match(
+      updateRow?.cells[0],
+      new RegExp(`^Update validator ${node0.name}: roles .+; data types .+$`),
+      'the validator change names the validator',
+    );
+    t.equal(updateRow?.cells[1], `2/2: ${member(council[1]!)}, ${member(council[2]!)}`, 'its approvers');
+    t.equal(updateRow?.cells[5], String(enacted.height), 'decided where it was enacted');
+    t.equal(openRow?.cells[1], `1/2: ${member(council[2]!)}`, 'the open proposal has its proposer only');
+    t.equal(openRow?.status, 'open', 'and is open');
+    t.equal(openRow?.cells[5], '—', 'undecided');
+    t.equal(updateRow?.href, `#/proposal/${update.proposal}`, 'each row links its proposal');
+    await page.screenshot({ path: join(SCREENSHOTS, 'explorer-governance.png'), fullPage: true });
+
+    // Paging back: the proposals before the third (the first two), newest first.
+    await goto('gov/before/2', `tr[data-proposal="${change.proposal}"]`);
+    t.same(
+      await page
+        .locator('tr[data-proposal]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('data-proposal'))),
+      [update.proposal, change.proposal],
+      'an older page holds the proposals before it',
+    );
+    t.equal(
+      await page.getByRole('link', { name: '← Newest proposals' }).count(),
+      1,
+      'and links back to the newest',
+    );
+    await goto('gov', `tr[data-proposal="${open.proposal}"]`);
+
+    await page.click(`tr[data-proposal="${update.proposal}"] a`);
+    const card = page.locator(`section[data-proposal="${update.proposal}"]`);
+    await card.locator('[data-proof="proposal"]').waitFor();
+    t.equal(
+      await card.locator('[data-proof="proposal"]').getAttribute('data-verified'),
+      'true',
+      "the proposal's entry is proven in the browser",
+    );
+    t.equal(await card.locator('[data-fact="status"]').innerText(), 'enacted', 'status');
+    t.equal(
+      await card.locator('[data-fact="approvals"]').innerText(),
+      `2/2: ${member(council[1]!)}, ${member(council[2]!)}`,
+      'approvals',
+    );
+    t.equal(
+      await card.locator('[data-fact="decided"]').innerText(),
+      String(enacted.height),
+      'decided height',
+    );
+    t.equal(
+      await card.locator('[data-fact="in-force"] a').getAttribute('href'),
+      `#/validators/${from}`,
+      'links the validators from the height the change is in force',
+    );
+    // A proposal entry whose approvals were altered does not verify.
+    const stateUrl = `**/v1/state/proposals/${change.proposal}`;
+    const real = (await (await fetch(`${api}/v1/state/proposals/${change.proposal}`)).json()) as {
+      value: { approvals: string[] };
+    };
+    real.value.approvals.reverse();
+    await page.route(stateUrl, (route) => route.fulfill({ json: real }));
+    await goto(`proposal/${change.proposal}`, `section[data-proposal="${change.proposal}"] [data-proof]`);
+    t.equal(
+      await page.locator('[data-proof="proposal"]').getAttribute('data-verified'),
+      'false',
+      'a tampered proposal entry is refused',
+    );
+    await page.unroute(stateUrl);
+    await goto(`proposal/${update.proposal}`, '[data-fact="in-force"] a');
+  });
+
+  await t.test('the validators view shows the set at any height and its history', async (t) => {
+    await page.click('[data-fact="in-force"] a');
+    const at = page.locator(`section[data-validators-at="${from}"]`);
+    await at.locator('[data-proof="header"]').waitFor();
+    t.equal(
+      await at.locator('[data-proof="schedule"]').getAttribute('data-verified'),
+      'true',
+      'the schedule is proven against a certified state root',
+    );
+    t.equal(
+      await at.locator('[data-proof="header"]').getAttribute('data-verified'),
+      'true',
+      `block ${from}'s certified header names the set shown`,
+    );
+    const row = at.locator(`tr[data-validator="${node0.name}"]`);
+    t.equal(await row.getAttribute('data-key'), node0.key, `${node0.name} with its key`);
+    t.equal(
+      await row.locator('[data-types]').getAttribute('data-types'),
+      newTypes.join(','),
+      'its new data types',
+    );
+    t.equal(await row.locator('[data-roles]').getAttribute('data-roles'), node0.roles.join(','), 'its roles');
+    t.equal(
+      await at.locator('[data-fact="size"]').innerText(),
+      '1 (quorum 1, tolerates 0 faulty)',
+      'size and quorum',
+    );
+    t.equal(
+      await at.locator('[data-fact="set-hash"] code').getAttribute('title'),
+      validatorSetHash(newSet),
+      'the hash of the new set',
+    );
+    const epochs = await page
+      .locator('tr[data-epoch]')
+      .evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-epoch'))));
+    t.same(epochs, [1, from], 'history: the genesis set, then the set from the change');
+    const changes = page.locator(`tr[data-epoch="${from}"] li[data-change]`);
+    t.equal(await changes.count(), 1, 'one change');
+    t.equal(await changes.getAttribute('data-change'), 'updated', 'an update');
+    t.match(
+      await changes.innerText(),
+      new RegExp(`^updated ${node0.name}: data types .+ → .+$`),
+      'of the data types',
+    );
+    await page.screenshot({ path: join(SCREENSHOTS, 'explorer-validators.png'), fullPage: true });
+
+    // The height box: the block before, still under genesis's set.
+    await page.fill('#validators-height', String(from - 1));
+    await page.click('#validators-form button[type="submit"]');
+    const before = page.locator(`section[data-validators-at="${from - 1}"]`);
+    await before.locator('[data-proof="header"]').waitFor();
+    t.equal(
+      await before.locator(`tr[data-validator="${node0.name}"] [data-types]`).getAttribute('data-types'),
+      node0.types.join(','),
+      `at ${from - 1} the genesis data types`,
+    );
+    t.match(await before.locator('[data-fact="set-hash"]').innerText(), /genesis set/, 'the genesis set');
+    t.equal(
+      await before.locator('[data-proof="header"]').getAttribute('data-verified'),
+      'true',
+      'proven by its header',
+    );
+
+    // A schedule whose entry was altered does not verify.
+    const real = (await (await fetch(`${api}/v1/state/validator-sets`)).json()) as {
+      value: { epochs: { validators: { types: string[] }[] }[] };
+    };
+    real.value.epochs[0]!.validators[0]!.types = [...node0.types];
+    await page.route('**/v1/state/validator-sets', (route) => route.fulfill({ json: real }));
+    await goto(`validators/${from}`, `section[data-validators-at="${from}"] [data-proof="schedule"]`);
+    t.equal(
+      await page.locator('[data-proof="schedule"]').getAttribute('data-verified'),
+      'false',
+      'a tampered schedule is refused',
+    );
+    await page.unroute('**/v1/state/validator-sets');
+  });
+
+  await t.test('block pages name the validator set and mark the change', async (t) => {
+    await goto(`block/${from - 1}`, `section[data-block="${from - 1}"]`);
+    t.equal(
+      await page.locator('[data-set-change]').count(),
+      1,
+      `block ${from - 1}: the set changes after it`,
+    );
+    t.match(
+      await page.locator('[data-fact="validators"]').innerText(),
+      /the genesis set/,
+      "certified by genesis's set",
+    );
+    t.equal(
+      await page.locator('[data-fact="next-validators"] code').getAttribute('title'),
+      validatorSetHash(newSet),
+      'its header names the next set',
+    );
+    t.equal(
+      await page.locator('[data-link="validators-at"]').getAttribute('href'),
+      `#/validators/${from - 1}`,
+      'and links the validators at its height',
+    );
+    await page.screenshot({ path: join(SCREENSHOTS, 'explorer-set-change-block.png'), fullPage: true });
+    await goto(`block/${from}`, `section[data-block="${from}"]`);
+    t.equal(await page.locator('[data-set-change]').count(), 0, `block ${from}: no change after it`);
+    t.equal(
+      await page.locator('[data-fact="validators"] code').getAttribute('title'),
+      validatorSetHash(newSet),
+      'certified by the new set',
+    );
+    // A page loaded afresh follows the change before it verifies a proof past it.
+    await page.goto(`${api}/explorer/?fresh#/tx/${open.proposal}`);
+    await page.locator(`section[data-tx="${open.proposal}"] [data-verified]`).waitFor();
+    const mark = page.locator(`section[data-tx="${open.proposal}"] [data-verified]`);
+    t.equal(await mark.getAttribute('data-verified'), 'true', `a proof at height ${opened2.height} verifies`);
+    t.match(await mark.innerText(), /of the 1 validator in force there/, 'against the set in force there');
   });
 
   await t.test('nothing of her bodies or values reached the browser', async (t) => {

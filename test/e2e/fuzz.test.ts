@@ -1876,6 +1876,7 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
     'subject.recover': alice,
     'gov.propose': admin,
     'gov.approve': admin,
+    'record.refresh': alice,
   };
   const wrapped = () => ({ enc: 'A'.repeat(43), ct: 'C'.repeat(64) });
   const bodyOf = (kind: TxKind): Record<string, unknown> => {
@@ -1941,6 +1942,9 @@ t.test('fuzzing the HTTP API of a node (every route, every tx kind)', async (t) 
         return { change: { type: 'registrar.add', key: hex(32) }, deadline: Date.now() + 60_000 };
       case 'gov.approve':
         return { proposal: hex(32) };
+      // An unknown request: a fuzzed refresh must not reopen the request the other cases use.
+      case 'record.refresh':
+        return { request: hex(32), types: ['tax'] };
     }
   };
   const build = (

@@ -511,6 +511,16 @@ export class TestLedger {
     return this.sign(subject, 'erase', { request }, options);
   }
 
+  /** `record.refresh` of `types` of a request by `subject` (her current key, for it to apply). */
+  refreshRecords(
+    subject: TestKeys,
+    request: string,
+    types: DataType[],
+    options?: SignOptions,
+  ): Tx<'record.refresh'> {
+    return this.sign(subject, 'record.refresh', { request, types }, options);
+  }
+
   /** `institution.add` of `keys` as institution `id`. */
   addInstitution(
     admin: TestKeys,
@@ -645,5 +655,6 @@ export function oneOfEachKind(ledger: TestLedger): { [K in TxKind]: Tx<K> } {
       key: chain.keys('registrar-2').pub,
     }),
     'gov.approve': ledger.approve(chain.council[1]!, hexOf('sample/proposal')),
+    'record.refresh': ledger.refreshRecords(subject, request, ['tax']),
   };
 }

@@ -1,8 +1,10 @@
 /**
  * The chain explorer: status and validators, the latest blocks (updated live from the node's
  * block events), a block page, a transaction page with its inclusion proof verified in this
- * browser, and search by transaction hash, block hash or height. Routes live in the URL
- * fragment (`#/block/12`, `#/tx/<hash>`), so every view can be linked and bookmarked.
+ * browser, governance (the council, its proposals, a proposal's page) and the validator set at
+ * any height with its history (explorer-gov.ts), and search by transaction hash, block hash or
+ * height. Routes live in the URL fragment (`#/block/12`, `#/tx/<hash>`, `#/gov`,
+ * `#/proposal/<id>`, `#/validators/12`), so every view can be linked and bookmarked.
  */
 import type { BlockHeader, CertifiedBlock } from '../../src/ledger/block.js';
 import type { ValidatorInfo } from '../../src/ledger/genesis.js';
@@ -10,8 +12,10 @@ import type { TxProof } from '../../src/ledger/proof.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { ApiError, getJson, onBlocks, type RedactedTx, type TxStatus } from './api.js';
 import { byId, type Child, fill, h } from './dom.js';
-import { errorNotice, fromNow, hashEl, notice, short, timeEl } from './format.js';
-import { type TrustedGenesis, trustedGenesis, verifyEntry } from './proofs.js';
+import { governanceView, proposalView, validatorsView } from './explorer-gov.js';
+import { errorNotice, fact, fromNow, hashEl, notice, short, timeEl } from './format.js';
+import { type TrustedGenesis, trustedGenesis } from './proofs.js';
+import { followSets, validatorLabel, verifyTxFollowing } from './validators.js';
 
 interface StatusResponse {
   chain: string;
@@ -52,7 +56,13 @@ interface BlockResponse extends Omit<CertifiedBlock, 'block'> {
 const HIDDEN =
   'This transaction concerns a person: its body and proof are shown only to that person and the institution concerned (a read signed with their key). Node operators, who replicate the ledger, do see it.';
 
-type Route = { page: 'home' } | { page: 'block'; id: string } | { page: 'tx'; hash: string };
+type Route =
+  | { page: 'home' }
+  | { page: 'block'; id: string }
+  | { page: 'tx'; hash: string }
+  | { page: 'gov'; before?: number }
+  | { page: 'proposal'; id: string }
+  | { page: 'validators'; height?: number };
 
 const view = byId('view');
 const live = byId('live');
@@ -72,7 +82,51 @@ function route(): Route {
   if (parts[0] === 'block' && parts[1] && /^([0-9]{1,15}|[0-9a-f]{64}|latest)$/.test(parts[1]))
     return { page: 'block', id: parts[1] };
   if (parts[0] === 'tx' && parts[1] && HASH_RE.test(parts[1])) return { page: 'tx', hash: parts[1] };
+  if (parts[0] === 'gov')
+    return parts[1] === 'before' && /^[1-9][0-9]{0,14}$/.test(parts[2] ?? '')
+      ? { page: 'gov', before: Number(parts[2]) }
+      : { page: 'gov' };
+  if (parts[0] === 'proposal' && parts[1] && HASH_RE.test(parts[1]))
+    return { page: 'proposal', id: parts[1] };
+  if (parts[0] === 'validators')
+    return /^[1-9][0-9]{0,14}$/.test(parts[1] ?? '')
+      ? { page: 'validators', height: Number(parts[1]) }
+      : { page: 'validators' };
   return { page: 'home' };
+}
+
+/** The view of a route. */
+function content(r: Route): Promise<HTMLElement[]> {
+  switch (r.page) {
+    case 'home':
+      return homeView();
+    case 'block':
+      return blockView(r.id);
+    case 'tx':
+      return txView(r.hash);
+    case 'gov':
+      return governanceView(r.before);
+    case 'proposal':
+      return proposalView(r.id);
+    case 'validators':
+      return validatorsView(r.height);
+  }
+}
+
+/** Marks the explorer's tab of the route shown. */
+function markTab(r: Route): void {
+  const tab =
+    r.page === 'proposal'
+      ? 'gov'
+      : r.page === 'validators'
+        ? 'validators'
+        : r.page === 'gov'
+          ? 'gov'
+          : 'home';
+  document.querySelectorAll<HTMLElement>('[data-tab]').forEach((a) => {
+    if (a.dataset.tab === tab) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  });
 }
 
 async function render(focus: boolean): Promise<void> {
@@ -80,15 +134,11 @@ async function render(focus: boolean): Promise<void> {
   const r = route();
   homeShown = false;
   pendingShown = false;
+  markTab(r);
   try {
-    const content =
-      r.page === 'home'
-        ? await homeView()
-        : r.page === 'block'
-          ? await blockView(r.id)
-          : await txView(r.hash);
+    const shown = await content(r);
     if (token !== renderToken) return;
-    fill(view, content);
+    fill(view, shown);
     homeShown = r.page === 'home';
   } catch (err) {
     if (token !== renderToken) return;
@@ -119,6 +169,11 @@ async function homeView(): Promise<HTMLElement[]> {
       { class: 'card', 'aria-labelledby': 'validators-heading' },
       h('h2', { id: 'validators-heading' }, 'Validators'),
       h('div', { class: 'table-wrap', id: 'validators' }, validatorsTable(trusted, validators.validators)),
+      h(
+        'p',
+        { class: 'actions' },
+        h('a', { href: '#/validators' }, 'The set at any height, and its history →'),
+      ),
     ),
     h(
       'section',
@@ -134,7 +189,7 @@ function stat(name: string, label: string, value: Child): HTMLElement {
 }
 
 function validatorName(trusted: TrustedGenesis, key: string): string {
-  return trusted.genesis.validators.find((v) => v.key === key)?.name ?? short(key);
+  return validatorLabel(trusted, key);
 }
 
 function statusStats(trusted: TrustedGenesis, s: StatusResponse): HTMLElement[] {
@@ -155,7 +210,11 @@ function validatorsTable(trusted: TrustedGenesis, validators: LiveValidator[]): 
   return h(
     'table',
     null,
-    h('caption', { class: 'muted' }, `Validator set from genesis ${short(trusted.hash)}`),
+    h(
+      'caption',
+      { class: 'muted' },
+      `Validators certifying the next block; chain from genesis ${short(trusted.hash)}`,
+    ),
     h(
       'thead',
       null,
@@ -282,12 +341,17 @@ async function updateHome(): Promise<void> {
 async function blockView(id: string): Promise<HTMLElement[]> {
   const [trusted, b] = await Promise.all([trustedGenesis(), getJson<BlockResponse>(`v1/blocks/${id}`)]);
   const hd = b.block.header;
+  // Names of the validators of sets after genesis's, for the proposer and the certificate.
+  if (hd.validators !== undefined || hd.nextValidators !== undefined)
+    await followSets(trusted).catch(() => undefined);
+  const setChanges = (hd.nextValidators ?? null) !== (hd.validators ?? null);
   const nav = h(
     'p',
     { class: 'actions' },
     hd.height > 1 ? h('a', { href: `#/block/${hd.height - 1}` }, `← Block ${hd.height - 1}`) : null,
     h('a', { href: `#/block/${hd.height + 1}` }, `Block ${hd.height + 1} →`),
     h('a', { href: '#/' }, 'Latest blocks'),
+    h('a', { href: `#/validators/${hd.height}`, 'data-link': 'validators-at' }, 'Validators at this height'),
   );
   return [
     h(
@@ -295,6 +359,15 @@ async function blockView(id: string): Promise<HTMLElement[]> {
       { class: 'card', 'aria-labelledby': 'block-heading', 'data-block': hd.height },
       h('h2', { id: 'block-heading', tabindex: -1 }, `Block ${hd.height}`),
       nav,
+      setChanges
+        ? h(
+            'p',
+            { class: 'notice warn', role: 'status', 'data-set-change': 'true' },
+            'The validator set changes after this block: its header names the next set, which certifies block ',
+            h('a', { href: `#/validators/${hd.height + 1}` }, String(hd.height + 1)),
+            ' on.',
+          )
+        : null,
       h(
         'dl',
         { class: 'facts' },
@@ -310,6 +383,22 @@ async function blockView(id: string): Promise<HTMLElement[]> {
         ),
         fact('Tx root', hashEl(hd.txRoot, 16)),
         fact('State root', hashEl(hd.stateRoot, 16)),
+        fact(
+          'Validator set',
+          [
+            hd.validators === undefined ? 'the genesis set' : hashEl(hd.validators, 16),
+            ' · ',
+            h('a', { href: `#/validators/${hd.height}` }, 'validators at this height'),
+          ],
+          'validators',
+        ),
+        hd.nextValidators !== undefined || setChanges
+          ? fact(
+              'Next validator set',
+              hd.nextValidators === undefined ? 'the genesis set' : hashEl(hd.nextValidators, 16),
+              'next-validators',
+            )
+          : null,
         fact(
           'Certificate',
           `${b.cert.votes.length} commit vote${b.cert.votes.length === 1 ? '' : 's'} in view ${b.cert.view}: ` +
@@ -368,10 +457,6 @@ async function blockView(id: string): Promise<HTMLElement[]> {
   ];
 }
 
-function fact(label: string, value: Child): Child[] {
-  return [h('dt', null, label), h('dd', null, value)];
-}
-
 // ---- transaction page ----
 
 async function txView(hash: string): Promise<HTMLElement[]> {
@@ -400,13 +485,18 @@ async function txView(hash: string): Promise<HTMLElement[]> {
     let details: Child = null;
     try {
       const proof = await getJson<TxProof>(`v1/txs/${hash}/proof`);
-      const v = verifyEntry(trusted, hash, proof);
+      const v = await verifyTxFollowing(trusted, hash, proof);
+      const set = trusted.light.validatorsAt(proof.header.height);
+      const signers =
+        set === trusted.genesis.validators
+          ? `the ${set.length} genesis validator${set.length === 1 ? '' : 's'}`
+          : `the ${set.length} validator${set.length === 1 ? '' : 's'} in force there`;
       mark = v.ok
         ? h(
             'p',
             { class: 'notice ok', 'data-verified': 'true' },
             h('span', { class: 'mark ok' }, '✓ verified'),
-            ` in this browser: included in block ${v.height}, whose header carries ${proof.cert.votes.length} valid commit signature${proof.cert.votes.length === 1 ? '' : 's'} of the ${trusted.genesis.validators.length} genesis validator${trusted.genesis.validators.length === 1 ? '' : 's'}.`,
+            ` in this browser: included in block ${v.height}, whose header carries ${proof.cert.votes.length} valid commit signature${proof.cert.votes.length === 1 ? '' : 's'} of ${signers}.`,
           )
         : h(
             'p',

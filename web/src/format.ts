@@ -1,5 +1,5 @@
 /** Human wording shared by the portal and the explorer: data types, statuses, times, hashes, errors. */
-import { h } from './dom.js';
+import { type Child, h } from './dom.js';
 
 const TYPE_LABELS: Record<string, string> = {
   'social-insurance': 'Social insurance',
@@ -108,6 +108,11 @@ export function describeError(err: unknown): { code: string; message: string } {
   const friendly = FRIENDLY[code];
   if (!friendly) return { code, message: detail };
   return { code, message: WITH_DETAIL.has(code) ? `${friendly} ${capitalize(detail)}` : friendly };
+}
+
+/** A term and its value in a <dl>, the term also as `data-fact` on the value (the key the tests read). */
+export function fact(label: string, value: Child, name?: string): Child[] {
+  return [h('dt', null, label), h('dd', { 'data-fact': name }, value)];
 }
 
 /** A notice element; errors are announced immediately (role=alert), the rest politely. */

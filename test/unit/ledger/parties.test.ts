@@ -21,6 +21,11 @@ t.test('every kind names its subject and institution, governance none', async (t
   t.same(txParties(state, ledger.grant(alice, request)), both, 'grant');
   t.same(txParties(state, ledger.deny(alice, request)), both, 'deny');
   t.same(txParties(state, ledger.erase(alice, request)), both, 'erase');
+  t.same(
+    txParties(state, ledger.refreshRecords(alice, request, ['tax'])),
+    both,
+    'record.refresh: on her trail',
+  );
   for (const kind of ['revoke', 'pause', 'resume'] as const)
     t.same(txParties(state, ledger[kind](alice, grant)), both, kind);
   t.same(txParties(state, ledger.usage(bank, grant)), both, 'usage');
@@ -50,7 +55,7 @@ t.test('every kind names its subject and institution, governance none', async (t
     'a request state does not know yet still counts as about a subject',
   );
   const kinds = Object.values(oneOfEachKind(ledger)).map((tx) => txHash(tx));
-  t.equal(kinds.length, 17, 'every kind was covered above');
+  t.equal(kinds.length, 18, 'every kind was covered above');
 });
 
 t.test('signer roles', async (t) => {

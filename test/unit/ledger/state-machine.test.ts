@@ -1400,6 +1400,31 @@ t.test(
   },
 );
 
+t.test('record.refresh: only records wrapped to a key she recovered away from', async (t) => {
+  // The full behaviour is in re-extraction.test.ts; here its codes count for the coverage below.
+  const { chain, ledger, bank, alice } = setup();
+  const { request } = ledger.requestWithRecords(bank, alice, ['tax']);
+  expectReject(
+    t,
+    ledger,
+    ledger.refreshRecords(alice, request, ['tax']),
+    'LEDGER_RECORD_CURRENT',
+    'a record wrapped to her current key',
+  );
+  const next = chain.keys('alice-next');
+  ledger.commit([ledger.recover(alice.id, next)]);
+  expectAccept(t, ledger, ledger.refreshRecords(next, request, ['tax']), 'once she recovered');
+  const fresh = ledger.openRequest(bank, alice.id, { types: ['tax'] });
+  ledger.commit([fresh]);
+  expectReject(
+    t,
+    ledger,
+    ledger.putRecord(chain.extractorFor('tax'), txHash(fresh), 'tax', { subjectKey: alice.encPub }),
+    'LEDGER_SUBJECT_KEY_STALE',
+    'a record sealed to the key she lost',
+  );
+});
+
 t.test('every rejection code of the state machine is exercised', async (t) => {
   const source = readFileSync(new URL('../../../src/ledger/state-machine.ts', import.meta.url), 'utf8');
   const codes = new Set([...source.matchAll(/reject\(\s*'([A-Z_]+)'/g)].map((m) => m[1]!));
