@@ -416,6 +416,11 @@ async function readStdin(): Promise<string> {
 
 /** Runs the CLI; prints `error CODE: message` and exits non-zero on failure. */
 export async function main(argv: string[]): Promise<void> {
+  // A reader that stops early (`datagrant … | head`) is not an error of the command.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
