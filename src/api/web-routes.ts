@@ -3,7 +3,7 @@
  * /portal/, the explorer at /explorer/, their hashed assets at /assets/, and `/` redirecting to
  * the portal. Only these fixed paths and single asset file names are served, so no request can
  * reach outside the build folder. HTML goes out with a strict Content-Security-Policy (scripts,
- * styles and connections to this origin only; no eval, no inline script, no framing). When the
+ * styles and connections to this origin only, plus the registrar services configured for the portal; no eval, no inline script, no framing). When the
  * pages are not built, every page answers a coded 503 (API_WEB_NOT_BUILT).
  */
 import { createReadStream } from 'node:fs';
@@ -16,6 +16,11 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 export interface WebRoutesOptions {
   /** Folder of the built pages; `web/dist` of this checkout by default. */
   root?: string;
+  /**
+   * Origins the pages may also connect to (the registrar services a person registers with in the
+   * portal, node config `api.registrarOrigins`); only this node's origin by default.
+   */
+  connectOrigins?: readonly string[];
 }
 
 /** Where `npm run build:web` writes the pages. */
@@ -40,20 +45,24 @@ const CONTENT_TYPES: Record<string, string> = {
 // Vite names assets `name-hash.ext`: one path segment, no leading dot.
 const ASSET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/** The pages' Content-Security-Policy, connecting to this origin and `connectOrigins` only. */
+function contentSecurityPolicy(connectOrigins: readonly string[]): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    ["connect-src 'self'", ...connectOrigins].join(' '),
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 /** Registers the web routes (hidden from the OpenAPI document). */
 export async function webRoutes(app: FastifyInstance, options: WebRoutesOptions = {}): Promise<void> {
   const root = options.root ?? DEFAULT_WEB_ROOT;
+  const csp = contentSecurityPolicy(options.connectOrigins ?? []);
   const hide = { schema: { hide: true } };
 
   const send = async (reply: FastifyReply, parts: string[], immutable: boolean): Promise<FastifyReply> => {
@@ -74,7 +83,7 @@ export async function webRoutes(app: FastifyInstance, options: WebRoutesOptions 
       .header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     if (ext === '.html') {
       reply
-        .header('content-security-policy', CONTENT_SECURITY_POLICY)
+        .header('content-security-policy', csp)
         .header('referrer-policy', 'no-referrer')
         .header('x-frame-options', 'DENY')
         .header('cross-origin-opener-policy', 'same-origin');

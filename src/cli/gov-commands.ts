@@ -126,11 +126,18 @@ async function changeOf(type: string, o: ProposeFlags & { api?: string }): Promi
         key: need(o.registrar, '--registrar <hex key>'),
       };
     case 'params': {
-      const params: Record<string, number> = {};
+      const params: Record<string, number | string> = {};
       for (const pair of o.param ?? []) {
+        const policy = /^extraction=(on-request|on-consent)$/.exec(pair);
+        if (policy) {
+          params.extraction = policy[1]!;
+          continue;
+        }
         const m = /^([A-Za-z]+)=(\d+)$/.exec(pair);
         if (!m || !(PARAM_NAMES as readonly string[]).includes(m[1]!))
-          throw usage(`--param ${pair}: use name=value with a name among ${PARAM_NAMES.join(', ')}`);
+          throw usage(
+            `--param ${pair}: use name=value with a name among ${PARAM_NAMES.join(', ')}, or extraction=on-request|on-consent`,
+          );
         params[m[1]!] = Number(m[2]);
       }
       if (Object.keys(params).length === 0) throw usage('params needs at least one --param name=value');
@@ -316,7 +323,7 @@ export function addGovCommands(program: Command): void {
     )
     .option(
       '--param <name=value>',
-      `a parameter to set (params; repeat): ${PARAM_NAMES.join(', ')}`,
+      `a parameter to set (params; repeat): ${PARAM_NAMES.join(', ')}, or extraction=on-request|on-consent (requests opened from then on)`,
       (v: string, all: string[] = []) => [...all, v],
     )
     .option('--open-for <duration>', 'how long it stays open for approvals, e.g. 7d', '7d')

@@ -40,6 +40,11 @@ export function addRegistrarCommands(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', '26850')
     .option('--passphrase-file <file>', 'passphrase of a sealed key file (or DATAGRANT_PASSPHRASE)')
+    .option(
+      '--allow-origin <origins>',
+      'comma-separated origins whose pages (the portal) may call the service from a browser, or * for any',
+      '*',
+    )
     .action(
       async (o: {
         key: string;
@@ -48,6 +53,7 @@ export function addRegistrarCommands(program: Command): void {
         host: string;
         port: string;
         passphraseFile?: string;
+        allowOrigin: string;
       }) => {
         const keys = await readKeyFile(o.key, await passphraseFrom(o));
         const genesis = await readGenesis(o.genesis);
@@ -61,6 +67,10 @@ export function addRegistrarCommands(program: Command): void {
           keys,
           store: await EnrollmentStore.open(o.enrollments),
           logger,
+          allowOrigins: o.allowOrigin
+            .split(',')
+            .map((origin) => origin.trim())
+            .filter((origin) => origin.length > 0),
         });
         const url = await app.listen({ host: o.host, port: Number(o.port) });
         logger.info({ url, registrar: bytesToHex(keys.signing.publicKey) }, 'started');

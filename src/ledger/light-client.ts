@@ -354,6 +354,7 @@ export interface RequestFacts {
   records: readonly { type: string; digest: string }[];
   grant?: Partial<Omit<GrantState, 'keys'>>;
   denyReason?: string;
+  policy?: ExtractionPolicy;
 }
 
 const same = (a: unknown, b: unknown): boolean => canonicalize(a ?? null) === canonicalize(b ?? null);
@@ -392,6 +393,7 @@ export function requestViewFaults(
     'dataTo',
     'consentBy',
     'denyReason',
+    'policy',
   ] as const)
     if (!same(view[f], request[f])) fault('request', `its ${f}`);
   // Every record shown is the chain's; only an erased request's may be missing.

@@ -69,6 +69,19 @@ export interface RequestState {
   superseded?: Record<string, string[]>;
   /** Block time of the last `record.refresh`: the extractors' new trigger for the reopened types. */
   reopenedAt?: number;
+  /**
+   * When its records are extracted, where it is not genesis' policy: the policy in force when it
+   * was opened (a council's `params.set` of `extraction` applies to requests opened after it).
+   */
+  policy?: ExtractionPolicy;
+}
+
+/** The extraction policy a request follows: its own, else the chain's (genesis'). */
+export function requestPolicy(
+  request: Pick<RequestState, 'policy'>,
+  chainPolicy: ExtractionPolicy,
+): ExtractionPolicy {
+  return request.policy ?? chainPolicy;
 }
 
 /** One extracted, encrypted record; the ciphertext itself lives in the payload store. */
@@ -198,7 +211,7 @@ export function requestStatus(
     return grant.used > 0 ? 'delivered' : 'granted';
   }
   if (request.consentBy <= now) return 'expired';
-  if (policy === 'on-consent') return 'waiting-for-consent';
+  if (requestPolicy(request, policy) === 'on-consent') return 'waiting-for-consent';
   const done = request.types.filter((t) => request.records[t] !== undefined).length;
   const failed = request.types.filter(
     (t) => request.records[t] === undefined && request.failures[t] !== undefined,

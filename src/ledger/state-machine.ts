@@ -35,6 +35,7 @@ import {
   type InstitutionState,
   type RecordState,
   type RequestState,
+  requestPolicy,
   type SubjectState,
   stateKey,
 } from './records.js';
@@ -365,7 +366,10 @@ function requestOpen(
       );
     }
   }
+  // The extraction policy in force when it opens stays the request's.
+  const policy = extractionPolicy(effectiveParams(s, config));
   const request: RequestState = {
+    ...(policy !== config.policy ? { policy } : {}),
     id: hash,
     institution: inst.id,
     subject: body.subject,
@@ -434,7 +438,7 @@ function requestTakesRecords(
   if (!request.types.includes(type))
     return reject('LEDGER_TYPE_NOT_REQUESTED', `request does not ask for ${type}`);
   if (request.erased) return reject('LEDGER_REQUEST_CLOSED', 'request is no longer open');
-  if (config.policy === 'on-consent') {
+  if (requestPolicy(request, config.policy) === 'on-consent') {
     const g = request.grant ? read<GrantState>(s, stateKey.grant(request.grant)) : undefined;
     if (request.decision !== 'granted' || !g)
       return reject('LEDGER_NOT_GRANTED', 'under on-consent extraction, records follow the grant');
@@ -477,12 +481,13 @@ function recordPut(
   if ('ok' in request) return request;
   if (s.get(stateKey.record(body.digest)) !== undefined)
     return reject('LEDGER_DIGEST_EXISTS', 'record digest already used');
-  if (config.policy === 'on-consent' && body.granteeKey === undefined)
+  const policy = requestPolicy(request, config.policy);
+  if (policy === 'on-consent' && body.granteeKey === undefined)
     return reject(
       'LEDGER_GRANTEE_KEY_MISSING',
       'under on-consent extraction the record carries the grantee key',
     );
-  if (config.policy === 'on-request' && body.granteeKey !== undefined)
+  if (policy === 'on-request' && body.granteeKey !== undefined)
     return reject('LEDGER_GRANTEE_KEY_UNEXPECTED', 'a record wraps to the grantee only under on-consent');
   const subject = read<SubjectState>(s, stateKey.subject(request.subject));
   // Sealed to a key she recovered away from while it was being extracted: she could not open it.
@@ -510,7 +515,9 @@ function recordPut(
     holders: receipts.holders,
     tx: hash,
     ...(body.granteeKey ? { granteeKey: { ...body.granteeKey } } : {}),
-    ...(subject ? { subjectKey: subject.encKey } : {}),
+    // Only where the put names it: a record.put of an older extractor writes what it always did,
+    // so blocks from before replay to the same state root (older records are judged by height).
+    ...(body.subjectKey !== undefined ? { subjectKey: body.subjectKey } : {}),
     height: ctx.height,
     erased: false,
   };
@@ -642,7 +649,7 @@ function grant(
   if (body.expires <= ctx.time || body.expires > ctx.time + effectiveParams(s, config).maxGrantMs) {
     return reject('LEDGER_BAD_EXPIRY', 'grant expiry must be in the future and within the chain limit');
   }
-  if (config.policy === 'on-consent') {
+  if (requestPolicy(request, config.policy) === 'on-consent') {
     // Nothing is extracted before consent; each record will carry its own key to the grantee.
     if (body.keys.length > 0)
       return reject('LEDGER_KEYS_MISMATCH', 'under on-consent extraction a grant carries no keys');

@@ -72,7 +72,8 @@ export type StorageReceipt = Static<typeof StorageReceiptSchema>;
 /**
  * Chain parameters a council may change (`params.set`), each within what genesis allows: the
  * block limits may be lowered or raised back up to their genesis values (which size the consensus
- * and gossip limits), the time maxima set freely within their schema bounds.
+ * and gossip limits), the time maxima set freely within their schema bounds, and the extraction
+ * policy of requests opened from then on.
  */
 export const GovernableParamsSchema = Type.Object(
   {
@@ -81,6 +82,8 @@ export const GovernableParamsSchema = Type.Object(
     maxGrantMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 10 * 365 * 24 * 3600 * 1000 })),
     maxBlockTxs: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
     maxBlockBytes: Type.Optional(Type.Integer({ minimum: 16 * 1024, maximum: 8 * 1024 * 1024 })),
+    /** When extractors pull data, for requests opened from then on (each keeps the policy it opened under). */
+    extraction: Type.Optional(Type.Union([Type.Literal('on-request'), Type.Literal('on-consent')])),
   },
   { additionalProperties: false, minProperties: 1 },
 );

@@ -34,6 +34,16 @@ export const NodeConfigSchema = Type.Object(
         /** Where clients reach the API, when not at `http://host:port` (a bind-all host, a port mapping). */
         url: Type.Optional(Type.String({ pattern: '^https?://' })),
         bodyLimit: Type.Optional(Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 })),
+        /**
+         * Origins of registrar attestation services (`datagrant registrar serve`) the portal may
+         * call to register a person, e.g. `https://registrar.example.org`; added to the pages'
+         * Content-Security-Policy `connect-src` (none by default: the pages reach only this node).
+         */
+        registrarOrigins: Type.Optional(
+          Type.Array(Type.String({ pattern: '^https?://[A-Za-z0-9.-]+(:([0-9]{1,5}|\\*))?$' }), {
+            maxItems: 16,
+          }),
+        ),
         /** Most server-sent event streams open at once (default 1000). */
         maxEventStreams: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
         /** Request rate limits (token buckets); defaults in api/rate-limit `DEFAULT_RATE_LIMIT`. */

@@ -561,7 +561,7 @@ export class DatagrantNode implements NodeStatusSource {
       },
     );
     await adminRoutes(this.api, { identify, backup, snapshot });
-    await webRoutes(this.api);
+    await webRoutes(this.api, { connectOrigins: config.api.registrarOrigins ?? [] });
     await this.modules.extraRoutes?.(this.api, { network: this.network, store: this.store }, facts);
     if ((self.roles as readonly string[]).includes('platform')) {
       const institutions = new Map<string, KeySet>();

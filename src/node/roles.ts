@@ -17,6 +17,7 @@ import {
   type GrantState,
   type RecordState,
   type RequestState,
+  requestPolicy,
   type SubjectState,
   stateKey,
 } from '../ledger/index.js';
@@ -225,16 +226,21 @@ export class ExtractorRole {
   }
 
   private onCommitted(event: CommittedBlockEvent): void {
-    const onConsent = this.options.policy === 'on-consent';
+    const state = this.modules.chain.state;
+    // Each request follows the extraction policy it was opened under.
+    const onConsent = (id: string) => {
+      const request = state.get(stateKey.request(id)) as RequestState | undefined;
+      return requestPolicy(request ?? {}, this.options.policy) === 'on-consent';
+    };
     event.certified.block.txs.forEach((tx, i) => {
       let id: string;
       let types: readonly DataType[];
       // A refresh reopens types this node may have answered before: they are extracted again.
       let retry = false;
-      if (!onConsent && tx.kind === 'request.open') {
+      if (tx.kind === 'request.open' && !onConsent(event.txHashes[i]!)) {
         id = event.txHashes[i]!;
         types = tx.body.types;
-      } else if (onConsent && tx.kind === 'grant') {
+      } else if (tx.kind === 'grant' && onConsent(tx.body.request)) {
         id = tx.body.request;
         types = tx.body.types;
       } else if (tx.kind === 'record.refresh') {
@@ -329,7 +335,7 @@ export class ExtractorRole {
     let granteeEncKey: string | undefined;
     let since: number;
     let types: readonly DataType[];
-    if (this.options.policy === 'on-consent') {
+    if (requestPolicy(request, this.options.policy) === 'on-consent') {
       if (request.decision === 'pending') return request.consentBy <= now ? 'settled' : undefined;
       const grant = request.grant
         ? (state.get(stateKey.grant(request.grant)) as GrantState | undefined)

@@ -23,6 +23,8 @@ export interface GrantableRequest {
   dataFrom?: string;
   dataTo?: string;
   records: { type: string; digest: string; key: WrappedKey }[];
+  /** The request's own extraction policy, where it is not the chain's (`ctx.extraction`). */
+  policy?: ExtractionPolicy;
 }
 
 /** Who a grant is to: the request's institution and its registered X25519 key (hex). */
@@ -78,7 +80,7 @@ export function buildGrantTx(
   choice: GrantChoice,
   random?: (length: number) => Uint8Array,
 ): Tx<'grant'> {
-  const onConsent = ctx.extraction === 'on-consent';
+  const onConsent = (request.policy ?? ctx.extraction) === 'on-consent';
   const types = (
     choice.types ?? ((onConsent ? request.types : request.records.map((r) => r.type)) as DataType[])
   ).slice();

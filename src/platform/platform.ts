@@ -197,6 +197,7 @@ export class Platform extends EventEmitter<PlatformEvents> {
         detail: f.detail,
       })),
       ...(request.denyReason ? { denyReason: request.denyReason } : {}),
+      ...(request.policy ? { policy: request.policy } : {}),
     };
     if (grant) {
       const { keys: _keys, ...summary } = grant;

@@ -2,7 +2,14 @@
  * What the platform API returns about requests and audit trails (types only, so the bank client
  * and the portal can share them without loading the platform).
  */
-import type { GrantState, RecordState, RequestStatus, TxBody, TxProof } from '../ledger/index.js';
+import type {
+  ExtractionPolicy,
+  GrantState,
+  RecordState,
+  RequestStatus,
+  TxBody,
+  TxProof,
+} from '../ledger/index.js';
 
 /** What an institution asks for (the `request.open` body; `consentBy` defaults on the server side). */
 export type RequestInput = Omit<TxBody<'request.open'>, 'consentBy'> & { consentBy?: number };
@@ -27,6 +34,8 @@ export interface RequestView {
   failures: { type: string; reason: string; detail: string }[];
   grant?: Omit<GrantState, 'keys'>;
   denyReason?: string;
+  /** Its extraction policy where it is not genesis' (opened after a council changed it). */
+  policy?: ExtractionPolicy;
 }
 
 /** One entry of a subject's audit trail. */

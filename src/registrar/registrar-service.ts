@@ -12,6 +12,11 @@
  * before it answers, and returns its Ed25519 attestation binding the subject id to those keys
  * (`attestationBytes`). A code tried wrongly too often is locked.
  *
+ * A person's portal (web/src/portal.ts) calls `POST /v1/attest` from the page of her node, another
+ * origin: the service answers CORS for it and its preflight (`allowOrigins`, default any origin).
+ * The call carries no cookie or credential (the one-time code in the body is the secret), so
+ * allowing any origin gives a page no more than a script on any machine already has.
+ *
  * The enrollment file is JSON, written atomically (temp file, fsync, rename); it holds no secret a
  * thief could use (code hashes only, each good for one attestation of one subject).
  */
@@ -203,13 +208,41 @@ export interface RegistrarServiceOptions {
   keys: KeySet;
   store: EnrollmentStore;
   logger: Logger;
+  /**
+   * Origins whose pages may call the service from a browser (CORS), such as
+   * `https://node.example.org`; `*` (the default) allows any origin.
+   */
+  allowOrigins?: readonly string[];
 }
+
+/** The paths a browser may call across origins. */
+const CORS_PATHS = new Set(['/v1/attest', '/v1/registrar']);
 
 /** The registrar's HTTP API (not listening yet). */
 export async function createRegistrarService(options: RegistrarServiceOptions): Promise<FastifyInstance> {
   const { chain, keys, store, logger } = options;
   const registrar = bytesToHex(keys.signing.publicKey);
   const app = await createApi({ bodyLimit: 4096, logger, rateLimit: {} });
+  const allowOrigins = options.allowOrigins ?? ['*'];
+  // CORS headers go on every answer of these paths, refusals included, so a page reads the code.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!CORS_PATHS.has(request.url.split('?')[0]!)) return;
+    const origin = request.headers.origin;
+    if (allowOrigins.includes('*')) reply.header('access-control-allow-origin', '*');
+    else if (origin !== undefined && allowOrigins.includes(origin))
+      reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
+  });
+  app.options(
+    '/v1/attest',
+    { schema: { tags: ['registrar'], summary: 'CORS preflight of POST /v1/attest' } },
+    async (_request, reply) =>
+      reply
+        .header('access-control-allow-methods', 'POST')
+        .header('access-control-allow-headers', 'content-type')
+        .header('access-control-max-age', '600')
+        .status(204)
+        .send(),
+  );
   app.get(
     '/v1/registrar',
     { schema: { tags: ['registrar'], summary: "The registrar's chain and public key" } },

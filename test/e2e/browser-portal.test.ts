@@ -538,11 +538,12 @@ t.test('portal and explorer in a real browser', { skip }, async (t) => {
     t.ok(await page.locator('#history-section').isHidden(), "nothing of Alice's is shown");
     await page.screenshot({ path: join(SCREENSHOTS, 'portal-other-subject.png') });
     await openKey(page, 'nobody-0009', bobFile, '');
-    await page.locator('#key-notice [data-code="PLATFORM_SUBJECT_NOT_FOUND"]').waitFor();
+    const unknown = page.locator('#key-notice [data-code="PLATFORM_SUBJECT_NOT_FOUND"]');
+    await unknown.waitFor();
     t.match(
-      await alert.innerText(),
-      /No subject with this id is registered/,
-      'an unknown subject is explained',
+      await unknown.innerText(),
+      /nobody-0009 is not registered on this chain: register it/,
+      'an unknown subject is explained, with the way to register it',
     );
     await page.close();
   });

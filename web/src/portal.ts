@@ -5,9 +5,11 @@
  * What a request asks, the institution's name and key and a grant's status are proven in this
  * browser by the light client (docs/light-client.md) and marked verified; a node whose answer
  * does not verify is named as lying and nothing is signed on its word. The key never leaves the
- * page: only signed transactions are sent to the node.
+ * page: only signed transactions are sent to the node. A person whose subject id is not on the
+ * chain yet registers here with her registrar's one-time code (registration.ts).
  */
 import { bytesToHex } from '../../src/common/bytes.js';
+import { DatagrantError } from '../../src/common/errors.js';
 import type { KeySet } from '../../src/common/keyfile.js';
 import { quorumSize } from '../../src/ledger/genesis.js';
 import { type Blame, nodeLabel, requestViewFaults, type ViewFault } from '../../src/ledger/light-client.js';
@@ -42,6 +44,7 @@ import {
   type Verification,
   verifyEntry,
 } from './proofs.js';
+import { askRegistrar, checkAttestation, registrarUrl, signRegistration } from './registration.js';
 import {
   checkSubjectKeys,
   installSigningHook,
@@ -53,6 +56,7 @@ import {
 } from './signing.js';
 
 const SUBJECT_KEY = 'datagrant.subject';
+const REGISTRAR_KEY = 'datagrant.registrarUrl';
 const ID_RE = /^[a-z0-9][a-z0-9-]{2,63}$/;
 const PENDING = new Set(['waiting-for-consent', 'waiting-for-data']);
 const EXPIRY_CHOICES: [number, string][] = [
@@ -70,6 +74,12 @@ const el = {
   passphrase: byId<HTMLInputElement>('passphrase'),
   unlock: byId<HTMLButtonElement>('unlock-button'),
   loaded: byId('key-loaded'),
+  registerForm: byId<HTMLFormElement>('register-form'),
+  registerSubject: byId('register-subject'),
+  registrarUrl: byId<HTMLInputElement>('registrar-url'),
+  registrarCode: byId<HTMLInputElement>('registrar-code'),
+  registerButton: byId<HTMLButtonElement>('register-button'),
+  registerCancel: byId<HTMLButtonElement>('register-cancel'),
   summary: byId('key-summary'),
   keyNotice: byId('key-notice'),
   refresh: byId<HTMLButtonElement>('refresh-button'),
@@ -92,6 +102,8 @@ interface Session {
 }
 
 let session: Session | null = null;
+/** A key opened for a subject id the chain does not hold yet: the register step. */
+let unregistered: Session | null = null;
 let events: EventSource | null = null;
 let requestsById = new Map<string, RequestView>();
 const institutions = new Map<string, Promise<InstitutionState>>();
@@ -104,6 +116,7 @@ let historySig = '';
 installSigningHook();
 try {
   el.subject.value = window.localStorage.getItem(SUBJECT_KEY) ?? '';
+  el.registrarUrl.value = window.localStorage.getItem(REGISTRAR_KEY) ?? '';
 } catch {
   // Storage may be disabled; the subject id is then typed each time.
 }
@@ -111,6 +124,11 @@ el.form.addEventListener('submit', (event) => {
   event.preventDefault();
   void unlock();
 });
+el.registerForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void register();
+});
+el.registerCancel.addEventListener('click', forget);
 el.forget.addEventListener('click', forget);
 el.refresh.addEventListener('click', () => void refresh());
 
@@ -144,6 +162,14 @@ async function unlock(): Promise<void> {
     const registered = await getJson<SubjectState>(`v1/subjects/${subject}`);
     checkSubjectKeys(keys, registered, subject);
   } catch (err) {
+    if (keys && err instanceof ApiError && err.code === 'PLATFORM_SUBJECT_NOT_FOUND') {
+      // Her key is open but her subject id is not on the chain: offer to register it.
+      el.unlock.disabled = false;
+      el.passphrase.value = '';
+      el.keyfile.value = '';
+      showRegister({ subject, keys });
+      return;
+    }
     if (keys) wipeKeys(keys);
     // Extractor-only nodes serve the pages and the chain API but not the subjects' API.
     const notPlatform = err instanceof ApiError && err.code === 'API_NOT_FOUND';
@@ -164,6 +190,76 @@ async function unlock(): Promise<void> {
   el.unlock.disabled = false;
   el.passphrase.value = '';
   el.keyfile.value = '';
+  await startSession(subject, keys, `Key loaded: it matches the keys registered for ${subject}.`);
+}
+
+/** The register step: her key is open, her subject id is not registered yet. */
+function showRegister(s: Session): void {
+  unregistered = s;
+  el.form.hidden = true;
+  el.registerForm.hidden = false;
+  fill(el.registerSubject, s.subject);
+  fill(
+    el.keyNotice,
+    notice(
+      'info',
+      `${s.subject} is not registered on this chain: register it with the one-time code your registrar gave you.`,
+      'PLATFORM_SUBJECT_NOT_FOUND',
+    ),
+  );
+  (el.registrarUrl.value === '' ? el.registrarUrl : el.registrarCode).focus();
+}
+
+/**
+ * Registers the open key's subject id: asks the registrar service for its attestation, checks it
+ * in this page (her keys, her subject id, a genesis registrar), and only then signs
+ * `subject.register` and submits it. On any refusal nothing is signed and the code is shown.
+ */
+async function register(): Promise<void> {
+  const u = unregistered;
+  if (!u) return;
+  const code = el.registrarCode.value.trim();
+  el.registerButton.disabled = true;
+  try {
+    const base = registrarUrl(el.registrarUrl.value);
+    if (code.length === 0)
+      throw new DatagrantError('PORTAL_NO_CODE', 'Enter the one-time code of your registrar.');
+    const trusted = await trustedGenesis();
+    if (pinMismatch(trusted))
+      throw new DatagrantError(
+        'PORTAL_GENESIS_NOT_PINNED',
+        'the node serves a different genesis than the one pinned in this browser',
+      );
+    fill(el.keyNotice, notice('info', 'Asking your registrar to attest your keys…'));
+    const answer = await askRegistrar(base, trusted.genesis.chain, u.subject, u.keys, code);
+    const checked = checkAttestation(trusted.genesis, u.subject, u.keys, answer);
+    try {
+      window.localStorage.setItem(REGISTRAR_KEY, base.href);
+    } catch {
+      // Not remembered; typed again next time.
+    }
+    fill(el.keyNotice, notice('info', 'Attestation checked: signing your registration in this page…'));
+    const hash = await submitTx(signRegistration(trusted.genesis.chain, u.subject, u.keys, checked));
+    const { height } = await waitForCommit(hash);
+    checkSubjectKeys(u.keys, await getJson<SubjectState>(`v1/subjects/${u.subject}`), u.subject);
+    if (unregistered !== u) return;
+    unregistered = null;
+    el.registerForm.hidden = true;
+    el.registrarCode.value = '';
+    el.registerButton.disabled = false;
+    await startSession(
+      u.subject,
+      u.keys,
+      `Registered: ${u.subject} is on the chain with your keys (height ${height}, tx ${hash.slice(0, 16)}…).`,
+    );
+  } catch (err) {
+    el.registerButton.disabled = false;
+    if (unregistered === u) fill(el.keyNotice, errorNotice(err, 'Not registered: '));
+  }
+}
+
+/** Shows the requests view for an open key registered for `subject`. */
+async function startSession(subject: string, keys: KeySet, message: string): Promise<void> {
   try {
     window.localStorage.setItem(SUBJECT_KEY, subject);
   } catch {
@@ -180,7 +276,7 @@ async function unlock(): Promise<void> {
     hashEl(bytesToHex(keys.signing.publicKey)),
     '. It stays in this page’s memory only; reloading the page or “Forget key” drops it.',
   );
-  fill(el.keyNotice, notice('ok', `Key loaded: it matches the keys registered for ${subject}.`));
+  fill(el.keyNotice, notice('ok', message));
   for (const section of [el.pendingSection, el.grantsSection, el.historySection]) section.hidden = false;
   el.summary.focus();
   events = onBlocks(
@@ -194,7 +290,11 @@ async function unlock(): Promise<void> {
 
 function forget(): void {
   if (session) wipeKeys(session.keys);
+  if (unregistered) wipeKeys(unregistered.keys);
   session = null;
+  unregistered = null;
+  el.registerForm.hidden = true;
+  el.registerButton.disabled = false;
   events?.close();
   events = null;
   el.form.hidden = false;

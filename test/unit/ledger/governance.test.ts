@@ -6,6 +6,7 @@
 import { Value } from '@sinclair/typebox/value';
 import t from 'tap';
 import {
+  type AnyTx,
   GATEWAY_ROLES,
   type GovChange,
   GovChangeSchema,
@@ -18,9 +19,12 @@ import {
   type ProposalState,
   parseGenesis,
   proposalStatus,
+  type RequestState,
+  requestStatus,
   signerRole,
   sourcesForType,
   sourcesInForce,
+  stateKey,
   txHash,
 } from '../../../src/ledger/index.js';
 import { makeTestChain } from '../../helpers/chain.js';
@@ -442,3 +446,27 @@ t.test('data sources are added, changed and retired by the council, over genesis
   t.notOk(Value.Check(GovChangeSchema, { type: 'source.update', id: 'src-3', types: ['tax', 'tax'] }));
   t.equal(propose({ type: 'source.add', source: { id: 'src-3', key: fresh, types: ['tax'] } }).ok, true);
 });
+
+t.test(
+  'params.set of extraction applies to requests opened after it; earlier ones keep theirs',
+  async (t) => {
+    const { chain, ledger, c1, c2 } = setup();
+    const [bank] = chain.institutions;
+    const [alice, bob] = chain.subjects;
+    const before = ledger.openRequest(bank!, alice!);
+    ledger.commit([before]);
+    const propose = ledger.propose(c1, { type: 'params.set', params: { extraction: 'on-consent' } });
+    ledger.commit([propose]);
+    ledger.commit([ledger.approve(c2, txHash(propose))]);
+    const after = ledger.openRequest(bank!, bob!);
+    ledger.commit([after]);
+    const requestOf = (tx: AnyTx) =>
+      ledger.state.get(stateKey.request(txHash(tx))) as RequestState | undefined;
+    const early = requestOf(before)!;
+    const late = requestOf(after)!;
+    t.equal(early.policy, undefined, 'the request opened before keeps genesis’ on-request');
+    t.equal(late.policy, 'on-consent', 'the one opened after follows the council’s on-consent');
+    t.equal(requestStatus(late, undefined, ledger.now, 'on-request'), 'waiting-for-consent');
+    t.equal(requestStatus(early, undefined, ledger.now, 'on-request'), 'waiting-for-data');
+  },
+);
