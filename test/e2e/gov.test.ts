@@ -5,26 +5,12 @@
  * --genesis` proves it against the genesis validators; a member cannot approve twice.
  */
 import '../../src/common/polyfill.js';
-import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import t from 'tap';
 import { generateKeySet } from '../../src/common/keyfile.js';
 import { writeKeyFile } from '../../src/common/keyfile-fs.js';
+import { cli } from '../helpers/cli.js';
 import { startDevNode } from '../helpers/dev-node.js';
-
-const run = promisify(execFile);
-const BIN = resolve('bin/datagrant.js');
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 t.test('a council adds an institution: k-1 approvals do nothing, the k-th enacts it', async (t) => {
   const dev = await startDevNode(t, { chain: 'datagrant-gov' });

@@ -7,9 +7,7 @@
  * Against the honest node the same steps go through, every fact marked verified.
  */
 import '../../src/common/polyfill.js';
-import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
 import { DatagrantClient } from '../../src/client/index.js';
@@ -19,6 +17,7 @@ import { generateKeySet } from '../../src/common/keyfile.js';
 import { readKeyFile, writeKeyFile } from '../../src/common/keyfile-fs.js';
 import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../../src/platform/consent.js';
 import type { RequestView } from '../../src/platform/views.js';
+import { cli } from '../helpers/cli.js';
 import { FORGED_PURPOSE, forgeFacts, lyingNode } from '../helpers/lying-node.js';
 import {
   browserSkipReason,
@@ -29,19 +28,7 @@ import {
   startDevChain,
 } from './fixtures/browser-harness.js';
 
-const run = promisify(execFile);
-const BIN = resolve('bin/datagrant.js');
 const ALICE = 'alice-liar';
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** The refusal code of a promise, or 'accepted'. */
 const refusal = (p: Promise<unknown>): Promise<string> =>

@@ -6,9 +6,7 @@
  * her audit trail.
  */
 import '../../src/common/polyfill.js';
-import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import t from 'tap';
 import { signedApiCall, submitAndWait } from '../../src/cli/client.js';
 import { bytesToHex } from '../../src/common/bytes.js';
@@ -17,21 +15,9 @@ import { generateKeySet, type KeySet } from '../../src/common/keyfile.js';
 import { writeKeyFile } from '../../src/common/keyfile-fs.js';
 import { recoveryBytes, signTx } from '../../src/ledger/index.js';
 import type { RequestView } from '../../src/platform/views.js';
+import { cli } from '../helpers/cli.js';
 import { registerSubject, startDevNode } from '../helpers/dev-node.js';
 import { until } from '../helpers/until.js';
-
-const run = promisify(execFile);
-const BIN = resolve('bin/datagrant.js');
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 t.test('a subject recovered through her registrar can grant again (CLI)', async (t) => {
   const dev = await startDevNode(t, { chain: 'datagrant-refresh' });
