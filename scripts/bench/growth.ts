@@ -515,7 +515,7 @@ async function checkpoint(
     auditMs: latencySummary(audits),
     storeBytes: bytes,
     bytesPerTx: round(bytes / txs),
-    stateKeys: c.chain.state.size,
+    stateCached: c.chain.state.cachedEntries,
     heapMiB: round(mem.heapUsed / 1024 / 1024),
     rssMiB: round(mem.rss / 1024 / 1024),
   };

@@ -17,6 +17,7 @@ import type {
   ChainTip,
   CommitEffects,
   CommittedState,
+  StateStorage,
   SubjectTxRef,
   TxLocation,
 } from '../../src/ledger/index.js';
@@ -79,6 +80,9 @@ export class FaultyBlockStore implements BlockStore {
   }
   loadState(into: CommittedState): Promise<void> {
     return this.inner.loadState(into);
+  }
+  stateStorage(): StateStorage {
+    return this.inner.stateStorage();
   }
   async putMeta(key: string, value: string): Promise<void> {
     this.check();

@@ -17,6 +17,15 @@ import {
 } from '../common/store-format.js';
 import { blockHash, type CertifiedBlock } from './block.js';
 import type { CommittedState, StateValue, StateWrites } from './state.js';
+import {
+  type KvOp,
+  KvStateStorage,
+  type RawKv,
+  STATE_KV,
+  type StateStorage,
+  stateKvOps,
+  type TreeChange,
+} from './state-storage.js';
 import { txHash } from './tx-codec.js';
 
 /** Where a transaction sits in the chain. */
@@ -46,6 +55,8 @@ export interface CommitEffects {
   subjects: (string | undefined)[];
   /** Per transaction, its hash. */
   hashes: string[];
+  /** What the height writes to the state tree's storage (`CommittedState.prepare`). */
+  tree?: TreeChange;
   /**
    * Metadata written in the same atomic batch (as `putMeta` would), which then also makes the
    * batch durable like `putMeta`: consensus stores its write-ahead state with the commit in one write.
@@ -71,7 +82,15 @@ export interface BlockStore {
   getTxLocation(hash: string): Promise<TxLocation | undefined>;
   /** Transactions concerning `subject`, oldest first. */
   txsBySubject(subject: string, options?: { limit?: number; afterHeight?: number }): Promise<SubjectTxRef[]>;
-  /** Loads the committed state into `into` (its root and height included). */
+  /**
+   * The committed state and its tree as stored (read synchronously; `CommittedState` reads through
+   * it). Valid once the store is open.
+   */
+  stateStorage(): StateStorage;
+  /**
+   * Copies every committed entry into `into`, a state that keeps its own storage (tools and tests
+   * comparing states; a node reads through `stateStorage` instead), with the tip's root and height.
+   */
   loadState(into: CommittedState): Promise<void>;
   /** Durable metadata (consensus write-ahead state); written alone, synchronously flushed. */
   putMeta(key: string, value: string): Promise<void>;
@@ -122,8 +141,13 @@ const K = {
   tx: (hash: string) => `t:${hash}`,
   subject: (s: string, h: number, i: number) => `x:${s}:${pad(h)}:${i.toString().padStart(6, '0')}`,
   subjectPrefix: (s: string) => `x:${s}:`,
-  state: (k: string) => `s:${k}`,
+  state: STATE_KV.value,
 } as const;
+
+/** Whether a raw key holds committed state or its tree (replaced when a snapshot is installed). */
+function isStateKey(key: string): boolean {
+  return key.startsWith('s:') || STATE_KV.treeRanges.some(([gt]) => key.startsWith(gt));
+}
 
 function checkNext(tip: ChainTip, certified: CertifiedBlock): void {
   const header = certified.block.header;
@@ -146,7 +170,7 @@ function tipOf(certified: CertifiedBlock, base?: number): ChainTip {
   };
 }
 
-type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+type Op = KvOp;
 
 function blockOps(certified: CertifiedBlock, effects: CommitEffects, base?: number): Op[] {
   const header = certified.block.header;
@@ -160,13 +184,7 @@ function blockOps(certified: CertifiedBlock, effects: CommitEffects, base?: numb
     const subject = effects.subjects[index];
     if (subject) ops.push({ type: 'put', key: K.subject(subject, header.height, index), value: hash });
   });
-  for (const [key, value] of effects.writes) {
-    ops.push(
-      value === null
-        ? { type: 'del', key: K.state(key) }
-        : { type: 'put', key: K.state(key), value: JSON.stringify(value) },
-    );
-  }
+  ops.push(...stateKvOps(effects.writes, effects.tree));
   ops.push({ type: 'put', key: K.tip, value: JSON.stringify(tip) });
   if (effects.meta) ops.push({ type: 'put', key: K.meta(effects.meta.key), value: effects.meta.value });
   return ops;
@@ -190,6 +208,12 @@ function snapshotOps(tip: ChainTip, snapshot: SnapshotInstall, stale: Iterable<s
     ...ops,
     ...blockOps(snapshot.certified, { writes: new Map(), subjects: [], hashes: txs.map(txHash) }, height),
   ];
+}
+
+async function copyState(storage: StateStorage, into: CommittedState, tip: ChainTip): Promise<void> {
+  for await (const [key, value] of storage.scan('')) into.load(key, value);
+  into.root = tip.stateRoot;
+  into.height = tip.height;
 }
 
 function parseLocation(value: string): TxLocation {
@@ -359,12 +383,17 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
     return out;
   }
 
-  async loadState(into: CommittedState): Promise<void> {
-    for await (const [key, value] of this.db.iterator({ gt: 's:', lt: 's;' })) {
-      into.load(key.slice(2), JSON.parse(value) as StateValue);
-    }
-    into.root = this.current.stateRoot;
-    into.height = this.current.height;
+  loadState(into: CommittedState): Promise<void> {
+    return copyState(this.stateStorage(), into, this.current);
+  }
+
+  stateStorage(): StateStorage {
+    const db = this.db;
+    return new KvStateStorage({
+      getSync: (key) => db.getSync(key),
+      scan: (gte, lt) => db.iterator({ gte, lt }),
+      batch: (ops) => db.batch(ops),
+    });
   }
 
   async putMeta(key: string, value: string): Promise<void> {
@@ -377,7 +406,8 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
 
   async installSnapshot(snapshot: SnapshotInstall): Promise<void> {
     const stale: string[] = [];
-    for await (const key of this.db.keys({ gt: 's:', lt: 's;' })) stale.push(key);
+    for (const [gt, lt] of [['s:', 's;'] as const, ...STATE_KV.treeRanges])
+      for await (const key of this.db.keys({ gt, lt })) stale.push(key);
     const ops = snapshotOps(this.current, snapshot, stale);
     await this.db.batch(ops, { sync: true });
     this.current = tipOf(snapshot.certified, snapshot.certified.block.header.height);
@@ -478,7 +508,7 @@ export class MemoryBlockStore implements BlockStore, SnapshotTarget {
   }
 
   async installSnapshot(snapshot: SnapshotInstall): Promise<void> {
-    const stale = [...this.kv.keys()].filter((k) => k.startsWith('s:'));
+    const stale = [...this.kv.keys()].filter(isStateKey);
     this.write(snapshotOps(this.current, snapshot, stale));
     this.current = tipOf(snapshot.certified, snapshot.certified.block.header.height);
   }
@@ -523,11 +553,26 @@ export class MemoryBlockStore implements BlockStore, SnapshotTarget {
     return out;
   }
 
-  async loadState(into: CommittedState): Promise<void> {
-    for (const [key, value] of this.kv)
-      if (key.startsWith('s:')) into.load(key.slice(2), JSON.parse(value) as StateValue);
-    into.root = this.current.stateRoot;
-    into.height = this.current.height;
+  loadState(into: CommittedState): Promise<void> {
+    return copyState(this.stateStorage(), into, this.current);
+  }
+
+  stateStorage(): StateStorage {
+    const kv = this.kv;
+    const raw: RawKv = {
+      getSync: (key) => kv.get(key),
+      async *scan(gte, lt) {
+        const keys = [...kv.keys()].filter((k) => k >= gte && k < lt).sort();
+        for (const key of keys) yield [key, kv.get(key)!];
+      },
+      batch: async (ops) => {
+        for (const op of ops) {
+          if (op.type === 'put') kv.set(op.key, op.value);
+          else kv.delete(op.key);
+        }
+      },
+    };
+    return new KvStateStorage(raw);
   }
 
   async putMeta(key: string, value: string): Promise<void> {

@@ -13,6 +13,7 @@ export * from './proof.js';
 export * from './records.js';
 export * from './state.js';
 export * from './state-machine.js';
+export * from './state-storage.js';
 export * from './state-tree.js';
 export * from './storage-receipt.js';
 export * from './tx.js';

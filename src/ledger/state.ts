@@ -14,8 +14,14 @@ import { type CanonicalValue, canonicalBytes } from '../common/canonical.js';
 import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import {
+  LruCache,
+  MemoryStateStorage,
+  type StateStorage,
+  type StoredTreeNode,
+  type TreeChange,
+} from './state-storage.js';
+import {
   EMPTY_TREE_ROOT,
-  MemoryTreeNodeStore,
   type StateProof,
   StateTree,
   type TreeBatch,
@@ -111,50 +117,167 @@ const SEEN_PREFIX = 'seen/';
 /** Granularity at which expired replay-protection entries are pruned. */
 export const SEEN_BUCKET_MS = 60_000;
 
+/** How many entries the caches of a state on disk hold (values, tree nodes). */
+export interface StateCacheSize {
+  values: number;
+  nodes: number;
+}
+
+/** Default cache bounds of a state on disk: about 60 MB of heap at the sizes measured. */
+export const DEFAULT_STATE_CACHE: StateCacheSize = { values: 20_000, nodes: 150_000 };
+
+/** Entries the tree is rebuilt with per write when a store holds no tree (start-up only). */
+const REBUILD_CHUNK = 20_000;
+
 /**
- * The committed state held in memory, plus a derived index of replay-protection entries by
- * expiry so that pruning them is proportional to what expires, not to the state's size.
+ * The committed state and its sparse Merkle tree, read through bounded caches from a
+ * `StateStorage`: a block store's database (LevelDB, read synchronously), so the heap holds only
+ * what is hot, or Maps owned by this state (genesis, snapshot checks, tests). It also keeps a
+ * derived index of replay-protection entries by expiry, so that pruning them is proportional to
+ * what expires, not to the state's size.
+ *
+ * Committing a height on a store is two steps: `prepare` computes what the height writes to the
+ * tree's storage (nodes, root, replaced nodes, what leaves the proof window), which the block store
+ * writes in the block's batch; then `apply` moves this state to the new height. Between the two,
+ * reads still answer the previous height's values.
  */
 export class CommittedState implements StateReader {
-  private readonly map = new Map<string, StateValue>();
+  private readonly storage: StateStorage;
+  /** Set when this state writes its own storage (no block store behind it). */
+  private readonly own: MemoryStateStorage | undefined;
+  private readonly values: LruCache<string, StateValue | null>;
+  private readonly nodes: LruCache<string, StoredTreeNode>;
   private readonly seenByBucket = new Map<number, Set<string>>();
-  private readonly nodes = new MemoryTreeNodeStore();
-  private readonly tree = new StateTree(this.nodes);
+  private readonly tree: StateTree;
   /** Tree roots of recent heights, for proofs. */
   private readonly treeRoots = new Map<number, string>();
   /** The last tentative tree batches (`rootAfter`), reused when the block commits. */
   private tentative: { base: string; batch: TreeBatch }[] = [];
+  /** Values of the keys a prepared height writes, as before it, until `apply`. */
+  private pinned: Map<string, StateValue | undefined> | undefined;
+  private prepared: { height: number; writes: StateWrites; tree: TreeChange | undefined } | undefined;
   private treeBuilt = true;
   root: string;
   height: number;
 
   /**
    * `rule`: how the chain's headers commit to state; under `running-hash` no tree is kept (nothing
-   * proves against it). Default `sparse-merkle`.
+   * proves against it). Default `sparse-merkle`. `storage`: a block store's state (then `open`
+   * before use, and commit through `prepare` and `apply`); without it this state keeps its own.
    */
   constructor(
     root = EMPTY_STATE_ROOT,
     height = 0,
     private readonly rule: StateRootRule = 'sparse-merkle',
+    storage?: StateStorage,
+    cache: StateCacheSize = DEFAULT_STATE_CACHE,
   ) {
     this.root = root;
     this.height = height;
+    if (storage) {
+      this.storage = storage;
+      this.values = new LruCache(cache.values);
+      this.nodes = new LruCache(cache.nodes);
+    } else {
+      this.own = new MemoryStateStorage();
+      this.storage = this.own;
+      this.values = new LruCache(0);
+      this.nodes = new LruCache(0);
+    }
+    this.tree = new StateTree({ getNode: (hash) => this.storedNode(hash)?.node });
   }
 
   get(key: string): StateValue | undefined {
-    return this.map.get(key);
+    if (this.pinned?.has(key)) return this.pinned.get(key);
+    const cached = this.values.get(key);
+    if (cached !== undefined) return cached === null ? undefined : cached;
+    const value = this.storage.value(key);
+    this.values.set(key, value ?? null);
+    return value;
   }
 
-  /** Number of keys held. */
-  get size(): number {
-    return this.map.size;
+  /** Entries held in the value cache (all of them when this state keeps its own storage). */
+  get cachedEntries(): number {
+    return this.own ? this.own.values.size : this.values.size;
   }
 
-  /** Loads one persisted entry (used when reopening the store); the tree is rebuilt when next used. */
+  /** Number of entries of a state that keeps its own storage (undefined for one on a store). */
+  get size(): number | undefined {
+    return this.own?.values.size;
+  }
+
+  private storedNode(hash: string): StoredTreeNode | undefined {
+    const cached = this.nodes.get(hash);
+    if (cached) return cached;
+    const stored = this.storage.node(hash);
+    if (stored) this.nodes.set(hash, stored);
+    return stored;
+  }
+
+  /**
+   * Loads one entry into a state that keeps its own storage (snapshot checks, tests); the tree is
+   * rebuilt when next used.
+   */
   load(key: string, value: StateValue): void {
-    this.map.set(key, value);
-    this.index(key, value);
+    if (!this.own)
+      throw new DatagrantError('LEDGER_STATE_RULE', 'a state on a block store is loaded with open()');
+    this.own.values.set(key, value);
+    this.noteLoaded(key, value);
     this.treeBuilt = false;
+  }
+
+  /** Prefixes of the keys whose entries `noteLoaded` indexes when a stored state opens. */
+  protected indexedPrefixes(): string[] {
+    return [SEEN_PREFIX];
+  }
+
+  /** Indexes one entry found at start-up (`load`, `open`). */
+  protected noteLoaded(key: string, value: StateValue): void {
+    this.index(key, value);
+  }
+
+  /**
+   * Opens a state on a block store at the store's tip: indexes what needs indexing, and checks that
+   * the stored tree's root is the certified root at that height (LEDGER_STATE_CORRUPT), building the
+   * tree first when the store has none (a store from before the tree was kept on disk, or started
+   * from a snapshot).
+   */
+  async open(root: string, height: number): Promise<void> {
+    this.root = root;
+    this.height = height;
+    for (const prefix of this.indexedPrefixes())
+      for await (const [key, value] of this.storage.scan(prefix)) this.noteLoaded(key, value);
+    if (this.rule === 'running-hash') return;
+    if (this.storage.root(height) === undefined) await this.rebuildStoredTree(height);
+    this.treeRoots.clear();
+    for (let h = Math.max(0, height - STATE_PROOF_HEIGHTS + 1); h <= height; h++) {
+      const r = this.storage.root(h);
+      if (r !== undefined) this.treeRoots.set(h, r);
+    }
+    this.tree.root = this.treeRoots.get(height)!;
+    this.checkRoot(this.rule);
+  }
+
+  /** Builds the tree of every stored entry in chunks, writing each chunk's nodes as `height`. */
+  private async rebuildStoredTree(height: number): Promise<void> {
+    const updates: TreeUpdate[] = [];
+    for await (const [key, value] of this.storage.scan(''))
+      updates.push([stateKeyHash(key), stateValueHash(value)]);
+    updates.sort((a, b) => compareKeyHashes(a[0], b[0]));
+    let root = EMPTY_TREE_ROOT;
+    for (let i = 0; i === 0 || i < updates.length; i += REBUILD_CHUNK) {
+      const batch = this.tree.update(updates.slice(i, i + REBUILD_CHUNK), root);
+      const last = i + REBUILD_CHUNK >= updates.length;
+      // Nodes a later chunk replaces are dropped now; nothing ever referenced them but this build.
+      await this.storage.writeTree({
+        version: height,
+        root: last ? batch.root : root,
+        nodes: batch.nodes,
+        stale: [],
+        pruned: batch.stale,
+      });
+      root = batch.root;
+    }
   }
 
   /**
@@ -170,12 +293,15 @@ export class CommittedState implements StateReader {
       );
   }
 
-  /** After `load`s: the tree over everything loaded, at the loaded height. */
+  /** After `load`s into its own storage: the tree over everything loaded, at the loaded height. */
   private buildTree(): void {
-    if (this.treeBuilt || this.rule === 'running-hash') return;
-    const updates: TreeUpdate[] = [...this.map].map(([k, v]) => [stateKeyHash(k), stateValueHash(v)]);
+    if (this.treeBuilt || this.rule === 'running-hash' || !this.own) return;
+    const updates: TreeUpdate[] = [...this.own.values].map(([k, v]) => [stateKeyHash(k), stateValueHash(v)]);
     const batch = this.tree.update(updates, EMPTY_TREE_ROOT);
-    this.nodes.write(batch, this.height);
+    this.own.nodes.clear();
+    this.own.roots.clear();
+    this.own.staleLists.clear();
+    this.own.applyTree({ version: this.height, root: batch.root, nodes: batch.nodes, stale: [], pruned: [] });
     this.tree.root = batch.root;
     this.treeRoots.clear();
     this.treeRoots.set(this.height, batch.root);
@@ -196,34 +322,81 @@ export class CommittedState implements StateReader {
     return batch.root;
   }
 
-  /** Applies a block's writes and advances root and height. */
+  /**
+   * What committing `writes` as `height` (with state root `root`) writes to the tree's storage;
+   * undefined under `running-hash`. Until `apply`, reads answer the values before these writes.
+   */
+  prepare(writes: StateWrites, root: string, height: number): TreeChange | undefined {
+    const pinned = new Map<string, StateValue | undefined>();
+    for (const key of writes.keys()) pinned.set(key, this.get(key));
+    this.pinned = pinned;
+    let tree: TreeChange | undefined;
+    if (this.rule !== 'running-hash') {
+      this.buildTree();
+      // The batch computed when the block was built or checked, if it is this one; else compute it.
+      const base = this.tree.root;
+      const hit = this.tentative.find((t) => t.base === base && t.batch.root === root);
+      const batch = hit?.batch ?? this.tree.update(treeUpdates(writes));
+      tree = { version: height, root: batch.root, nodes: batch.nodes, stale: batch.stale, pruned: [] };
+      // Nodes replaced at `at` and not written since are referenced by no root from `at` on.
+      const at = height - STATE_PROOF_HEIGHTS + 1;
+      const stale = at > 0 ? this.storage.stale(at) : undefined;
+      if (stale) {
+        for (const hash of stale) {
+          if (batch.nodes.has(hash)) continue;
+          const stored = this.storedNode(hash);
+          if (stored && stored.version < at) tree.pruned.push(hash);
+        }
+        tree.prunedAt = at;
+      }
+      if (height - STATE_PROOF_HEIGHTS >= 0) {
+        tree.droppedRoot = height - STATE_PROOF_HEIGHTS;
+        this.treeRoots.delete(tree.droppedRoot);
+      }
+    }
+    this.prepared = { height, writes, tree };
+    return tree;
+  }
+
+  /** Forgets a `prepare` whose block was not written (reads answer the committed values again). */
+  discard(): void {
+    this.prepared = undefined;
+    this.pinned = undefined;
+  }
+
+  /**
+   * Moves this state to `height`: after the block store wrote what `prepare` returned, or, for a
+   * state that keeps its own storage, writing it there now.
+   */
   apply(writes: StateWrites, root: string, height: number): void {
+    const prepared =
+      this.prepared?.height === height && this.prepared.writes === writes
+        ? this.prepared
+        : { tree: this.prepare(writes, root, height) };
+    const before = this.pinned;
+    this.prepared = undefined;
+    this.pinned = undefined;
+    this.own?.apply(writes, prepared.tree);
     for (const [key, value] of writes) {
       if (value === null) {
-        const old = this.map.get(key);
-        this.map.delete(key);
-        if (old !== undefined && key.startsWith(SEEN_PREFIX)) {
+        const old = before?.get(key);
+        if (old !== undefined && key.startsWith(SEEN_PREFIX))
           this.seenByBucket.get(bucketOf(old as number))?.delete(key);
-        }
+        this.values.set(key, null);
       } else {
-        this.map.set(key, value);
+        this.values.set(key, value);
         this.index(key, value);
       }
     }
     this.root = root;
     this.height = height;
-    if (this.rule === 'running-hash') return;
-    this.buildTree();
-    // The batch computed when the block was built or checked, if it is this one; else compute it.
-    const base = this.tree.root;
-    const hit = this.tentative.find((t) => t.base === base && t.batch.root === root);
-    const batch = hit?.batch ?? this.tree.update(treeUpdates(writes));
-    this.nodes.write(batch, height);
-    this.tree.root = batch.root;
     this.tentative = [];
-    this.treeRoots.set(height, batch.root);
-    this.treeRoots.delete(height - STATE_PROOF_HEIGHTS);
-    this.nodes.prune(height - STATE_PROOF_HEIGHTS + 1);
+    const tree = prepared.tree;
+    if (!tree) return;
+    for (const [hash, node] of tree.nodes) this.nodes.set(hash, { node, version: height });
+    for (const hash of tree.pruned) this.nodes.delete(hash);
+    this.tree.root = tree.root;
+    this.treeRoots.set(height, tree.root);
   }
 
   /** The tree root at `height`, while it is recent enough to prove against. */
@@ -266,6 +439,11 @@ export class CommittedState implements StateReader {
     }
     set.add(key);
   }
+}
+
+function compareKeyHashes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
 }
 
 function bucketOf(expires: number): number {

@@ -67,13 +67,13 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   ) {
     super();
     this.config = ledgerConfigOf(genesis);
-    this.state = new IndexedCommittedState(undefined, 0, stateRootRule(genesis.params));
+    this.state = new IndexedCommittedState(undefined, 0, stateRootRule(genesis.params), store.stateStorage());
   }
 
   /** Loads committed state from the store (the store must be open). */
   async load(): Promise<void> {
-    await this.store.loadState(this.state);
-    this.state.checkRoot(stateRootRule(this.genesis.params));
+    const tip = this.store.tip();
+    await this.state.open(tip.stateRoot, tip.height);
   }
 
   /** Height of the last committed block (0 before the first). */
@@ -220,12 +220,19 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     if (fault) throw new DatagrantError(fault.code, fault.message);
     const effects = this.executed.get(hash)!;
     const txHashes = block.txs.map((tx) => txHash(tx));
-    await this.store.commit(certified, {
-      writes: effects.writes,
-      subjects: effects.outcomes.map((o) => o.subject),
-      hashes: txHashes,
-      ...(options.meta ? { meta: options.meta } : {}),
-    });
+    const tree = this.state.prepare(effects.writes, effects.stateRoot, block.header.height);
+    try {
+      await this.store.commit(certified, {
+        writes: effects.writes,
+        subjects: effects.outcomes.map((o) => o.subject),
+        hashes: txHashes,
+        ...(tree ? { tree } : {}),
+        ...(options.meta ? { meta: options.meta } : {}),
+      });
+    } catch (err) {
+      this.state.discard();
+      throw err;
+    }
     this.state.apply(effects.writes, effects.stateRoot, block.header.height);
     this.executed.clear();
     this.modules.mempool.removeCommitted(txHashes);

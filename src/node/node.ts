@@ -304,7 +304,7 @@ export class DatagrantNode implements NodeStatusSource {
       votesDropped: () => this.consensus?.dropped() ?? {},
       networkDropped: () => ({ ...(this.network?.stats().dropped ?? {}), ...this.gossipDropped }),
     });
-    log.info({ height: this.store.tip().height, stateKeys: this.chain.state.size }, 'chain loaded');
+    log.info({ height: this.store.tip().height }, 'chain loaded');
 
     if (this.genesis.validators.length > 1 || this.member.kind === 'gateway')
       this.network = this.createNetwork();

@@ -20,8 +20,12 @@ const REQUEST_PREFIX = stateKey.request('');
 export class IndexedCommittedState extends CommittedState {
   readonly #requests = new Set<string>();
 
-  override load(key: string, value: StateValue): void {
-    super.load(key, value);
+  protected override indexedPrefixes(): string[] {
+    return [...super.indexedPrefixes(), REQUEST_PREFIX];
+  }
+
+  protected override noteLoaded(key: string, value: StateValue): void {
+    super.noteLoaded(key, value);
     this.#note(key, value);
   }
 
