@@ -24,11 +24,13 @@ import {
   bundleDigest,
   commitSigningBytes,
   DEFAULT_CHAIN_PARAMS,
+  DEFAULT_STATE_CACHE,
   type Genesis,
   genesisHash,
   genesisState,
   LevelBlockStore,
   MemoryBlockStore,
+  type StateCacheSize,
   signTx,
   type TxBody,
   type TxKind,
@@ -48,6 +50,12 @@ export interface GrowthOptions {
   verifyPerCore: number;
   /** Transactions to grow to (default 10⁵ quick, 10⁶ full). */
   target?: number;
+  /**
+   * `disk` (what a node runs): state read through the default bounded caches; `heap`: caches
+   * unbounded, so every entry and tree node stays in the heap once touched (the layout before the
+   * state moved to disk), for an A/B of heap and CPU.
+   */
+  state?: 'disk' | 'heap';
 }
 
 const CHAIN = 'datagrant-growth';
@@ -56,7 +64,8 @@ const PURPOSE = 'mortgage application';
 
 interface Subject {
   id: string;
-  key: BenchKey;
+  /** Released once the subject's last transaction is signed (the generator is not the node). */
+  key: BenchKey | undefined;
   request?: string;
   digest?: string;
   grant?: string;
@@ -113,14 +122,16 @@ function stageTx(stage: number, s: Subject, actors: Actors, time: number): AnyTx
     signTx({ chain: CHAIN, kind, body, expires }, key.publicKey, key.secretKey, time, (m) =>
       key.sign(m),
     ) as AnyTx;
+  const own = s.key;
+  if (!own) throw new Error(`subject ${s.id}: key already released`);
   switch (stage) {
     case 0: {
       const encKey = randomHex(32);
-      const attestation = bytesToHex(actors.registrar.sign(attestationBytes(CHAIN, s.id, s.key.pub, encKey)));
+      const attestation = bytesToHex(actors.registrar.sign(attestationBytes(CHAIN, s.id, own.pub, encKey)));
       return sign(
         'subject.register',
         { subject: s.id, encKey, registrar: actors.registrar.pub, attestation },
-        s.key,
+        own,
       );
     }
     case 1: {
@@ -177,7 +188,7 @@ function stageTx(stage: number, s: Subject, actors: Actors, time: number): AnyTx
           retainDays: 30,
           keys: [{ record: s.digest!, key: wrappedKey() }],
         },
-        s.key,
+        own,
       );
       s.grant = txHash(tx);
       return tx;
@@ -202,7 +213,10 @@ async function dirSize(path: string): Promise<number> {
 }
 
 /** One chain under test: store, mempool, chain and the generator's state. */
-async function openChain(store: (g: Genesis, init: ReturnType<typeof genesisState>) => BlockStore) {
+async function openChain(
+  store: (g: Genesis, init: ReturnType<typeof genesisState>) => BlockStore,
+  stateCache: StateCacheSize = DEFAULT_STATE_CACHE,
+) {
   const actors: Actors = {
     validator: benchKey(),
     registrar: benchKey(),
@@ -221,9 +235,25 @@ async function openChain(store: (g: Genesis, init: ReturnType<typeof genesisStat
     { chain: CHAIN, maxTxs: 1_000_000, maxTxTtlMs: genesis.params.maxTxTtlMs },
     { verifier: verifyFast, isCommitted: async (h) => chain!.committedRecently(h), now: () => clock },
   );
-  chain = new Chain(genesis, blockStore, { mempool, verifier: verifyFast });
+  chain = new Chain(genesis, blockStore, { mempool, verifier: verifyFast, stateCache });
   await chain.load();
+  // Time spent in the state tree: the root of a block's writes (built, then checked) and what its
+  // commit writes to the tree's storage.
+  const tree = { ms: 0 };
+  const state = chain.state;
+  for (const name of ['rootAfter', 'prepare'] as const) {
+    const inner = state[name].bind(state) as (...args: unknown[]) => unknown;
+    (state as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      const t = performance.now();
+      try {
+        return inner(...args);
+      } finally {
+        tree.ms += performance.now() - t;
+      }
+    };
+  }
   return {
+    tree,
     actors,
     genesis,
     store: blockStore,
@@ -244,6 +274,8 @@ interface BlockTiming {
   admit: number;
   build: number;
   commit: number;
+  /** Of build and commit, the state tree's part. */
+  tree: number;
   txs: number;
 }
 
@@ -259,14 +291,17 @@ async function produceBlock(
 ): Promise<BlockTiming> {
   const time = c.genesis.time + (index + 1) * 1000;
   c.setClock(time);
+  const treeBefore = c.tree.ms;
   let t = performance.now();
   const txs: AnyTx[] = [];
   for (let stage = 0; stage < STAGES; stage++) {
     const b = index - stage;
     const first = b * batch;
     if (b < 0 || first >= subjects.length) continue;
-    for (let i = first; i < Math.min(first + batch, subjects.length); i++)
+    for (let i = first; i < Math.min(first + batch, subjects.length); i++) {
       txs.push(stageTx(stage, subjects[i]!, c.actors, time));
+      if (stage === STAGES - 1) subjects[i]!.key = undefined;
+    }
   }
   const texts = txs.map((tx) => JSON.stringify(tx));
   const generate = performance.now() - t;
@@ -295,7 +330,7 @@ async function produceBlock(
     },
   });
   const commit = performance.now() - t;
-  return { generate, admit, build, commit, txs: txs.length };
+  return { generate, admit, build, commit, tree: c.tree.ms - treeBefore, txs: txs.length };
 }
 
 /** Looks a transaction up the way `GET /v1/txs/:hash` does. */
@@ -351,6 +386,16 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
       await produceBlock(warm, subjects, batch, b);
   }
 
+  const stateMode = options.state ?? 'disk';
+  const stateCache =
+    stateMode === 'heap'
+      ? { values: Number.POSITIVE_INFINITY, nodes: Number.POSITIVE_INFINITY }
+      : DEFAULT_STATE_CACHE;
+  note(
+    stateMode === 'heap'
+      ? 'state: caches unbounded (every entry and tree node stays in the heap once touched)'
+      : `state: on LevelDB behind bounded caches (${stateCache.values.toLocaleString('en-US')} entries, ${stateCache.nodes.toLocaleString('en-US')} tree nodes)`,
+  );
   const dir = await mkdtemp(join(tmpdir(), 'datagrant-growth-'));
   const c = await openChain(
     (g, init) =>
@@ -363,6 +408,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
           writes: init.writes,
         },
       }),
+    stateCache,
   );
   const subjectCount = target / STAGES;
   const subjects: Subject[] = [];
@@ -414,6 +460,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
       'lookup p99',
       'audit p50',
       'audit p99',
+      'tree µs/tx',
       'B/tx',
       'heap MiB',
     ],
@@ -433,6 +480,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
         l.p99,
         a.p50,
         a.p99,
+        round((b.tree * 1000) / blockTxs, 1),
         r.bytesPerTx as number,
         r.heapMiB as number,
       ];
@@ -442,10 +490,12 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
     `  per-block time at ${(last.txs as number).toLocaleString('en-US')} txs is ${flatness}× that at ${(first.txs as number).toLocaleString('en-US')} (target: within 2×)\n`,
   );
   const path = await writeResult(
-    'growth',
+    stateMode === 'heap' ? 'growth-heap' : 'growth',
     {
       target,
       blockTxs,
+      state: stateMode,
+      stateCache: stateMode === 'heap' ? 'unbounded' : stateCache,
       txMix: 'subject.register, request.open, record.put, grant, usage (one of each per subject)',
       blockIntervalSimulatedMs: 1000,
       signatureChecks:
@@ -481,6 +531,7 @@ async function checkpoint(
     admit: med('admit'),
     build: med('build'),
     commit: med('commit'),
+    tree: med('tree'),
   };
   const blockMs = round(perBlock.admit + perBlock.build + perBlock.commit, 2);
   // Transactions of completed flows: look up random ones by hash, audit random subjects.
@@ -504,6 +555,8 @@ async function checkpoint(
     audits.push(performance.now() - t);
   }
   const bytes = await dirSize(join(dir, 'chain'));
+  // Live heap, not garbage awaiting collection (`npm run bench` runs node with --expose-gc).
+  (globalThis as { gc?: () => void }).gc?.();
   const mem = process.memoryUsage();
   return {
     txs,

@@ -10,6 +10,8 @@
  *   npm run bench                          full run (see BENCHMARKS.md)
  *   npm run bench -- --quick               smaller sizes, under 3 minutes
  *   npm run bench -- --part consensus      one part (repeatable: --part crypto --part growth)
+ *   npm run bench -- --part growth --state heap
+ *                                          growth with the state's caches unbounded (A/B of the heap)
  */
 import '../../src/common/polyfill.js';
 import { parseArgs } from 'node:util';
@@ -32,6 +34,8 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     part: { type: 'string', multiple: true },
     'cpu-prof': { type: 'boolean', default: false },
+    state: { type: 'string', default: 'disk' },
+    'growth-target': { type: 'string' },
   },
 });
 
@@ -73,7 +77,14 @@ async function main(): Promise<void> {
     }
     if (profileDir && window) await writeProfileSummary(`${profileDir}/testnet`, window);
   }
-  if (wanted.includes('growth')) await runGrowth({ quick, verifyPerCore: ceiling.opensslVerifyPerCore });
+  if (values.state !== 'disk' && values.state !== 'heap') throw new Error('--state is disk or heap');
+  if (wanted.includes('growth'))
+    await runGrowth({
+      quick,
+      verifyPerCore: ceiling.opensslVerifyPerCore,
+      state: values.state,
+      ...(values['growth-target'] ? { target: Number(values['growth-target']) } : {}),
+    });
   if (wanted.includes('state-tree')) await runStateTree({ quick });
   process.stdout.write(`\nbench done in ${Math.round((performance.now() - started) / 1000)} s\n`);
 }

@@ -391,6 +391,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
     const db = this.db;
     return new KvStateStorage({
       getSync: (key) => db.getSync(key),
+      getMany: (keys) => db.getMany(keys),
       scan: (gte, lt) => db.iterator({ gte, lt }),
       batch: (ops) => db.batch(ops),
     });
@@ -561,6 +562,7 @@ export class MemoryBlockStore implements BlockStore, SnapshotTarget {
     const kv = this.kv;
     const raw: RawKv = {
       getSync: (key) => kv.get(key),
+      getMany: async (keys) => keys.map((key) => kv.get(key)),
       async *scan(gte, lt) {
         const keys = [...kv.keys()].filter((k) => k >= gte && k < lt).sort();
         for (const key of keys) yield [key, kv.get(key)!];

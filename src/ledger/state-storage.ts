@@ -14,7 +14,6 @@
  * A node is deleted when a height it was replaced at leaves the proof window, unless a later height
  * wrote it again (then its version is at least that height).
  */
-import { fromHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
 import type { StateValue, StateWrites } from './state.js';
 import type { TreeNode } from './state-tree.js';
@@ -35,10 +34,10 @@ export interface TreeChange {
   nodes: Map<string, TreeNode>;
   /** Hashes of nodes this height replaced (pruned once it leaves the proof window). */
   stale: string[];
-  /** Hashes of nodes deleted now: replaced at `prunedAt` and not written since. */
+  /** Hashes of nodes deleted now: replaced at a height of `prunedAt` and not written since. */
   pruned: string[];
-  /** The height whose stale list was pruned (its list is deleted with it). */
-  prunedAt?: number;
+  /** The heights whose stale lists were pruned (the lists are deleted with them). */
+  prunedAt?: number[];
   /** A height whose root leaves the proof window. */
   droppedRoot?: number;
 }
@@ -49,6 +48,10 @@ export interface StateStorage {
   node(hash: string): StoredTreeNode | undefined;
   root(version: number): string | undefined;
   stale(version: number): string[] | undefined;
+  /** The versions that last wrote these nodes (undefined: not stored), read off the event loop. */
+  nodeVersions(hashes: string[]): Promise<(number | undefined)[]>;
+  /** The lowest height that still has a stale list. */
+  firstStale(): Promise<number | undefined>;
   /** State entries whose keys start with `prefix`, in key order. */
   scan(prefix: string): AsyncIterable<[string, StateValue]>;
   /** Writes tree nodes outside a block (rebuilding the tree of a store that has none). */
@@ -89,8 +92,11 @@ export function decodeTreeNode(raw: string): StoredTreeNode {
   const body = raw.slice(colon + 2);
   if (colon < 1 || !Number.isSafeInteger(version) || body.length !== 128 || (kind !== 'L' && kind !== 'I'))
     throw new DatagrantError('LEDGER_STATE_TREE_CORRUPT', 'a stored state tree node is malformed');
-  const a = fromHex(body.slice(0, 64), 'node', 32);
-  const b = fromHex(body.slice(64), 'node', 32);
+  const bytes = Buffer.from(body, 'hex');
+  if (bytes.length !== 64)
+    throw new DatagrantError('LEDGER_STATE_TREE_CORRUPT', 'a stored state tree node is malformed');
+  const a = new Uint8Array(bytes.subarray(0, 32));
+  const b = new Uint8Array(bytes.subarray(32));
   return {
     version,
     node: kind === 'L' ? { kind: 'leaf', keyHash: a, valueHash: b } : { kind: 'internal', left: a, right: b },
@@ -122,7 +128,7 @@ function treeKvOps(tree: TreeChange): KvOp[] {
   if (tree.stale.length > 0)
     ops.push({ type: 'put', key: STATE_KV.stale(tree.version), value: tree.stale.join(',') });
   for (const hash of tree.pruned) ops.push({ type: 'del', key: STATE_KV.node(hash) });
-  if (tree.prunedAt !== undefined) ops.push({ type: 'del', key: STATE_KV.stale(tree.prunedAt) });
+  for (const at of tree.prunedAt ?? []) ops.push({ type: 'del', key: STATE_KV.stale(at) });
   if (tree.droppedRoot !== undefined) ops.push({ type: 'del', key: STATE_KV.root(tree.droppedRoot) });
   return ops;
 }
@@ -130,6 +136,7 @@ function treeKvOps(tree: TreeChange): KvOp[] {
 /** What a key–value store offers the state: synchronous gets, ranged scans, batches. */
 export interface RawKv {
   getSync(key: string): string | undefined;
+  getMany(keys: string[]): Promise<(string | undefined)[]>;
   /** Entries with keys in [gte, lt), in key order. */
   scan(gte: string, lt: string): AsyncIterable<[string, string]>;
   batch(ops: KvOp[]): Promise<void>;
@@ -156,6 +163,16 @@ export class KvStateStorage implements StateStorage {
   stale(version: number): string[] | undefined {
     const raw = this.kv.getSync(STATE_KV.stale(version));
     return raw === undefined ? undefined : raw.split(',');
+  }
+
+  async nodeVersions(hashes: string[]): Promise<(number | undefined)[]> {
+    const raws = await this.kv.getMany(hashes.map(STATE_KV.node));
+    return raws.map((raw) => (raw === undefined ? undefined : Number(raw.slice(0, raw.indexOf(':')))));
+  }
+
+  async firstStale(): Promise<number | undefined> {
+    for await (const [key] of this.kv.scan('w:', 'w;')) return Number(key.slice(2));
+    return undefined;
   }
 
   async *scan(prefix: string): AsyncIterable<[string, StateValue]> {
@@ -197,6 +214,15 @@ export class MemoryStateStorage implements StateStorage {
     return this.staleLists.get(version);
   }
 
+  async nodeVersions(hashes: string[]): Promise<(number | undefined)[]> {
+    return hashes.map((hash) => this.nodes.get(hash)?.version);
+  }
+
+  async firstStale(): Promise<number | undefined> {
+    const versions = [...this.staleLists.keys()];
+    return versions.length > 0 ? Math.min(...versions) : undefined;
+  }
+
   async *scan(prefix: string): AsyncIterable<[string, StateValue]> {
     for (const key of [...this.values.keys()].filter((k) => k.startsWith(prefix)).sort())
       yield [key, this.values.get(key)!];
@@ -221,48 +247,67 @@ export class MemoryStateStorage implements StateStorage {
     this.roots.set(tree.version, tree.root);
     if (tree.stale.length > 0) this.staleLists.set(tree.version, tree.stale);
     for (const hash of tree.pruned) this.nodes.delete(hash);
-    if (tree.prunedAt !== undefined) this.staleLists.delete(tree.prunedAt);
+    for (const at of tree.prunedAt ?? []) this.staleLists.delete(at);
     if (tree.droppedRoot !== undefined) this.roots.delete(tree.droppedRoot);
   }
 }
 
 /**
- * A bounded cache: least recently used entries leave first. `capacity` 0 caches nothing
- * (for storage that is itself in memory).
+ * A bounded cache that keeps what was used recently, in two generations: entries go into the young
+ * one; when it is full it becomes the old one (the previous old one is dropped), and an old entry
+ * that is used again moves back into the young one. Every operation is a Map operation or two, with
+ * no bookkeeping on a hit in the young generation; it holds at most `capacity` entries.
+ * `capacity` 0 caches nothing (for storage that is itself in memory).
  */
 export class LruCache<K, V> {
-  private readonly map = new Map<K, V>();
+  private young = new Map<K, V>();
+  private old = new Map<K, V>();
+  private readonly half: number;
 
-  constructor(readonly capacity: number) {}
+  constructor(readonly capacity: number) {
+    this.half = Math.max(1, Math.floor(capacity / 2));
+  }
 
   get size(): number {
-    return this.map.size;
+    return this.young.size + this.old.size;
   }
 
   get(key: K): V | undefined {
-    const value = this.map.get(key);
-    if (value === undefined) return undefined;
-    this.map.delete(key);
-    this.map.set(key, value);
-    return value;
+    const value = this.young.get(key);
+    if (value !== undefined) return value;
+    const aged = this.old.get(key);
+    if (aged !== undefined) {
+      this.old.delete(key);
+      this.put(key, aged);
+    }
+    return aged;
   }
 
   has(key: K): boolean {
-    return this.map.has(key);
+    return this.young.has(key) || this.old.has(key);
   }
 
   set(key: K, value: V): void {
     if (this.capacity <= 0) return;
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
+    this.old.delete(key);
+    this.put(key, value);
+  }
+
+  private put(key: K, value: V): void {
+    this.young.set(key, value);
+    if (this.young.size >= this.half && this.capacity !== Number.POSITIVE_INFINITY) {
+      this.old = this.young;
+      this.young = new Map();
+    }
   }
 
   delete(key: K): void {
-    this.map.delete(key);
+    this.young.delete(key);
+    this.old.delete(key);
   }
 
   clear(): void {
-    this.map.clear();
+    this.young.clear();
+    this.old.clear();
   }
 }

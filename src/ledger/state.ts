@@ -148,6 +148,8 @@ export class CommittedState implements StateReader {
   private readonly values: LruCache<string, StateValue | null>;
   private readonly nodes: LruCache<string, StoredTreeNode>;
   private readonly seenByBucket = new Map<number, Set<string>>();
+  /** Every replay-protection entry and its expiry (answered from here, never from storage). */
+  private readonly seen = new Map<string, number>();
   private readonly tree: StateTree;
   /** Tree roots of recent heights, for proofs. */
   private readonly treeRoots = new Map<number, string>();
@@ -155,8 +157,14 @@ export class CommittedState implements StateReader {
   private tentative: { base: string; batch: TreeBatch }[] = [];
   /** Values of the keys a prepared height writes, as before it, until `apply`. */
   private pinned: Map<string, StateValue | undefined> | undefined;
-  private prepared: { height: number; writes: StateWrites; tree: TreeChange | undefined } | undefined;
+  private prepared:
+    | { height: number; writes: StateWrites; tree: TreeChange | undefined; pruneFrom: number }
+    | undefined;
   private treeBuilt = true;
+  /** The lowest height whose stale list is not pruned yet. */
+  private pruneFrom = 1;
+  /** Nodes to delete, read off the event loop since the last commit (see `startPrune`). */
+  private pruning: { upTo: number; pruned: string[] | undefined; failed: boolean } | undefined;
   root: string;
   height: number;
 
@@ -189,6 +197,7 @@ export class CommittedState implements StateReader {
 
   get(key: string): StateValue | undefined {
     if (this.pinned?.has(key)) return this.pinned.get(key);
+    if (key.startsWith(SEEN_PREFIX)) return this.seen.get(key);
     const cached = this.values.get(key);
     if (cached !== undefined) return cached === null ? undefined : cached;
     const value = this.storage.value(key);
@@ -256,6 +265,7 @@ export class CommittedState implements StateReader {
     }
     this.tree.root = this.treeRoots.get(height)!;
     this.checkRoot(this.rule);
+    this.pruneFrom = (await this.storage.firstStale()) ?? height + 1;
   }
 
   /** Builds the tree of every stored entry in chunks, writing each chunk's nodes as `height`. */
@@ -331,6 +341,7 @@ export class CommittedState implements StateReader {
     for (const key of writes.keys()) pinned.set(key, this.get(key));
     this.pinned = pinned;
     let tree: TreeChange | undefined;
+    const pruneFrom = this.pruneFrom;
     if (this.rule !== 'running-hash') {
       this.buildTree();
       // The batch computed when the block was built or checked, if it is this one; else compute it.
@@ -338,28 +349,19 @@ export class CommittedState implements StateReader {
       const hit = this.tentative.find((t) => t.base === base && t.batch.root === root);
       const batch = hit?.batch ?? this.tree.update(treeUpdates(writes));
       tree = { version: height, root: batch.root, nodes: batch.nodes, stale: batch.stale, pruned: [] };
-      // Nodes replaced at `at` and not written since are referenced by no root from `at` on.
-      const at = height - STATE_PROOF_HEIGHTS + 1;
-      const stale = at > 0 ? this.storage.stale(at) : undefined;
-      if (stale) {
-        for (const hash of stale) {
-          if (batch.nodes.has(hash)) continue;
-          const stored = this.storedNode(hash);
-          if (stored && stored.version < at) tree.pruned.push(hash);
-        }
-        tree.prunedAt = at;
-      }
+      this.pruneInto(tree, height);
       if (height - STATE_PROOF_HEIGHTS >= 0) {
         tree.droppedRoot = height - STATE_PROOF_HEIGHTS;
         this.treeRoots.delete(tree.droppedRoot);
       }
     }
-    this.prepared = { height, writes, tree };
+    this.prepared = { height, writes, tree, pruneFrom };
     return tree;
   }
 
   /** Forgets a `prepare` whose block was not written (reads answer the committed values again). */
   discard(): void {
+    if (this.prepared) this.pruneFrom = this.prepared.pruneFrom;
     this.prepared = undefined;
     this.pinned = undefined;
   }
@@ -378,15 +380,12 @@ export class CommittedState implements StateReader {
     this.pinned = undefined;
     this.own?.apply(writes, prepared.tree);
     for (const [key, value] of writes) {
-      if (value === null) {
-        const old = before?.get(key);
-        if (old !== undefined && key.startsWith(SEEN_PREFIX))
-          this.seenByBucket.get(bucketOf(old as number))?.delete(key);
-        this.values.set(key, null);
-      } else {
-        this.values.set(key, value);
-        this.index(key, value);
-      }
+      if (key.startsWith(SEEN_PREFIX)) {
+        const old = before?.get(key) ?? this.seen.get(key);
+        if (old !== undefined) this.seenByBucket.get(bucketOf(old as number))?.delete(key);
+        this.seen.delete(key);
+        if (value !== null) this.index(key, value);
+      } else this.values.set(key, value);
     }
     this.root = root;
     this.height = height;
@@ -397,6 +396,71 @@ export class CommittedState implements StateReader {
     for (const hash of tree.pruned) this.nodes.delete(hash);
     this.tree.root = tree.root;
     this.treeRoots.set(height, tree.root);
+    if (!this.own) this.startPrune(height + 1);
+  }
+
+  /**
+   * Nodes replaced at a height `at` and not written since are referenced by no root from `at` on:
+   * once `at` leaves the proof window they are deleted with the block being committed. Which of
+   * them were written again is read off the event loop after the previous commit (`startPrune`);
+   * a state that keeps its own storage, or a read not finished yet, reads it here.
+   */
+  private pruneInto(tree: TreeChange, height: number): void {
+    const upTo = height - STATE_PROOF_HEIGHTS + 1;
+    const job = this.pruning;
+    this.pruning = undefined;
+    if (job?.pruned && job.upTo <= upTo) {
+      // The read began after the previous height was written; this height's own writes are here.
+      tree.pruned = job.pruned.filter((hash) => !tree.nodes.has(hash));
+      tree.prunedAt = range(this.pruneFrom, job.upTo);
+      this.pruneFrom = job.upTo + 1;
+      return;
+    }
+    // Still reading: prune with a later block, unless that has already waited a few heights.
+    if (!this.own && job && !job.failed && upTo - this.pruneFrom < 8) return;
+    const pruned: string[] = [];
+    const prunedAt: number[] = [];
+    for (let at = this.pruneFrom; at <= upTo; at++) {
+      for (const hash of this.storage.stale(at) ?? []) {
+        if (tree.nodes.has(hash)) continue;
+        const stored = this.storedNode(hash);
+        if (stored && stored.version < at) pruned.push(hash);
+      }
+      prunedAt.push(at);
+    }
+    if (prunedAt.length === 0) return;
+    tree.pruned = pruned;
+    tree.prunedAt = prunedAt;
+    this.pruneFrom = upTo + 1;
+  }
+
+  /**
+   * Reads, off the event loop, which nodes the next commit (`height`) may delete. Its `prepare`
+   * takes the answer or, not ready, drops it (a new read starts after that commit).
+   */
+  private startPrune(height: number): void {
+    const upTo = height - STATE_PROOF_HEIGHTS + 1;
+    if (this.rule === 'running-hash' || upTo < this.pruneFrom) return;
+    const lists: { at: number; hashes: string[] }[] = [];
+    for (let at = this.pruneFrom; at <= upTo; at++) lists.push({ at, hashes: this.storage.stale(at) ?? [] });
+    const job: NonNullable<CommittedState['pruning']> = { upTo, pruned: undefined, failed: false };
+    this.pruning = job;
+    const hashes = lists.flatMap((l) => l.hashes);
+    this.storage.nodeVersions(hashes).then(
+      (versions) => {
+        const pruned: string[] = [];
+        let i = 0;
+        for (const { at, hashes: list } of lists)
+          for (let j = 0; j < list.length; j++, i++) {
+            const version = versions[i];
+            if (version !== undefined && version < at) pruned.push(list[j]!);
+          }
+        job.pruned = pruned;
+      },
+      () => {
+        job.failed = true;
+      },
+    );
   }
 
   /** The tree root at `height`, while it is recent enough to prove against. */
@@ -431,6 +495,7 @@ export class CommittedState implements StateReader {
 
   private index(key: string, value: StateValue): void {
     if (!key.startsWith(SEEN_PREFIX)) return;
+    this.seen.set(key, value as number);
     const bucket = bucketOf(value as number);
     let set = this.seenByBucket.get(bucket);
     if (!set) {
@@ -444,6 +509,11 @@ export class CommittedState implements StateReader {
 function compareKeyHashes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return 0;
+}
+
+/** The integers from..to, inclusive. */
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 }
 
 function bucketOf(expires: number): number {

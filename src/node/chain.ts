@@ -26,6 +26,7 @@ import {
   ledgerConfigOf,
   maxBlockBytes,
   type SignatureVerifier,
+  type StateCacheSize,
   scheduledEpochs,
   stateKey,
   stateRootRule,
@@ -63,11 +64,17 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   constructor(
     readonly genesis: Genesis,
     readonly store: BlockStore,
-    private readonly modules: { mempool: Mempool; verifier: SignatureVerifier },
+    private readonly modules: { mempool: Mempool; verifier: SignatureVerifier; stateCache?: StateCacheSize },
   ) {
     super();
     this.config = ledgerConfigOf(genesis);
-    this.state = new IndexedCommittedState(undefined, 0, stateRootRule(genesis.params), store.stateStorage());
+    this.state = new IndexedCommittedState(
+      undefined,
+      0,
+      stateRootRule(genesis.params),
+      store.stateStorage(),
+      modules.stateCache,
+    );
   }
 
   /** Loads committed state from the store (the store must be open). */

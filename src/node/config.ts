@@ -93,6 +93,19 @@ export const NodeConfigSchema = Type.Object(
       { maxTxs: Type.Integer({ minimum: 1, maximum: 1_000_000 }) },
       { additionalProperties: false },
     ),
+    /**
+     * How much committed state the heap caches (entries and state-tree nodes); the rest is read from
+     * the store on demand. Defaults: DEFAULT_STATE_CACHE.
+     */
+    state: Type.Optional(
+      Type.Object(
+        {
+          cacheEntries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+          cacheTreeNodes: Type.Optional(Type.Integer({ minimum: 0, maximum: 50_000_000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     platform: Type.Optional(
       Type.Object(
         {

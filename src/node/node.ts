@@ -21,6 +21,7 @@ import { DEFAULT_EXTRACTOR_OPTIONS, Extractor } from '../extractor/index.js';
 import {
   type AnyTx,
   type BlockStore,
+  DEFAULT_STATE_CACHE,
   extractionPolicy,
   type GatewayInfo,
   type Genesis,
@@ -280,7 +281,14 @@ export class DatagrantNode implements NodeStatusSource {
         now: Date.now,
       },
     );
-    this.chain = new Chain(this.genesis, this.store, { mempool: this.mempool, verifier: verifyFast });
+    this.chain = new Chain(this.genesis, this.store, {
+      mempool: this.mempool,
+      verifier: verifyFast,
+      stateCache: {
+        values: config.state?.cacheEntries ?? DEFAULT_STATE_CACHE.values,
+        nodes: config.state?.cacheTreeNodes ?? DEFAULT_STATE_CACHE.nodes,
+      },
+    });
     await this.chain.load();
     if (this.member.kind === 'validator' && !this.member.seated) {
       this.member = memberOf(

@@ -29,6 +29,9 @@ class MapKv implements RawKv {
     this.gets++;
     return this.map.get(key);
   }
+  async getMany(keys: string[]): Promise<(string | undefined)[]> {
+    return keys.map((key) => this.map.get(key));
+  }
   async *scan(gte: string, lt: string): AsyncIterable<[string, string]> {
     for (const key of [...this.map.keys()].filter((k) => k >= gte && k < lt).sort())
       yield [key, this.map.get(key)!];
@@ -147,6 +150,83 @@ t.test(
   },
 );
 
+t.test('pruning never deletes a node a retained root needs, though values come back', async (t) => {
+  // Few keys toggling between few values: leaves and subtrees are re-created often, both while
+  // their pruning is being read off the event loop and after.
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 2 })), {
+        minLength: STATE_PROOF_HEIGHTS + 60,
+        maxLength: STATE_PROOF_HEIGHTS + 120,
+      }),
+      fc.boolean(),
+      async (steps, awaitBetween) => {
+        const kv = new MapKv();
+        const state = new CommittedState(undefined, 0, 'sparse-merkle', new KvStateStorage(kv), {
+          values: 2,
+          nodes: 4,
+        });
+        await state.open('0'.repeat(64), 0);
+        const values: (number | undefined)[][] = [];
+        const current: (number | undefined)[] = [];
+        for (let h = 1; h <= steps.length; h++) {
+          const [k, v] = steps[h - 1]!;
+          await commit(state, kv, new Map([[`t${k}`, v]]), h);
+          current[k] = v;
+          values[h] = [...current];
+          if (awaitBetween) await new Promise((resolve) => setImmediate(resolve));
+        }
+        for (let h = steps.length - STATE_PROOF_HEIGHTS + 1; h <= steps.length; h++)
+          for (let k = 0; k <= 5; k++) {
+            const value = values[h]![k];
+            const proven = state.prove(`t${k}`, h);
+            if (!proven) return false;
+            const ok = verifyStateProof(
+              proven.root,
+              stateKeyHash(`t${k}`),
+              value === undefined ? null : stateValueHash(value),
+              proven.proof,
+            ).ok;
+            if (!ok) return false;
+          }
+        return kv.count('w:') <= STATE_PROOF_HEIGHTS + 8;
+      },
+    ),
+    { numRuns: 8 },
+  );
+  t.pass('every retained height proves every key');
+});
+
+t.test('a node re-created by the very height that prunes it is kept', async (t) => {
+  for (const stored of [true, false]) {
+    const kv = new MapKv();
+    const state = stored
+      ? new CommittedState(undefined, 0, 'sparse-merkle', new KvStateStorage(kv), { values: 2, nodes: 4 })
+      : new CommittedState();
+    if (stored) await state.open('0'.repeat(64), 0);
+    else state.apply(new Map(), state.rootAfter(new Map(), 'sparse-merkle'), 0);
+    const put = async (writes: StateWrites, h: number) =>
+      stored
+        ? commit(state, kv, writes, h)
+        : state.apply(writes, state.rootAfter(writes, 'sparse-merkle'), h);
+    await put(new Map([['x', 1]]), 1);
+    // Height 2 replaces x's leaf; height 2 + STATE_PROOF_HEIGHTS - 1 prunes what height 2 replaced,
+    // and sets x back to 1, re-creating that very leaf.
+    await put(new Map([['x', 2]]), 2);
+    const last = 2 + STATE_PROOF_HEIGHTS - 1;
+    for (let h = 3; h < last; h++) await put(new Map([[`other${h % 7}`, h]]), h);
+    await put(new Map([['x', 1]]), last);
+    const proven = state.prove('x', last)!;
+    t.ok(
+      verifyStateProof(proven.root, stateKeyHash('x'), stateValueHash(1), proven.proof).ok,
+      `${stored ? 'on storage' : 'in memory'}: x proves at the pruning height`,
+    );
+    await put(new Map([['y', 1]]), last + 1);
+    const after = state.prove('x', last + 1)!;
+    t.ok(verifyStateProof(after.root, stateKeyHash('x'), stateValueHash(1), after.proof).ok, 'and after it');
+  }
+});
+
 t.test(
   'a store without a tree (older format, or a snapshot) gets one at open, checked against the root',
   async (t) => {
@@ -225,8 +305,8 @@ t.test('reads of a hot key are served from the cache; the cache is bounded', asy
   t.ok(state.cachedEntries <= 4, 'the value cache holds at most its bound');
 });
 
-t.test('LruCache evicts the least recently used', async (t) => {
-  const lru = new LruCache<string, number>(2);
+t.test('LruCache drops what was not used recently, and holds at most its capacity', async (t) => {
+  const lru = new LruCache<string, number>(4);
   lru.set('a', 1);
   lru.set('b', 2);
   lru.get('a');
@@ -234,6 +314,9 @@ t.test('LruCache evicts the least recently used', async (t) => {
   t.equal(lru.get('b'), undefined, 'b was least recently used');
   t.equal(lru.get('a'), 1);
   t.equal(lru.get('c'), 3);
+  for (let i = 0; i < 100; i++) lru.set(`k${i}`, i);
+  t.ok(lru.size <= 4, 'bounded');
+  t.equal(lru.get('k99'), 99, 'the newest is held');
   const none = new LruCache<string, number>(0);
   none.set('a', 1);
   t.equal(none.size, 0, 'capacity 0 caches nothing');
@@ -262,6 +345,7 @@ t.test('on LevelDB: a chain of heights, reopened, reads and proves the same', as
     await db.open();
     const kv: RawKv = {
       getSync: (key) => db.getSync(key),
+      getMany: (keys) => db.getMany(keys),
       scan: (gte, lt) => db.iterator({ gte, lt }),
       batch: (ops) => db.batch(ops),
     };
