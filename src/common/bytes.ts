@@ -1,8 +1,19 @@
 /** Byte helpers shared by node, CLI and browser code (no Node-only APIs). */
-import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { concatBytes, hexToBytes, bytesToHex as nobleBytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { DatagrantError } from './errors.js';
 
-export { bytesToHex, concatBytes, utf8ToBytes };
+export { concatBytes, utf8ToBytes };
+
+/** Node's Buffer where there is one (a browser has none). */
+const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+
+/**
+ * Lower-case hex of bytes. In Node, through Buffer: one flat string made natively, where the
+ * portable version concatenates one piece per byte (a rope that every Map lookup must flatten).
+ */
+export const bytesToHex: (bytes: Uint8Array) => string = NodeBuffer
+  ? (bytes) => NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+  : nobleBytesToHex;
 
 const HEX_RE = /^(?:[0-9a-f]{2})*$/;
 
