@@ -223,7 +223,7 @@ export class LocalTestnet {
   }
 
   /** Waits until node i answers /v1/status. */
-  async waitReady(i: number, timeoutMs = 60_000): Promise<void> {
+  async waitReady(i: number, timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (!this.running(i))

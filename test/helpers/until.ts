@@ -7,7 +7,7 @@
 export async function until<T>(
   what: string,
   fn: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
+  timeoutMs = 90_000,
   intervalMs = 150,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
