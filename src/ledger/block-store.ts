@@ -184,7 +184,8 @@ function blockOps(certified: CertifiedBlock, effects: CommitEffects, base?: numb
     const subject = effects.subjects[index];
     if (subject) ops.push({ type: 'put', key: K.subject(subject, header.height, index), value: hash });
   });
-  ops.push(...stateKvOps(effects.writes, effects.tree));
+  // A loop, not a spread: a block's tree changes can be more operations than a call takes arguments.
+  for (const op of stateKvOps(effects.writes, effects.tree)) ops.push(op);
   ops.push({ type: 'put', key: K.tip, value: JSON.stringify(tip) });
   if (effects.meta) ops.push({ type: 'put', key: K.meta(effects.meta.key), value: effects.meta.value });
   return ops;

@@ -116,7 +116,7 @@ export function stateKvOps(writes: StateWrites, tree: TreeChange | undefined): K
         ? { type: 'del', key: STATE_KV.value(key) }
         : { type: 'put', key: STATE_KV.value(key), value: JSON.stringify(value) },
     );
-  if (tree) ops.push(...treeKvOps(tree));
+  if (tree) for (const op of treeKvOps(tree)) ops.push(op);
   return ops;
 }
 

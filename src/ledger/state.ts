@@ -164,7 +164,9 @@ export class CommittedState implements StateReader {
   /** The lowest height whose stale list is not pruned yet. */
   private pruneFrom = 1;
   /** Nodes to delete, read off the event loop since the last commit (see `startPrune`). */
-  private pruning: { upTo: number; pruned: string[] | undefined; failed: boolean } | undefined;
+  private pruning:
+    | { upTo: number; pruned: string[] | undefined; failed: boolean; written: Set<string> }
+    | undefined;
   root: string;
   height: number;
 
@@ -396,28 +398,32 @@ export class CommittedState implements StateReader {
     for (const hash of tree.pruned) this.nodes.delete(hash);
     this.tree.root = tree.root;
     this.treeRoots.set(height, tree.root);
-    if (!this.own) this.startPrune(height + 1);
+    if (this.own) return;
+    if (this.pruning) for (const hash of tree.nodes.keys()) this.pruning.written.add(hash);
+    else this.startPrune(height + 1);
   }
 
   /**
    * Nodes replaced at a height `at` and not written since are referenced by no root from `at` on:
    * once `at` leaves the proof window they are deleted with the block being committed. Which of
-   * them were written again is read off the event loop after the previous commit (`startPrune`);
-   * a state that keeps its own storage, or a read not finished yet, reads it here.
+   * them were written again is read off the event loop (`startPrune`), and used by the first
+   * commit after the answer; a state that keeps its own storage reads it here.
    */
   private pruneInto(tree: TreeChange, height: number): void {
     const upTo = height - STATE_PROOF_HEIGHTS + 1;
     const job = this.pruning;
-    this.pruning = undefined;
-    if (job?.pruned && job.upTo <= upTo) {
-      // The read began after the previous height was written; this height's own writes are here.
-      tree.pruned = job.pruned.filter((hash) => !tree.nodes.has(hash));
+    if (job && !job.failed) {
+      if (!job.pruned) return; // still reading: a later block deletes them
+      this.pruning = undefined;
+      // The read began after the height before the job; what was written since, this height's
+      // writes included, is written again and stays.
+      tree.pruned = job.pruned.filter((hash) => !job.written.has(hash) && !tree.nodes.has(hash));
       tree.prunedAt = range(this.pruneFrom, job.upTo);
       this.pruneFrom = job.upTo + 1;
       return;
     }
-    // Still reading: prune with a later block, unless that has already waited a few heights.
-    if (!this.own && job && !job.failed && upTo - this.pruneFrom < 8) return;
+    this.pruning = undefined;
+    if (!this.own) return; // a failed read: the next commit starts another
     const pruned: string[] = [];
     const prunedAt: number[] = [];
     for (let at = this.pruneFrom; at <= upTo; at++) {
@@ -435,15 +441,21 @@ export class CommittedState implements StateReader {
   }
 
   /**
-   * Reads, off the event loop, which nodes the next commit (`height`) may delete. Its `prepare`
-   * takes the answer or, not ready, drops it (a new read starts after that commit).
+   * Reads, off the event loop, which nodes of the stale lists up to `height`'s may be deleted. The
+   * first `prepare` after the answer takes it; until then each commit's new nodes are noted, so
+   * that a node written again meanwhile is kept.
    */
   private startPrune(height: number): void {
     const upTo = height - STATE_PROOF_HEIGHTS + 1;
     if (this.rule === 'running-hash' || upTo < this.pruneFrom) return;
     const lists: { at: number; hashes: string[] }[] = [];
     for (let at = this.pruneFrom; at <= upTo; at++) lists.push({ at, hashes: this.storage.stale(at) ?? [] });
-    const job: NonNullable<CommittedState['pruning']> = { upTo, pruned: undefined, failed: false };
+    const job: NonNullable<CommittedState['pruning']> = {
+      upTo,
+      pruned: undefined,
+      failed: false,
+      written: new Set(),
+    };
     this.pruning = job;
     const hashes = lists.flatMap((l) => l.hashes);
     this.storage.nodeVersions(hashes).then(

@@ -25,12 +25,16 @@ import {
 class MapKv implements RawKv {
   readonly map = new Map<string, string>();
   gets = 0;
+  /** Multi-gets answer only after this many macrotask turns (as LevelDB's thread pool may). */
+  constructor(readonly slowTurns = 0) {}
   getSync(key: string): string | undefined {
     this.gets++;
     return this.map.get(key);
   }
   async getMany(keys: string[]): Promise<(string | undefined)[]> {
-    return keys.map((key) => this.map.get(key));
+    const answer = keys.map((key) => this.map.get(key));
+    for (let i = 0; i < this.slowTurns; i++) await new Promise((resolve) => setImmediate(resolve));
+    return answer;
   }
   async *scan(gte: string, lt: string): AsyncIterable<[string, string]> {
     for (const key of [...this.map.keys()].filter((k) => k >= gte && k < lt).sort())
@@ -146,7 +150,10 @@ t.test(
       nodes <= nodesAtWindow * 1.1,
       `nodes stored stay bounded by the window (${nodesAtWindow} then ${nodes}, ${2 * STATE_PROOF_HEIGHTS - 30} heights later)`,
     );
-    t.ok(kv.count('w:') <= STATE_PROOF_HEIGHTS, 'stale lists leave with their heights');
+    t.ok(
+      kv.count('w:') <= STATE_PROOF_HEIGHTS + 2,
+      'stale lists leave with their heights (a read in flight may hold one or two)',
+    );
   },
 );
 
@@ -160,8 +167,9 @@ t.test('pruning never deletes a node a retained root needs, though values come b
         maxLength: STATE_PROOF_HEIGHTS + 120,
       }),
       fc.boolean(),
-      async (steps, awaitBetween) => {
-        const kv = new MapKv();
+      fc.integer({ min: 0, max: 3 }),
+      async (steps, awaitBetween, slowTurns) => {
+        const kv = new MapKv(slowTurns);
         const state = new CommittedState(undefined, 0, 'sparse-merkle', new KvStateStorage(kv), {
           values: 2,
           nodes: 4,
