@@ -494,8 +494,10 @@ t.test('the explorer hides the bodies of transactions about a person', { skip },
     t.equal(updateRow?.href, `#/proposal/${update.proposal}`, 'each row links its proposal');
     await page.screenshot({ path: join(SCREENSHOTS, 'explorer-governance.png'), fullPage: true });
 
-    // Paging back: the proposals before the third (the first two), newest first.
-    await goto('gov/before/2', `tr[data-proposal="${change.proposal}"]`);
+    // Paging back: the proposals before the third (the first two), newest first. Only a hash
+    // changes, so the newest page's rows are still there until the older page replaces them: wait
+    // for what only the older page has.
+    await goto('gov/before/2', 'a:text-is("← Newest proposals")');
     t.same(
       await page
         .locator('tr[data-proposal]')
