@@ -283,10 +283,6 @@ export class LruCache<K, V> {
     return aged;
   }
 
-  has(key: K): boolean {
-    return this.young.has(key) || this.old.has(key);
-  }
-
   set(key: K, value: V): void {
     if (this.capacity <= 0) return;
     this.old.delete(key);
@@ -304,10 +300,5 @@ export class LruCache<K, V> {
   delete(key: K): void {
     this.young.delete(key);
     this.old.delete(key);
-  }
-
-  clear(): void {
-    this.young.clear();
-    this.old.clear();
   }
 }
