@@ -30,6 +30,7 @@ import {
   genesisState,
   LevelBlockStore,
   MemoryBlockStore,
+  type ReplayGuard,
   type StateCacheSize,
   signTx,
   type TxBody,
@@ -56,6 +57,8 @@ export interface GrowthOptions {
    * state moved to disk), for an A/B of heap and CPU.
    */
   state?: 'disk' | 'heap';
+  /** The replay guard's layout in the state (default genesis' default, `per-block`). */
+  replayGuard?: ReplayGuard;
 }
 
 const CHAIN = 'datagrant-growth';
@@ -112,7 +115,7 @@ function wrappedKey(): WrappedKey {
   return { enc: r(32), ct: r(48) };
 }
 
-function genesisOf(actors: Actors, time: number): Genesis {
+function genesisOf(actors: Actors, time: number, guard: ReplayGuard): Genesis {
   return {
     chain: CHAIN,
     time,
@@ -134,7 +137,7 @@ function genesisOf(actors: Actors, time: number): Genesis {
         encKey: bytesToHex(actors.bankEnc.publicKey),
       },
     ],
-    params: { ...DEFAULT_CHAIN_PARAMS },
+    params: { ...DEFAULT_CHAIN_PARAMS, replayGuard: guard },
   };
 }
 
@@ -239,6 +242,7 @@ async function dirSize(path: string): Promise<number> {
 async function openChain(
   store: (g: Genesis, init: ReturnType<typeof genesisState>) => BlockStore,
   stateCache: StateCacheSize = DEFAULT_STATE_CACHE,
+  guard: ReplayGuard = 'per-block',
 ) {
   const actors: Actors = {
     validator: benchKey(),
@@ -248,7 +252,7 @@ async function openChain(
     bankEnc: fastEncKey(),
   };
   const start = Date.now() - 1000;
-  const genesis = genesisOf(actors, start);
+  const genesis = genesisOf(actors, start, guard);
   const init = genesisState(genesis);
   const blockStore = store(genesis, init);
   await blockStore.open();
@@ -415,6 +419,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
     stateMode === 'heap'
       ? { values: Number.POSITIVE_INFINITY, nodes: Number.POSITIVE_INFINITY }
       : DEFAULT_STATE_CACHE;
+  note(`replay guard: ${options.replayGuard ?? 'per-block'}`);
   note(
     stateMode === 'heap'
       ? 'state: caches unbounded (every entry and tree node stays in the heap once touched)'
@@ -433,6 +438,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
         },
       }),
     stateCache,
+    options.replayGuard,
   );
   const subjectCount = target / STAGES;
   const subjects: Subject[] = [];

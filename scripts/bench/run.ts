@@ -10,6 +10,8 @@
  *   npm run bench                          full run (see BENCHMARKS.md)
  *   npm run bench -- --quick               smaller sizes, under 3 minutes
  *   npm run bench -- --part consensus      one part (repeatable: --part crypto --part growth)
+ *   npm run bench -- --part growth --replay-guard per-tx
+ *                                          growth with one replay-guard entry per transaction (A/B)
  *   npm run bench -- --part growth --state heap
  *                                          growth with the state's caches unbounded (A/B of the heap)
  */
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     state: { type: 'string', default: 'disk' },
     'growth-target': { type: 'string' },
+    'replay-guard': { type: 'string', default: 'per-block' },
   },
 });
 
@@ -78,11 +81,14 @@ async function main(): Promise<void> {
     if (profileDir && window) await writeProfileSummary(`${profileDir}/testnet`, window);
   }
   if (values.state !== 'disk' && values.state !== 'heap') throw new Error('--state is disk or heap');
+  const guard = values['replay-guard'];
+  if (guard !== 'per-block' && guard !== 'per-tx') throw new Error('--replay-guard is per-block or per-tx');
   if (wanted.includes('growth'))
     await runGrowth({
       quick,
       verifyPerCore: ceiling.opensslVerifyPerCore,
       state: values.state,
+      replayGuard: guard,
       ...(values['growth-target'] ? { target: Number(values['growth-target']) } : {}),
     });
   if (wanted.includes('state-tree')) await runStateTree({ quick });

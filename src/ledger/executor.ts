@@ -4,8 +4,16 @@
  * `buildBlockTxs` (drops transactions that no longer apply); validators use `executeBlock`
  * (any transaction that does not apply makes the whole block invalid).
  */
-import type { Genesis } from './genesis.js';
-import { CommittedState, EMPTY_STATE_ROOT, StateOverlay, type StateWrites, stateRootRule } from './state.js';
+import { type Genesis, type ReplayGuard, replayGuard } from './genesis.js';
+import { type SeenAtState, stateKey } from './records.js';
+import {
+  CommittedState,
+  EMPTY_STATE_ROOT,
+  StateOverlay,
+  type StateValue,
+  type StateWrites,
+  stateRootRule,
+} from './state.js';
 import {
   type Accepted,
   type ApplyOptions,
@@ -37,6 +45,35 @@ function startBlock(committed: CommittedState, ctx: BlockContext): StateOverlay 
   return overlay;
 }
 
+const SEEN = stateKey.seen('');
+
+/**
+ * A block's writes as the state holds them. Under the `per-block` replay guard, the transactions'
+ * `seen/<hash>` entries (which catch replays within the block) become one `seen-at/<height>` entry:
+ * one tree update per block instead of one per transaction, and one delete when it expires.
+ */
+export function blockStateWrites(
+  writes: StateWrites,
+  height: number,
+  params: { replayGuard?: ReplayGuard },
+): StateWrites {
+  if (replayGuard(params) !== 'per-block') return writes;
+  const out: StateWrites = new Map();
+  const txs: string[] = [];
+  let expires = 0;
+  for (const [key, value] of writes) {
+    if (key.startsWith(SEEN) && value !== null) {
+      txs.push(key.slice(SEEN.length));
+      expires = Math.max(expires, value as number);
+    } else out.set(key, value);
+  }
+  if (txs.length > 0) {
+    const entry: SeenAtState = { expires, txs: txs.sort() };
+    out.set(stateKey.seenAt(height), entry as unknown as StateValue);
+  }
+  return out;
+}
+
 /**
  * Executes a proposed block's transactions; returns the effects, or the first rejection with its
  * index (the block is then invalid as a whole).
@@ -60,12 +97,8 @@ export function executeBlock(
     if (!outcome.ok) return { ok: false, index: i, rejection: outcome };
     outcomes.push(outcome);
   }
-  return {
-    ok: true,
-    writes: overlay.writes,
-    stateRoot: committed.rootAfter(overlay.writes, stateRootRule(config.params)),
-    outcomes,
-  };
+  const writes = blockStateWrites(overlay.writes, ctx.height, config.params);
+  return { ok: true, writes, stateRoot: committed.rootAfter(writes, stateRootRule(config.params)), outcomes };
 }
 
 /** Bytes of a block's transactions (their canonical encodings): what the byte budget counts. */
@@ -111,12 +144,13 @@ export function buildBlockTxs(
       dropped.push({ tx, rejection: outcome });
     }
   }
+  const writes = blockStateWrites(overlay.writes, ctx.height, config.params);
   return {
     txs,
     dropped,
     outcomes,
-    writes: overlay.writes,
-    stateRoot: committed.rootAfter(overlay.writes, stateRootRule(config.params)),
+    writes,
+    stateRoot: committed.rootAfter(writes, stateRootRule(config.params)),
   };
 }
 

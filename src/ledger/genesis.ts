@@ -29,6 +29,10 @@ export type NodeRole = (typeof NODE_ROLES)[number];
 /** Roles a gateway node can play: it serves institutions, but extraction is a validator's job. */
 export const GATEWAY_ROLES = ['platform'] as const;
 
+/** The layouts of the replay guard in the state. */
+export const REPLAY_GUARDS = ['per-tx', 'per-block'] as const;
+export type ReplayGuard = (typeof REPLAY_GUARDS)[number];
+
 /**
  * When extractors pull a subject's data: `on-request` (the patent's order: as soon as the request
  * commits, so the subject decides on records already in hand) or `on-consent` (only the types she
@@ -64,6 +68,11 @@ export const ChainParamsSchema = Type.Object(
     stateRoot: Type.Optional(Type.Union([Type.Literal('running-hash'), Type.Literal('sparse-merkle')])),
     /** Longest a governance proposal may stay open for approvals (default `DEFAULT_MAX_PROPOSAL_MS`). */
     maxProposalMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+    /**
+     * How the state holds the replay guard (ledger/state.ts): `per-block`, one entry per block
+     * listing its transactions; without it (chains made before) `per-tx`, one entry per transaction.
+     */
+    replayGuard: Type.Optional(Type.Union(REPLAY_GUARDS.map((g) => Type.Literal(g)))),
   },
   { additionalProperties: false },
 );
@@ -80,6 +89,7 @@ export const DEFAULT_CHAIN_PARAMS: ChainParams = {
   maxBlockBytes: 4 * 1024 * 1024,
   extraction: 'on-request',
   stateRoot: 'sparse-merkle',
+  replayGuard: 'per-block',
 };
 
 /** Most transaction bytes in a block when genesis does not say (4 MiB: gossip takes 16, a sync answer 8). */
@@ -92,6 +102,11 @@ export function maxBlockBytes(params: ChainParams): number {
 
 /** Longest a proposal stays open when genesis does not say: 14 days. */
 export const DEFAULT_MAX_PROPOSAL_MS = 14 * 24 * 60 * 60 * 1000;
+
+/** The chain's replay-guard layout (`per-tx` for chains whose genesis does not say). */
+export function replayGuard(params: { replayGuard?: ReplayGuard }): ReplayGuard {
+  return params.replayGuard ?? 'per-tx';
+}
 
 /** The chain's extraction policy. */
 export function extractionPolicy(params: ChainParams): ExtractionPolicy {

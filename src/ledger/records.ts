@@ -149,7 +149,15 @@ export const stateKey = {
   record: (digest: string) => `rec/${digest}`,
   grant: (id: string) => `grant/${id}`,
   seen: (hash: string) => `seen/${hash}`,
+  /** The replay guard of one block's transactions (genesis `replayGuard: per-block`). */
+  seenAt: (height: number) => `seen-at/${height}`,
 } as const;
+
+/** A `seen-at/<height>` entry: the block's transaction hashes, sorted, and their latest expiry. */
+export interface SeenAtState {
+  expires: number;
+  txs: string[];
+}
 
 /** Where a request stands, as shown to institutions and subjects. */
 export type RequestStatus =

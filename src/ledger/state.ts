@@ -13,6 +13,7 @@ import { bytesToHex, concatBytes, fromHex, utf8ToBytes } from '../common/bytes.j
 import { type CanonicalValue, canonicalBytes } from '../common/canonical.js';
 import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
+import type { SeenAtState } from './records.js';
 import {
   LruCache,
   MemoryStateStorage,
@@ -114,6 +115,8 @@ export class StateOverlay implements StateReader {
 }
 
 const SEEN_PREFIX = 'seen/';
+/** One block's replay guard (`per-block`): its transactions' hashes and their latest expiry. */
+const SEEN_AT_PREFIX = 'seen-at/';
 /** Granularity at which expired replay-protection entries are pruned. */
 export const SEEN_BUCKET_MS = 60_000;
 
@@ -148,8 +151,13 @@ export class CommittedState implements StateReader {
   private readonly values: LruCache<string, StateValue | null>;
   private readonly nodes: LruCache<string, StoredTreeNode>;
   private readonly seenByBucket = new Map<number, Set<string>>();
-  /** Every replay-protection entry and its expiry (answered from here, never from storage). */
+  /**
+   * Every transaction the replay guard holds, as its `seen/<hash>` key, and its expiry (answered
+   * from here, never from storage); under `per-block` it is indexed from the `seen-at/` entries.
+   */
   private readonly seen = new Map<string, number>();
+  /** The `seen/` keys of each `seen-at/<height>` entry, and the entry's expiry. */
+  private readonly seenAt = new Map<string, { expires: number; keys: string[] }>();
   private readonly tree: StateTree;
   /** Tree roots of recent heights, for proofs. */
   private readonly treeRoots = new Map<number, string>();
@@ -239,7 +247,7 @@ export class CommittedState implements StateReader {
 
   /** Prefixes of the keys whose entries `noteLoaded` indexes when a stored state opens. */
   protected indexedPrefixes(): string[] {
-    return [SEEN_PREFIX];
+    return [SEEN_PREFIX, SEEN_AT_PREFIX];
   }
 
   /** Indexes one entry found at start-up (`load`, `open`). */
@@ -387,6 +395,11 @@ export class CommittedState implements StateReader {
         if (old !== undefined) this.seenByBucket.get(bucketOf(old as number))?.delete(key);
         this.seen.delete(key);
         if (value !== null) this.index(key, value);
+      } else if (key.startsWith(SEEN_AT_PREFIX)) {
+        // Read again only at start-up: kept out of the value cache.
+        this.values.delete(key);
+        this.unindexSeenAt(key);
+        if (value !== null) this.index(key, value);
       } else this.values.set(key, value);
     }
     this.root = root;
@@ -506,15 +519,32 @@ export class CommittedState implements StateReader {
   }
 
   private index(key: string, value: StateValue): void {
-    if (!key.startsWith(SEEN_PREFIX)) return;
-    this.seen.set(key, value as number);
-    const bucket = bucketOf(value as number);
+    let expires: number;
+    if (key.startsWith(SEEN_PREFIX)) {
+      expires = value as number;
+      this.seen.set(key, expires);
+    } else if (key.startsWith(SEEN_AT_PREFIX)) {
+      const entry = value as unknown as SeenAtState;
+      expires = entry.expires;
+      const keys = entry.txs.map((hash) => SEEN_PREFIX + hash);
+      for (const k of keys) this.seen.set(k, expires);
+      this.seenAt.set(key, { expires, keys });
+    } else return;
+    const bucket = bucketOf(expires);
     let set = this.seenByBucket.get(bucket);
     if (!set) {
       set = new Set();
       this.seenByBucket.set(bucket, set);
     }
     set.add(key);
+  }
+
+  private unindexSeenAt(key: string): void {
+    const entry = this.seenAt.get(key);
+    if (!entry) return;
+    this.seenAt.delete(key);
+    for (const k of entry.keys) this.seen.delete(k);
+    this.seenByBucket.get(bucketOf(entry.expires))?.delete(key);
   }
 }
 

@@ -6,8 +6,8 @@
  * the node reads its chain store through one LevelDB snapshot — the tip, the certified block at the
  * tip and every state entry, all of one height since a block commits in one batch — and streams
  * them (snapshot-format.ts). Nothing node-local travels: no keys, signing state, consensus
- * write-ahead state, replay guard or payloads; the replay protection of transactions (`seen/`
- * entries) is state, so it does.
+ * write-ahead state, replay guard or payloads; the replay protection of transactions (`seen-at/`
+ * or `seen/` entries) is state, so it does.
  *
  * Trusting one (`verifySnapshotFile`): nothing in the file is taken on the word of the node that
  * made it. The block must be the header the file names, its transactions must match the header's

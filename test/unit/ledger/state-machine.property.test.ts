@@ -11,6 +11,7 @@ import {
   type AnyTx,
   applyTx,
   type BlockContext,
+  blockStateWrites,
   DATA_TYPES,
   type DataType,
   executeBlock,
@@ -365,7 +366,8 @@ function run(chain: TestChain, actions: Action[]): RunResult {
     const executed = executeBlock(ledger.state, accepted, ctx, chain.config, { verifier: verifyFast });
     if (!executed.ok)
       throw new Error(`block of accepted txs refused at ${executed.index}: ${executed.rejection.code}`);
-    if (executed.stateRoot !== ledger.state.rootAfter(overlay.writes, rule)) {
+    const blockWrites = blockStateWrites(overlay.writes, ctx.height, chain.config.params);
+    if (executed.stateRoot !== ledger.state.rootAfter(blockWrites, rule)) {
       throw new Error('executeBlock disagrees with one-by-one application');
     }
     const block = ledger.commit(accepted, { time: ctx.time });

@@ -853,7 +853,7 @@ t.test('rejected transactions inside a block: executeBlock refuses, buildBlockTx
 });
 
 t.test('replay protection entries are pruned after expiry, and expired txs stay refused', async (t) => {
-  const { ledger, bank, alice } = setup();
+  const { ledger, bank, alice } = setup({ params: { replayGuard: 'per-tx' } });
   const tx = ledger.openRequest(bank, alice, {}, { expires: ledger.now + 5_000 });
   ledger.commit([tx]);
   const seen = stateKey.seen(txHash(tx));
@@ -863,6 +863,42 @@ t.test('replay protection entries are pruned after expiry, and expired txs stay 
   t.equal(block.effects.writes.get(seen), null, 'pruned (deleted) once its bucket has passed');
   t.equal(ledger.state.get(seen), undefined);
   expectReject(t, ledger, tx, 'LEDGER_TX_EXPIRED', 'replay after pruning');
+});
+
+t.test('the per-block replay guard: one entry per block, replays refused, pruned after expiry', async (t) => {
+  const { ledger, bank, alice, bob } = setup({ params: { replayGuard: 'per-block' } });
+  const a = ledger.openRequest(bank, alice, {}, { expires: ledger.now + 5_000 });
+  const b = ledger.openRequest(bank, bob, {}, { expires: ledger.now + 70_000 });
+  const block = ledger.commit([a, b]);
+  const at = stateKey.seenAt(block.certified.block.header.height);
+  const keys = [...block.effects.writes.keys()];
+  t.notOk(
+    keys.some((k) => k.startsWith('seen/')),
+    'no per-transaction entry is written',
+  );
+  t.same(
+    block.effects.writes.get(at),
+    { expires: b.expires, txs: [txHash(a), txHash(b)].sort() },
+    'one entry: the hashes, sorted, and the latest expiry',
+  );
+  t.equal(
+    ledger.state.get(stateKey.seen(txHash(a))),
+    b.expires,
+    "each transaction is seen, until its block's latest expiry",
+  );
+  expectReject(t, ledger, a, 'LEDGER_TX_REPLAYED', 'a replay in a later block');
+  const c = ledger.openRequest(bank, alice);
+  const built = ledger.commitBuilt([c, c]);
+  t.equal(built.certified.block.txs.length, 1, 'a replay within one block is dropped');
+  ledger.advance(30_000);
+  const later = ledger.commit([]);
+  t.notOk(later.effects.writes.has(at), 'kept while any of its transactions is unexpired');
+  t.equal(ledger.state.get(stateKey.seen(txHash(a))), b.expires, 'even an expired one');
+  ledger.advance(3 * 60_000);
+  const pruned = ledger.commit([]);
+  t.equal(pruned.effects.writes.get(at), null, 'deleted once its latest expiry has passed');
+  t.equal(ledger.state.get(stateKey.seen(txHash(b))), undefined, 'its transactions leave the guard');
+  expectReject(t, ledger, b, 'LEDGER_TX_EXPIRED', 'replay after pruning');
 });
 
 t.test('a grant binds its grantee: the request institution and its registered key', async (t) => {

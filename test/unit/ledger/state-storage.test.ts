@@ -367,9 +367,10 @@ t.test('on LevelDB: a chain of heights, reopened, reads and proves the same', as
   await state.open('0'.repeat(64), 0);
   let root = '';
   for (let h = 1; h <= 20; h++) {
-    const writes: StateWrites = new Map(
+    const writes: StateWrites = new Map<string, StateValue | null>(
       Array.from({ length: 20 }, (_, i) => [`k${(h * 7 + i) % 120}`, h] as const),
     );
+    writes.set(`seen-at/${h}`, { expires: 1_000_000 + h, txs: [`tx${h}a`, `tx${h}b`] });
     root = state.rootAfter(writes, 'sparse-merkle');
     const tree = state.prepare(writes, root, h);
     await kv.batch(stateKvOps(writes, tree));
@@ -394,4 +395,5 @@ t.test('on LevelDB: a chain of heights, reopened, reads and proves the same', as
     'a proof from the reopened store verifies',
   );
   t.ok(reopened.treeRootAt(3), 'earlier heights are still provable after reopening');
+  t.equal(reopened.get('seen/tx7b'), 1_000_007, 'the replay guard is rebuilt from its seen-at entries');
 });

@@ -117,6 +117,36 @@ t.test('CommittedState: apply, deletions and the replay-expiry index', async (t)
   t.same(loaded.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), ['seen/b'], 'load indexes too');
 });
 
+t.test(
+  'CommittedState: the per-block replay guard (seen-at entries) indexes every transaction',
+  async (t) => {
+    const s = new CommittedState();
+    const t0 = 1_700_000_000_000;
+    const entry = (expires: number, txs: string[]) => ({ expires, txs }) as unknown as StateValue;
+    s.apply(
+      new Map<string, StateValue | null>([
+        ['seen-at/1', entry(t0 + 1000, ['a', 'b'])],
+        ['seen-at/2', entry(t0 + 5 * SEEN_BUCKET_MS, ['c'])],
+      ]),
+      'r1',
+      1,
+    );
+    t.equal(s.get('seen/a'), t0 + 1000, "a transaction is seen, with its block's expiry");
+    t.equal(s.get('seen/c'), t0 + 5 * SEEN_BUCKET_MS);
+    t.equal(s.get('seen/z'), undefined, 'another is not');
+    t.same(s.expiredSeenKeys(t0 + 1000), [], 'not before its bucket has ended');
+    t.same(s.expiredSeenKeys(t0 + 2 * SEEN_BUCKET_MS), ['seen-at/1'], 'the block entry expires as one');
+    s.apply(new Map([['seen-at/1', null]]), 'r2', 2);
+    t.equal(s.get('seen/a'), undefined, "a deleted entry's transactions leave the guard");
+    t.equal(s.get('seen/b'), undefined);
+    t.equal(s.get('seen/c'), t0 + 5 * SEEN_BUCKET_MS, "the other block's stay");
+    t.same(s.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), ['seen-at/2']);
+    const loaded = new CommittedState();
+    loaded.load('seen-at/2', entry(t0 + 5 * SEEN_BUCKET_MS, ['c']));
+    t.equal(loaded.get('seen/c'), t0 + 5 * SEEN_BUCKET_MS, 'load indexes too');
+  },
+);
+
 t.test('a state for running-hash headers keeps no tree', async (t) => {
   const writes = new Map([['inst/demo', { name: 'Demo' }]]);
   const legacy = new CommittedState(EMPTY_STATE_ROOT, 0, 'running-hash');

@@ -115,7 +115,7 @@ t.test('a snapshot round-trips into an empty store, which goes on from there', a
     'no node metadata travels',
   );
   t.ok(
-    keys.some((k) => k.startsWith('seen/')),
+    keys.some((k) => k.startsWith('seen-at/')),
     'replay protection entries travel (they are state)',
   );
 
@@ -132,6 +132,12 @@ t.test('a snapshot round-trips into an empty store, which goes on from there', a
   await target.loadState(loaded);
   t.doesNotThrow(() => loaded.checkRoot('sparse-merkle'), 'the loaded state checks against the root');
   t.ok(loaded.prove(stateKey.subject(chain.subjects[0]!.id), h), 'and proves entries at h');
+  const included = ledger.blocks.at(-1)!.certified.block.txs[0]!;
+  t.equal(
+    loaded.get(stateKey.seen(txHash(included))),
+    included.expires,
+    "the replay guard is rebuilt from the snapshot's entries",
+  );
   const next = ledger.commit([ledger.openRequest(chain.institutions[0]!, chain.subjects[3]!)]);
   await target.commit(next.certified, next.commitEffects);
   t.equal(target.tip().height, h + 1, 'the next block commits on top');
