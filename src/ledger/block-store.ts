@@ -256,6 +256,13 @@ export interface LevelBlockStoreOptions {
 }
 
 /**
+ * LevelDB's buffers for the chain store (outside the JS heap): a block writes thousands of state
+ * tree records and reads tree nodes below the heap's cache synchronously, so a larger block cache
+ * and write buffer than LevelDB's defaults (8 MiB, 4 MiB) keep those reads and compactions cheap.
+ */
+export const CHAIN_DB_TUNING = { cacheSize: 64 * 1024 * 1024, writeBufferSize: 16 * 1024 * 1024 } as const;
+
+/**
  * LevelDB-backed block store in one directory, in store format 2 (src/common/store-format.ts):
  * its marker records the genesis hash, so a store of another chain is refused at any height.
  */
@@ -265,7 +272,11 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
   private writing = false;
 
   constructor(private readonly options: LevelBlockStoreOptions) {
-    this.db = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    this.db = new Level<string, string>(options.path, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'utf8',
+      ...CHAIN_DB_TUNING,
+    });
   }
 
   /**
