@@ -152,12 +152,12 @@ export class CommittedState implements StateReader {
   private readonly nodes: LruCache<string, StoredTreeNode>;
   private readonly seenByBucket = new Map<number, Set<string>>();
   /**
-   * Every transaction the replay guard holds, by hash, and its expiry (answered from here, never
-   * from storage); under `per-block` it is indexed from the `seen-at/` entries.
+   * Every transaction the replay guard holds, as its `seen/<hash>` key, and its expiry (answered
+   * from here, never from storage); under `per-block` it is indexed from the `seen-at/` entries.
    */
   private readonly seen = new Map<string, number>();
-  /** The transaction hashes of each `seen-at/<height>` entry, and the entry's expiry. */
-  private readonly seenAt = new Map<string, SeenAtState>();
+  /** The `seen/` keys of each `seen-at/<height>` entry, and the entry's expiry. */
+  private readonly seenAt = new Map<string, { expires: number; keys: string[] }>();
   private readonly tree: StateTree;
   /** Tree roots of recent heights, for proofs. */
   private readonly treeRoots = new Map<number, string>();
@@ -207,7 +207,7 @@ export class CommittedState implements StateReader {
 
   get(key: string): StateValue | undefined {
     if (this.pinned?.has(key)) return this.pinned.get(key);
-    if (key.startsWith(SEEN_PREFIX)) return this.seen.get(key.slice(SEEN_PREFIX.length));
+    if (key.startsWith(SEEN_PREFIX)) return this.seen.get(key);
     const cached = this.values.get(key);
     if (cached !== undefined) return cached === null ? undefined : cached;
     const value = this.storage.value(key);
@@ -391,10 +391,9 @@ export class CommittedState implements StateReader {
     this.own?.apply(writes, prepared.tree);
     for (const [key, value] of writes) {
       if (key.startsWith(SEEN_PREFIX)) {
-        const hash = key.slice(SEEN_PREFIX.length);
-        const old = before?.get(key) ?? this.seen.get(hash);
+        const old = before?.get(key) ?? this.seen.get(key);
         if (old !== undefined) this.seenByBucket.get(bucketOf(old as number))?.delete(key);
-        this.seen.delete(hash);
+        this.seen.delete(key);
         if (value !== null) this.index(key, value);
       } else if (key.startsWith(SEEN_AT_PREFIX)) {
         // Read again only at start-up: kept out of the value cache.
@@ -523,12 +522,13 @@ export class CommittedState implements StateReader {
     let expires: number;
     if (key.startsWith(SEEN_PREFIX)) {
       expires = value as number;
-      this.seen.set(key.slice(SEEN_PREFIX.length), expires);
+      this.seen.set(key, expires);
     } else if (key.startsWith(SEEN_AT_PREFIX)) {
       const entry = value as unknown as SeenAtState;
       expires = entry.expires;
-      for (const hash of entry.txs) this.seen.set(hash, expires);
-      this.seenAt.set(key, { expires, txs: entry.txs });
+      const keys = entry.txs.map((hash) => SEEN_PREFIX + hash);
+      for (const k of keys) this.seen.set(k, expires);
+      this.seenAt.set(key, { expires, keys });
     } else return;
     const bucket = bucketOf(expires);
     let set = this.seenByBucket.get(bucket);
@@ -543,7 +543,7 @@ export class CommittedState implements StateReader {
     const entry = this.seenAt.get(key);
     if (!entry) return;
     this.seenAt.delete(key);
-    for (const hash of entry.txs) this.seen.delete(hash);
+    for (const k of entry.keys) this.seen.delete(k);
     this.seenByBucket.get(bucketOf(entry.expires))?.delete(key);
   }
 }
