@@ -260,7 +260,11 @@ export interface LevelBlockStoreOptions {
  * tree records and reads tree nodes below the heap's cache synchronously, so a larger block cache
  * and write buffer than LevelDB's defaults (8 MiB, 4 MiB) keep those reads and compactions cheap.
  */
-export const CHAIN_DB_TUNING = { cacheSize: 64 * 1024 * 1024, writeBufferSize: 16 * 1024 * 1024 } as const;
+export const CHAIN_DB_TUNING = {
+  cacheSize: 64 * 1024 * 1024,
+  writeBufferSize: 16 * 1024 * 1024,
+  maxFileSize: 8 * 1024 * 1024,
+} as const;
 
 /**
  * LevelDB-backed block store in one directory, in store format 2 (src/common/store-format.ts):

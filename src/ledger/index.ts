@@ -7,6 +7,7 @@ export * from './genesis.js';
 export * from './governance.js';
 export * from './light-client.js';
 export * from './merkle.js';
+export * from './node-table.js';
 export * from './parties.js';
 export * from './patterns.js';
 export * from './proof.js';

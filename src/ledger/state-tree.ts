@@ -47,7 +47,8 @@ export interface TreeBatch {
 
 /** Read access to tree nodes, by hash (hex). */
 export interface TreeNodeReader {
-  getNode(hash: string): TreeNode | undefined;
+  /** `bytes`: the hash's bytes, when the caller has them (a store may look up by them). */
+  getNode(hash: string, bytes?: Uint8Array): TreeNode | undefined;
 }
 
 /** Where tree nodes live: written a batch (one version, e.g. a block height) at a time. */
@@ -234,7 +235,7 @@ export class StateTree {
 
   protected node(hash: Uint8Array): TreeNode {
     const hex = bytesToHex(hash);
-    const node = this.pending.get(hex) ?? this.store.getNode(hex);
+    const node = this.pending.get(hex) ?? this.store.getNode(hex, hash);
     if (!node) throw new DatagrantError('LEDGER_STATE_TREE_MISSING', `state tree node ${hex} is missing`);
     return node;
   }

@@ -13,6 +13,7 @@ import { bytesToHex, concatBytes, fromHex, utf8ToBytes } from '../common/bytes.j
 import { type CanonicalValue, canonicalBytes } from '../common/canonical.js';
 import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
+import { type TreeNodeCache, treeNodeCache } from './node-table.js';
 import type { SeenAtState } from './records.js';
 import {
   LruCache,
@@ -127,7 +128,7 @@ export interface StateCacheSize {
 }
 
 /** Default cache bounds of a state on disk: about 60 MB of heap at the sizes measured. */
-export const DEFAULT_STATE_CACHE: StateCacheSize = { values: 20_000, nodes: 150_000 };
+export const DEFAULT_STATE_CACHE: StateCacheSize = { values: 20_000, nodes: 1 << 21 };
 
 /** Entries the tree is rebuilt with per write when a store holds no tree (start-up only). */
 const REBUILD_CHUNK = 20_000;
@@ -149,7 +150,7 @@ export class CommittedState implements StateReader {
   /** Set when this state writes its own storage (no block store behind it). */
   private readonly own: MemoryStateStorage | undefined;
   private readonly values: LruCache<string, StateValue | null>;
-  private readonly nodes: LruCache<string, StoredTreeNode>;
+  private readonly nodes: TreeNodeCache;
   private readonly seenByBucket = new Map<number, Set<string>>();
   /**
    * Every transaction the replay guard holds, as its `seen/<hash>` key, and its expiry (answered
@@ -195,14 +196,14 @@ export class CommittedState implements StateReader {
     if (storage) {
       this.storage = storage;
       this.values = new LruCache(cache.values);
-      this.nodes = new LruCache(cache.nodes);
+      this.nodes = treeNodeCache(cache.nodes);
     } else {
       this.own = new MemoryStateStorage();
       this.storage = this.own;
       this.values = new LruCache(0);
       this.nodes = new LruCache(0);
     }
-    this.tree = new StateTree({ getNode: (hash) => this.storedNode(hash)?.node });
+    this.tree = new StateTree({ getNode: (hash, bytes) => this.storedNode(hash, bytes)?.node });
   }
 
   get(key: string): StateValue | undefined {
@@ -225,11 +226,11 @@ export class CommittedState implements StateReader {
     return this.own?.values.size;
   }
 
-  private storedNode(hash: string): StoredTreeNode | undefined {
-    const cached = this.nodes.get(hash);
+  private storedNode(hash: string, bytes?: Uint8Array): StoredTreeNode | undefined {
+    const cached = this.nodes.get(hash, bytes);
     if (cached) return cached;
     const stored = this.storage.node(hash);
-    if (stored) this.nodes.set(hash, stored);
+    if (stored) this.nodes.set(hash, stored, bytes);
     return stored;
   }
 
