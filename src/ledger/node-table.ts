@@ -19,6 +19,8 @@ const VERSION_WORD = 9; // byte 36 in 32-bit words
 const FIRST = 40;
 const SECOND = 72;
 const LEAF = 1;
+/** Buckets a table starts with (416 KiB). */
+const INITIAL_BUCKETS = 1024;
 const INTERNAL = 2;
 
 /** Bytes a table of `capacity` nodes allocates (rounded up as `TreeNodeTable` does). */
@@ -56,16 +58,22 @@ export interface TreeNodeCache {
 }
 
 export class TreeNodeTable implements TreeNodeCache {
-  private readonly bytes: Uint8Array;
-  private readonly words: Uint32Array;
-  private readonly mask: number;
+  private bytes: Uint8Array;
+  private words: Uint32Array;
+  private mask: number;
+  private readonly maxBuckets: number;
   private victim = 0;
   /** Nodes held. */
   size = 0;
 
-  /** `capacity`: nodes held at most, rounded up to a power of two times the ways. */
+  /**
+   * `capacity`: nodes held at most, rounded up to a power of two times the ways. The buffer starts
+   * small and doubles whenever a node finds its bucket full, up to that bound, so a small chain (or
+   * a test's) never holds the whole bound; only at the bound are nodes given up.
+   */
   constructor(capacity: number) {
-    const buckets = bucketsFor(capacity);
+    this.maxBuckets = bucketsFor(capacity);
+    const buckets = Math.min(this.maxBuckets, INITIAL_BUCKETS);
     this.mask = buckets - 1;
     this.bytes = new Uint8Array(buckets * WAYS * SLOT);
     this.words = new Uint32Array(this.bytes.buffer);
@@ -73,7 +81,29 @@ export class TreeNodeTable implements TreeNodeCache {
 
   /** Nodes the table can hold. */
   get capacity(): number {
-    return (this.mask + 1) * WAYS;
+    return this.maxBuckets * WAYS;
+  }
+
+  /** Doubles the buffer, placing every node held again. */
+  private grow(): void {
+    const old = this.bytes;
+    const buckets = (this.mask + 1) * 2;
+    this.mask = buckets - 1;
+    this.bytes = new Uint8Array(buckets * WAYS * SLOT);
+    this.words = new Uint32Array(this.bytes.buffer);
+    this.size = 0;
+    for (let at = 0; at < old.length; at += SLOT) {
+      if (old[at + KIND] === 0) continue;
+      const hash = old.subarray(at, at + 32);
+      const first = this.bucket(hash) * WAYS * SLOT;
+      for (let way = 0; way < WAYS; way++) {
+        const to = first + way * SLOT;
+        if (this.bytes[to + KIND] !== 0) continue;
+        this.bytes.set(old.subarray(at, at + SLOT), to);
+        this.size++;
+        break;
+      }
+    }
   }
 
   private bucket(hash: Uint8Array): number {
@@ -114,12 +144,23 @@ export class TreeNodeTable implements TreeNodeCache {
       const first = this.bucket(hash) * WAYS * SLOT;
       for (let way = 0; way < WAYS && at < 0; way++)
         if (b[first + way * SLOT + KIND] === 0) at = first + way * SLOT;
+      if (at < 0 && this.mask + 1 < this.maxBuckets) {
+        // A full bucket below the bound: double rather than give up a node.
+        this.grow();
+        this.set(hex, stored, bytes === undefined ? new Uint8Array(hash) : bytes);
+        return;
+      }
       if (at < 0) {
         this.victim = (this.victim + 1) % WAYS;
         at = first + this.victim * SLOT;
       } else this.size++;
       b.set(hash.subarray(0, 32), at);
     }
+    this.write(at, stored);
+  }
+
+  private write(at: number, stored: StoredTreeNode): void {
+    const b = this.bytes;
     const node = stored.node;
     b[at + KIND] = node.kind === 'leaf' ? LEAF : INTERNAL;
     this.words[at / 4 + VERSION_WORD] = stored.version;

@@ -127,7 +127,10 @@ export interface StateCacheSize {
   nodes: number;
 }
 
-/** Default cache bounds of a state on disk: about 60 MB of heap at the sizes measured. */
+/**
+ * Default cache bounds of a state on disk: entries in the heap; tree nodes in a table outside it
+ * (104 bytes a node, so at most 218 MB, grown as the tree grows).
+ */
 export const DEFAULT_STATE_CACHE: StateCacheSize = { values: 20_000, nodes: 1 << 21 };
 
 /** Entries the tree is rebuilt with per write when a store holds no tree (start-up only). */
