@@ -19,9 +19,9 @@ const VERSION_WORD = 9; // byte 36 in 32-bit words
 const FIRST = 40;
 const SECOND = 72;
 const LEAF = 1;
+const INTERNAL = 2;
 /** Buckets a table starts with (416 KiB). */
 const INITIAL_BUCKETS = 1024;
-const INTERNAL = 2;
 
 /** Bytes a table of `capacity` nodes allocates (rounded up as `TreeNodeTable` does). */
 export function treeNodeTableBytes(capacity: number): number {
@@ -35,7 +35,11 @@ function bucketsFor(capacity: number): number {
   return buckets;
 }
 
-/** One scratch buffer for decoding a hex hash (reads are synchronous, so it is never shared). */
+/**
+ * One scratch buffer for decoding a hex hash (reads are synchronous, so it is never shared): the
+ * commit path looks up tens of thousands of hashes a block by hex, and `fromHex` would validate
+ * and allocate for each.
+ */
 const SCRATCH = new Uint8Array(32);
 
 function nibble(c: number): number {

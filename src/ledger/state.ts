@@ -204,7 +204,7 @@ export class CommittedState implements StateReader {
       this.own = new MemoryStateStorage();
       this.storage = this.own;
       this.values = new LruCache(0);
-      this.nodes = new LruCache(0);
+      this.nodes = treeNodeCache(0);
     }
     this.tree = new StateTree({ getNode: (hash, bytes) => this.storedNode(hash, bytes)?.node });
   }

@@ -94,8 +94,8 @@ export const NodeConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     /**
-     * How much committed state the heap caches (entries and state-tree nodes); the rest is read from
-     * the store on demand. Defaults: DEFAULT_STATE_CACHE.
+     * How much committed state is cached: entries in the heap, state-tree nodes in a table outside
+     * it (104 bytes a node); the rest is read from the store on demand. Defaults: DEFAULT_STATE_CACHE.
      */
     state: Type.Optional(
       Type.Object(
