@@ -267,6 +267,30 @@ export const CHAIN_DB_TUNING = {
 } as const;
 
 /**
+ * Writes `ops` in one atomic LevelDB batch through classic-level's own `_batch`, the entry point
+ * below abstract-level's public `batch`. The public one clones every operation together with the
+ * options, normalises its encodings, checks its key and value and runs hooks: about 5 µs per
+ * operation on the main thread, against 1 µs for the same batch handed to LevelDB directly (a
+ * block at 10⁶ transactions writes about 19,000). Both write the same bytes here: this store's
+ * keys and values are strings in the encoding the database was opened with (utf8, which encodes
+ * a string as itself), and it has no sublevels, hooks or write listeners. Where any of that is
+ * not so (a hook was added, the database is not open), the public path is taken.
+ */
+export function writeLevelBatch(db: Level<string, string>, ops: KvOp[], sync: boolean): Promise<void> {
+  const direct = (db as unknown as { _batch?: (ops: KvOp[], options: { sync: boolean }) => Promise<void> })
+    ._batch;
+  if (
+    ops.length === 0 ||
+    typeof direct !== 'function' ||
+    db.status !== 'open' ||
+    (db.hooks.prewrite as { noop?: boolean }).noop !== true ||
+    db.listenerCount('write') > 0
+  )
+    return db.batch(ops, { sync });
+  return direct.call(db, ops, { sync });
+}
+
+/**
  * LevelDB-backed block store in one directory, in store format 2 (src/common/store-format.ts):
  * its marker records the genesis hash, so a store of another chain is refused at any height.
  */
@@ -322,7 +346,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
         key: K.format,
         value: encodeStoreMarker({ store: 'chain', format: CURRENT_STORE_FORMAT, genesis: g.genesisHash }),
       });
-      await this.db.batch(ops, { sync: true });
+      await writeLevelBatch(this.db, ops, true);
       this.current = tip;
       return;
     }
@@ -355,9 +379,11 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
       throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
     this.writing = true;
     try {
-      await this.db.batch(blockOps(certified, effects, this.current.base), {
-        sync: effects.meta !== undefined,
-      });
+      await writeLevelBatch(
+        this.db,
+        blockOps(certified, effects, this.current.base),
+        effects.meta !== undefined,
+      );
       this.current = tipOf(certified, this.current.base);
     } finally {
       this.writing = false;
@@ -409,7 +435,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
       getSync: (key) => db.getSync(key),
       getMany: (keys) => db.getMany(keys),
       scan: (gte, lt) => db.iterator({ gte, lt }),
-      batch: (ops) => db.batch(ops),
+      batch: (ops) => writeLevelBatch(db, ops, false),
     });
   }
 
@@ -426,7 +452,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
     for (const [gt, lt] of [['s:', 's;'] as const, ...STATE_KV.treeRanges])
       for await (const key of this.db.keys({ gt, lt })) stale.push(key);
     const ops = snapshotOps(this.current, snapshot, stale);
-    await this.db.batch(ops, { sync: true });
+    await writeLevelBatch(this.db, ops, true);
     this.current = tipOf(snapshot.certified, snapshot.certified.block.header.height);
   }
 
