@@ -15,6 +15,7 @@ import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import { type TreeNodeCache, treeNodeCache } from './node-table.js';
 import type { SeenAtState } from './records.js';
+import { RewriteWatch } from './rewrite-watch.js';
 import {
   LruCache,
   MemoryStateStorage,
@@ -83,6 +84,9 @@ function treeUpdates(writes: StateWrites): TreeUpdate[] {
 
 /** How many recent heights' trees stay whole for proofs (older nodes are pruned). */
 export const STATE_PROOF_HEIGHTS = 256;
+
+/** Heights pruning may trail the proof window by (it waits on reads off the event loop). */
+const PRUNE_LAG_HEIGHTS = 64;
 
 /** Writes layered over a reader; `child()` nests a layer that can be merged or dropped. */
 export class StateOverlay implements StateReader {
@@ -175,6 +179,8 @@ export class CommittedState implements StateReader {
   private treeBuilt = true;
   /** The lowest height whose stale list is not pruned yet. */
   private pruneFrom = 1;
+  /** Which replaced nodes may have been written again (pruning reads back only those). */
+  private rewrites: RewriteWatch | undefined;
   /** Nodes to delete, read off the event loop since the last commit (see `startPrune`). */
   private pruning:
     | { upTo: number; pruned: string[] | undefined; failed: boolean; written: Set<string> }
@@ -280,6 +286,7 @@ export class CommittedState implements StateReader {
     this.tree.root = this.treeRoots.get(height)!;
     this.checkRoot(this.rule);
     this.pruneFrom = (await this.storage.firstStale()) ?? height + 1;
+    this.rewrites = new RewriteWatch(height + 1, STATE_PROOF_HEIGHTS + PRUNE_LAG_HEIGHTS);
   }
 
   /** Builds the tree of every stored entry in chunks, writing each chunk's nodes as `height`. */
@@ -416,6 +423,8 @@ export class CommittedState implements StateReader {
     this.tree.root = tree.root;
     this.treeRoots.set(height, tree.root);
     if (this.own) return;
+    this.rewrites?.noteReplaced(height, tree.stale);
+    this.rewrites?.noteWritten(height, tree.nodes.keys());
     if (this.pruning) for (const hash of tree.nodes.keys()) this.pruning.written.add(hash);
     else this.startPrune(height + 1);
   }
@@ -437,6 +446,7 @@ export class CommittedState implements StateReader {
       tree.pruned = job.pruned.filter((hash) => !job.written.has(hash) && !tree.nodes.has(hash));
       tree.prunedAt = range(this.pruneFrom, job.upTo);
       this.pruneFrom = job.upTo + 1;
+      this.rewrites?.forgetBefore(this.pruneFrom);
       return;
     }
     this.pruning = undefined;
@@ -474,16 +484,28 @@ export class CommittedState implements StateReader {
       written: new Set(),
     };
     this.pruning = job;
-    const hashes = lists.flatMap((l) => l.hashes);
-    this.storage.nodeVersions(hashes).then(
+    // A node no height from its replacement on wrote again is deleted without reading it back;
+    // the rest (all of a height the watch does not cover) are kept if written at `at` or later.
+    const pruned: string[] = [];
+    const check: { at: number; hash: string }[] = [];
+    const watch = this.rewrites;
+    for (const { at, hashes: list } of lists) {
+      if (watch?.covers(at, height)) {
+        for (const hash of list)
+          if (watch.mayBeRewritten(hash)) check.push({ at, hash });
+          else pruned.push(hash);
+      } else for (const hash of list) check.push({ at, hash });
+    }
+    if (check.length === 0) {
+      job.pruned = pruned;
+      return;
+    }
+    this.storage.nodeVersions(check.map((c) => c.hash)).then(
       (versions) => {
-        const pruned: string[] = [];
-        let i = 0;
-        for (const { at, hashes: list } of lists)
-          for (let j = 0; j < list.length; j++, i++) {
-            const version = versions[i];
-            if (version !== undefined && version < at) pruned.push(list[j]!);
-          }
+        for (let i = 0; i < check.length; i++) {
+          const version = versions[i];
+          if (version !== undefined && version < check[i]!.at) pruned.push(check[i]!.hash);
+        }
         job.pruned = pruned;
       },
       () => {

@@ -25,6 +25,8 @@ import {
 class MapKv implements RawKv {
   readonly map = new Map<string, string>();
   gets = 0;
+  /** Keys asked for by multi-gets. */
+  manyKeys = 0;
   /** Multi-gets answer only after this many macrotask turns (as LevelDB's thread pool may). */
   constructor(readonly slowTurns = 0) {}
   getSync(key: string): string | undefined {
@@ -32,6 +34,7 @@ class MapKv implements RawKv {
     return this.map.get(key);
   }
   async getMany(keys: string[]): Promise<(string | undefined)[]> {
+    this.manyKeys += keys.length;
     const answer = keys.map((key) => this.map.get(key));
     for (let i = 0; i < this.slowTurns; i++) await new Promise((resolve) => setImmediate(resolve));
     return answer;
@@ -233,6 +236,50 @@ t.test('a node re-created by the very height that prunes it is kept', async (t) 
     const after = state.prove('x', last + 1)!;
     t.ok(verifyStateProof(after.root, stateKeyHash('x'), stateValueHash(1), after.proof).ok, 'and after it');
   }
+});
+
+t.test('pruning reads back only the replaced nodes that may have been written again', async (t) => {
+  const kv = new MapKv();
+  const state = new CommittedState(undefined, 0, 'sparse-merkle', new KvStateStorage(kv), {
+    values: 4,
+    nodes: 8,
+  });
+  await state.open('0'.repeat(64), 0);
+  const last = 2 + STATE_PROOF_HEIGHTS + 40;
+  for (let h = 1; h <= last; h++) {
+    // x's leaf for 1 is replaced at height 2 and written again at 10, inside the proof window of 2.
+    const writes: StateWrites = new Map([[`k${h % 13}`, h]]);
+    if (h === 1 || h === 10) writes.set('x', 1);
+    if (h === 2) writes.set('x', 2);
+    await commit(state, kv, writes, h);
+  }
+  const stale = [...kv.map.keys()].filter((k) => k.startsWith('w:')).length;
+  t.ok(stale <= STATE_PROOF_HEIGHTS + 2, `stale lists are pruned (${stale} left)`);
+  t.ok(kv.manyKeys < 5, `replaced nodes were not read back one by one (${kv.manyKeys} read)`);
+  for (const h of [last - STATE_PROOF_HEIGHTS + 1, last]) {
+    const proven = state.prove('x', h)!;
+    t.ok(
+      verifyStateProof(proven.root, stateKeyHash('x'), stateValueHash(1), proven.proof).ok,
+      `x's rewritten leaf is kept: x proves at ${h}`,
+    );
+  }
+  // Reopened, the watch covers nothing before it: the first window is pruned by reading back.
+  const reopened = new CommittedState(undefined, 0, 'sparse-merkle', new KvStateStorage(kv), {
+    values: 4,
+    nodes: 8,
+  });
+  await reopened.open(state.root, last);
+  const before = kv.manyKeys;
+  for (let h = last + 1; h <= last + 20; h++) await commit(reopened, kv, new Map([[`k${h % 13}`, h]]), h);
+  t.ok(kv.manyKeys > before, 'after a restart, replaced nodes are read back');
+  t.ok(
+    verifyStateProof(
+      reopened.prove('x')!.root,
+      stateKeyHash('x'),
+      stateValueHash(1),
+      reopened.prove('x')!.proof,
+    ).ok,
+  );
 });
 
 t.test(
