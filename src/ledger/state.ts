@@ -418,8 +418,10 @@ export class CommittedState implements StateReader {
     this.tentative = [];
     const tree = prepared.tree;
     if (!tree) return;
+    // The cache keeps the current tree: a replaced node leaves it now (a proof at an older height
+    // reads it from storage), so the nodes of 256 heights of history do not crowd out live ones.
+    for (const hash of tree.stale) this.nodes.delete(hash);
     for (const [hash, node] of tree.nodes) this.nodes.set(hash, { node, version: height });
-    for (const hash of tree.pruned) this.nodes.delete(hash);
     this.tree.root = tree.root;
     this.treeRoots.set(height, tree.root);
     if (this.own) return;
