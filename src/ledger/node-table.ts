@@ -10,6 +10,7 @@
  * count; a full bucket gives up one of its `WAYS` slots in turn. Reads copy out of the slot, so a
  * node handed to the tree never changes when its slot is reused.
  */
+import { hexByteAt } from '../common/bytes.js';
 import { LruCache, type StoredTreeNode } from './state-storage.js';
 
 const SLOT = 104;
@@ -42,15 +43,10 @@ function bucketsFor(capacity: number): number {
  */
 const SCRATCH = new Uint8Array(32);
 
-function nibble(c: number): number {
-  return c <= 57 ? c - 48 : c - 87; // '0'-'9', 'a'-'f'
-}
-
 /** `bytes` when given, else `hex` (64 lower-case digits) decoded into the scratch buffer. */
 function hashOf(hex: string, bytes: Uint8Array | undefined): Uint8Array {
   if (bytes) return bytes;
-  for (let i = 0; i < 32; i++)
-    SCRATCH[i] = (nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1));
+  for (let i = 0; i < 32; i++) SCRATCH[i] = hexByteAt(hex, i);
   return SCRATCH;
 }
 
