@@ -19,11 +19,8 @@
  * is older than `keep` heights, so the filters hold at most `keep` + one generation of heights.
  */
 const LINE = 64;
-/**
- * Bytes 0–15 of the hash being looked at, decoded by Node's native hex decoder (synchronous). Made
- * on first use: this module is also bundled for browsers, which have no Buffer (and never prune).
- */
-let HEAD: Buffer | undefined;
+/** Bytes 0–15 of the hash being looked at, decoded by Node's native hex decoder (synchronous). */
+const HEAD = Buffer.alloc(16);
 const PROBES = 4;
 
 export class RewriteWatch {
@@ -107,30 +104,27 @@ export class RewriteWatch {
     return this.rewritten.size;
   }
 
-  /** The head of `hash` decoded, and its filter line's offset. */
-  private head(hash: string): [Buffer, number] {
-    HEAD ??= Buffer.alloc(16);
+  /** Decodes the head of `hash` into `HEAD` (which `add` and `mayHoldReplaced` then read) and returns its filter line. */
+  private line(hash: string): number {
     HEAD.write(hash, 0, 16, 'hex');
-    const line =
-      (((HEAD[4]! << 24) | (HEAD[5]! << 16) | (HEAD[6]! << 8) | HEAD[7]!) >>> 0) & (this.lines - 1);
-    return [HEAD, line * LINE];
+    return (((HEAD[4]! << 24) | (HEAD[5]! << 16) | (HEAD[6]! << 8) | HEAD[7]!) >>> 0) & (this.lines - 1);
   }
 
   private add(filter: Uint8Array, hash: string): void {
-    const [h, base] = this.head(hash);
+    const base = this.line(hash) * LINE;
     for (let p = 0; p < PROBES; p++) {
-      const bit = ((h[8 + 2 * p]! << 8) | h[9 + 2 * p]!) & (LINE * 8 - 1);
+      const bit = ((HEAD[8 + 2 * p]! << 8) | HEAD[9 + 2 * p]!) & (LINE * 8 - 1);
       filter[base + (bit >> 3)] = filter[base + (bit >> 3)]! | (1 << (bit & 7));
     }
   }
 
   private mayHoldReplaced(hash: string): boolean {
-    const [h, base] = this.head(hash);
+    const base = this.line(hash) * LINE;
     const mask = LINE * 8 - 1;
-    const b0 = ((h[8]! << 8) | h[9]!) & mask;
-    const b1 = ((h[10]! << 8) | h[11]!) & mask;
-    const b2 = ((h[12]! << 8) | h[13]!) & mask;
-    const b3 = ((h[14]! << 8) | h[15]!) & mask;
+    const b0 = ((HEAD[8]! << 8) | HEAD[9]!) & mask;
+    const b1 = ((HEAD[10]! << 8) | HEAD[11]!) & mask;
+    const b2 = ((HEAD[12]! << 8) | HEAD[13]!) & mask;
+    const b3 = ((HEAD[14]! << 8) | HEAD[15]!) & mask;
     for (const f of this.generations)
       if (
         f &&

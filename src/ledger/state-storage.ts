@@ -104,9 +104,8 @@ export function decodeTreeNode(raw: string): StoredTreeNode {
 }
 
 /** Both halves of a node as one hex string: one native encoding, no buffer views per call. */
-let NODE_BYTES: Buffer | undefined;
+const NODE_BYTES = Buffer.alloc(64);
 function hex64(first: Uint8Array, second: Uint8Array): string {
-  NODE_BYTES ??= Buffer.alloc(64); // on first use: browsers, which bundle this module, have no Buffer
   NODE_BYTES.set(first, 0);
   NODE_BYTES.set(second, 32);
   return NODE_BYTES.toString('hex');
