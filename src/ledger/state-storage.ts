@@ -80,8 +80,8 @@ export const STATE_KV = {
 /** Encodes a stored node: `<version>:L|I` and 128 hex digits. */
 export function encodeTreeNode(node: TreeNode, version: number): string {
   return node.kind === 'leaf'
-    ? `${version}:L${hex64(node.keyHash, node.valueHash)}`
-    : `${version}:I${hex64(node.left, node.right)}`;
+    ? `${version}:L${hex(node.keyHash)}${hex(node.valueHash)}`
+    : `${version}:I${hex(node.left)}${hex(node.right)}`;
 }
 
 /** Decodes `encodeTreeNode`'s output (LEDGER_STATE_TREE_CORRUPT when malformed). */
@@ -103,12 +103,8 @@ export function decodeTreeNode(raw: string): StoredTreeNode {
   };
 }
 
-/** Both halves of a node as one hex string: one native encoding, no buffer views per call. */
-const NODE_BYTES = Buffer.alloc(64);
-function hex64(first: Uint8Array, second: Uint8Array): string {
-  NODE_BYTES.set(first, 0);
-  NODE_BYTES.set(second, 32);
-  return NODE_BYTES.toString('hex');
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
 /** The key–value operations of one height's state writes and tree change. */
