@@ -32,6 +32,18 @@ export function fromHex(hex: string, field = 'value', length?: number): Uint8Arr
 const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const B64_LOOKUP = new Map<string, number>([...B64_ALPHABET].map((c, i) => [c, i]));
 
+/**
+ * Byte `i` of `hex`, lower-case hex known to be well formed (a hash this code computed), without
+ * validating or allocating: for lookups that run tens of thousands of times a block.
+ */
+export function hexByteAt(hex: string, i: number): number {
+  return (hexDigit(hex.charCodeAt(2 * i)) << 4) | hexDigit(hex.charCodeAt(2 * i + 1));
+}
+
+function hexDigit(c: number): number {
+  return c <= 57 ? c - 48 : c - 87; // '0'-'9', 'a'-'f'
+}
+
 /** base64url without padding (RFC 4648 §5); works the same in Node and browsers. */
 export function toBase64url(bytes: Uint8Array): string {
   let out = '';

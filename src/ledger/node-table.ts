@@ -10,6 +10,7 @@
  * count; a full bucket gives up one of its `WAYS` slots in turn. Reads copy out of the slot, so a
  * node handed to the tree never changes when its slot is reused.
  */
+import { hexByteAt } from '../common/bytes.js';
 import { LruCache, type StoredTreeNode } from './state-storage.js';
 
 const SLOT = 104;
@@ -38,15 +39,14 @@ function bucketsFor(capacity: number): number {
 /**
  * One scratch buffer for decoding a hex hash (reads are synchronous, so it is never shared): the
  * commit path looks up tens of thousands of hashes a block by hex, and `fromHex` would validate
- * and allocate for each. Node's native hex decoder writes it (about 4× faster here than decoding
- * digit by digit in JavaScript).
+ * and allocate for each.
  */
-const SCRATCH = Buffer.alloc(32);
+const SCRATCH = new Uint8Array(32);
 
 /** `bytes` when given, else `hex` (64 lower-case digits) decoded into the scratch buffer. */
 function hashOf(hex: string, bytes: Uint8Array | undefined): Uint8Array {
   if (bytes) return bytes;
-  SCRATCH.write(hex, 0, 32, 'hex');
+  for (let i = 0; i < 32; i++) SCRATCH[i] = hexByteAt(hex, i);
   return SCRATCH;
 }
 

@@ -18,9 +18,9 @@
  * proof window of heights is pruned the old way. A generation is reused once every height in it
  * is older than `keep` heights, so the filters hold at most `keep` + one generation of heights.
  */
+import { hexByteAt } from '../common/bytes.js';
+
 const LINE = 64;
-/** Bytes 0–15 of the hash being looked at, decoded by Node's native hex decoder (synchronous). */
-const HEAD = Buffer.alloc(16);
 const PROBES = 4;
 
 export class RewriteWatch {
@@ -104,16 +104,21 @@ export class RewriteWatch {
     return this.rewritten.size;
   }
 
-  /** Decodes the head of `hash` into `HEAD` (which `add` and `mayHoldReplaced` then read) and returns its filter line. */
   private line(hash: string): number {
-    HEAD.write(hash, 0, 16, 'hex');
-    return (((HEAD[4]! << 24) | (HEAD[5]! << 16) | (HEAD[6]! << 8) | HEAD[7]!) >>> 0) & (this.lines - 1);
+    return (
+      (((hexByteAt(hash, 4) << 24) |
+        (hexByteAt(hash, 5) << 16) |
+        (hexByteAt(hash, 6) << 8) |
+        hexByteAt(hash, 7)) >>>
+        0) &
+      (this.lines - 1)
+    );
   }
 
   private add(filter: Uint8Array, hash: string): void {
     const base = this.line(hash) * LINE;
     for (let p = 0; p < PROBES; p++) {
-      const bit = ((HEAD[8 + 2 * p]! << 8) | HEAD[9 + 2 * p]!) & (LINE * 8 - 1);
+      const bit = ((hexByteAt(hash, 8 + 2 * p) << 8) | hexByteAt(hash, 9 + 2 * p)) & (LINE * 8 - 1);
       filter[base + (bit >> 3)] = filter[base + (bit >> 3)]! | (1 << (bit & 7));
     }
   }
@@ -121,10 +126,10 @@ export class RewriteWatch {
   private mayHoldReplaced(hash: string): boolean {
     const base = this.line(hash) * LINE;
     const mask = LINE * 8 - 1;
-    const b0 = ((HEAD[8]! << 8) | HEAD[9]!) & mask;
-    const b1 = ((HEAD[10]! << 8) | HEAD[11]!) & mask;
-    const b2 = ((HEAD[12]! << 8) | HEAD[13]!) & mask;
-    const b3 = ((HEAD[14]! << 8) | HEAD[15]!) & mask;
+    const b0 = ((hexByteAt(hash, 8) << 8) | hexByteAt(hash, 9)) & mask;
+    const b1 = ((hexByteAt(hash, 10) << 8) | hexByteAt(hash, 11)) & mask;
+    const b2 = ((hexByteAt(hash, 12) << 8) | hexByteAt(hash, 13)) & mask;
+    const b3 = ((hexByteAt(hash, 14) << 8) | hexByteAt(hash, 15)) & mask;
     for (const f of this.generations)
       if (
         f &&
