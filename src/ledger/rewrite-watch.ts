@@ -22,6 +22,13 @@ import { hexByteAt } from '../common/bytes.js';
 
 const LINE = 64;
 const PROBES = 4;
+/** The bits within its line that a hash sets (hash bytes 8–15), filled by `probeBits`. */
+const PROBE_BITS = new Int32Array(PROBES);
+
+function probeBits(hash: string): void {
+  for (let p = 0; p < PROBES; p++)
+    PROBE_BITS[p] = ((hexByteAt(hash, 8 + 2 * p) << 8) | hexByteAt(hash, 9 + 2 * p)) & (LINE * 8 - 1);
+}
 
 export class RewriteWatch {
   private readonly generations: (Uint8Array | undefined)[];
@@ -117,28 +124,19 @@ export class RewriteWatch {
 
   private add(filter: Uint8Array, hash: string): void {
     const base = this.line(hash) * LINE;
-    for (let p = 0; p < PROBES; p++) {
-      const bit = ((hexByteAt(hash, 8 + 2 * p) << 8) | hexByteAt(hash, 9 + 2 * p)) & (LINE * 8 - 1);
-      filter[base + (bit >> 3)] = filter[base + (bit >> 3)]! | (1 << (bit & 7));
-    }
+    probeBits(hash);
+    for (const bit of PROBE_BITS) filter[base + (bit >> 3)] = filter[base + (bit >> 3)]! | (1 << (bit & 7));
   }
 
   private mayHoldReplaced(hash: string): boolean {
     const base = this.line(hash) * LINE;
-    const mask = LINE * 8 - 1;
-    const b0 = ((hexByteAt(hash, 8) << 8) | hexByteAt(hash, 9)) & mask;
-    const b1 = ((hexByteAt(hash, 10) << 8) | hexByteAt(hash, 11)) & mask;
-    const b2 = ((hexByteAt(hash, 12) << 8) | hexByteAt(hash, 13)) & mask;
-    const b3 = ((hexByteAt(hash, 14) << 8) | hexByteAt(hash, 15)) & mask;
-    for (const f of this.generations)
-      if (
-        f &&
-        f[base + (b0 >> 3)]! & (1 << (b0 & 7)) &&
-        f[base + (b1 >> 3)]! & (1 << (b1 & 7)) &&
-        f[base + (b2 >> 3)]! & (1 << (b2 & 7)) &&
-        f[base + (b3 >> 3)]! & (1 << (b3 & 7))
-      )
-        return true;
+    probeBits(hash);
+    for (const f of this.generations) {
+      if (!f) continue;
+      let all = true;
+      for (const bit of PROBE_BITS) if ((f[base + (bit >> 3)]! & (1 << (bit & 7))) === 0) all = false;
+      if (all) return true;
+    }
     return false;
   }
 }
