@@ -6,9 +6,12 @@
  *
  * Slot layout (104 bytes): hash (32) | kind (1: 0 empty, 1 leaf, 2 internal) | 3 spare |
  * version (u32) | first child or key hash (32) | second child or value hash (32).
- * A node's bucket is its hash's first four bytes (SHA-256 output, so uniform) modulo the bucket
- * count; a full bucket gives up one of its `WAYS` slots in turn. Reads copy out of the slot, so a
- * node handed to the tree never changes when its slot is reused.
+ * A node may sit in either of two buckets of `WAYS` slots, picked by its hash's first and second
+ * four bytes (SHA-256 output, so uniform), and goes into the emptier one; when both are full, a
+ * node in them whose other bucket has room moves there (one cuckoo step). So a table 85% full still
+ * places nearly every node (one choice overflows buckets from a few per cent on); there it grows
+ * by half, and at its bound a node gives up one of the slots in turn. Reads copy out of the slot, so a node handed to the tree
+ * never changes when its slot is reused.
  */
 import { hexByteAt } from '../common/bytes.js';
 import { LruCache, type StoredTreeNode } from './state-storage.js';
@@ -23,6 +26,9 @@ const LEAF = 1;
 const INTERNAL = 2;
 /** Buckets a table starts with (416 KiB). */
 const INITIAL_BUCKETS = 1024;
+const TWO_32 = 2 ** 32;
+/** The share of slots held at which a table below its bound grows. */
+const MAX_LOAD = 0.85;
 
 /** Bytes a table of `capacity` nodes allocates (rounded up as `TreeNodeTable` does). */
 export function treeNodeTableBytes(capacity: number): number {
@@ -31,9 +37,7 @@ export function treeNodeTableBytes(capacity: number): number {
 
 function bucketsFor(capacity: number): number {
   if (!Number.isSafeInteger(capacity) || capacity < WAYS) return 1;
-  let buckets = 1;
-  while (buckets * WAYS < capacity) buckets *= 2;
-  return buckets;
+  return Math.ceil(capacity / WAYS);
 }
 
 /**
@@ -60,22 +64,22 @@ export interface TreeNodeCache {
 export class TreeNodeTable implements TreeNodeCache {
   private bytes: Uint8Array;
   private words: Uint32Array;
-  private mask: number;
+  private buckets: number;
   private readonly maxBuckets: number;
   private victim = 0;
   /** Nodes held. */
   size = 0;
 
   /**
-   * `capacity`: nodes held at most, rounded up to a power of two times the ways. The buffer starts
-   * small and doubles whenever a node finds its bucket full, up to that bound, so a small chain (or
-   * a test's) never holds the whole bound; only at the bound are nodes given up.
+   * `capacity`: nodes held at most, rounded up to whole buckets. The buffer starts small and grows
+   * by half whenever it is `MAX_LOAD` full, up to that bound, so a small chain (or a test's) never
+   * holds the whole bound; nodes are given up only at the bound (or, rarely, when neither of a
+   * node's buckets has room nor a node in them that can move).
    */
   constructor(capacity: number) {
     this.maxBuckets = bucketsFor(capacity);
-    const buckets = Math.min(this.maxBuckets, INITIAL_BUCKETS);
-    this.mask = buckets - 1;
-    this.bytes = new Uint8Array(buckets * WAYS * SLOT);
+    this.buckets = Math.min(this.maxBuckets, INITIAL_BUCKETS);
+    this.bytes = new Uint8Array(this.buckets * WAYS * SLOT);
     this.words = new Uint32Array(this.bytes.buffer);
   }
 
@@ -84,35 +88,42 @@ export class TreeNodeTable implements TreeNodeCache {
     return this.maxBuckets * WAYS;
   }
 
-  /** Doubles the buffer, placing every node held again. */
+  /** Nodes the table holds room for now (it grows up to `capacity`). */
+  get slots(): number {
+    return this.buckets * WAYS;
+  }
+
+  /** Grows the buffer by half (up to the bound), placing every node held again. */
   private grow(): void {
     const old = this.bytes;
-    const buckets = (this.mask + 1) * 2;
-    this.mask = buckets - 1;
-    this.bytes = new Uint8Array(buckets * WAYS * SLOT);
+    this.buckets = Math.min(this.maxBuckets, Math.ceil(this.buckets * 1.5));
+    this.bytes = new Uint8Array(this.buckets * WAYS * SLOT);
     this.words = new Uint32Array(this.bytes.buffer);
     this.size = 0;
     for (let at = 0; at < old.length; at += SLOT) {
       if (old[at + KIND] === 0) continue;
-      const hash = old.subarray(at, at + 32);
-      const first = this.bucket(hash) * WAYS * SLOT;
-      for (let way = 0; way < WAYS; way++) {
-        const to = first + way * SLOT;
-        if (this.bytes[to + KIND] !== 0) continue;
-        this.bytes.set(old.subarray(at, at + SLOT), to);
-        this.size++;
-        break;
-      }
+      const to = this.freeSlot(old.subarray(at, at + 32));
+      if (to < 0) continue; // a cache: a node that finds no room is read from the store again
+      this.bytes.set(old.subarray(at, at + SLOT), to);
+      this.size++;
     }
   }
 
-  private bucket(hash: Uint8Array): number {
-    return (((hash[0]! << 24) | (hash[1]! << 16) | (hash[2]! << 8) | hash[3]!) >>> 0) & this.mask;
+  /** The byte offset of one of the hash's two buckets (`second`: the other). */
+  private bucket(hash: Uint8Array, second: boolean): number {
+    const i = second ? 4 : 0;
+    const h = ((hash[i]! << 24) | (hash[i + 1]! << 16) | (hash[i + 2]! << 8) | hash[i + 3]!) >>> 0;
+    // h × buckets < 2^53: exact, and spread over any bucket count, not only powers of two.
+    return Math.floor((h * this.buckets) / TWO_32) * WAYS * SLOT;
   }
 
   /** The slot's byte offset holding `hash`, or -1. */
   private find(hash: Uint8Array): number {
-    const first = this.bucket(hash) * WAYS * SLOT;
+    const at = this.findIn(this.bucket(hash, false), hash);
+    return at >= 0 ? at : this.findIn(this.bucket(hash, true), hash);
+  }
+
+  private findIn(first: number, hash: Uint8Array): number {
     const b = this.bytes;
     for (let way = 0; way < WAYS; way++) {
       const at = first + way * SLOT;
@@ -122,6 +133,43 @@ export class TreeNodeTable implements TreeNodeCache {
       if (i === 32) return at;
     }
     return -1;
+  }
+
+  /**
+   * An empty slot for `hash` in the emptier of its two buckets; when both are full, one of their
+   * nodes whose other bucket has room moves there (one cuckoo step) and its slot is returned; -1
+   * when none can move.
+   */
+  private freeSlot(hash: Uint8Array): number {
+    const a = this.bucket(hash, false);
+    const b = this.bucket(hash, true);
+    const freeA = this.freeIn(a);
+    const freeB = this.freeIn(b);
+    if (freeA > 0 || freeB > 0) return this.firstFree(freeA >= freeB ? a : b);
+    for (const first of [a, b])
+      for (let way = 0; way < WAYS; way++) {
+        const at = first + way * SLOT;
+        const held = this.bytes.subarray(at, at + 32);
+        const one = this.bucket(held, false);
+        const other = one === first ? this.bucket(held, true) : one;
+        if (other === first || this.freeIn(other) === 0) continue;
+        this.bytes.copyWithin(this.firstFree(other), at, at + SLOT);
+        this.bytes[at + KIND] = 0;
+        return at;
+      }
+    return -1;
+  }
+
+  private firstFree(first: number): number {
+    let way = 0;
+    while (this.bytes[first + way * SLOT + KIND] !== 0) way++;
+    return first + way * SLOT;
+  }
+
+  private freeIn(first: number): number {
+    let free = 0;
+    for (let way = 0; way < WAYS; way++) if (this.bytes[first + way * SLOT + KIND] === 0) free++;
+    return free;
   }
 
   get(hex: string, bytes?: Uint8Array): StoredTreeNode | undefined {
@@ -139,22 +187,19 @@ export class TreeNodeTable implements TreeNodeCache {
   set(hex: string, stored: StoredTreeNode, bytes?: Uint8Array): void {
     const hash = hashOf(hex, bytes);
     let at = this.find(hash);
-    const b = this.bytes;
     if (at < 0) {
-      const first = this.bucket(hash) * WAYS * SLOT;
-      for (let way = 0; way < WAYS && at < 0; way++)
-        if (b[first + way * SLOT + KIND] === 0) at = first + way * SLOT;
-      if (at < 0 && this.mask + 1 < this.maxBuckets) {
-        // A full bucket below the bound: double rather than give up a node.
+      if (this.size >= MAX_LOAD * this.buckets * WAYS && this.buckets < this.maxBuckets) {
+        // Full enough that nodes would start to find no room: grow rather than give one up.
         this.grow();
         this.set(hex, stored, bytes === undefined ? new Uint8Array(hash) : bytes);
         return;
       }
+      at = this.freeSlot(hash);
       if (at < 0) {
-        this.victim = (this.victim + 1) % WAYS;
-        at = first + this.victim * SLOT;
+        this.victim = (this.victim + 1) % (2 * WAYS);
+        at = this.bucket(hash, this.victim >= WAYS) + (this.victim % WAYS) * SLOT;
       } else this.size++;
-      b.set(hash.subarray(0, 32), at);
+      this.bytes.set(hash.subarray(0, 32), at);
     }
     this.write(at, stored);
   }

@@ -133,9 +133,11 @@ export interface StateCacheSize {
 
 /**
  * Default cache bounds of a state on disk: entries in the heap; tree nodes in a table outside it
- * (104 bytes a node, so at most 218 MB, grown as the tree grows).
+ * (104 bytes a node, so at most 436 MB, grown as the tree grows: enough for the whole current tree
+ * of about 2.4 million nodes at 10⁶ transactions of the growth benchmark, which the previous bound
+ * of 2²¹ nodes could not hold, so the tree's lowest nodes were read from LevelDB).
  */
-export const DEFAULT_STATE_CACHE: StateCacheSize = { values: 20_000, nodes: 1 << 21 };
+export const DEFAULT_STATE_CACHE: StateCacheSize = { values: 20_000, nodes: 1 << 22 };
 
 /** Entries the tree is rebuilt with per write when a store holds no tree (start-up only). */
 const REBUILD_CHUNK = 20_000;
