@@ -7,9 +7,9 @@
  * Slot layout (104 bytes): hash (32) | kind (1: 0 empty, 1 leaf, 2 internal) | 3 spare |
  * version (u32) | first child or key hash (32) | second child or value hash (32).
  * A node may sit in either of two buckets of `WAYS` slots, picked by its hash's first and second
- * four bytes (SHA-256 output, so uniform), and goes into the emptier one; when both are full, a
- * node in them whose other bucket has room moves there (one cuckoo step). So a table 85% full still
- * places nearly every node (one choice overflows buckets from a few per cent on); there it grows
+ * four bytes (SHA-256 output, so uniform), and goes into the emptier one; when both are full, nodes
+ * in them move to their other buckets to make room (up to two cuckoo steps). So a table 85% full
+ * still places nearly every node (one choice overflows buckets from a few per cent on); there it grows
  * by half, and at its bound a node gives up one of the slots in turn. Reads copy out of the slot, so a node handed to the tree
  * never changes when its slot is reused.
  */
@@ -136,9 +136,9 @@ export class TreeNodeTable implements TreeNodeCache {
   }
 
   /**
-   * An empty slot for `hash` in the emptier of its two buckets; when both are full, one of their
-   * nodes whose other bucket has room moves there (one cuckoo step) and its slot is returned; -1
-   * when none can move.
+   * An empty slot for `hash` in the emptier of its two buckets; when both are full, nodes in them
+   * move to their other buckets to make room (cuckoo steps: one node whose other bucket has room,
+   * else one whose other bucket holds a node whose own other bucket has room); -1 when none can.
    */
   private freeSlot(hash: Uint8Array): number {
     const a = this.bucket(hash, false);
@@ -146,18 +146,38 @@ export class TreeNodeTable implements TreeNodeCache {
     const freeA = this.freeIn(a);
     const freeB = this.freeIn(b);
     if (freeA > 0 || freeB > 0) return this.firstFree(freeA >= freeB ? a : b);
-    for (const first of [a, b])
-      for (let way = 0; way < WAYS; way++) {
-        const at = first + way * SLOT;
-        const held = this.bytes.subarray(at, at + 32);
-        const one = this.bucket(held, false);
-        const other = one === first ? this.bucket(held, true) : one;
-        if (other === first || this.freeIn(other) === 0) continue;
-        this.bytes.copyWithin(this.firstFree(other), at, at + SLOT);
-        this.bytes[at + KIND] = 0;
-        return at;
-      }
+    for (let depth = 1; depth <= 2; depth++)
+      for (const first of [a, b])
+        for (let way = 0; way < WAYS; way++) {
+          const at = first + way * SLOT;
+          if (this.makeRoom(at, first, depth)) return at;
+        }
     return -1;
+  }
+
+  /**
+   * Moves the node at `at` (in bucket `first`) to its other bucket, which has room or gets it by
+   * moving one of its own nodes on (`depth` 2); true when `at` is free after.
+   */
+  private makeRoom(at: number, first: number, depth: number): boolean {
+    const other = this.otherBucket(at, first);
+    if (other === first) return false;
+    if (this.freeIn(other) === 0) {
+      if (depth < 2) return false;
+      let moved = false;
+      for (let way = 0; way < WAYS && !moved; way++) moved = this.makeRoom(other + way * SLOT, other, 1);
+      if (!moved) return false;
+    }
+    this.bytes.copyWithin(this.firstFree(other), at, at + SLOT);
+    this.bytes[at + KIND] = 0;
+    return true;
+  }
+
+  /** The other bucket of the node at `at`, which sits in bucket `first`. */
+  private otherBucket(at: number, first: number): number {
+    const held = this.bytes.subarray(at, at + 32);
+    const one = this.bucket(held, false);
+    return one === first ? this.bucket(held, true) : one;
   }
 
   private firstFree(first: number): number {

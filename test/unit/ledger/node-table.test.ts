@@ -80,23 +80,17 @@ t.test('a table four times its contents keeps nearly all of them', (t) => {
   t.end();
 });
 
-t.test(
-  'two choices and a cuckoo step: a table 85% full keeps nearly every node, and grows only then',
-  (t) => {
-    // One bucket per node overflows buckets from a few per cent full on; the old table grew at 9%.
-    const full = new TreeNodeTable(40_000);
-    const nodes = Array.from({ length: 34_000 }, (_, i) => [bytesToHex(hash()), internal(i)] as const);
-    for (const [hex, node] of nodes) full.set(hex, node);
-    const held = nodes.filter(([hex, node]) => JSON.stringify(full.get(hex)) === JSON.stringify(node)).length;
-    t.ok(held >= 33_800, `${held} of 34,000 held in 40,000 slots`);
-    t.equal(full.size, held, 'its size counts what it holds');
-    const growing = new TreeNodeTable(1 << 20);
-    for (let i = 0; i < 50_000; i++) growing.set(bytesToHex(hash()), internal(i));
-    t.ok(
-      growing.slots < 50_000 / 0.5,
-      `50,000 nodes in ${growing.slots} slots: it grew only when nearly full`,
-    );
-    t.ok(growing.size >= 49_900, `${growing.size} of 50,000 held while growing`);
-    t.end();
-  },
-);
+t.test('two choices and cuckoo steps: a table 85% full keeps nearly every node, and grows only then', (t) => {
+  // One bucket per node overflows buckets from a few per cent full on; the old table grew at 9%.
+  const full = new TreeNodeTable(40_000);
+  const nodes = Array.from({ length: 34_000 }, (_, i) => [bytesToHex(hash()), internal(i)] as const);
+  for (const [hex, node] of nodes) full.set(hex, node);
+  const held = nodes.filter(([hex, node]) => JSON.stringify(full.get(hex)) === JSON.stringify(node)).length;
+  t.ok(held >= 33_980, `${held} of 34,000 held in 40,000 slots`);
+  t.equal(full.size, held, 'its size counts what it holds');
+  const growing = new TreeNodeTable(1 << 20);
+  for (let i = 0; i < 50_000; i++) growing.set(bytesToHex(hash()), internal(i));
+  t.ok(growing.slots < 50_000 / 0.5, `50,000 nodes in ${growing.slots} slots: it grew only when nearly full`);
+  t.ok(growing.size >= 49_990, `${growing.size} of 50,000 held while growing`);
+  t.end();
+});
