@@ -32,6 +32,7 @@ import {
   MemoryBlockStore,
   type ReplayGuard,
   type StateCacheSize,
+  type StateStorage,
   signTx,
   type TxBody,
   type TxKind,
@@ -59,6 +60,8 @@ export interface GrowthOptions {
   state?: 'disk' | 'heap';
   /** The replay guard's layout in the state (default genesis' default, `per-block`). */
   replayGuard?: ReplayGuard;
+  /** Tree nodes the state's node cache holds at most (default DEFAULT_STATE_CACHE's). */
+  treeNodeCache?: number;
 }
 
 const CHAIN = 'datagrant-growth';
@@ -268,6 +271,25 @@ async function openChain(
   // commit writes to the tree's storage.
   const tree = { ms: 0 };
   const state = chain.state;
+  // Synchronous reads below the state's caches (each a LevelDB `getSync`): count and time.
+  const reads = { nodes: 0, nodeMs: 0, values: 0, valueMs: 0 };
+  const storage = (state as unknown as { storage: StateStorage }).storage;
+  const node = storage.node.bind(storage);
+  const value = storage.value.bind(storage);
+  storage.node = (hash) => {
+    const t = performance.now();
+    const out = node(hash);
+    reads.nodes++;
+    reads.nodeMs += performance.now() - t;
+    return out;
+  };
+  storage.value = (key) => {
+    const t = performance.now();
+    const out = value(key);
+    reads.values++;
+    reads.valueMs += performance.now() - t;
+    return out;
+  };
   for (const name of ['rootAfter', 'prepare'] as const) {
     const inner = state[name].bind(state) as (...args: unknown[]) => unknown;
     (state as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
@@ -281,6 +303,7 @@ async function openChain(
   }
   return {
     tree,
+    reads,
     actors,
     genesis,
     store: blockStore,
@@ -303,6 +326,12 @@ interface BlockTiming {
   commit: number;
   /** Of build and commit, the state tree's part. */
   tree: number;
+  /** Tree nodes read below the node cache, and the ms those reads took. */
+  nodeReads: number;
+  nodeReadMs: number;
+  /** State entries read below the value cache, and their ms. */
+  valueReads: number;
+  valueReadMs: number;
   txs: number;
 }
 
@@ -320,6 +349,7 @@ async function produceBlock(
   const time = c.genesis.time + (index + 1) * 1000;
   c.setClock(time);
   const treeBefore = c.tree.ms;
+  const readsBefore = { ...c.reads };
   let t = performance.now();
   const txs: AnyTx[] = [];
   for (let stage = 0; stage < STAGES; stage++) {
@@ -358,7 +388,18 @@ async function produceBlock(
     },
   });
   const commit = performance.now() - t;
-  return { generate, admit, build, commit, tree: c.tree.ms - treeBefore, txs: txs.length };
+  return {
+    generate,
+    admit,
+    build,
+    commit,
+    tree: c.tree.ms - treeBefore,
+    nodeReads: c.reads.nodes - readsBefore.nodes,
+    nodeReadMs: c.reads.nodeMs - readsBefore.nodeMs,
+    valueReads: c.reads.values - readsBefore.values,
+    valueReadMs: c.reads.valueMs - readsBefore.valueMs,
+    txs: txs.length,
+  };
 }
 
 /** Looks a transaction up the way `GET /v1/txs/:hash` does. */
@@ -418,7 +459,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
   const stateCache =
     stateMode === 'heap'
       ? { values: Number.POSITIVE_INFINITY, nodes: Number.POSITIVE_INFINITY }
-      : DEFAULT_STATE_CACHE;
+      : { ...DEFAULT_STATE_CACHE, nodes: options.treeNodeCache ?? DEFAULT_STATE_CACHE.nodes };
   note(`replay guard: ${options.replayGuard ?? 'per-block'}`);
   note(
     stateMode === 'heap'
@@ -464,6 +505,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
         note(
           `growth ${committed.toLocaleString('en-US')} txs: block ${r.blockMs} ms (build ${(r.perBlock as BlockTiming).build}, commit ${(r.perBlock as BlockTiming).commit}), ` +
             `tx lookup p50 ${(r.txLookupMs as { p50: number }).p50} ms, audit p50 ${(r.auditMs as { p50: number }).p50} ms, ` +
+            `reads below the caches per block: ${(r.perBlock as BlockTiming).nodeReads} tree nodes (${(r.perBlock as BlockTiming).nodeReadMs} ms), ${(r.perBlock as BlockTiming).valueReads} entries (${(r.perBlock as BlockTiming).valueReadMs} ms), ` +
             `${r.bytesPerTx} B/tx, heap ${r.heapMiB} MiB, ${Math.round((performance.now() - started) / 1000)} s`,
         );
         next++;
@@ -563,6 +605,10 @@ async function checkpoint(
     build: med('build'),
     commit: med('commit'),
     tree: med('tree'),
+    nodeReads: med('nodeReads'),
+    nodeReadMs: med('nodeReadMs'),
+    valueReads: med('valueReads'),
+    valueReadMs: med('valueReadMs'),
   };
   const blockMs = round(perBlock.admit + perBlock.build + perBlock.commit, 2);
   // Transactions of completed flows: look up random ones by hash, audit random subjects.

@@ -39,6 +39,7 @@ const { values } = parseArgs({
     state: { type: 'string', default: 'disk' },
     'growth-target': { type: 'string' },
     'replay-guard': { type: 'string', default: 'per-block' },
+    'tree-node-cache': { type: 'string' },
   },
 });
 
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
       state: values.state,
       replayGuard: guard,
       ...(values['growth-target'] ? { target: Number(values['growth-target']) } : {}),
+      ...(values['tree-node-cache'] ? { treeNodeCache: Number(values['tree-node-cache']) } : {}),
     });
   if (wanted.includes('state-tree')) await runStateTree({ quick });
   process.stdout.write(`\nbench done in ${Math.round((performance.now() - started) / 1000)} s\n`);
