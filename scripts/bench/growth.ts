@@ -274,33 +274,22 @@ async function openChain(
   // Synchronous reads below the state's caches (each a LevelDB `getSync`): count and time.
   const reads = { nodes: 0, nodeMs: 0, values: 0, valueMs: 0 };
   const storage = (state as unknown as { storage: StateStorage }).storage;
-  const node = storage.node.bind(storage);
-  const value = storage.value.bind(storage);
-  storage.node = (hash) => {
-    const t = performance.now();
-    const out = node(hash);
-    reads.nodes++;
-    reads.nodeMs += performance.now() - t;
-    return out;
-  };
-  storage.value = (key) => {
-    const t = performance.now();
-    const out = value(key);
-    reads.values++;
-    reads.valueMs += performance.now() - t;
-    return out;
-  };
-  for (const name of ['rootAfter', 'prepare'] as const) {
-    const inner = state[name].bind(state) as (...args: unknown[]) => unknown;
-    (state as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+  const timed =
+    <A, R>(read: (arg: A) => R, add: (ms: number) => void) =>
+    (arg: A): R => {
       const t = performance.now();
-      try {
-        return inner(...args);
-      } finally {
-        tree.ms += performance.now() - t;
-      }
+      const out = read(arg);
+      add(performance.now() - t);
+      return out;
     };
-  }
+  storage.node = timed(storage.node.bind(storage), (ms) => {
+    reads.nodes++;
+    reads.nodeMs += ms;
+  });
+  storage.value = timed(storage.value.bind(storage), (ms) => {
+    reads.values++;
+    reads.valueMs += ms;
+  });
   return {
     tree,
     reads,
