@@ -12,6 +12,7 @@
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { bytesToHex, toBase64url } from '../../src/common/bytes.js';
 import type { WrappedKey } from '../../src/common/crypto.js';
 import { verifyFast } from '../../src/common/crypto-node.js';
@@ -241,6 +242,12 @@ async function dirSize(path: string): Promise<number> {
   return total;
 }
 
+/** Milliseconds spent in garbage collection since the module loaded (all kinds). */
+const gc = { ms: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gc.ms += entry.duration;
+}).observe({ entryTypes: ['gc'] });
+
 /** One chain under test: store, mempool, chain and the generator's state. */
 async function openChain(
   store: (g: Genesis, init: ReturnType<typeof genesisState>) => BlockStore,
@@ -290,9 +297,26 @@ async function openChain(
     reads.values++;
     reads.valueMs += ms;
   });
+  // The block's LevelDB batch (`writeLevelBatch` calls the database's `_batch`): operations, the
+  // time until the call returns (copying them into LevelDB's batch on the main thread) and until
+  // the write is durable (the WAL append, its fsync and any stall behind compaction).
+  const writes = { ops: 0, syncMs: 0, ms: 0 };
+  const db = (blockStore as unknown as { db?: { _batch?: (ops: unknown[], o: unknown) => Promise<void> } })
+    .db;
+  const batchDirect = db?._batch?.bind(db);
+  if (db && batchDirect)
+    db._batch = async (ops, o) => {
+      const t = performance.now();
+      const done = batchDirect(ops, o);
+      writes.syncMs += performance.now() - t;
+      writes.ops += ops.length;
+      await done;
+      writes.ms += performance.now() - t;
+    };
   return {
     tree,
     reads,
+    writes,
     actors,
     genesis,
     store: blockStore,
@@ -315,12 +339,18 @@ interface BlockTiming {
   commit: number;
   /** Of build and commit, the state tree's part. */
   tree: number;
+  /** Garbage collection during the block (generation included). */
+  gc: number;
   /** Tree nodes read below the node cache, and the ms those reads took. */
   nodeReads: number;
   nodeReadMs: number;
   /** State entries read below the value cache, and their ms. */
   valueReads: number;
   valueReadMs: number;
+  /** The block's LevelDB batch: operations, main-thread ms, ms until durable. */
+  writeOps: number;
+  writeSyncMs: number;
+  writeMs: number;
   txs: number;
 }
 
@@ -339,6 +369,8 @@ async function produceBlock(
   c.setClock(time);
   const treeBefore = c.tree.ms;
   const readsBefore = { ...c.reads };
+  const writesBefore = { ...c.writes };
+  const gcBefore = gc.ms;
   let t = performance.now();
   const txs: AnyTx[] = [];
   for (let stage = 0; stage < STAGES; stage++) {
@@ -383,10 +415,14 @@ async function produceBlock(
     build,
     commit,
     tree: c.tree.ms - treeBefore,
+    gc: gc.ms - gcBefore,
     nodeReads: c.reads.nodes - readsBefore.nodes,
     nodeReadMs: c.reads.nodeMs - readsBefore.nodeMs,
     valueReads: c.reads.values - readsBefore.values,
     valueReadMs: c.reads.valueMs - readsBefore.valueMs,
+    writeOps: c.writes.ops - writesBefore.ops,
+    writeSyncMs: c.writes.syncMs - writesBefore.syncMs,
+    writeMs: c.writes.ms - writesBefore.ms,
     txs: txs.length,
   };
 }
@@ -464,6 +500,7 @@ export async function runGrowth(options: GrowthOptions): Promise<void> {
       `growth ${(r.txs as number).toLocaleString('en-US')} txs: block ${r.blockMs} ms (build ${b.build}, commit ${b.commit}), ` +
         `tx lookup p50 ${(r.txLookupMs as { p50: number }).p50} ms, audit p50 ${(r.auditMs as { p50: number }).p50} ms, ` +
         `reads below the caches per block: ${b.nodeReads} tree nodes (${b.nodeReadMs} ms), ${b.valueReads} entries (${b.valueReadMs} ms), ` +
+        `GC ${b.gc} ms, LevelDB batch ${b.writeOps} ops (${b.writeSyncMs} ms on the main thread, ${b.writeMs} ms to durable), ` +
         `${r.bytesPerTx} B/tx, heap ${r.heapMiB} MiB, ${Math.round((performance.now() - started) / 1000)} s`,
     );
   });
@@ -627,10 +664,14 @@ async function checkpoint(
     build: med('build'),
     commit: med('commit'),
     tree: med('tree'),
+    gc: med('gc'),
     nodeReads: med('nodeReads'),
     nodeReadMs: med('nodeReadMs'),
     valueReads: med('valueReads'),
     valueReadMs: med('valueReadMs'),
+    writeOps: med('writeOps'),
+    writeSyncMs: med('writeSyncMs'),
+    writeMs: med('writeMs'),
   };
   const blockMs = round(perBlock.admit + perBlock.build + perBlock.commit, 2);
   // Transactions of completed flows: look up random ones by hash, audit random subjects.
