@@ -242,11 +242,15 @@ async function dirSize(path: string): Promise<number> {
   return total;
 }
 
-/** Milliseconds spent in garbage collection since the module loaded (all kinds). */
+/**
+ * Milliseconds spent in garbage collection (all kinds) while `runGrowth` runs. V8 reports each
+ * collection a little after it happens, so a block's share may land on the next block; the median
+ * over a checkpoint's window evens that out.
+ */
 const gc = { ms: 0 };
-new PerformanceObserver((list) => {
+const gcObserver = new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) gc.ms += entry.duration;
-}).observe({ entryTypes: ['gc'] });
+});
 
 /** One chain under test: store, mempool, chain and the generator's state. */
 async function openChain(
@@ -274,33 +278,49 @@ async function openChain(
   );
   chain = new Chain(genesis, blockStore, { mempool, verifier: verifyFast, stateCache });
   await chain.load();
+  // Running totals of what the chain's blocks cost, read before and after each block.
+  const counts: Counts = {
+    tree: 0,
+    nodeReads: 0,
+    nodeReadMs: 0,
+    valueReads: 0,
+    valueReadMs: 0,
+    writeOps: 0,
+    writeSyncMs: 0,
+    writeMs: 0,
+  };
+  const timed =
+    <A extends unknown[], R>(inner: (...args: A) => R, add: (ms: number) => void) =>
+    (...args: A): R => {
+      const t = performance.now();
+      try {
+        return inner(...args);
+      } finally {
+        add(performance.now() - t);
+      }
+    };
   // Time spent in the state tree: the root of a block's writes (built, then checked) and what its
   // commit writes to the tree's storage.
-  const tree = { ms: 0 };
   const state = chain.state;
+  state.rootAfter = timed(state.rootAfter.bind(state), (ms) => {
+    counts.tree += ms;
+  });
+  state.prepare = timed(state.prepare.bind(state), (ms) => {
+    counts.tree += ms;
+  });
   // Synchronous reads below the state's caches (each a LevelDB `getSync`): count and time.
-  const reads = { nodes: 0, nodeMs: 0, values: 0, valueMs: 0 };
   const storage = (state as unknown as { storage: StateStorage }).storage;
-  const timed =
-    <A, R>(read: (arg: A) => R, add: (ms: number) => void) =>
-    (arg: A): R => {
-      const t = performance.now();
-      const out = read(arg);
-      add(performance.now() - t);
-      return out;
-    };
   storage.node = timed(storage.node.bind(storage), (ms) => {
-    reads.nodes++;
-    reads.nodeMs += ms;
+    counts.nodeReads++;
+    counts.nodeReadMs += ms;
   });
   storage.value = timed(storage.value.bind(storage), (ms) => {
-    reads.values++;
-    reads.valueMs += ms;
+    counts.valueReads++;
+    counts.valueReadMs += ms;
   });
   // The block's LevelDB batch (`writeLevelBatch` calls the database's `_batch`): operations, the
   // time until the call returns (copying them into LevelDB's batch on the main thread) and until
   // the write is durable (the WAL append, its fsync and any stall behind compaction).
-  const writes = { ops: 0, syncMs: 0, ms: 0 };
   const db = (blockStore as unknown as { db?: { _batch?: (ops: unknown[], o: unknown) => Promise<void> } })
     .db;
   const batchDirect = db?._batch?.bind(db);
@@ -308,15 +328,13 @@ async function openChain(
     db._batch = async (ops, o) => {
       const t = performance.now();
       const done = batchDirect(ops, o);
-      writes.syncMs += performance.now() - t;
-      writes.ops += ops.length;
+      counts.writeSyncMs += performance.now() - t;
+      counts.writeOps += ops.length;
       await done;
-      writes.ms += performance.now() - t;
+      counts.writeMs += performance.now() - t;
     };
   return {
-    tree,
-    reads,
-    writes,
+    counts,
     actors,
     genesis,
     store: blockStore,
@@ -330,6 +348,12 @@ async function openChain(
 }
 
 type Opened = Awaited<ReturnType<typeof openChain>>;
+
+/** What `openChain` counts across blocks (a block's figure is the difference over it). */
+type Counts = Pick<
+  BlockTiming,
+  'tree' | 'nodeReads' | 'nodeReadMs' | 'valueReads' | 'valueReadMs' | 'writeOps' | 'writeSyncMs' | 'writeMs'
+>;
 
 /** Per-block timings in ms. */
 interface BlockTiming {
@@ -367,9 +391,7 @@ async function produceBlock(
 ): Promise<BlockTiming> {
   const time = c.genesis.time + (index + 1) * 1000;
   c.setClock(time);
-  const treeBefore = c.tree.ms;
-  const readsBefore = { ...c.reads };
-  const writesBefore = { ...c.writes };
+  const before = { ...c.counts };
   const gcBefore = gc.ms;
   let t = performance.now();
   const txs: AnyTx[] = [];
@@ -414,15 +436,10 @@ async function produceBlock(
     admit,
     build,
     commit,
-    tree: c.tree.ms - treeBefore,
     gc: gc.ms - gcBefore,
-    nodeReads: c.reads.nodes - readsBefore.nodes,
-    nodeReadMs: c.reads.nodeMs - readsBefore.nodeMs,
-    valueReads: c.reads.values - readsBefore.values,
-    valueReadMs: c.reads.valueMs - readsBefore.valueMs,
-    writeOps: c.writes.ops - writesBefore.ops,
-    writeSyncMs: c.writes.syncMs - writesBefore.syncMs,
-    writeMs: c.writes.ms - writesBefore.ms,
+    ...(Object.fromEntries(
+      Object.entries(c.counts).map(([k, v]) => [k, v - before[k as keyof Counts]]),
+    ) as Counts),
     txs: txs.length,
   };
 }
@@ -453,6 +470,15 @@ async function auditSubject(store: BlockStore, subject: string): Promise<number>
 
 /** Runs part 4 and writes bench-results/growth.json. */
 export async function runGrowth(options: GrowthOptions): Promise<void> {
+  gcObserver.observe({ entryTypes: ['gc'] });
+  try {
+    await growth(options);
+  } finally {
+    gcObserver.disconnect();
+  }
+}
+
+async function growth(options: GrowthOptions): Promise<void> {
   const target = options.target ?? (options.quick ? 50_000 : 1_000_000);
   const blockTxs = 500;
   const batch = blockTxs / STAGES;
