@@ -44,6 +44,27 @@ function hexDigit(c: number): number {
   return c <= 57 ? c - 48 : c - 87; // '0'-'9', 'a'-'f'
 }
 
+/**
+ * Decodes the lower-case hex from `from` to the end of `hex` into `out`, without allocating; false
+ * (and `out` unspecified) unless that is exactly `out.length` bytes of well-formed digits.
+ */
+export function hexInto(hex: string, out: Uint8Array, from = 0): boolean {
+  if (hex.length !== from + out.length * 2) return false;
+  for (let i = 0; i < out.length; i++) {
+    const hi = checkedHexDigit(hex.charCodeAt(from + 2 * i));
+    const lo = checkedHexDigit(hex.charCodeAt(from + 2 * i + 1));
+    if (hi < 0 || lo < 0) return false;
+    out[i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
+function checkedHexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
 /** base64url without padding (RFC 4648 §5); works the same in Node and browsers. */
 export function toBase64url(bytes: Uint8Array): string {
   let out = '';

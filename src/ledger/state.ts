@@ -9,10 +9,11 @@
  *   but proves nothing about a single entry.
  * The tree is kept either way (proofs need it); only the header's root differs.
  */
-import { bytesToHex, concatBytes, fromHex, utf8ToBytes } from '../common/bytes.js';
+import { bytesToHex, concatBytes, fromHex, hexByteAt, utf8ToBytes } from '../common/bytes.js';
 import { type CanonicalValue, canonicalBytes } from '../common/canonical.js';
 import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
+import { HashIndex } from './hash-index.js';
 import { type TreeNodeCache, treeNodeCache } from './node-table.js';
 import type { SeenAtState } from './records.js';
 import { RewriteWatch } from './rewrite-watch.js';
@@ -165,9 +166,9 @@ export class CommittedState implements StateReader {
    * Every transaction the replay guard holds, as its `seen/<hash>` key, and its expiry (answered
    * from here, never from storage); under `per-block` it is indexed from the `seen-at/` entries.
    */
-  private readonly seen = new Map<string, number>();
-  /** The `seen/` keys of each `seen-at/<height>` entry, and the entry's expiry. */
-  private readonly seenAt = new Map<string, { expires: number; keys: string[] }>();
+  private readonly seen = new HashIndex();
+  /** The transaction hashes of each `seen-at/<height>` entry (32 bytes each), and its expiry. */
+  private readonly seenAt = new Map<string, { expires: number; hashes: Uint8Array }>();
   private readonly tree: StateTree;
   /** Tree roots of recent heights, for proofs. */
   private readonly treeRoots = new Map<number, string>();
@@ -219,7 +220,7 @@ export class CommittedState implements StateReader {
 
   get(key: string): StateValue | undefined {
     if (this.pinned?.has(key)) return this.pinned.get(key);
-    if (key.startsWith(SEEN_PREFIX)) return this.seen.get(key);
+    if (key.startsWith(SEEN_PREFIX)) return this.seen.getHex(key, SEEN_PREFIX.length);
     const cached = this.values.get(key);
     if (cached !== undefined) return cached === null ? undefined : cached;
     const value = this.storage.value(key);
@@ -404,9 +405,9 @@ export class CommittedState implements StateReader {
     this.own?.apply(writes, prepared.tree);
     for (const [key, value] of writes) {
       if (key.startsWith(SEEN_PREFIX)) {
-        const old = before?.get(key) ?? this.seen.get(key);
+        const old = before?.get(key) ?? this.seen.getHex(key, SEEN_PREFIX.length);
         if (old !== undefined) this.seenByBucket.get(bucketOf(old as number))?.delete(key);
-        this.seen.delete(key);
+        this.seen.deleteHex(key, SEEN_PREFIX.length);
         if (value !== null) this.index(key, value);
       } else if (key.startsWith(SEEN_AT_PREFIX)) {
         // Read again only at start-up: kept out of the value cache.
@@ -552,13 +553,16 @@ export class CommittedState implements StateReader {
     let expires: number;
     if (key.startsWith(SEEN_PREFIX)) {
       expires = value as number;
-      this.seen.set(key, expires);
+      if (!this.seen.setHex(key, expires, SEEN_PREFIX.length)) throw badSeenKey(key);
     } else if (key.startsWith(SEEN_AT_PREFIX)) {
       const entry = value as unknown as SeenAtState;
       expires = entry.expires;
-      const keys = entry.txs.map((hash) => SEEN_PREFIX + hash);
-      for (const k of keys) this.seen.set(k, expires);
-      this.seenAt.set(key, { expires, keys });
+      const hashes = new Uint8Array(entry.txs.length * 32);
+      entry.txs.forEach((hash, i) => {
+        if (!this.seen.setHex(hash, expires)) throw badSeenKey(`${key}: ${hash}`);
+        for (let b = 0; b < 32; b++) hashes[i * 32 + b] = hexByteAt(hash, b);
+      });
+      this.seenAt.set(key, { expires, hashes });
     } else return;
     const bucket = bucketOf(expires);
     let set = this.seenByBucket.get(bucket);
@@ -573,7 +577,7 @@ export class CommittedState implements StateReader {
     const entry = this.seenAt.get(key);
     if (!entry) return;
     this.seenAt.delete(key);
-    for (const k of entry.keys) this.seen.delete(k);
+    for (let at = 0; at < entry.hashes.length; at += 32) this.seen.delete(entry.hashes.subarray(at, at + 32));
     this.seenByBucket.get(bucketOf(entry.expires))?.delete(key);
   }
 }
@@ -586,6 +590,14 @@ function compareKeyHashes(a: Uint8Array, b: Uint8Array): number {
 /** The integers from..to, inclusive. */
 function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
+
+/** A replay-guard entry whose transaction hash is not 64 lower-case hex digits. */
+function badSeenKey(what: string): DatagrantError {
+  return new DatagrantError(
+    'LEDGER_BAD_SEEN_KEY',
+    `replay guard entry is not a transaction hash: ${what.slice(0, 100)}`,
+  );
 }
 
 function bucketOf(expires: number): number {

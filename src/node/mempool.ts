@@ -3,6 +3,7 @@
  * check and one signature verification (remembered, so block execution does not verify again),
  * and hands them to the block builder in arrival order. Bounded in count.
  */
+
 import { DatagrantError } from '../common/errors.js';
 import {
   type AnyTx,
@@ -13,6 +14,7 @@ import {
   txHash,
   verifyTxSignature,
 } from '../ledger/index.js';
+import { VerifiedSignatures } from './verified-signatures.js';
 
 /** Mempool options. */
 export interface MempoolOptions {
@@ -67,14 +69,7 @@ export class Mempool {
   private readonly pending = new Map<string, AnyTx>();
   /** Hashes of the pending `record.put` / `record.fail` transactions, by `request/type`. */
   private readonly recordTxs = new Map<string, Set<string>>();
-  private readonly verified = new Set<string>();
-  /**
-   * Insertion order of `verified`, oldest at `verifiedHead`. Evicting through the set's own
-   * iterator (`values().next()`) walks over every entry deleted before, which made each eviction
-   * cost up to a signature check once the set was full.
-   */
-  private verifiedOrder: string[] = [];
-  private verifiedHead = 0;
+  private readonly verified: VerifiedSignatures;
   private readonly rejected = new Map<string, RejectedTx>();
   /**
    * Transactions refused only because the pool was full, decoded but not verified: a proposal
@@ -88,7 +83,9 @@ export class Mempool {
   constructor(
     private readonly options: MempoolOptions,
     private readonly modules: MempoolModules,
-  ) {}
+  ) {
+    this.verified = new VerifiedSignatures(options.maxVerified ?? VERIFIED_LIMIT);
+  }
 
   /** Number of pending transactions. */
   get size(): number {
@@ -274,23 +271,11 @@ export class Mempool {
 
   /** True when this exact transaction (hash and signature) was verified here before. */
   isVerified(tx: AnyTx): boolean {
-    return this.verified.has(`${txHash(tx)}:${tx.sig}`);
+    return this.verified.has(txHash(tx), tx.sig);
   }
 
   /** Records that a transaction's signature verified (e.g. while validating a proposal). */
   markVerified(tx: AnyTx): void {
-    const key = `${txHash(tx)}:${tx.sig}`;
-    if (this.verified.has(key)) return;
-    const limit = this.options.maxVerified ?? VERIFIED_LIMIT;
-    if (this.verified.size >= limit) {
-      this.verified.delete(this.verifiedOrder[this.verifiedHead]!);
-      this.verifiedHead++;
-      if (this.verifiedHead >= limit) {
-        this.verifiedOrder = this.verifiedOrder.slice(this.verifiedHead);
-        this.verifiedHead = 0;
-      }
-    }
-    this.verified.add(key);
-    this.verifiedOrder.push(key);
+    this.verified.add(txHash(tx), tx.sig);
   }
 }

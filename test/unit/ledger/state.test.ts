@@ -83,13 +83,16 @@ t.test('StateOverlay: layered reads, deletes, child absorb and drop', async (t) 
   );
 });
 
+/** Transaction hashes, as the replay guard holds them. */
+const [A, B, C] = ['a', 'b', 'c'].map((d) => d.repeat(64)) as [string, string, string];
+
 t.test('CommittedState: apply, deletions and the replay-expiry index', async (t) => {
   const s = new CommittedState();
   const t0 = 1_700_000_000_000;
   s.apply(
     new Map<string, StateValue | null>([
-      ['seen/a', t0 + 1000],
-      ['seen/b', t0 + 5 * SEEN_BUCKET_MS],
+      [`seen/${A}`, t0 + 1000],
+      [`seen/${B}`, t0 + 5 * SEEN_BUCKET_MS],
       ['x', 'y'],
     ]),
     'r1',
@@ -97,11 +100,11 @@ t.test('CommittedState: apply, deletions and the replay-expiry index', async (t)
   );
   t.equal(s.size, 3);
   t.same(s.expiredSeenKeys(t0 + 1000), [], 'not before its bucket has ended');
-  t.same(s.expiredSeenKeys(t0 + 2 * SEEN_BUCKET_MS), ['seen/a']);
-  t.same(s.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), ['seen/a', 'seen/b'], 'oldest first');
+  t.same(s.expiredSeenKeys(t0 + 2 * SEEN_BUCKET_MS), [`seen/${A}`]);
+  t.same(s.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), [`seen/${A}`, `seen/${B}`], 'oldest first');
   s.apply(
     new Map([
-      ['seen/a', null],
+      [`seen/${A}`, null],
       ['x', null],
     ]),
     'r2',
@@ -109,12 +112,12 @@ t.test('CommittedState: apply, deletions and the replay-expiry index', async (t)
   );
   t.equal(s.size, 1);
   t.equal(s.get('x'), undefined);
-  t.same(s.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), ['seen/b'], 'deleted entries leave the index');
+  t.same(s.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), [`seen/${B}`], 'deleted entries leave the index');
   t.equal(s.root, 'r2');
   t.equal(s.height, 2);
   const loaded = new CommittedState();
-  loaded.load('seen/b', t0 + 5 * SEEN_BUCKET_MS);
-  t.same(loaded.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), ['seen/b'], 'load indexes too');
+  loaded.load(`seen/${B}`, t0 + 5 * SEEN_BUCKET_MS);
+  t.same(loaded.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), [`seen/${B}`], 'load indexes too');
 });
 
 t.test(
@@ -125,25 +128,25 @@ t.test(
     const entry = (expires: number, txs: string[]) => ({ expires, txs }) as unknown as StateValue;
     s.apply(
       new Map<string, StateValue | null>([
-        ['seen-at/1', entry(t0 + 1000, ['a', 'b'])],
-        ['seen-at/2', entry(t0 + 5 * SEEN_BUCKET_MS, ['c'])],
+        ['seen-at/1', entry(t0 + 1000, [A, B])],
+        ['seen-at/2', entry(t0 + 5 * SEEN_BUCKET_MS, [C])],
       ]),
       'r1',
       1,
     );
-    t.equal(s.get('seen/a'), t0 + 1000, "a transaction is seen, with its block's expiry");
-    t.equal(s.get('seen/c'), t0 + 5 * SEEN_BUCKET_MS);
+    t.equal(s.get(`seen/${A}`), t0 + 1000, "a transaction is seen, with its block's expiry");
+    t.equal(s.get(`seen/${C}`), t0 + 5 * SEEN_BUCKET_MS);
     t.equal(s.get('seen/z'), undefined, 'another is not');
     t.same(s.expiredSeenKeys(t0 + 1000), [], 'not before its bucket has ended');
     t.same(s.expiredSeenKeys(t0 + 2 * SEEN_BUCKET_MS), ['seen-at/1'], 'the block entry expires as one');
     s.apply(new Map([['seen-at/1', null]]), 'r2', 2);
-    t.equal(s.get('seen/a'), undefined, "a deleted entry's transactions leave the guard");
-    t.equal(s.get('seen/b'), undefined);
-    t.equal(s.get('seen/c'), t0 + 5 * SEEN_BUCKET_MS, "the other block's stay");
+    t.equal(s.get(`seen/${A}`), undefined, "a deleted entry's transactions leave the guard");
+    t.equal(s.get(`seen/${B}`), undefined);
+    t.equal(s.get(`seen/${C}`), t0 + 5 * SEEN_BUCKET_MS, "the other block's stay");
     t.same(s.expiredSeenKeys(t0 + 10 * SEEN_BUCKET_MS), ['seen-at/2']);
     const loaded = new CommittedState();
-    loaded.load('seen-at/2', entry(t0 + 5 * SEEN_BUCKET_MS, ['c']));
-    t.equal(loaded.get('seen/c'), t0 + 5 * SEEN_BUCKET_MS, 'load indexes too');
+    loaded.load('seen-at/2', entry(t0 + 5 * SEEN_BUCKET_MS, [C]));
+    t.equal(loaded.get(`seen/${C}`), t0 + 5 * SEEN_BUCKET_MS, 'load indexes too');
   },
 );
 
