@@ -9,18 +9,16 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
-import { readKeyFile } from '../common/keyfile-fs.js';
 import type { Genesis } from '../ledger/genesis.js';
-import { type BackupProgress, downloadBackup, restoreBackup } from '../node/backup.js';
-import { loadNodeConfig, type NodeConfig } from '../node/config.js';
-import { readGenesis } from '../node/genesis-file.js';
-import { downloadSnapshot } from '../node/snapshot.js';
+import type { BackupProgress } from '../node/backup.js';
+import type { NodeConfig } from '../node/config.js';
 import { passphraseFrom } from './passphrase.js';
 
 /** The config of `--home` or `--config` (exactly one). */
 async function configOf(o: { home?: string; config?: string }): Promise<NodeConfig> {
   if ((o.home === undefined) === (o.config === undefined))
     throw new DatagrantError('CLI_USAGE', 'give --home <dir> or --config <file>');
+  const { loadNodeConfig } = await import('../node/config.js');
   return loadNodeConfig(o.config ? resolve(o.config) : join(resolve(o.home!), 'config.json'));
 }
 
@@ -97,6 +95,10 @@ function downloadCommand(
     .option('--json', 'print the result as JSON')
     .action(async (o: DownloadFlags) => {
       const config = await configOf(o);
+      const [{ readKeyFile }, { readGenesis }] = await Promise.all([
+        import('../common/keyfile-fs.js'),
+        import('../node/genesis-file.js'),
+      ]);
       const keys = await readKeyFile(config.key, await passphraseFrom(o));
       const genesis = await readGenesis(config.genesis);
       const onProgress = progressTo(o.quiet);
@@ -123,6 +125,7 @@ export function addBackupCommands(program: Command): void {
     "write the state at a running node's committed tip, with its certified block, for a new node to start from (`node start --snapshot`)",
     'snapshot',
     async ({ o, common, genesis }) => {
+      const { downloadSnapshot } = await import('../node/snapshot.js');
       const summary = await downloadSnapshot({ ...common, genesis });
       const h = summary.header;
       print({ file: resolve(o.out), ...summary }, o.json, () =>
@@ -142,6 +145,7 @@ export function addBackupCommands(program: Command): void {
     "take a consistent backup of a running node (streamed by the node, signed for with the node's own key)",
     'backup',
     async ({ o, common, genesis }) => {
+      const { downloadBackup } = await import('../node/backup.js');
       const summary = await downloadBackup({ ...common, chain: genesis.chain });
       const h = summary.header;
       print({ file: resolve(o.out), ...summary }, o.json, () =>
@@ -171,6 +175,10 @@ export function addBackupCommands(program: Command): void {
         o: { home?: string; config?: string; force?: boolean; quiet?: boolean; json?: boolean },
       ) => {
         const config = await configOf(o);
+        const [{ readGenesis }, { restoreBackup }] = await Promise.all([
+          import('../node/genesis-file.js'),
+          import('../node/backup.js'),
+        ]);
         const genesis = await readGenesis(config.genesis);
         const onProgress = progressTo(o.quiet);
         const result = await restoreBackup({

@@ -1,6 +1,5 @@
 /** A small client of the node's HTTP API, used by the CLI and scripts. */
 import { DatagrantError } from '../common/errors.js';
-import { signCall } from '../common/http-signature.js';
 
 /** Error body returned by the API. */
 interface ApiErrorBody {
@@ -79,6 +78,8 @@ export async function signedApiCall<T>(
   body?: unknown,
 ): Promise<T> {
   const status = await apiCall<{ self: string; chain: string }>(base, 'GET', '/v1/status');
+  // Loaded here: the signing code is not needed by unsigned calls (`datagrant status`).
+  const { signCall } = await import('../common/http-signature.js');
   const text = body === undefined ? '' : JSON.stringify(body);
   const headers = signCall(
     { method, path, body: text, caller, audience: status.self, chain: status.chain },

@@ -5,42 +5,31 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { DatagrantClient } from '../client/index.js';
-import { bytesToHex, fromHex } from '../common/bytes.js';
-import { verify, type WrappedKey } from '../common/crypto.js';
+import type { DatagrantClient } from '../client/index.js';
+import type { WrappedKey } from '../common/crypto.js';
 import { DatagrantError, isDatagrantError } from '../common/errors.js';
 import type { KeySet } from '../common/keyfile.js';
-import { readKeyFile } from '../common/keyfile-fs.js';
-import {
-  attestationBytes,
-  DATA_TYPES,
-  type DataType,
-  type GrantState,
-  type InstitutionState,
-  LightClient,
-  nodeLied,
-  type RequestState,
-  recoveryBytes,
-  requestViewFaults,
-  signTx,
-  stateKey,
-  type TxProof,
-  type ViewFault,
-} from '../ledger/index.js';
-import { readGenesis } from '../node/genesis-file.js';
-import { attestSubject, buildGrantTx, buildRegisterTx, buildSubjectTx } from '../platform/consent.js';
+import type { LightClient, ViewFault } from '../ledger/light-client.js';
+import type { TxProof } from '../ledger/proof.js';
+import type { GrantState, InstitutionState, RequestState } from '../ledger/records.js';
+import type { DataType } from '../ledger/tx.js';
 import type { AuditEntry, RequestView } from '../platform/views.js';
-import { recordContext, unwrapRecordKey } from '../records/record-crypto.js';
+import type { unwrapRecordKey } from '../records/record-crypto.js';
 import type { AttestationAnswer } from '../registrar/registrar-service.js';
-import { apiCall, signedApiCall, submitAndWait } from './client.js';
+import { DATA_TYPES } from './ledger-lists.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
 
-/** Whether `keys` unwraps a record's data key (wrapped to her under `context`). */
-function opensWith(wrapped: WrappedKey, keys: KeySet, context: Uint8Array): boolean {
+/** Whether `keys` unwraps (with `unwrap`) a record's data key (wrapped to her under `context`). */
+function opensWith(
+  wrapped: WrappedKey,
+  keys: KeySet,
+  context: Uint8Array,
+  unwrap: typeof unwrapRecordKey,
+): boolean {
   try {
-    unwrapRecordKey(wrapped, keys.encryption.secretKey, context).fill(0);
+    unwrap(wrapped, keys.encryption.secretKey, context).fill(0);
     return true;
   } catch {
     return false;
@@ -67,10 +56,12 @@ function parseTypes(text: string | undefined): DataType[] | undefined {
 }
 
 async function keysFrom(o: { key: string; passphraseFile?: string }): Promise<KeySet> {
+  const { readKeyFile } = await import('../common/keyfile-fs.js');
   return readKeyFile(o.key, await passphraseFrom(o));
 }
 
 async function chainId(api: string): Promise<string> {
+  const { apiCall } = await import('./client.js');
   return (await apiCall<{ chain: string }>(api, 'GET', '/v1/status')).chain;
 }
 
@@ -83,6 +74,10 @@ async function institutionClient(o: {
   api: string;
   previousKey?: string[];
 }): Promise<DatagrantClient> {
+  const [{ DatagrantClient }, { readGenesis }] = await Promise.all([
+    import('../client/index.js'),
+    import('../node/genesis-file.js'),
+  ]);
   const [keys, genesis] = await Promise.all([keysFrom(o), readGenesis(o.genesis)]);
   const previous = await Promise.all(
     (o.previousKey ?? []).map(async (path) =>
@@ -100,7 +95,10 @@ async function institutionClient(o: {
 
 /** A subject's signed reads, as the light client's transport. */
 function subjectGet(api: string, caller: { as: string; keys: KeySet }): (path: string) => Promise<unknown> {
-  return (path) => signedApiCall(api, 'GET', path, caller.as, caller.keys.signing.secretKey);
+  return async (path) => {
+    const { signedApiCall } = await import('./client.js');
+    return signedApiCall(api, 'GET', path, caller.as, caller.keys.signing.secretKey);
+  };
 }
 
 /**
@@ -109,6 +107,11 @@ function subjectGet(api: string, caller: { as: string; keys: KeySet }): (path: s
  * key a node made up.
  */
 async function granteeKey(api: string, institution: string, light: LightClient): Promise<string> {
+  const [{ apiCall }, { nodeLied }, { stateKey }] = await Promise.all([
+    import('./client.js'),
+    import('../ledger/light-client.js'),
+    import('../ledger/records.js'),
+  ]);
   const blame = { code: 'CLI_NODE_LIED', node: api };
   const proven = await light.provenEntry<InstitutionState>(
     (path) => apiCall(api, 'GET', path),
@@ -144,6 +147,10 @@ async function checkRequestView(
   caller: { as: string; keys: KeySet },
   reread: () => Promise<RequestView> = async () => view,
 ): Promise<RequestView> {
+  const [{ nodeLied, requestViewFaults }, { stateKey }] = await Promise.all([
+    import('../ledger/light-client.js'),
+    import('../ledger/records.js'),
+  ]);
   const blame = { code: 'CLI_NODE_LIED', node: api };
   const get = subjectGet(api, caller);
   let faults: ViewFault[] = [];
@@ -220,6 +227,12 @@ async function askRegistrar(
   code: string,
   recovery: boolean,
 ): Promise<AttestationAnswer> {
+  const [{ fromHex }, { verify }, { attestationBytes, recoveryBytes }, { apiCall }] = await Promise.all([
+    import('../common/bytes.js'),
+    import('../common/crypto.js'),
+    import('../ledger/state-machine.js'),
+    import('./client.js'),
+  ]);
   const answer = await apiCall<AttestationAnswer>(url, 'POST', '/v1/attest', {
     chain,
     subject,
@@ -243,8 +256,11 @@ async function askRegistrar(
   return answer;
 }
 
-/** The public halves of a key set, as the ledger names them (hex). */
-function publicKeys(keys: KeySet): { signKey: string; encKey: string } {
+/** The public halves of a key set, as the ledger names them (hex, by `bytesToHex`). */
+function publicKeys(
+  keys: KeySet,
+  bytesToHex: (bytes: Uint8Array) => string,
+): { signKey: string; encKey: string } {
   return { signKey: bytesToHex(keys.signing.publicKey), encKey: bytesToHex(keys.encryption.publicKey) };
 }
 
@@ -274,9 +290,16 @@ export function addFlowCommands(program: Command): void {
         api: string;
         json?: boolean;
       }) => {
+        const [{ bytesToHex }, { readKeyFile }, { attestSubject, buildRegisterTx }, { submitAndWait }] =
+          await Promise.all([
+            import('../common/bytes.js'),
+            import('../common/keyfile-fs.js'),
+            import('../platform/consent.js'),
+            import('./client.js'),
+          ]);
         const subject = await keysFrom(o);
         const chain = await chainId(o.api);
-        const keys = publicKeys(subject);
+        const keys = publicKeys(subject, bytesToHex);
         let registrar: string;
         let attestation: string;
         if (o.registrarUrl !== undefined) {
@@ -331,9 +354,14 @@ export function addFlowCommands(program: Command): void {
         api: string;
         json?: boolean;
       }) => {
+        const [{ bytesToHex }, { signTx }, { submitAndWait }] = await Promise.all([
+          import('../common/bytes.js'),
+          import('../ledger/tx-codec.js'),
+          import('./client.js'),
+        ]);
         const subject = await keysFrom(o);
         const chain = await chainId(o.api);
-        const keys = publicKeys(subject);
+        const keys = publicKeys(subject, bytesToHex);
         const answer = await askRegistrar(o.registrarUrl, chain, o.subject, keys, o.code, true);
         const tx = signTx(
           {
@@ -438,6 +466,7 @@ export function addFlowCommands(program: Command): void {
         api: string;
         json?: boolean;
       }) => {
+        const { signedApiCall } = await import('./client.js');
         const keys = await keysFrom(o);
         const caller = { as: `subject:${o.subject}`, keys };
         const r = await signedApiCall<{ requests: RequestView[] }>(
@@ -449,6 +478,10 @@ export function addFlowCommands(program: Command): void {
         );
         let verified = false;
         if (o.genesis) {
+          const [{ LightClient }, { readGenesis }] = await Promise.all([
+            import('../ledger/light-client.js'),
+            import('../node/genesis-file.js'),
+          ]);
           const light = new LightClient(await readGenesis(o.genesis));
           r.requests = await allChecked<RequestView[]>(
             r.requests.map((view) =>
@@ -518,6 +551,13 @@ export function addFlowCommands(program: Command): void {
         api: string;
         json?: boolean;
       }) => {
+        const [{ LightClient }, { readGenesis }, { buildGrantTx }, { signedApiCall, submitAndWait }] =
+          await Promise.all([
+            import('../ledger/light-client.js'),
+            import('../node/genesis-file.js'),
+            import('../platform/consent.js'),
+            import('./client.js'),
+          ]);
         const keys = await keysFrom(o);
         const genesis = await readGenesis(o.genesis);
         const caller = { as: `subject:${o.subject}`, keys };
@@ -588,6 +628,10 @@ export function addFlowCommands(program: Command): void {
           api: string;
           json?: boolean;
         }) => {
+          const [{ buildSubjectTx }, { submitAndWait }] = await Promise.all([
+            import('../platform/consent.js'),
+            import('./client.js'),
+          ]);
           const keys = await keysFrom(o);
           const ctx = { chain: await chainId(o.api), now: Date.now() };
           const tx =
@@ -637,6 +681,12 @@ export function addFlowCommands(program: Command): void {
         api: string;
         json?: boolean;
       }) => {
+        const [{ signTx }, { recordContext, unwrapRecordKey }, { signedApiCall, submitAndWait }] =
+          await Promise.all([
+            import('../ledger/tx-codec.js'),
+            import('../records/record-crypto.js'),
+            import('./client.js'),
+          ]);
         const keys = await keysFrom(o);
         const chain = await chainId(o.api);
         let types = parseTypes(o.types);
@@ -650,7 +700,7 @@ export function addFlowCommands(program: Command): void {
           );
           // Stale: the records whose data key her current key does not unwrap.
           types = view.records
-            .filter((r) => !opensWith(r.key, keys, recordContext(chain, o.request, r.type)))
+            .filter((r) => !opensWith(r.key, keys, recordContext(chain, o.request, r.type), unwrapRecordKey))
             .map((r) => r.type);
           if (types.length === 0)
             throw new DatagrantError(
@@ -694,6 +744,10 @@ export function addFlowCommands(program: Command): void {
           api: string;
           json?: boolean;
         }) => {
+          const [{ buildSubjectTx }, { signedApiCall, submitAndWait }] = await Promise.all([
+            import('../platform/consent.js'),
+            import('./client.js'),
+          ]);
           const keys = await keysFrom(o);
           let grant = o.grant;
           if (!grant && o.request) {
@@ -790,6 +844,7 @@ export function addFlowCommands(program: Command): void {
         api: string;
         json?: boolean;
       }) => {
+        const { signedApiCall } = await import('./client.js');
         const keys = await keysFrom(o);
         const trail: { entries: AuditEntry[] } = { entries: [] };
         for (let after: number | undefined; ; ) {
@@ -804,7 +859,14 @@ export function addFlowCommands(program: Command): void {
           if (page.next === undefined) break;
           after = page.next;
         }
-        const light = o.verify ? new LightClient(await readGenesis(o.genesis ?? '')) : undefined;
+        let light: LightClient | undefined;
+        if (o.verify) {
+          const [{ LightClient }, { readGenesis }] = await Promise.all([
+            import('../ledger/light-client.js'),
+            import('../node/genesis-file.js'),
+          ]);
+          light = new LightClient(await readGenesis(o.genesis ?? ''));
+        }
         let failures = 0;
         const rows = trail.entries.map((e) => {
           let verified: string | undefined;

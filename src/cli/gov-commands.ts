@@ -6,24 +6,10 @@
  * node's word.
  */
 import type { Command } from 'commander';
-import { bytesToHex } from '../common/bytes.js';
-import { sign } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
-import { readKeyFile } from '../common/keyfile-fs.js';
-import {
-  DATA_TYPES,
-  GATEWAY_ROLES,
-  type GovChange,
-  govKey,
-  NODE_ROLES,
-  type ProposalState,
-  proposalStatus,
-  signTx,
-  validatorRotationBytes,
-} from '../ledger/index.js';
-import { LightClient } from '../ledger/light-client.js';
-import { readGenesis } from '../node/genesis-file.js';
-import { apiCall, submitAndWait } from './client.js';
+import type { ProposalState } from '../ledger/governance.js';
+import type { GovChange } from '../ledger/tx.js';
+import { DATA_TYPES, GATEWAY_ROLES, NODE_ROLES } from './ledger-lists.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
@@ -63,6 +49,10 @@ interface ProposeFlags {
 
 /** The public signing key (hex) of a key file (sealed ones open with DATAGRANT_PASSPHRASE). */
 async function publicKeyOf(file: string): Promise<string> {
+  const [{ bytesToHex }, { readKeyFile }] = await Promise.all([
+    import('../common/bytes.js'),
+    import('../common/keyfile-fs.js'),
+  ]);
   return bytesToHex((await readKeyFile(file, process.env.DATAGRANT_PASSPHRASE)).signing.publicKey);
 }
 
@@ -104,6 +94,10 @@ async function changeOf(type: string, o: ProposeFlags & { api?: string }): Promi
     case 'institution-add': {
       let { signKey, encKey } = o;
       if (o.institutionKey !== undefined) {
+        const [{ bytesToHex }, { readKeyFile }] = await Promise.all([
+          import('../common/bytes.js'),
+          import('../common/keyfile-fs.js'),
+        ]);
         // Only the public halves are used; the file may be sealed (DATAGRANT_PASSPHRASE).
         const keys = await readKeyFile(o.institutionKey, process.env.DATAGRANT_PASSPHRASE);
         signKey = bytesToHex(keys.signing.publicKey);
@@ -160,6 +154,14 @@ async function changeOf(type: string, o: ProposeFlags & { api?: string }): Promi
       return { type: 'validator.retire', key: need(o.validator, '--validator <hex key>') };
     case 'validator-rotate': {
       const key = need(o.validator, '--validator <hex key>');
+      const [{ bytesToHex }, { sign }, { readKeyFile }, { validatorRotationBytes }, { apiCall }] =
+        await Promise.all([
+          import('../common/bytes.js'),
+          import('../common/crypto.js'),
+          import('../common/keyfile-fs.js'),
+          import('../ledger/governance.js'),
+          import('./client.js'),
+        ]);
       // The new key signs the rotation, so nobody is seated on a key it does not hold.
       const next = await readKeyFile(
         need(o.newNodeKey, '--new-node-key <file>'),
@@ -342,6 +344,11 @@ export function addGovCommands(program: Command): void {
         },
       ) => {
         const change = await changeOf(type, o);
+        const [{ readKeyFile }, { signTx }, { apiCall, submitAndWait }] = await Promise.all([
+          import('../common/keyfile-fs.js'),
+          import('../ledger/tx-codec.js'),
+          import('./client.js'),
+        ]);
         const keys = await readKeyFile(o.key, await passphraseFrom(o));
         const { chain } = await apiCall<{ chain: string }>(o.api, 'GET', '/v1/status');
         const tx = signTx(
@@ -368,6 +375,11 @@ export function addGovCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       async (proposal: string, o: { key: string; passphraseFile?: string; api: string; json?: boolean }) => {
+        const [{ readKeyFile }, { signTx }, { apiCall, submitAndWait }] = await Promise.all([
+          import('../common/keyfile-fs.js'),
+          import('../ledger/tx-codec.js'),
+          import('./client.js'),
+        ]);
         const keys = await readKeyFile(o.key, await passphraseFrom(o));
         const { chain } = await apiCall<{ chain: string }>(o.api, 'GET', '/v1/status');
         const tx = signTx(
@@ -394,6 +406,7 @@ export function addGovCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { status?: string; limit: string; api: string; json?: boolean }) => {
       const query = new URLSearchParams({ limit: o.limit, ...(o.status ? { status: o.status } : {}) });
+      const { apiCall } = await import('./client.js');
       const r = await apiCall<{ count: number; proposals: (ProposalState & { status: string })[] }>(
         o.api,
         'GET',
@@ -414,11 +427,17 @@ export function addGovCommands(program: Command): void {
     .option('--api <url>', 'node API URL', DEFAULT_API)
     .option('--json', 'print JSON')
     .action(async (proposal: string, o: { genesis?: string; api: string; json?: boolean }) => {
+      const { apiCall } = await import('./client.js');
       if (o.genesis === undefined) {
         const p = await apiCall<ProposalState>(o.api, 'GET', `/v1/gov/proposals/${proposal}`);
         print(o.json, p, describe(p));
         return;
       }
+      const [{ readGenesis }, { govKey, proposalStatus }, { LightClient }] = await Promise.all([
+        import('../node/genesis-file.js'),
+        import('../ledger/governance.js'),
+        import('../ledger/light-client.js'),
+      ]);
       const light = new LightClient(await readGenesis(o.genesis));
       const proven = await light.provenEntry<ProposalState>(
         (path) => apiCall<unknown>(o.api, 'GET', path),

@@ -5,12 +5,7 @@
  * new grants are wrapped to the new encryption key; requests opened before stay live.
  */
 import type { Command } from 'commander';
-import { bytesToHex } from '../common/bytes.js';
-import { sign } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
-import { readKeyFile } from '../common/keyfile-fs.js';
-import { rotationProofBytes, signTx } from '../ledger/index.js';
-import { apiCall, submitAndWait } from './client.js';
 import { passphraseFrom } from './passphrase.js';
 
 const DEFAULT_API = process.env.DATAGRANT_API ?? 'http://127.0.0.1:26650';
@@ -43,6 +38,21 @@ export function addInstitutionCommands(program: Command): void {
       }) => {
         if (o.only !== undefined && o.only !== 'sign' && o.only !== 'enc')
           throw new DatagrantError('CLI_USAGE', '--only is sign or enc');
+        const [
+          { bytesToHex },
+          { sign },
+          { readKeyFile },
+          { rotationProofBytes },
+          { signTx },
+          { apiCall, submitAndWait },
+        ] = await Promise.all([
+          import('../common/bytes.js'),
+          import('../common/crypto.js'),
+          import('../common/keyfile-fs.js'),
+          import('../ledger/state-machine.js'),
+          import('../ledger/tx-codec.js'),
+          import('./client.js'),
+        ]);
         const passphrase = await passphraseFrom(o);
         const [current, next] = await Promise.all([
           readKeyFile(o.key, passphrase),

@@ -7,9 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DatagrantError } from '../common/errors.js';
 import { CURRENT_STORE_FORMAT } from '../common/store-format.js';
-import { genesisHash, parseGenesis } from '../ledger/index.js';
-import { loadNodeConfig } from '../node/config.js';
-import { type MigrationReport, migrateStores } from '../node/migrate.js';
+import type { MigrationReport } from '../node/migrate.js';
 
 /** The report as lines of text. */
 export function formatMigrationReport(report: MigrationReport): string {
@@ -49,6 +47,11 @@ export function addMigrateCommand(program: Command): void {
     .action(async (o: { home?: string; config?: string; dryRun?: boolean; json?: boolean }) => {
       if ((o.home === undefined) === (o.config === undefined))
         throw new DatagrantError('CLI_USAGE', 'give --home <dir> or --config <file>');
+      const [{ loadNodeConfig }, { genesisHash, parseGenesis }, { migrateStores }] = await Promise.all([
+        import('../node/config.js'),
+        import('../ledger/genesis.js'),
+        import('../node/migrate.js'),
+      ]);
       const config = await loadNodeConfig(
         o.config ? resolve(o.config) : join(resolve(o.home!), 'config.json'),
       );

@@ -5,17 +5,19 @@
  * registrar's key never leaves this machine (registrar/registrar-service.ts).
  */
 import type { Command } from 'commander';
-import { bytesToHex } from '../common/bytes.js';
 import { DatagrantError } from '../common/errors.js';
-import { readKeyFile } from '../common/keyfile-fs.js';
-import { createLogger } from '../common/logger.js';
-import { readGenesis } from '../node/genesis-file.js';
-import {
-  createRegistrarService,
-  DEFAULT_ENROLLMENT_MS,
-  EnrollmentStore,
-} from '../registrar/registrar-service.js';
 import { passphraseFrom } from './passphrase.js';
+
+/**
+ * `--valid` when not given: the service's DEFAULT_ENROLLMENT_MS (14 days), written out so that
+ * defining the commands does not load the service (Fastify).
+ */
+const DEFAULT_VALID = '14d';
+
+/** The registrar service's module, loaded by the commands that use it. */
+function registrarService() {
+  return import('../registrar/registrar-service.js');
+}
 
 function days(text: string): number {
   const m = /^(\d+)d$/.exec(text.trim());
@@ -55,6 +57,19 @@ export function addRegistrarCommands(program: Command): void {
         passphraseFile?: string;
         allowOrigin: string;
       }) => {
+        const [
+          { bytesToHex },
+          { readKeyFile },
+          { readGenesis },
+          { createLogger },
+          { createRegistrarService, EnrollmentStore },
+        ] = await Promise.all([
+          import('../common/bytes.js'),
+          import('../common/keyfile-fs.js'),
+          import('../node/genesis-file.js'),
+          import('../common/logger.js'),
+          registrarService(),
+        ]);
         const keys = await readKeyFile(o.key, await passphraseFrom(o));
         const genesis = await readGenesis(o.genesis);
         if (!genesis.registrars.includes(bytesToHex(keys.signing.publicKey)))
@@ -89,11 +104,7 @@ export function addRegistrarCommands(program: Command): void {
     .description('after checking the person: a one-time code for her subject id (only its hash is stored)')
     .requiredOption('--enrollments <file>', 'the enrollment file')
     .requiredOption('--subject <id>', 'the pseudonymous subject id assigned to her')
-    .option(
-      '--valid <days>',
-      'how long the code is good for, e.g. 14d',
-      `${DEFAULT_ENROLLMENT_MS / 86_400_000}d`,
-    )
+    .option('--valid <days>', 'how long the code is good for, e.g. 14d', DEFAULT_VALID)
     .option(
       '--recovery',
       'a recovery: the code attests new keys for a subject already registered (`datagrant recover`)',
@@ -107,6 +118,7 @@ export function addRegistrarCommands(program: Command): void {
         recovery?: boolean;
         json?: boolean;
       }) => {
+        const { EnrollmentStore } = await registrarService();
         const store = await EnrollmentStore.open(o.enrollments);
         const code = await store.enroll(o.subject, Date.now(), days(o.valid), o.recovery === true);
         process.stdout.write(
@@ -125,6 +137,7 @@ export function addRegistrarCommands(program: Command): void {
     .requiredOption('--enrollments <file>', 'the enrollment file')
     .option('--json', 'print JSON')
     .action(async (o: { enrollments: string; json?: boolean }) => {
+      const { EnrollmentStore } = await registrarService();
       const list = (await EnrollmentStore.open(o.enrollments)).list();
       process.stdout.write(
         o.json
