@@ -1,7 +1,7 @@
 /** Reading a chain's `genesis.json` from disk: a light module the CLI loads without the node. */
 import { readFile } from 'node:fs/promises';
 import { DatagrantError } from '../common/errors.js';
-import { type Genesis, parseGenesis } from '../ledger/index.js';
+import { type Genesis, parseGenesis } from '../ledger/genesis.js';
 
 /** Reads and validates a genesis file. */
 export async function readGenesis(path: string): Promise<Genesis> {
