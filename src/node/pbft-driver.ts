@@ -44,6 +44,8 @@ const WAL_KEY = 'consensus-wal';
 const SYNC_BATCH = 32;
 /** Largest sync response, in bytes. */
 const SYNC_MAX_BYTES = 8 * 1024 * 1024;
+/** How long a starting node tries to hear the network's tip from f + 1 peers. */
+const START_SYNC_WAIT_MS = 10_000;
 /** How long a validator waits for a proposer to send the transactions it lacks. */
 const TXS_FETCH_TIMEOUT_MS = 5_000;
 const HASH_HEX = /^[0-9a-f]{64}$/;
@@ -183,6 +185,48 @@ export class PbftDriver {
     this.enqueue(() => this.core.start());
     if (this.walAhead) void this.catchUpToWal(this.walAhead);
     else if (this.options.self !== undefined && !this.voting) void this.doubleSignCheck();
+    else void this.syncOnStart();
+  }
+
+  /**
+   * Asks the peers for their tips once some are connected and syncs to the highest that at least
+   * f + 1 of them report (so one that lies cannot make this node wait for heights nobody has): a
+   * node restarted behind a chain that is idle, or between blocks, catches up now instead of when
+   * the next consensus message for a later height reaches it (a view timeout away, when idle).
+   */
+  private async syncOnStart(): Promise<void> {
+    const { chain, network } = this.modules;
+    const f = Math.floor((chain.validatorsAt(chain.height + 1).length - 1) / 3);
+    const deadline = Date.now() + START_SYNC_WAIT_MS;
+    while (this.running && Date.now() < deadline) {
+      const claims = network.peers().length > f ? await this.peerTips(network.peers()) : [];
+      if (claims.length > f) {
+        const target = claims.sort((a, b) => b - a)[f]!;
+        if (!this.running || target <= chain.height) return;
+        if (this.syncTarget < target) this.syncTarget = target;
+        if (!this.syncing) void this.sync();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** The tips the given peers report (those that answer in time). */
+  private async peerTips(peers: string[]): Promise<number[]> {
+    // A `from` past any tip: the answer carries the tip and no blocks.
+    const ask = utf8ToBytes(JSON.stringify({ from: Number.MAX_SAFE_INTEGER }));
+    const answers = await Promise.all(
+      peers.map(async (peer) => {
+        try {
+          const raw = await this.modules.network.request(peer, 'sync', ask, { timeoutMs: 5_000 });
+          const tip = (JSON.parse(new TextDecoder().decode(raw)) as { tip?: unknown }).tip;
+          return Number.isSafeInteger(tip) ? (tip as number) : undefined;
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    return answers.filter((tip): tip is number => tip !== undefined);
   }
 
   /** A core over the committed tip: voting with this node's key, or a non-voting observer. */

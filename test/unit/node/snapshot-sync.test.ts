@@ -5,7 +5,8 @@
  * h+1.. from the peer — every certificate verified — and ends with the peer's block hashes and
  * state root, never voting meanwhile; its open-request index and the replay protection of earlier
  * transactions come from the snapshot's state. Its sync server refuses heights below h with
- * SYNC_BLOCK_NOT_HELD (the asker tries another peer) and serves h on.
+ * SYNC_BLOCK_NOT_HELD (the asker tries another peer) and serves h on. And a voting validator
+ * restarted behind a chain that makes no blocks asks its peers for their tip at start and syncs.
  */
 import '../../../src/common/polyfill.js';
 import t, { type Test } from 'tap';
@@ -131,4 +132,39 @@ t.test('a validator started from a snapshot syncs after it and runs its double-s
     Array.from({ length: tip - h + 1 }, (_, i) => h + i),
     `from ${h}: blocks ${h}..${tip}`,
   );
+});
+
+t.test('a voting validator restarted behind an idle chain syncs to the tip at once', async (t) => {
+  // Three of four validators run, the restarted one the primary of the next height (no proposal
+  // comes to it) and no view changes for 30 s: nothing but its own start-up can tell it that the
+  // chain moved on.
+  const tc = makeTestChain({ subjects: 4 });
+  const ledger = new TestLedger(tc);
+  const bank = tc.institutions[0]!;
+  ledger.commit([ledger.openRequest(bank, tc.subjects[0]!)]);
+  const h = ledger.height;
+  const behindStore = new MemoryBlockStore(tc.genesisInit());
+  await syncStore(behindStore, ledger);
+  for (let i = 1; i < 4; i++) ledger.commit([ledger.openRequest(bank, tc.subjects[i]!)]);
+  const tip = ledger.height;
+
+  const hub = new SimHub();
+  const order = tc.genesis.validators.map((v) => v.key);
+  const primary = tc.validators.findIndex((v) => v.pub === order[(tip + 1) % order.length]);
+  const others = [0, 1, 2, 3].filter((i) => i !== primary).slice(0, 2);
+  for (const i of others) {
+    const store = new MemoryBlockStore(tc.genesisInit());
+    await syncStore(store, ledger);
+    await validator(t, tc, hub, i, store, new MemorySigningState());
+  }
+  const restarted = await validator(t, tc, hub, primary, behindStore, new MemorySigningState());
+  t.equal(restarted.chain.height, h, `it starts at height ${h}`);
+  t.equal(restarted.driver.isVoting, true, 'with its signing state it votes');
+  await until(
+    `height ${tip} well within the view timeout`,
+    async () => (restarted.chain.height >= tip ? true : undefined),
+    10_000,
+  );
+  t.equal(behindStore.tip().hash, ledger.tipHash, 'the same tip hash');
+  t.equal(restarted.chain.state.root, ledger.state.root, 'the same state root');
 });
