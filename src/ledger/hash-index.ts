@@ -109,13 +109,17 @@ export class HashIndex {
       return;
     }
     if (this.size + 1 > (this.mask + 1) * MAX_LOAD) this.grow();
-    const { keys, used, mask } = this;
-    let i = this.home(PROBE[0]!, PROBE[1]!);
-    while (used[i] === 1) i = (i + 1) & mask;
-    keys.set(PROBE, i * 8);
-    this.values[i] = value;
-    used[i] = 1;
+    this.place(PROBE, value);
     this.size++;
+  }
+
+  /** Puts a key (eight words, not held) and its value in the first free slot from its home. */
+  private place(key: Uint32Array, value: number): void {
+    let i = this.home(key[0]!, key[1]!);
+    while (this.used[i] === 1) i = (i + 1) & this.mask;
+    this.keys.set(key, i * 8);
+    this.values[i] = value;
+    this.used[i] = 1;
   }
 
   private deleteProbe(): boolean {
@@ -147,14 +151,8 @@ export class HashIndex {
     this.values = new Float64Array(slots);
     this.used = new Uint8Array(slots);
     this.mask = slots - 1;
-    for (let s = 0; s < used.length; s++) {
-      if (used[s] !== 1) continue;
-      let i = this.home(keys[s * 8]!, keys[s * 8 + 1]!);
-      while (this.used[i] === 1) i = (i + 1) & this.mask;
-      this.keys.set(keys.subarray(s * 8, s * 8 + 8), i * 8);
-      this.values[i] = values[s]!;
-      this.used[i] = 1;
-    }
+    for (let s = 0; s < used.length; s++)
+      if (used[s] === 1) this.place(keys.subarray(s * 8, s * 8 + 8), values[s]!);
   }
 }
 

@@ -9,7 +9,7 @@
  *   but proves nothing about a single entry.
  * The tree is kept either way (proofs need it); only the header's root differs.
  */
-import { bytesToHex, concatBytes, fromHex, hexByteAt, utf8ToBytes } from '../common/bytes.js';
+import { bytesToHex, concatBytes, fromHex, hexInto, utf8ToBytes } from '../common/bytes.js';
 import { type CanonicalValue, canonicalBytes } from '../common/canonical.js';
 import { sha256 } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
@@ -559,8 +559,9 @@ export class CommittedState implements StateReader {
       expires = entry.expires;
       const hashes = new Uint8Array(entry.txs.length * 32);
       entry.txs.forEach((hash, i) => {
-        if (!this.seen.setHex(hash, expires)) throw badSeenKey(`${key}: ${hash}`);
-        for (let b = 0; b < 32; b++) hashes[i * 32 + b] = hexByteAt(hash, b);
+        const bytes = hashes.subarray(i * 32, i * 32 + 32);
+        if (!hexInto(hash, bytes)) throw badSeenKey(`${key}: ${hash}`);
+        this.seen.set(bytes, expires);
       });
       this.seenAt.set(key, { expires, hashes });
     } else return;

@@ -3,7 +3,6 @@
  * check and one signature verification (remembered, so block execution does not verify again),
  * and hands them to the block builder in arrival order. Bounded in count.
  */
-
 import { DatagrantError } from '../common/errors.js';
 import {
   type AnyTx,

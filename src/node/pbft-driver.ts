@@ -280,22 +280,8 @@ export class PbftDriver {
     const { chain, network, logger } = this.modules;
     let highest = -1;
     while (this.running && highest < 0) {
-      for (const peer of network.peers()) {
-        try {
-          const raw = await network.request(
-            peer,
-            'sync',
-            utf8ToBytes(JSON.stringify({ from: chain.height + 1 })),
-            {
-              timeoutMs: 5_000,
-            },
-          );
-          const tip = (JSON.parse(new TextDecoder().decode(raw)) as { tip?: unknown }).tip;
-          if (Number.isSafeInteger(tip)) highest = Math.max(highest, tip as number);
-        } catch {
-          // Ask the next peer.
-        }
-      }
+      // The highest any peer reports: a peer that overstates only delays this validator's voting.
+      for (const tip of await this.peerTips(network.peers())) highest = Math.max(highest, tip);
       if (highest < 0) await new Promise((r) => setTimeout(r, 500));
     }
     const until = Math.max(highest, chain.height) + 1;

@@ -40,16 +40,12 @@ export class VerifiedSignatures {
 
   /** True when this transaction hash was recorded with exactly this signature (both hex). */
   has(hash: string, sig: string): boolean {
-    const slot = this.slots.getHex(hash);
-    if (slot === undefined || !hexInto(sig, this.sig)) return false;
-    const at = slot * SIG;
-    for (let i = 0; i < SIG; i++) if (this.sigs[at + i] !== this.sig[i]) return false;
-    return true;
+    return hexInto(hash, this.hash) && hexInto(sig, this.sig) && this.holds();
   }
 
   /** Records a checked pair; a hash recorded before keeps only its latest signature. */
   add(hash: string, sig: string): void {
-    if (this.has(hash, sig) || !hexInto(hash, this.hash) || !hexInto(sig, this.sig)) return;
+    if (!hexInto(hash, this.hash) || !hexInto(sig, this.sig) || this.holds()) return;
     if (this.written >= this.capacity && this.capacity < this.limit) this.grow();
     const slot = this.written % this.capacity;
     if (this.written >= this.capacity) {
@@ -61,6 +57,15 @@ export class VerifiedSignatures {
     this.sigs.set(this.sig, slot * SIG);
     this.slots.set(this.hash, slot);
     this.written++;
+  }
+
+  /** Whether the decoded pair (`hash`, `sig` scratch) is held. */
+  private holds(): boolean {
+    const slot = this.slots.get(this.hash);
+    if (slot === undefined) return false;
+    const at = slot * SIG;
+    for (let i = 0; i < SIG; i++) if (this.sigs[at + i] !== this.sig[i]) return false;
+    return true;
   }
 
   private grow(): void {
