@@ -39,6 +39,9 @@ interface Ladder {
 /** A step with its ratio to the ceiling. */
 type StepRow = LoadStepResult & { ofCeiling: number };
 
+/** Fewer blocks than this in a step's throughput window make its committed rate a matter of where block boundaries fell. */
+const THIN_WINDOW_BLOCKS = 3;
+
 /** The knee: the highest offered rate still committed in full (≥ 90%) with p99 under a second. */
 export function kneeOf(steps: readonly LoadStepResult[]): LoadStepResult | undefined {
   let knee: LoadStepResult | undefined;
@@ -87,7 +90,10 @@ async function runLadder(
       `${label} ${mode} ${rate}/s → ${r.committedPerSecond}/s, p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms, ` +
         `${r.txsPerBlock.mean} tx/block, cpu ${r.cpu.perPid.join('/')} (${r.cpuMsPerTx} ms/tx) bench ${r.cpu.bench} others ${r.cpu.others}` +
         (r.refused ? `, refused ${JSON.stringify(r.refusedCodes)}` : '') +
-        (r.lost ? `, lost ${r.lost}` : ''),
+        (r.lost ? `, lost ${r.lost}` : '') +
+        (r.blocks < THIN_WINDOW_BLOCKS
+          ? `; only ${r.blocks} block(s) in the window, so this rate is uncertain (blocks: ${r.timeline.map(([h, n, at]) => `${h}:${n}@${at}ms`).join(' ')})`
+          : ''),
     );
     return { ...r, ofCeiling: round(r.committedPerSecond / ceilingTxs, 3) };
   };
@@ -160,7 +166,8 @@ function printSteps(title: string, rows: StepRow[]): void {
 export async function runConsensus(options: ConsensusBenchOptions): Promise<ProfileWindow> {
   const { quick, ceiling } = options;
   const pbftLadder: Ladder = quick
-    ? { rates: [200, 500, 800], singleRates: [500], durationMs: 4000, warmupMs: 1000 }
+    ? // Saturated blocks come seconds apart: an 8 s step leaves a 6 s window for several of them.
+      { rates: [200, 500, 800], singleRates: [500], durationMs: 8000, warmupMs: 2000 }
     : {
         rates: [100, 250, 500, 750, 1000, 1500, 2000, 3000],
         singleRates: [250, 1000],

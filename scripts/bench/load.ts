@@ -101,6 +101,12 @@ export interface LoadStepResult {
   blocks: number;
   blocksPerSecond: number;
   txsPerBlock: { mean: number; max: number };
+  /**
+   * Every block announced from the step's start to the end of its drain: [height, tx count, ms
+   * after the step's start]. With blocks seconds apart, a window holding few of them measures
+   * where the block boundaries fell more than the throughput.
+   */
+  timeline: [height: number, txs: number, atMs: number][];
   cpu: ReturnType<CpuMeter['read']>;
   /** CPU milliseconds all nodes together spent per committed transaction (robust to a noisy machine). */
   cpuMsPerTx: number;
@@ -216,6 +222,9 @@ export async function runLoadStep(step: LoadStep): Promise<LoadStepResult> {
       mean: round(nonEmpty.length ? txsInWindow / nonEmpty.length : 0),
       max: Math.max(0, ...inWindow.map((b) => b.txCount)),
     },
+    timeline: watcher.blocks
+      .filter((b) => b.at >= t0)
+      .map((b): [number, number, number] => [b.height, b.txCount, Math.round(b.at - t0)]),
     cpu,
     cpuMsPerTx: round(
       (cpu.perPid.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0) * 1000) /

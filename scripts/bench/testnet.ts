@@ -36,14 +36,17 @@ export async function startBenchTestnet(options: BenchTestnetOptions): Promise<B
   const dir = await mkdtemp(join(tmpdir(), 'datagrant-bench-'));
   const { profileDir, ...rest } = options;
   const testnet = new LocalTestnet({
-    logLevel: 'warn',
+    // Nodes log at warn unless DATAGRANT_BENCH_LOG_LEVEL says otherwise (logs: <dir>/<node>/node.log).
+    logLevel: process.env.DATAGRANT_BENCH_LOG_LEVEL ?? 'warn',
     ...rest,
     dir,
     ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`] } : {}),
   });
   const close = async () => {
     await testnet.stopAll(15_000).catch(() => {});
-    await rm(dir, { recursive: true, force: true }).catch(() => {});
+    // DATAGRANT_BENCH_KEEP=1 keeps the testnet's directory (configs, stores, logs) for inspection.
+    if (process.env.DATAGRANT_BENCH_KEEP === '1') note(`testnet kept in ${dir}`);
+    else await rm(dir, { recursive: true, force: true }).catch(() => {});
   };
   try {
     const started = performance.now();
