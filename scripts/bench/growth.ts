@@ -523,23 +523,27 @@ async function growth(options: GrowthOptions): Promise<void> {
   );
   const started = performance.now();
   const rows: Record<string, unknown>[] = [];
-  // The first checkpoint measured again beside every later one, on fresh chains, seconds after the
-  // later one's blocks: on a shared machine whose speed moves by 2× within minutes, the ratio of
-  // two figures taken together is the one to trust.
+  // The first checkpoint on a fresh chain in this (warm) process: measured beside every later
+  // checkpoint, seconds after its blocks, and once more at the end. On a shared machine whose speed
+  // moves by 2× within minutes, the ratio of two figures taken together is the one to trust.
+  const firstAgain = async (): Promise<Record<string, unknown>> => {
+    let row: Record<string, unknown> | undefined;
+    await growChain(
+      stateCache,
+      options.replayGuard,
+      checkpoints[0]!,
+      checkpoints.slice(0, 1),
+      window,
+      blockTxs,
+      (r) => {
+        row = r;
+      },
+    );
+    return row!;
+  };
   const reference = async (): Promise<number> => {
     const runs: number[] = [];
-    for (let i = 0; i < REFERENCE_RUNS; i++)
-      await growChain(
-        stateCache,
-        options.replayGuard,
-        checkpoints[0]!,
-        checkpoints.slice(0, 1),
-        window,
-        blockTxs,
-        (r) => {
-          runs.push(r.blockMs as number);
-        },
-      );
+    for (let i = 0; i < REFERENCE_RUNS; i++) runs.push((await firstAgain()).blockMs as number);
     return latencySummary(runs).p50;
   };
   await growChain(stateCache, options.replayGuard, target, checkpoints, window, blockTxs, async (r) => {
@@ -560,15 +564,9 @@ async function growth(options: GrowthOptions): Promise<void> {
           : ''),
     );
   });
-  // The first checkpoint again, on a fresh chain in this (now warm) process, minutes after the
-  // last: on a shared machine whose speed drifts over a long run, the ratio of two figures taken
-  // close together is the one to trust.
-  let again: Record<string, unknown> | undefined;
-  await growChain(stateCache, options.replayGuard, target, checkpoints.slice(0, 1), window, blockTxs, (r) => {
-    again = r;
-  });
+  const again = await firstAgain();
   note(
-    `growth ${(again!.txs as number).toLocaleString('en-US')} txs again, fresh chain at the end: block ${again!.blockMs} ms`,
+    `growth ${(again.txs as number).toLocaleString('en-US')} txs again, fresh chain at the end: block ${again.blockMs} ms`,
   );
 
   const first = rows[0]!;
@@ -618,10 +616,10 @@ async function growth(options: GrowthOptions): Promise<void> {
       ];
     }),
   );
-  const flatnessAtEnd = round((last.blockMs as number) / (again!.blockMs as number), 2);
+  const flatnessAtEnd = round((last.blockMs as number) / (again.blockMs as number), 2);
   process.stdout.write(
     `  per-block time at ${(last.txs as number).toLocaleString('en-US')} txs is ${flatness}× that at ${(first.txs as number).toLocaleString('en-US')} measured first, ` +
-      `${flatnessAtEnd}× that at ${(first.txs as number).toLocaleString('en-US')} measured again at the end (${again!.blockMs} ms), ` +
+      `${flatnessAtEnd}× that at ${(first.txs as number).toLocaleString('en-US')} measured again at the end (${again.blockMs} ms), ` +
       `${last.pairedFlatness ?? '-'}× that at ${(first.txs as number).toLocaleString('en-US')} measured beside it (${last.referenceMs ?? '-'} ms, median of ${REFERENCE_RUNS} fresh chains) (target: within 2×)\n`,
   );
   const path = await writeResult(
