@@ -21,6 +21,8 @@ import { isStrictPublicKey, type Sha256Impl, useSha256, useX25519, type X25519Im
 export const opensslSha256: Sha256Impl = {
   bytes: (data) => new Uint8Array(nodeHash('sha256', data, 'buffer')),
   hex: (data) => nodeHash('sha256', data, 'hex'),
+  // The Buffer itself (32 bytes of its own, not from the pool): half the cost of `bytes`.
+  view: (data) => nodeHash('sha256', data, 'buffer'),
 };
 useSha256(opensslSha256);
 

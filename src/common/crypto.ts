@@ -12,10 +12,15 @@ import { bytesToHex, concatBytes, fromBase64url, fromHex, toBase64url, utf8ToByt
 import { DatagrantError } from './errors.js';
 import { hpkeOpen, hpkeSeal } from './hpke.js';
 
-/** A SHA-256 implementation: the digest as bytes and as lower-case hex. */
+/**
+ * A SHA-256 implementation: the digest as bytes and as lower-case hex; `view`, where it differs
+ * from `bytes`, returns the digest without copying it into a plain Uint8Array (for digests used
+ * only as bytes to read, never sliced, mutated or serialised as an object).
+ */
 export interface Sha256Impl {
   bytes(data: Uint8Array): Uint8Array;
   hex(data: Uint8Array): string;
+  view?(data: Uint8Array): Uint8Array;
 }
 
 const nobleSha256Impl: Sha256Impl = {
@@ -36,6 +41,15 @@ export function useSha256(impl: Sha256Impl = nobleSha256Impl): void {
 /** SHA-256 of bytes. */
 export function sha256(data: Uint8Array): Uint8Array {
   return sha256Impl.bytes(data);
+}
+
+/**
+ * SHA-256 of bytes, possibly as the implementation's own array type (OpenSSL's: a Node Buffer of
+ * its own memory, which saves a copy on every state-tree node): to be read only, never sliced
+ * (`Buffer#slice` shares memory), written to or serialised.
+ */
+export function sha256View(data: Uint8Array): Uint8Array {
+  return (sha256Impl.view ?? sha256Impl.bytes)(data);
 }
 
 /** SHA-256 as lower-case hex. */

@@ -298,6 +298,8 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
   private readonly db: Level<string, string>;
   private current: ChainTip = { height: 0, hash: '', time: 0, stateRoot: '' };
   private writing = false;
+  /** The block batch LevelDB does not have yet (see `commit`). */
+  private inFlight: Promise<void> | undefined;
 
   constructor(private readonly options: LevelBlockStoreOptions) {
     this.db = new Level<string, string>(options.path, {
@@ -365,6 +367,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
   }
 
   async close(): Promise<void> {
+    await this.settled();
     await this.db.close();
   }
 
@@ -372,37 +375,68 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
     return this.current;
   }
 
-  async commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
-    checkNext(this.current, certified);
-    // Two commits in flight could both pass the order check; the caller serialises, this makes sure.
-    if (this.writing)
-      throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
-    this.writing = true;
+  /**
+   * Starts the block's batch and moves the tip at once (the order check of the next block, and
+   * `tip()`, see it); resolves when LevelDB has the batch. Until then every read of this store
+   * waits for it, so nothing reads a tip whose block is not there yet. A failed write puts the tip
+   * back (nothing after it can have started: one batch is in flight at a time).
+   */
+  commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
     try {
-      await writeLevelBatch(
-        this.db,
-        blockOps(certified, effects, this.current.base),
-        effects.meta !== undefined,
-      );
-      this.current = tipOf(certified, this.current.base);
-    } finally {
-      this.writing = false;
+      checkNext(this.current, certified);
+      // Two commits in flight could both pass the order check; the caller serialises, this makes sure.
+      if (this.writing)
+        throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
+    } catch (err) {
+      return Promise.reject(err);
     }
+    this.writing = true;
+    const before = this.current;
+    let write: Promise<void>;
+    try {
+      write = writeLevelBatch(this.db, blockOps(certified, effects, before.base), effects.meta !== undefined);
+    } catch (err) {
+      this.writing = false;
+      return Promise.reject(err);
+    }
+    this.current = tipOf(certified, before.base);
+    const done = write.then(
+      () => {
+        this.writing = false;
+        if (this.inFlight === done) this.inFlight = undefined;
+      },
+      (err: unknown) => {
+        this.writing = false;
+        if (this.inFlight === done) this.inFlight = undefined;
+        this.current = before;
+        throw err;
+      },
+    );
+    this.inFlight = done;
+    return done;
+  }
+
+  /** Waits for the batch in flight, if any (its failure is its committer's to handle). */
+  private async settled(): Promise<void> {
+    if (this.inFlight) await this.inFlight.catch(() => undefined);
   }
 
   async getBlock(height: number): Promise<CertifiedBlock | undefined> {
     if (!Number.isSafeInteger(height) || height < Math.max(1, this.current.base ?? 1)) return undefined;
+    await this.settled();
     if (height > this.current.height) return undefined;
     const raw = await this.db.get(K.block(height));
     return raw === undefined ? undefined : (JSON.parse(raw) as CertifiedBlock);
   }
 
   async getBlockByHash(hash: string): Promise<CertifiedBlock | undefined> {
+    await this.settled();
     const raw = await this.db.get(K.hash(hash));
     return raw === undefined ? undefined : this.getBlock(Number(raw));
   }
 
   async getTxLocation(hash: string): Promise<TxLocation | undefined> {
+    await this.settled();
     const raw = await this.db.get(K.tx(hash));
     return raw === undefined ? undefined : parseLocation(raw);
   }
@@ -411,6 +445,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
     subject: string,
     options: { limit?: number; afterHeight?: number } = {},
   ): Promise<SubjectTxRef[]> {
+    await this.settled();
     const prefix = K.subjectPrefix(subject);
     const gt = options.afterHeight !== undefined ? `${prefix}${pad(options.afterHeight)}:~` : prefix;
     const out: SubjectTxRef[] = [];
@@ -444,6 +479,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
   }
 
   async getMeta(key: string): Promise<string | undefined> {
+    await this.settled();
     return this.db.get(K.meta(key));
   }
 
@@ -469,6 +505,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
     entries(): AsyncIterable<[string, string]>;
     close(): Promise<void>;
   }> {
+    await this.settled();
     const snapshot = this.db.snapshot();
     try {
       const raw = await this.db.get(K.tip, { snapshot });
@@ -502,6 +539,7 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
     entries(): AsyncIterable<[string, string]>;
     close(): Promise<void>;
   }> {
+    await this.settled();
     const snapshot = this.db.snapshot();
     const raw = await this.db.get(K.tip, { snapshot });
     if (raw === undefined) {

@@ -131,11 +131,20 @@ export class RewriteWatch {
   private mayHoldReplaced(hash: string): boolean {
     const base = this.line(hash) * LINE;
     probeBits(hash);
+    // Four probes (PROBES), unrolled: a filter is ruled out at its first clear bit.
+    const b0 = PROBE_BITS[0]!;
+    const b1 = PROBE_BITS[1]!;
+    const b2 = PROBE_BITS[2]!;
+    const b3 = PROBE_BITS[3]!;
     for (const f of this.generations) {
-      if (!f) continue;
-      let all = true;
-      for (const bit of PROBE_BITS) if ((f[base + (bit >> 3)]! & (1 << (bit & 7))) === 0) all = false;
-      if (all) return true;
+      if (
+        f &&
+        (f[base + (b0 >> 3)]! & (1 << (b0 & 7))) !== 0 &&
+        (f[base + (b1 >> 3)]! & (1 << (b1 & 7))) !== 0 &&
+        (f[base + (b2 >> 3)]! & (1 << (b2 & 7))) !== 0 &&
+        (f[base + (b3 >> 3)]! & (1 << (b3 & 7))) !== 0
+      )
+        return true;
     }
     return false;
   }

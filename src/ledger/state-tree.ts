@@ -23,7 +23,7 @@
  * the changed paths and every earlier root stays readable until it is pruned.
  */
 import { bytesToHex, fromHex } from '../common/bytes.js';
-import { sha256 } from '../common/crypto.js';
+import { sha256View } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 
 /** 32 zero bytes: the hash of an empty subtree, and the root of an empty map. */
@@ -101,7 +101,7 @@ export function leafHash(keyHash: Uint8Array, valueHash: Uint8Array): Uint8Array
   PREIMAGE[0] = 0;
   PREIMAGE.set(keyHash, 1);
   PREIMAGE.set(valueHash, 33);
-  return sha256(PREIMAGE);
+  return sha256View(PREIMAGE);
 }
 
 /** SHA-256 of an internal node. */
@@ -109,7 +109,7 @@ export function internalHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   PREIMAGE[0] = 1;
   PREIMAGE.set(left, 1);
   PREIMAGE.set(right, 33);
-  return sha256(PREIMAGE);
+  return sha256View(PREIMAGE);
 }
 
 /** Bit `depth` of a 256-bit path (0 = most significant). */

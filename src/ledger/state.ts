@@ -11,7 +11,7 @@
  */
 import { bytesToHex, concatBytes, fromHex, hexInto, utf8ToBytes } from '../common/bytes.js';
 import { type CanonicalValue, canonicalBytes } from '../common/canonical.js';
-import { sha256 } from '../common/crypto.js';
+import { sha256, sha256View } from '../common/crypto.js';
 import { DatagrantError } from '../common/errors.js';
 import { HashIndex } from './hash-index.js';
 import { type TreeNodeCache, treeNodeCache } from './node-table.js';
@@ -29,6 +29,7 @@ import {
   type StateProof,
   StateTree,
   type TreeBatch,
+  type TreeNode,
   type TreeUpdate,
 } from './state-tree.js';
 
@@ -76,10 +77,11 @@ export function stateValueHash(value: StateValue): Uint8Array {
   return sha256(canonicalBytes(value));
 }
 
+/** A block's writes as tree updates (`stateKeyHash`, `stateValueHash`, uncopied: only read). */
 function treeUpdates(writes: StateWrites): TreeUpdate[] {
   return [...writes].map(([key, value]) => [
-    stateKeyHash(key),
-    value === null ? null : stateValueHash(value),
+    sha256View(utf8ToBytes(key)),
+    value === null ? null : sha256View(canonicalBytes(value)),
   ]);
 }
 
@@ -180,6 +182,10 @@ export class CommittedState implements StateReader {
     | { height: number; writes: StateWrites; tree: TreeChange | undefined; pruneFrom: number }
     | undefined;
   private treeBuilt = true;
+  /** A height applied before the store wrote it: its writes and new tree nodes (see `apply`). */
+  private unwritten:
+    | { height: number; writes: StateWrites; nodes: Map<string, TreeNode> | undefined }
+    | undefined;
   /** The lowest height whose stale list is not pruned yet. */
   private pruneFrom = 1;
   /** Which replaced nodes may have been written again (pruning reads back only those). */
@@ -223,6 +229,8 @@ export class CommittedState implements StateReader {
     if (key.startsWith(SEEN_PREFIX)) return this.seen.getHex(key, SEEN_PREFIX.length);
     const cached = this.values.get(key);
     if (cached !== undefined) return cached === null ? undefined : cached;
+    const unwritten = this.unwritten?.writes.get(key);
+    if (unwritten !== undefined) return unwritten === null ? undefined : unwritten;
     const value = this.storage.value(key);
     this.values.set(key, value ?? null);
     return value;
@@ -241,6 +249,8 @@ export class CommittedState implements StateReader {
   private storedNode(hash: string, bytes?: Uint8Array): StoredTreeNode | undefined {
     const cached = this.nodes.get(hash, bytes);
     if (cached) return cached;
+    const unwritten = this.unwritten?.nodes?.get(hash);
+    if (unwritten) return { node: unwritten, version: this.unwritten!.height };
     const stored = this.storage.node(hash);
     if (stored) this.nodes.set(hash, stored, bytes);
     return stored;
@@ -392,9 +402,11 @@ export class CommittedState implements StateReader {
 
   /**
    * Moves this state to `height`: after the block store wrote what `prepare` returned, or, for a
-   * state that keeps its own storage, writing it there now.
+   * state that keeps its own storage, writing it there now. `unwritten`: the store's write is still
+   * in flight; reads below the caches answer this height's writes and nodes from memory until
+   * `written(height)`.
    */
-  apply(writes: StateWrites, root: string, height: number): void {
+  apply(writes: StateWrites, root: string, height: number, unwritten = false): void {
     const prepared =
       this.prepared?.height === height && this.prepared.writes === writes
         ? this.prepared
@@ -403,6 +415,8 @@ export class CommittedState implements StateReader {
     this.prepared = undefined;
     this.pinned = undefined;
     this.own?.apply(writes, prepared.tree);
+    // Until the store has them (`written`), reads that miss the caches answer from these.
+    this.unwritten = unwritten && !this.own ? { height, writes, nodes: prepared.tree?.nodes } : undefined;
     for (const [key, value] of writes) {
       if (key.startsWith(SEEN_PREFIX)) {
         const old = before?.get(key) ?? this.seen.getHex(key, SEEN_PREFIX.length);
@@ -431,7 +445,16 @@ export class CommittedState implements StateReader {
     this.rewrites?.noteReplaced(height, tree.stale);
     this.rewrites?.noteWritten(height, tree.nodes.keys());
     if (this.pruning) for (const hash of tree.nodes.keys()) this.pruning.written.add(hash);
-    else this.startPrune(height + 1);
+    else {
+      const job = this.startPrune(height + 1);
+      // Its read may not see this height's nodes yet: they count as written again.
+      if (job && this.unwritten) for (const hash of tree.nodes.keys()) job.written.add(hash);
+    }
+  }
+
+  /** The store now holds what `apply(…, height, true)` left unwritten. */
+  written(height: number): void {
+    if (this.unwritten?.height === height) this.unwritten = undefined;
   }
 
   /**
@@ -477,9 +500,9 @@ export class CommittedState implements StateReader {
    * first `prepare` after the answer takes it; until then each commit's new nodes are noted, so
    * that a node written again meanwhile is kept.
    */
-  private startPrune(height: number): void {
+  private startPrune(height: number): { written: Set<string> } | undefined {
     const upTo = height - STATE_PROOF_HEIGHTS + 1;
-    if (this.rule === 'running-hash' || upTo < this.pruneFrom) return;
+    if (this.rule === 'running-hash' || upTo < this.pruneFrom) return undefined;
     const lists: { at: number; hashes: string[] }[] = [];
     for (let at = this.pruneFrom; at <= upTo; at++) lists.push({ at, hashes: this.storage.stale(at) ?? [] });
     const job: NonNullable<CommittedState['pruning']> = {
@@ -503,7 +526,7 @@ export class CommittedState implements StateReader {
     }
     if (check.length === 0) {
       job.pruned = pruned;
-      return;
+      return job;
     }
     this.storage.nodeVersions(check.map((c) => c.hash)).then(
       (versions) => {
@@ -517,6 +540,7 @@ export class CommittedState implements StateReader {
         job.failed = true;
       },
     );
+    return job;
   }
 
   /** The tree root at `height`, while it is recent enough to prove against. */

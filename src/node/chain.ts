@@ -46,6 +46,8 @@ export type { CommittedBlockEvent };
 /** Typed events of the chain. */
 export interface ChainEvents {
   committed: [CommittedBlockEvent];
+  /** A pipelined commit's write failed: the chain is ahead of its store and commits no more. */
+  'write-failed': [DatagrantError];
 }
 
 /** Why a proposed block is invalid, or null. */
@@ -60,6 +62,9 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   readonly state: IndexedCommittedState;
   readonly config: LedgerConfig;
   private readonly executed = new Map<string, BlockEffects>();
+  /** The pipelined commit whose write is in flight (see `commit`), and a write that failed. */
+  private inFlight: Promise<void> | undefined;
+  private failure: DatagrantError | undefined;
 
   constructor(
     readonly genesis: Genesis,
@@ -206,11 +211,21 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
    * Commits a certified block for the next height: validates it (unless already validated),
    * checks the certificate, persists block, indexes, state (and `meta`, durably) in one batch,
    * then emits `committed`.
+   *
+   * `pipeline` (how PBFT validators commit): returns once the block is applied in memory and its
+   * batch is handed to the store, without waiting for the write, so consensus goes on to the next
+   * height meanwhile; one batch is in flight at most, the next commit waits for it. `committed` is
+   * still emitted only once the block is written, in height order. A write that fails then leaves
+   * this chain ahead of its store: every later commit refuses with LEDGER_STORE_WRITE_FAILED (the
+   * validator leaves consensus and exits, as for any failed write). Without `pipeline` (the dev
+   * producer) or with `meta`, it returns once the write is done, and a failed write leaves the
+   * chain at the height before, to commit again (the dev node stays up and reports its store).
    */
   async commit(
     certified: CertifiedBlock,
-    options: { checkCertificate?: boolean; meta?: { key: string; value: string } } = {},
+    options: { checkCertificate?: boolean; meta?: { key: string; value: string }; pipeline?: boolean } = {},
   ): Promise<CommittedBlockEvent> {
+    await this.written();
     const { block, cert } = certified;
     const hash = blockHash(block.header);
     if (options.checkCertificate) {
@@ -227,24 +242,56 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     if (fault) throw new DatagrantError(fault.code, fault.message);
     const effects = this.executed.get(hash)!;
     const txHashes = block.txs.map((tx) => txHash(tx));
-    const tree = this.state.prepare(effects.writes, effects.stateRoot, block.header.height);
-    try {
-      await this.store.commit(certified, {
-        writes: effects.writes,
-        subjects: effects.outcomes.map((o) => o.subject),
-        hashes: txHashes,
-        ...(tree ? { tree } : {}),
-        ...(options.meta ? { meta: options.meta } : {}),
-      });
-    } catch (err) {
-      this.state.discard();
-      throw err;
+    const height = block.header.height;
+    const tree = this.state.prepare(effects.writes, effects.stateRoot, height);
+    const write = this.store.commit(certified, {
+      writes: effects.writes,
+      subjects: effects.outcomes.map((o) => o.subject),
+      hashes: txHashes,
+      ...(tree ? { tree } : {}),
+      ...(options.meta ? { meta: options.meta } : {}),
+    });
+    const event = { certified, hash, txHashes };
+    if (!options.pipeline || options.meta) {
+      try {
+        await write;
+      } catch (err) {
+        this.state.discard();
+        throw err;
+      }
+      this.applied(effects, height, txHashes);
+      this.emit('committed', event);
+      return event;
     }
-    this.state.apply(effects.writes, effects.stateRoot, block.header.height);
+    this.applied(effects, height, txHashes, true);
+    this.inFlight = write.then(
+      () => {
+        this.state.written(height);
+        this.emit('committed', event);
+      },
+      (err: unknown) => {
+        this.failure = new DatagrantError(
+          'LEDGER_STORE_WRITE_FAILED',
+          `block ${height} was not written: ${(err as Error)?.message ?? String(err)}`,
+        );
+        this.emit('write-failed', this.failure);
+      },
+    );
+    return event;
+  }
+
+  private applied(effects: BlockEffects, height: number, txHashes: string[], unwritten = false): void {
+    this.state.apply(effects.writes, effects.stateRoot, height, unwritten);
     this.executed.clear();
     this.modules.mempool.removeCommitted(txHashes);
-    const event = { certified, hash, txHashes };
-    this.emit('committed', event);
-    return event;
+  }
+
+  /**
+   * Waits until the store holds every block committed so far (a pipelined commit's write); throws
+   * LEDGER_STORE_WRITE_FAILED when one of those writes failed.
+   */
+  async written(): Promise<void> {
+    if (this.inFlight) await this.inFlight;
+    if (this.failure) throw this.failure;
   }
 }

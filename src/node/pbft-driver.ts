@@ -182,6 +182,7 @@ export class PbftDriver {
     network.handle('txs', (req) => this.serveTxs(req));
     network.handle('block', (req) => this.serveBlock(req));
     this.running = true;
+    this.modules.chain.on('write-failed', this.onWriteFailed);
     this.enqueue(() => this.core.start());
     if (this.walAhead) void this.catchUpToWal(this.walAhead);
     else if (this.options.self !== undefined && !this.voting) void this.doubleSignCheck();
@@ -361,8 +362,17 @@ export class PbftDriver {
     return this.doubleSignUntil;
   }
 
+  /** A pipelined block write failed: this validator stops at once, as for any failed write. */
+  private readonly onWriteFailed = (err: Error): void => {
+    if (!this.running) return;
+    this.running = false;
+    this.modules.logger.fatal({ err }, 'a committed block was not written; leaving consensus');
+    this.modules.onFatal(err);
+  };
+
   async stop(): Promise<void> {
     this.running = false;
+    this.modules.chain.off('write-failed', this.onWriteFailed);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     await this.queue.catch(() => {});
@@ -418,7 +428,9 @@ export class PbftDriver {
     // What this validator signed is durable in its signing state before anything leaves the node.
     if (out.persist && this.voting) await this.modules.signing.save(JSON.stringify(out.persist));
     for (const certified of commits) {
-      await chain.commit(certified);
+      // Pipelined: the next height goes on while this block's batch is written (a failed write
+      // makes the next commit throw, which leaves consensus below).
+      await chain.commit(certified, { pipeline: true });
       metrics?.commitLatency.observe(Math.max(0, Date.now() - certified.block.header.time) / 1000);
       metrics?.txsCommitted.inc(certified.block.txs.length);
     }

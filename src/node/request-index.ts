@@ -29,8 +29,8 @@ export class IndexedCommittedState extends CommittedState {
     this.#note(key, value);
   }
 
-  override apply(writes: StateWrites, root: string, height: number): void {
-    super.apply(writes, root, height);
+  override apply(writes: StateWrites, root: string, height: number, unwritten = false): void {
+    super.apply(writes, root, height, unwritten);
     for (const [key, value] of writes) this.#note(key, value);
   }
 
