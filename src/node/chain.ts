@@ -65,6 +65,8 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   /** The pipelined commit whose write is in flight (see `commit`), and a write that failed. */
   private inFlight: Promise<void> | undefined;
   private failure: DatagrantError | undefined;
+  /** What a `committed` listener threw after a pipelined write, for the next commit to report. */
+  private listenerError: unknown;
 
   constructor(
     readonly genesis: Genesis,
@@ -267,7 +269,13 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
     this.inFlight = write.then(
       () => {
         this.state.written(height);
-        this.emit('committed', event);
+        try {
+          this.emit('committed', event);
+        } catch (err) {
+          // A listener that throws is its caller's error, as from a commit that is not pipelined:
+          // the next commit reports it (nothing is left as an unhandled rejection).
+          this.listenerError = err;
+        }
       },
       (err: unknown) => {
         this.failure = new DatagrantError(
@@ -293,5 +301,10 @@ export class Chain extends EventEmitter<ChainEvents> implements ChainView {
   async written(): Promise<void> {
     if (this.inFlight) await this.inFlight;
     if (this.failure) throw this.failure;
+    if (this.listenerError !== undefined) {
+      const err = this.listenerError;
+      this.listenerError = undefined;
+      throw err;
+    }
   }
 }

@@ -191,3 +191,18 @@ t.test('a failed write that is not pipelined leaves the chain where it was', asy
   t.equal(chain.height, 1, 'the block commits when tried again');
   t.equal(chain.state.root, blocks[0]!.block.header.stateRoot);
 });
+
+t.test("a 'committed' listener that throws is reported by the next commit, once", async (t) => {
+  const { held, chain, blocks } = await setup(t);
+  held.held = false;
+  const boom = () => {
+    throw new Error('listener failed');
+  };
+  chain.on('committed', boom);
+  await chain.commit(blocks[0]!, { pipeline: true });
+  await t.rejects(chain.written(), { message: 'listener failed' }, 'the next wait reports it');
+  chain.off('committed', boom);
+  await chain.commit(blocks[1]!, { pipeline: true });
+  await chain.written();
+  t.equal(chain.height, 2, 'and the chain goes on');
+});
