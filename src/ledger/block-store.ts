@@ -297,8 +297,7 @@ export function writeLevelBatch(db: Level<string, string>, ops: KvOp[], sync: bo
 export class LevelBlockStore implements BlockStore, SnapshotTarget {
   private readonly db: Level<string, string>;
   private current: ChainTip = { height: 0, hash: '', time: 0, stateRoot: '' };
-  private writing = false;
-  /** The block batch LevelDB does not have yet (see `commit`). */
+  /** The block batch LevelDB does not have yet (see `commit`); one at a time. */
   private inFlight: Promise<void> | undefined;
 
   constructor(private readonly options: LevelBlockStoreOptions) {
@@ -382,32 +381,24 @@ export class LevelBlockStore implements BlockStore, SnapshotTarget {
    * back (nothing after it can have started: one batch is in flight at a time).
    */
   commit(certified: CertifiedBlock, effects: CommitEffects): Promise<void> {
-    try {
-      checkNext(this.current, certified);
-      // Two commits in flight could both pass the order check; the caller serialises, this makes sure.
-      if (this.writing)
-        throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    this.writing = true;
     const before = this.current;
     let write: Promise<void>;
     try {
+      checkNext(before, certified);
+      // Two commits in flight could both pass the order check; the caller serialises, this makes sure.
+      if (this.inFlight)
+        throw new DatagrantError('LEDGER_CONCURRENT_COMMIT', 'another block is being committed');
       write = writeLevelBatch(this.db, blockOps(certified, effects, before.base), effects.meta !== undefined);
     } catch (err) {
-      this.writing = false;
       return Promise.reject(err);
     }
     this.current = tipOf(certified, before.base);
-    const done = write.then(
+    const done: Promise<void> = write.then(
       () => {
-        this.writing = false;
-        if (this.inFlight === done) this.inFlight = undefined;
+        this.inFlight = undefined;
       },
       (err: unknown) => {
-        this.writing = false;
-        if (this.inFlight === done) this.inFlight = undefined;
+        this.inFlight = undefined;
         this.current = before;
         throw err;
       },

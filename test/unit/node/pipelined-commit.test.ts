@@ -16,22 +16,14 @@ import '../../../src/common/polyfill.js';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FaultyBlockStore } from '../../../scripts/faults/fault-injection.js';
-import { verifyFast } from '../../../src/common/crypto-node.js';
-import { silentLogger } from '../../../src/common/logger.js';
-import {
-  type BlockStore,
-  type CertifiedBlock,
-  LevelBlockStore,
-  MemoryBlockStore,
-} from '../../../src/ledger/index.js';
-import { Chain } from '../../../src/node/chain.js';
-import { Mempool } from '../../../src/node/mempool.js';
-import { PbftDriver } from '../../../src/node/pbft-driver.js';
+import { type CertifiedBlock, LevelBlockStore, MemoryBlockStore } from '../../../src/ledger/index.js';
+import type { Chain } from '../../../src/node/chain.js';
 import { MemorySigningState } from '../../../src/node/signing-state.js';
 import { syncStore } from '../../helpers/block-store-suite.js';
 import { makeTestChain, type TestChain } from '../../helpers/chain.js';
 import { TestLedger } from '../../helpers/ledger.js';
-import { SimHub, SimNetwork } from '../../helpers/sim-network.js';
+import { SimHub } from '../../helpers/sim-network.js';
+import { chainOn, simValidator } from '../../helpers/sim-validator.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 import { until } from '../../helpers/until.js';
 
@@ -93,19 +85,8 @@ async function setup(t: Test) {
 }
 
 async function openChain(tc: TestChain, store: LevelBlockStore): Promise<Chain> {
-  let chain: Chain | undefined;
-  const mempool = new Mempool(
-    { chain: tc.genesis.chain, maxTxs: 1000, maxTxTtlMs: tc.genesis.params.maxTxTtlMs },
-    { verifier: verifyFast, isCommitted: async (h) => chain?.committedRecently(h) ?? false, now: Date.now },
-  );
   // Caches of one entry and one tree-node bucket: nearly every read goes below them.
-  chain = new Chain(tc.genesis, store, {
-    mempool,
-    verifier: verifyFast,
-    stateCache: { values: 1, nodes: 1 },
-  });
-  await chain.load();
-  return chain;
+  return (await chainOn(tc, store, { values: 1, nodes: 1 })).chain;
 }
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
@@ -231,60 +212,22 @@ t.test('a validator whose pipelined block write fails leaves consensus at once',
   const full = new MemoryBlockStore(tc.genesisInit());
   await syncStore(full, ledger);
   const fatal: unknown[] = [];
-  await runValidator(t, tc, hub, 0, full, () => undefined);
+  await simValidator(t, tc, hub, 0, full, new MemorySigningState({ absent: true }));
   // Validator 1 syncs from validator 0 onto a store that refuses every write.
   const faulty = new FaultyBlockStore(new MemoryBlockStore(tc.genesisInit()));
   faulty.failWrites();
-  const behind = await runValidator(t, tc, hub, 1, faulty, (err) => fatal.push(err));
+  const behind = await simValidator(
+    t,
+    tc,
+    hub,
+    1,
+    faulty,
+    new MemorySigningState({ absent: true }),
+    (err: unknown) => fatal.push(err),
+  );
   await until('its first failed write ends it', async () => (fatal.length > 0 ? true : undefined), 10_000);
   t.match(fatal[0], { code: 'LEDGER_STORE_WRITE_FAILED' }, 'onFatal with LEDGER_STORE_WRITE_FAILED');
   t.equal(behind.chain.height, 0, 'its store holds nothing it could not write');
   await new Promise((r) => setTimeout(r, 200));
   t.equal(fatal.length, 1, 'and it is told once');
 });
-
-/** A validator's PBFT driver over `store` on `hub`, without a signing state (it syncs, never votes). */
-async function runValidator(
-  t: Test,
-  tc: TestChain,
-  hub: SimHub,
-  index: number,
-  store: BlockStore,
-  onFatal: (err: unknown) => void,
-) {
-  const v = tc.validators[index]!;
-  let chain: Chain | undefined;
-  const mempool = new Mempool(
-    { chain: tc.genesis.chain, maxTxs: 1000, maxTxTtlMs: tc.genesis.params.maxTxTtlMs },
-    { verifier: verifyFast, isCommitted: async (h) => chain?.committedRecently(h) ?? false, now: Date.now },
-  );
-  chain = new Chain(tc.genesis, store, { mempool, verifier: verifyFast });
-  await chain.load();
-  const net = new SimNetwork(
-    { secretKey: v.signing.secretKey, allowedKeys: tc.validators.map((x) => x.pub) },
-    { hub },
-  );
-  await net.start();
-  const driver = new PbftDriver(
-    {
-      self: v.pub,
-      secretKey: v.signing.secretKey,
-      timing: { blockIntervalMs: 300, viewTimeoutMs: 30_000, retransmitMs: 1_000 },
-      minBlockIntervalMs: 20,
-    },
-    {
-      chain,
-      mempool,
-      network: net,
-      logger: silentLogger,
-      onFatal,
-      signing: new MemorySigningState({ absent: true }),
-    },
-  );
-  await driver.start();
-  t.teardown(async () => {
-    await driver.stop();
-    await net.stop();
-  });
-  return { chain, driver };
-}

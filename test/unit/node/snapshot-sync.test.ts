@@ -11,62 +11,24 @@
 import '../../../src/common/polyfill.js';
 import t, { type Test } from 'tap';
 import { utf8ToBytes } from '../../../src/common/bytes.js';
-import { verifyFast } from '../../../src/common/crypto-node.js';
-import { silentLogger } from '../../../src/common/logger.js';
 import { type CertifiedBlock, MemoryBlockStore, txHash } from '../../../src/ledger/index.js';
-import { Chain } from '../../../src/node/chain.js';
-import { Mempool } from '../../../src/node/mempool.js';
-import { PbftDriver } from '../../../src/node/pbft-driver.js';
 import { MemorySigningState } from '../../../src/node/signing-state.js';
 import { ledgerStateEntries, syncStore } from '../../helpers/block-store-suite.js';
 import { makeTestChain, type TestChain } from '../../helpers/chain.js';
 import { TestLedger } from '../../helpers/ledger.js';
-import { SimHub, SimNetwork } from '../../helpers/sim-network.js';
+import { SimHub } from '../../helpers/sim-network.js';
+import { simValidator } from '../../helpers/sim-validator.js';
 import { until } from '../../helpers/until.js';
 
 /** A validator's driver over `store` (started), with a signing state present or absent. */
-async function validator(
+const validator = (
   t: Test,
   tc: TestChain,
   hub: SimHub,
   index: number,
   store: MemoryBlockStore,
   signing: MemorySigningState,
-) {
-  const v = tc.validators[index]!;
-  let chain: Chain | undefined;
-  const mempool = new Mempool(
-    {
-      chain: tc.genesis.chain,
-      maxTxs: 1000,
-      maxTxTtlMs: tc.genesis.params.maxTxTtlMs,
-      minQueueTxs: tc.genesis.params.maxBlockTxs,
-    },
-    { verifier: verifyFast, isCommitted: async (h) => chain?.committedRecently(h) ?? false, now: Date.now },
-  );
-  chain = new Chain(tc.genesis, store, { mempool, verifier: verifyFast });
-  await chain.load();
-  const net = new SimNetwork(
-    { secretKey: v.signing.secretKey, allowedKeys: tc.validators.map((x) => x.pub) },
-    { hub },
-  );
-  await net.start();
-  const driver = new PbftDriver(
-    {
-      self: v.pub,
-      secretKey: v.signing.secretKey,
-      timing: { blockIntervalMs: 300, viewTimeoutMs: 30_000, retransmitMs: 1_000 },
-      minBlockIntervalMs: 20,
-    },
-    { chain, mempool, network: net, logger: silentLogger, onFatal: () => undefined, signing },
-  );
-  await driver.start();
-  t.teardown(async () => {
-    await driver.stop();
-    await net.stop();
-  });
-  return { chain, net, driver, key: v.pub };
-}
+) => simValidator(t, tc, hub, index, store, signing);
 
 t.test('a validator started from a snapshot syncs after it and runs its double-sign check', async (t) => {
   const tc = makeTestChain({ subjects: 4 });
